@@ -1,0 +1,1 @@
+//! Runnable examples of the Snoopy libraries: see `examples/`.

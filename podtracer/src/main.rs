@@ -1,0 +1,4 @@
+//! `podtracer`: the node CLI of Snoopy.
+#![forbid(unsafe_code)]
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Decoding packets into tcpdump-style one-line summaries and JSON.

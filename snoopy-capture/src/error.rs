@@ -1,0 +1,118 @@
+//! The crate's error type.
+
+use std::io;
+
+/// A `Result` whose error is this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong while capturing, reading or writing packets.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call failed; names the call and what it was called on.
+    #[error("{call}({target}): {source}{}", hint.map(|h| format!(" — {h}")).unwrap_or_default())]
+    Syscall {
+        /// The call, e.g. `socket(AF_PACKET)` or `setsockopt(PACKET_RX_RING)`.
+        call: &'static str,
+        /// What it was called on (an interface, a path).
+        target: String,
+        /// The error the kernel returned.
+        #[source]
+        source: io::Error,
+        /// How to fix it, when known.
+        hint: Option<&'static str>,
+    },
+
+    /// The capture socket could not be opened for lack of a capability.
+    #[error(
+        "{call}({target}): permission denied — {}",
+        snoopy_netns::caps::explain(missing)
+    )]
+    MissingCapability {
+        /// The call that failed.
+        call: &'static str,
+        /// What it was called on.
+        target: String,
+        /// The capabilities that would allow it.
+        missing: Vec<snoopy_netns::caps::Capability>,
+    },
+
+    /// The interface does not exist in the namespace the capture was opened in.
+    #[error("no interface named {name:?} here; interfaces: {}", if available.is_empty() { "none".to_string() } else { available.join(", ") })]
+    NoSuchInterface {
+        /// The name asked for.
+        name: String,
+        /// The interfaces that do exist.
+        available: Vec<String>,
+    },
+
+    /// No interface is up apart from loopback, so there is no default to capture on.
+    #[error("no interface is up apart from loopback; interfaces: {}; name one with -i", available.join(", "))]
+    NoDefaultInterface {
+        /// The interfaces that do exist.
+        available: Vec<String>,
+    },
+
+    /// Entering the target's namespace failed.
+    #[error(transparent)]
+    Namespace(#[from] snoopy_netns::Error),
+
+    /// A pcap or pcapng file could not be read or written.
+    #[error("{context}: {source}")]
+    Pcap {
+        /// What was being done, e.g. `reading trace.pcap`.
+        context: String,
+        /// The underlying pcap-file error.
+        #[source]
+        source: pcap_file::PcapError,
+    },
+
+    /// Reading or writing a file or stream failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, e.g. `writing to stdout`.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A filter program could not be used.
+    #[error("filter: {0}")]
+    Filter(String),
+
+    /// The packet's interface was not registered with the sink, or the sink cannot hold it
+    /// (a pcap file holds one link type only).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl Error {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// A pcap-file error with what was being done.
+    pub fn pcap(context: impl Into<String>, source: pcap_file::PcapError) -> Self {
+        Error::Pcap {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Whether this error is a closed pipe (`podtracer … | head`), which callers treat as a
+    /// normal end rather than a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.kind() == io::ErrorKind::BrokenPipe,
+            Error::Pcap {
+                source: pcap_file::PcapError::IoError(e),
+                ..
+            } => e.kind() == io::ErrorKind::BrokenPipe,
+            _ => false,
+        }
+    }
+}

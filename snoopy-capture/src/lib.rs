@@ -1,0 +1,24 @@
+//! Packet capture for pods.
+//!
+//! `snoopy-capture` is the capture core of Snoopy: it opens AF_PACKET sockets with a
+//! TPACKET_V3 memory-mapped ring (optionally inside another network namespace, through
+//! [`snoopy_netns`]), attaches classic BPF filters in the kernel, writes pcap and pcapng,
+//! decodes packets into tcpdump-style lines and JSON, and computes flows.
+//!
+//! Everything after the socket works on the [`PacketSource`] trait, which has three
+//! implementations: the live ring ([`afpacket::Capture`]), pcap/pcapng files
+//! ([`source::FileSource`]) and memory ([`MemorySource`]); so decoding, writers and flows are
+//! tested without privileges.
+
+pub mod afpacket;
+pub mod decode;
+mod error;
+pub mod filter;
+mod packet;
+pub mod sink;
+pub mod source;
+
+pub use error::{Error, Result};
+pub use packet::{Interface, LinkType, OwnedPacket, Packet};
+pub use sink::PacketSink;
+pub use source::{MemorySource, PacketSource, SourceStats};

@@ -1,0 +1,17 @@
+//! Where packets go: pcap and pcapng files, tcpdump-style text, JSON lines.
+
+use crate::{Interface, Packet, Result};
+
+/// A destination for captured packets.
+pub trait PacketSink {
+    /// Registers an interface and returns the id to pass with its packets. Interfaces may be
+    /// added at any time (a pod that appears in the middle of a capture).
+    fn add_interface(&mut self, interface: &Interface) -> Result<u32>;
+
+    /// Writes one packet captured on interface `interface` (an id from `add_interface`).
+    fn write_packet(&mut self, interface: u32, packet: &Packet<'_>) -> Result<()>;
+
+    /// Pushes everything buffered to the underlying writer, so that what was written so far
+    /// is a valid file even if the process is killed next.
+    fn flush(&mut self) -> Result<()>;
+}

@@ -1,0 +1,143 @@
+//! Linux capabilities: which ones a call needs, which ones this process has, and how to
+//! say so when one is missing.
+//!
+//! Entering another process's namespaces takes three capabilities: `CAP_SYS_PTRACE` to open
+//! `/proc/PID/ns/*` of a process owned by someone else, `CAP_SYS_ADMIN` to `setns` into it,
+//! and `CAP_NET_RAW` to open a packet socket there. Rather than a bare `EPERM`, callers get
+//! a sentence naming what is missing and how to grant it.
+
+use std::fmt;
+
+/// A Linux capability that Snoopy may need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// `CAP_NET_ADMIN`: promiscuous mode and interface configuration.
+    NetAdmin,
+    /// `CAP_NET_RAW`: packet (AF_PACKET) sockets.
+    NetRaw,
+    /// `CAP_SYS_ADMIN`: `setns` into another namespace.
+    SysAdmin,
+    /// `CAP_SYS_PTRACE`: opening the namespace files of another user's process.
+    SysPtrace,
+}
+
+impl Capability {
+    /// The capability's number in `<linux/capability.h>`.
+    pub fn number(self) -> u32 {
+        match self {
+            Capability::NetAdmin => 12,
+            Capability::NetRaw => 13,
+            Capability::SysPtrace => 19,
+            Capability::SysAdmin => 21,
+        }
+    }
+
+    /// The name without the `CAP_` prefix, as Kubernetes `securityContext` spells it.
+    pub fn kubernetes_name(self) -> &'static str {
+        match self {
+            Capability::NetAdmin => "NET_ADMIN",
+            Capability::NetRaw => "NET_RAW",
+            Capability::SysAdmin => "SYS_ADMIN",
+            Capability::SysPtrace => "SYS_PTRACE",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CAP_{}", self.kubernetes_name())
+    }
+}
+
+/// The effective capability set of this process, from `/proc/self/status`.
+///
+/// Returns `None` when it cannot be read (no procfs), in which case callers should not guess.
+pub fn effective() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    parse_cap_eff(&status)
+}
+
+fn parse_cap_eff(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+}
+
+/// Whether this process has `cap` in its effective set (`false` when unknown).
+pub fn has(cap: Capability) -> bool {
+    effective().is_some_and(|set| set & (1 << cap.number()) != 0)
+}
+
+/// Checks that this process has every capability in `needs`, for doing `what`.
+///
+/// Use it before starting work that would fail half-way for lack of privileges.
+pub fn require(needs: &[Capability], what: &str) -> crate::Result<()> {
+    let Some(set) = effective() else {
+        return Ok(()); // cannot tell: let the call itself fail with its own error
+    };
+    let missing: Vec<Capability> = needs
+        .iter()
+        .copied()
+        .filter(|c| set & (1 << c.number()) == 0)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(crate::Error::MissingCapability {
+        call: "capability check",
+        target: what.to_string(),
+        missing,
+        source: std::io::Error::from_raw_os_error(libc::EPERM),
+    })
+}
+
+/// The capabilities of `needs` this process lacks; all of `needs` when none seem missing
+/// (the kernel refused anyway, e.g. because of a user namespace boundary).
+pub(crate) fn missing_of(needs: &[Capability]) -> Vec<Capability> {
+    let missing: Vec<Capability> = needs.iter().copied().filter(|c| !has(*c)).collect();
+    if missing.is_empty() {
+        needs.to_vec()
+    } else {
+        missing
+    }
+}
+
+/// One sentence: which capabilities are needed and the usual ways to grant them.
+pub fn explain(missing: &[Capability]) -> String {
+    let names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+    let setcap: Vec<String> = missing
+        .iter()
+        .map(|c| c.to_string().to_lowercase())
+        .collect();
+    let k8s: Vec<&str> = missing.iter().map(|c| c.kubernetes_name()).collect();
+    format!(
+        "needs {}; run as root, or grant it with `setcap {}+ep <binary>`, or in a pod with securityContext.capabilities.add: [{}]",
+        names.join(" and "),
+        setcap.join(","),
+        k8s.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_effective_set() {
+        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
+        assert_eq!(parse_cap_eff("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn explains_how_to_grant() {
+        let text = explain(&[Capability::SysAdmin, Capability::NetRaw]);
+        assert!(text.contains("CAP_SYS_ADMIN and CAP_NET_RAW"), "{text}");
+        assert!(
+            text.contains("setcap cap_sys_admin,cap_net_raw+ep"),
+            "{text}"
+        );
+        assert!(text.contains("[SYS_ADMIN, NET_RAW]"), "{text}");
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration tests of snoopy-capture (one binary; modules by subject).
+
+mod live;

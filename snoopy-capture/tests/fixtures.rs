@@ -11,22 +11,22 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use snoopy_capture::{Interface, LinkType, OwnedPacket};
 
-pub const MAC_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
-pub const MAC_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
-pub const BROADCAST: [u8; 6] = [0xff; 6];
-pub const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-pub const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-pub const IP6_A: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-pub const IP6_B: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+pub(crate) const MAC_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
+pub(crate) const MAC_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
+pub(crate) const BROADCAST: [u8; 6] = [0xff; 6];
+pub(crate) const IP_A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+pub(crate) const IP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+pub(crate) const IP6_A: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+pub(crate) const IP6_B: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 
-pub const SYN: u8 = 0x02;
-pub const ACK: u8 = 0x10;
-pub const PSH: u8 = 0x08;
-pub const FIN: u8 = 0x01;
-pub const RST: u8 = 0x04;
+pub(crate) const SYN: u8 = 0x02;
+pub(crate) const ACK: u8 = 0x10;
+pub(crate) const PSH: u8 = 0x08;
+pub(crate) const FIN: u8 = 0x01;
+pub(crate) const RST: u8 = 0x04;
 
 /// The internet checksum (RFC 1071).
-pub fn checksum(bytes: &[u8]) -> u16 {
+pub(crate) fn checksum(bytes: &[u8]) -> u16 {
     let mut sum = 0u32;
     for chunk in bytes.chunks(2) {
         let word = u16::from_be_bytes([chunk[0], *chunk.get(1).unwrap_or(&0)]);
@@ -38,7 +38,7 @@ pub fn checksum(bytes: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-pub fn ether(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn ether(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&dst);
     f.extend_from_slice(&src);
@@ -48,7 +48,7 @@ pub fn ether(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<
 }
 
 /// An 802.1Q tag + inner ethertype + payload, to put after an Ethernet header of type 0x8100.
-pub fn vlan_tag(vid: u16, pcp: u8, inner: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn vlan_tag(vid: u16, pcp: u8, inner: u16, payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&((u16::from(pcp) << 13) | vid).to_be_bytes());
     f.extend_from_slice(&inner.to_be_bytes());
@@ -56,7 +56,7 @@ pub fn vlan_tag(vid: u16, pcp: u8, inner: u16, payload: &[u8]) -> Vec<u8> {
     f
 }
 
-pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> {
     let total = (20 + payload.len()) as u16;
     let mut h = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, proto, 0, 0];
     h[2..4].copy_from_slice(&total.to_be_bytes());
@@ -68,7 +68,7 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, payload: &[u8]) -> Vec<u8> 
     h
 }
 
-pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
     let mut h = vec![0x60, 0, 0, 0];
     h.extend_from_slice(&(payload.len() as u16).to_be_bytes());
     h.push(next);
@@ -80,7 +80,7 @@ pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// TCP options of a Linux SYN: mss 1460, sackOK, TS val/ecr, nop, wscale 7.
-pub fn syn_options(tsval: u32, tsecr: u32) -> Vec<u8> {
+pub(crate) fn syn_options(tsval: u32, tsecr: u32) -> Vec<u8> {
     let mut o = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
     o.extend_from_slice(&tsval.to_be_bytes());
     o.extend_from_slice(&tsecr.to_be_bytes());
@@ -89,7 +89,7 @@ pub fn syn_options(tsval: u32, tsecr: u32) -> Vec<u8> {
 }
 
 /// TCP options of an established segment: nop, nop, TS val/ecr.
-pub fn ts_options(tsval: u32, tsecr: u32) -> Vec<u8> {
+pub(crate) fn ts_options(tsval: u32, tsecr: u32) -> Vec<u8> {
     let mut o = vec![1, 1, 8, 10];
     o.extend_from_slice(&tsval.to_be_bytes());
     o.extend_from_slice(&tsecr.to_be_bytes());
@@ -97,7 +97,7 @@ pub fn ts_options(tsval: u32, tsecr: u32) -> Vec<u8> {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn tcp(
+pub(crate) fn tcp(
     sport: u16,
     dport: u16,
     seq: u32,
@@ -122,7 +122,7 @@ pub fn tcp(
     t
 }
 
-pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut u = Vec::new();
     u.extend_from_slice(&sport.to_be_bytes());
     u.extend_from_slice(&dport.to_be_bytes());
@@ -133,7 +133,7 @@ pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// ICMP (or ICMPv6, with the v6 type numbers) echo with a checksum over the message.
-pub fn icmp_echo(icmp_type: u8, id: u16, seq: u16, data_len: usize) -> Vec<u8> {
+pub(crate) fn icmp_echo(icmp_type: u8, id: u16, seq: u16, data_len: usize) -> Vec<u8> {
     let mut m = vec![icmp_type, 0, 0, 0];
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&seq.to_be_bytes());
@@ -143,7 +143,7 @@ pub fn icmp_echo(icmp_type: u8, id: u16, seq: u16, data_len: usize) -> Vec<u8> {
     m
 }
 
-pub fn arp(op: u16, sha: [u8; 6], spa: Ipv4Addr, tha: [u8; 6], tpa: Ipv4Addr) -> Vec<u8> {
+pub(crate) fn arp(op: u16, sha: [u8; 6], spa: Ipv4Addr, tha: [u8; 6], tpa: Ipv4Addr) -> Vec<u8> {
     let mut a = vec![0, 1, 0x08, 0, 6, 4];
     a.extend_from_slice(&op.to_be_bytes());
     a.extend_from_slice(&sha);
@@ -154,7 +154,7 @@ pub fn arp(op: u16, sha: [u8; 6], spa: Ipv4Addr, tha: [u8; 6], tpa: Ipv4Addr) ->
 }
 
 /// A DNS query for `name` (type A, recursion desired).
-pub fn dns_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
+pub(crate) fn dns_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     let mut d = Vec::new();
     d.extend_from_slice(&id.to_be_bytes());
     d.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
@@ -169,7 +169,7 @@ pub fn dns_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
 }
 
 /// Linux cooked v1 header: packet type, ARPHRD_ETHER, 6-byte address, protocol.
-pub fn sll(packet_type: u16, addr: [u8; 6], protocol: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn sll(packet_type: u16, addr: [u8; 6], protocol: u16, payload: &[u8]) -> Vec<u8> {
     let mut h = Vec::new();
     h.extend_from_slice(&packet_type.to_be_bytes());
     h.extend_from_slice(&1u16.to_be_bytes());
@@ -182,7 +182,7 @@ pub fn sll(packet_type: u16, addr: [u8; 6], protocol: u16, payload: &[u8]) -> Ve
 }
 
 /// Linux cooked v2 header.
-pub fn sll2(
+pub(crate) fn sll2(
     protocol: u16,
     ifindex: u32,
     packet_type: u8,
@@ -204,7 +204,7 @@ pub fn sll2(
 
 /// A realistic set of Ethernet frames: ICMP echo, a TCP handshake with data and close,
 /// UDP, DNS, ARP, ICMPv6 echo and neighbour discovery, IPv6 TCP, a VLAN-tagged frame.
-pub fn sample_frames() -> Vec<Vec<u8>> {
+pub(crate) fn sample_frames() -> Vec<Vec<u8>> {
     let v4 = |src, dst, proto, payload: &[u8], from_a: bool| {
         let (d, s) = if from_a {
             (MAC_B, MAC_A)
@@ -361,12 +361,12 @@ pub fn sample_frames() -> Vec<Vec<u8>> {
 }
 
 /// Timestamps with every nanosecond digit significant.
-pub fn timestamp(i: usize) -> Duration {
+pub(crate) fn timestamp(i: usize) -> Duration {
     Duration::new(1_700_000_000 + i as u64, 123_456_789 + (i as u32) * 1_001)
 }
 
 /// The sample frames as packets on interface `interface` (snaplen not applied).
-pub fn packets(frames: &[Vec<u8>], interface: u32) -> Vec<OwnedPacket> {
+pub(crate) fn packets(frames: &[Vec<u8>], interface: u32) -> Vec<OwnedPacket> {
     frames
         .iter()
         .enumerate()
@@ -379,12 +379,12 @@ pub fn packets(frames: &[Vec<u8>], interface: u32) -> Vec<OwnedPacket> {
         .collect()
 }
 
-pub fn ethernet(name: &str) -> Interface {
+pub(crate) fn ethernet(name: &str) -> Interface {
     Interface::new(name, LinkType::Ethernet, 262_144)
 }
 
 /// Runs a tool (which must be installed: the test fails otherwise) and returns its stdout.
-pub fn run(program: &str, args: &[&str]) -> Result<String> {
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<String> {
     let output = Command::new(program)
         .args(args)
         .env("TZ", "UTC")
@@ -403,7 +403,7 @@ pub fn run(program: &str, args: &[&str]) -> Result<String> {
 }
 
 /// `tshark -r path -T fields -e ...`, one Vec of fields per packet.
-pub fn tshark_fields(path: &Path, fields: &[&str]) -> Result<Vec<Vec<String>>> {
+pub(crate) fn tshark_fields(path: &Path, fields: &[&str]) -> Result<Vec<Vec<String>>> {
     let path = path.to_str().context("utf-8 path")?;
     let mut args = vec!["-r", path, "-T", "fields", "-E", "separator=\t"];
     for f in fields {
@@ -418,7 +418,7 @@ pub fn tshark_fields(path: &Path, fields: &[&str]) -> Result<Vec<Vec<String>>> {
 
 /// Packets as tcpdump sees them: (epoch timestamp with 9 decimals, bytes) from
 /// `tcpdump -r path -tt --nano -xx -n`.
-pub fn tcpdump_packets(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+pub(crate) fn tcpdump_packets(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let path = path.to_str().context("utf-8 path")?;
     let out = run("tcpdump", &["-r", path, "-tt", "--nano", "-xx", "-n"])?;
     let mut packets: Vec<(String, Vec<u8>)> = Vec::new();
@@ -444,6 +444,6 @@ pub fn tcpdump_packets(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
 }
 
 /// `secs.nanos` as tshark and tcpdump print epoch timestamps.
-pub fn epoch(ts: Duration) -> String {
+pub(crate) fn epoch(ts: Duration) -> String {
     format!("{}.{:09}", ts.as_secs(), ts.subsec_nanos())
 }

@@ -409,10 +409,7 @@ fn garbage_in_the_middle_is_an_error_with_its_offset() -> Result<()> {
 fn big_endian_microsecond_pcap() -> Result<()> {
     // Hand-built: no tool here writes big-endian files.
     let frames = sample_frames();
-    let mut bytes = Vec::new();
-    for word in [0xa1b2_c3d4u32] {
-        bytes.extend_from_slice(&word.to_be_bytes());
-    }
+    let mut bytes = 0xa1b2_c3d4u32.to_be_bytes().to_vec();
     bytes.extend_from_slice(&2u16.to_be_bytes());
     bytes.extend_from_slice(&4u16.to_be_bytes());
     for word in [0u32, 0, 65_535, 1] {

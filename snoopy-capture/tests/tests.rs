@@ -1,3 +1,5 @@
-//! Integration tests of snoopy-capture (one binary; modules by subject).
+//! Integration tests of snoopy-capture (one binary; each module is one area).
 
+mod files;
+mod fixtures;
 mod live;

@@ -2,6 +2,12 @@
 
 use crate::{Interface, Packet, Result};
 
+mod pcap;
+mod pcapng;
+
+pub use pcap::PcapSink;
+pub use pcapng::{DEFAULT_APPLICATION, PcapNgSink};
+
 /// A destination for captured packets.
 pub trait PacketSink {
     /// Registers an interface and returns the id to pass with its packets. Interfaces may be

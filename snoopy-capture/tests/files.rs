@@ -464,3 +464,4 @@ fn flush_makes_a_valid_file_while_writing() -> Result<()> {
     }
     Ok(())
 }
+

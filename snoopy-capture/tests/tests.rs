@@ -1,4 +1,5 @@
 //! Integration tests of snoopy-capture (one binary; each module is one area).
 
+mod decode;
 mod files;
 mod fixtures;

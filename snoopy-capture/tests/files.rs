@@ -464,4 +464,3 @@ fn flush_makes_a_valid_file_while_writing() -> Result<()> {
     }
     Ok(())
 }
-

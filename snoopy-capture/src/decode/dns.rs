@@ -59,7 +59,9 @@ fn name(msg: &[u8], mut pos: usize, out: Option<&mut String>) -> Result<usize, D
         match len & 0xc0 {
             0x00 if len == 0 => break,
             0x00 => {
-                let label = msg.get(pos + 1..pos + 1 + usize::from(len)).ok_or(DnsError::Truncated)?;
+                let label = msg
+                    .get(pos + 1..pos + 1 + usize::from(len))
+                    .ok_or(DnsError::Truncated)?;
                 if let Some(out) = out.as_deref_mut() {
                     for &b in label {
                         if b.is_ascii_graphic() {
@@ -109,7 +111,12 @@ pub(super) fn summary(out: &mut String, msg: &[u8], length: u32) -> Result<(), D
     };
     let mut pos = 12;
     if flags & 0x8000 == 0 {
-        write!(out, "{id}{opcode}{}{}", if flags & 0x0100 != 0 { "+" } else { "" }, if flags & 0x0010 != 0 { "%" } else { "" })?;
+        write!(
+            out,
+            "{id}{opcode}{}{}",
+            if flags & 0x0100 != 0 { "+" } else { "" },
+            if flags & 0x0010 != 0 { "%" } else { "" }
+        )?;
         if qd != 1 {
             write!(out, " [{qd}q]")?;
         }
@@ -176,7 +183,11 @@ fn record(out: &mut String, msg: &[u8], pos: usize) -> Result<usize, DnsError> {
     }
     write_type(out, rtype)?;
     match (rtype, len) {
-        (1, 4) => write!(out, " {}", Ipv4Addr::new(data[0], data[1], data[2], data[3]))?,
+        (1, 4) => write!(
+            out,
+            " {}",
+            Ipv4Addr::new(data[0], data[1], data[2], data[3])
+        )?,
         (28, 16) => {
             let mut a = [0; 16];
             a.copy_from_slice(data);
@@ -194,7 +205,13 @@ fn record(out: &mut String, msg: &[u8], pos: usize) -> Result<usize, DnsError> {
         (33, 7..) => {
             out.push(' ');
             name(msg, data_at + 6, Some(out))?;
-            write!(out, ":{} {} {}", be16(data, 4), be16(data, 0), be16(data, 2))?;
+            write!(
+                out,
+                ":{} {} {}",
+                be16(data, 4),
+                be16(data, 0),
+                be16(data, 2)
+            )?;
         }
         _ => {}
     }

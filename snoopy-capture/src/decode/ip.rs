@@ -3,13 +3,21 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::link::RAW_IP;
-use super::{Arp, Decoded, Ipv4, Ipv6, Ipv6Fragment, MacAddr, Network, Problem, Transport, be16, be32, invalid, need, transport};
+use super::{
+    Arp, Decoded, Ipv4, Ipv6, Ipv6Fragment, MacAddr, Network, Problem, Transport, be16, be32,
+    invalid, need, transport,
+};
 
 /// Most IPv6 extension headers followed before giving up (a loop guard).
 const MAX_EXTENSIONS: usize = 8;
 
 /// Decodes the network layer at `offset` and what is above it.
-pub(super) fn decode<'a>(d: &mut Decoded<'a>, ethertype: u16, data: &'a [u8], offset: usize) -> Result<(), Problem> {
+pub(super) fn decode<'a>(
+    d: &mut Decoded<'a>,
+    ethertype: u16,
+    data: &'a [u8],
+    offset: usize,
+) -> Result<(), Problem> {
     let ethertype = if ethertype == RAW_IP {
         match need(data, "ip", offset, 1)?[0] >> 4 {
             4 => 0x0800,
@@ -46,7 +54,12 @@ fn ipv4<'a>(d: &mut Decoded<'a>, data: &'a [u8], offset: usize) -> Result<(), Pr
         total_len = data.len() - offset;
     }
     if total_len < header_len {
-        return Err(invalid(data, "ip", offset, "total length shorter than the header"));
+        return Err(invalid(
+            data,
+            "ip",
+            offset,
+            "total length shorter than the header",
+        ));
     }
     let frag = be16(h, 6);
     let ip = Ipv4 {
@@ -68,7 +81,9 @@ fn ipv4<'a>(d: &mut Decoded<'a>, data: &'a [u8], offset: usize) -> Result<(), Pr
     let l4 = offset + header_len;
     let wire = (total_len - header_len) as u32;
     if ip.fragment_offset != 0 {
-        d.transport = Some(Transport::Other { protocol: ip.protocol });
+        d.transport = Some(Transport::Other {
+            protocol: ip.protocol,
+        });
         d.payload = captured(data, l4, wire);
         return Ok(());
     }
@@ -136,7 +151,9 @@ fn ipv6<'a>(d: &mut Decoded<'a>, data: &'a [u8], offset: usize) -> Result<(), Pr
     }
     d.network = Some(Network::Ipv6(ip));
     if ip.fragment.is_some_and(|f| f.offset != 0) {
-        d.transport = Some(Transport::Other { protocol: ip.protocol });
+        d.transport = Some(Transport::Other {
+            protocol: ip.protocol,
+        });
         d.payload = captured(data, l4, wire);
         return Ok(());
     }
@@ -167,7 +184,12 @@ fn arp<'a>(d: &mut Decoded<'a>, data: &'a [u8], offset: usize) -> Result<(), Pro
         arp.target_mac = Some(mac(18));
         arp.target_ip = Some(Ipv4Addr::new(b[24], b[25], b[26], b[27]));
     } else {
-        need(data, "arp", offset, 8 + 2 * (usize::from(hlen) + usize::from(plen)))?;
+        need(
+            data,
+            "arp",
+            offset,
+            8 + 2 * (usize::from(hlen) + usize::from(plen)),
+        )?;
     }
     d.network = Some(Network::Arp(arp));
     Ok(())

@@ -12,7 +12,11 @@ pub(crate) const RAW_IP: u16 = 0;
 /// Decodes the link header into `d.link` and VLAN tags into `d.vlans`; returns the
 /// EtherType of the network layer and its offset, or `None` when there is nothing more to
 /// decode (unsupported link type, 802.3 frame).
-pub(super) fn decode(d: &mut Decoded<'_>, link_type: LinkType, data: &[u8]) -> Result<Option<(u16, usize)>, Problem> {
+pub(super) fn decode(
+    d: &mut Decoded<'_>,
+    link_type: LinkType,
+    data: &[u8],
+) -> Result<Option<(u16, usize)>, Problem> {
     let (ethertype, offset) = match link_type {
         LinkType::Ethernet => {
             let h = need(data, "ether", 0, 14)?;
@@ -73,7 +77,12 @@ fn link_addr(bytes: &[u8], len: u16) -> LinkAddr {
 }
 
 /// Walks VLAN tags starting at `offset`.
-fn vlans(d: &mut Decoded<'_>, data: &[u8], mut ethertype: u16, mut offset: usize) -> Result<(u16, usize), Problem> {
+fn vlans(
+    d: &mut Decoded<'_>,
+    data: &[u8],
+    mut ethertype: u16,
+    mut offset: usize,
+) -> Result<(u16, usize), Problem> {
     while VLAN_TPIDS.contains(&ethertype) {
         let tag = need(data, "vlan", offset, 4)?;
         let tci = be16(tag, 0);

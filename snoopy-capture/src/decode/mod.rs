@@ -762,7 +762,11 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Decoded<'_> {
     d
 }
 
-fn decode_into<'a>(d: &mut Decoded<'a>, link_type: LinkType, data: &'a [u8]) -> Result<(), Problem> {
+fn decode_into<'a>(
+    d: &mut Decoded<'a>,
+    link_type: LinkType,
+    data: &'a [u8],
+) -> Result<(), Problem> {
     let Some((ethertype, offset)) = link::decode(d, link_type, data)? else {
         return Ok(());
     };
@@ -771,7 +775,12 @@ fn decode_into<'a>(d: &mut Decoded<'a>, link_type: LinkType, data: &'a [u8]) -> 
 }
 
 /// Checks that `data[offset..offset + needed]` exists.
-pub(crate) fn need<'a>(data: &'a [u8], layer: &'static str, offset: usize, needed: usize) -> Result<&'a [u8], Problem> {
+pub(crate) fn need<'a>(
+    data: &'a [u8],
+    layer: &'static str,
+    offset: usize,
+    needed: usize,
+) -> Result<&'a [u8], Problem> {
     let available = data.len().saturating_sub(offset);
     if available < needed {
         return Err(Problem {
@@ -787,7 +796,12 @@ pub(crate) fn need<'a>(data: &'a [u8], layer: &'static str, offset: usize, neede
 }
 
 /// An invalid-field problem.
-pub(crate) fn invalid(data: &[u8], layer: &'static str, offset: usize, reason: &'static str) -> Problem {
+pub(crate) fn invalid(
+    data: &[u8],
+    layer: &'static str,
+    offset: usize,
+    reason: &'static str,
+) -> Problem {
     Problem {
         kind: ProblemKind::Invalid,
         layer,

@@ -9,15 +9,19 @@
 //!
 //! VLAN tags, like in tcpdump, are only shown with the link header (`-e`):
 //! `... ethertype 802.1Q (0x8100), length 102: vlan 100, p 0, ethertype IPv4 (0x0800), 10.0.0.1 > ...`.
-//! Cooked (`-i any`) headers show the direction and, for v2, the interface index:
-//! `ifindex 3 In IP ...`.
+//! Cooked v1 headers (`-i any`) show nothing without `-e`, as in tcpdump. Cooked v2 headers
+//! show the interface index and direction, `ifindex 3 In IP ...`, where tcpdump shows the
+//! name that index has on the machine reading the file (often not the capturing one).
 
 use std::collections::HashMap;
 use std::fmt::{self, Write};
 use std::net::IpAddr;
 
 use super::time::{TimeOfDay, TimestampPrecision};
-use super::{Arp, Decoded, Icmp, Icmpv6, Link, Network, ProblemKind, Tcp, TcpFlags, TcpOption, Transport, Vlans, be16, dns};
+use super::{
+    Arp, Decoded, Icmp, Icmpv6, Link, Network, ProblemKind, Tcp, TcpFlags, TcpOption, Transport,
+    Vlans, be16, dns,
+};
 use crate::Packet;
 
 /// How summaries look.
@@ -82,7 +86,11 @@ impl Summarizer {
     pub fn write_line(&mut self, out: &mut String, packet: &Packet<'_>, decoded: &Decoded<'_>) {
         if self.options.timestamp {
             // Writing to a String cannot fail.
-            let _ = write!(out, "{} ", TimeOfDay(packet.timestamp, self.options.precision));
+            let _ = write!(
+                out,
+                "{} ",
+                TimeOfDay(packet.timestamp, self.options.precision)
+            );
         }
         let _ = self.summary(out, packet.orig_len, decoded);
     }
@@ -91,7 +99,11 @@ impl Summarizer {
         let e = self.options.link_header;
         let mut link_len = 0;
         match d.link {
-            Link::Ethernet { src, dst, ethertype } => {
+            Link::Ethernet {
+                src,
+                dst,
+                ethertype,
+            } => {
                 link_len = 14;
                 if e {
                     write!(out, "{src} > {dst}, ")?;
@@ -111,9 +123,9 @@ impl Summarizer {
                 ..
             } => {
                 link_len = 16;
-                write!(out, "{} ", direction(packet_type))?;
+                // tcpdump shows nothing of a v1 cooked header without -e.
                 if e {
-                    write!(out, "{addr} ")?;
+                    write!(out, "{} {addr} ", direction(packet_type))?;
                     ethertype_text(out, protocol)?;
                     write!(out, ", length {orig_len}: ")?;
                 }
@@ -126,7 +138,11 @@ impl Summarizer {
                 ..
             } => {
                 link_len = 20;
-                write!(out, "ifindex {ifindex} {} ", direction(u16::from(packet_type)))?;
+                write!(
+                    out,
+                    "ifindex {ifindex} {} ",
+                    direction(u16::from(packet_type))
+                )?;
                 if e {
                     write!(out, "{addr} ")?;
                     ethertype_text(out, protocol)?;
@@ -134,6 +150,8 @@ impl Summarizer {
                 }
             }
             Link::RawIp => {}
+            // A link header too short to decode: only the problem marker follows.
+            Link::Unsupported { .. } if d.problem.is_some() => {}
             Link::Unsupported { link_type } => {
                 return write!(out, "link type {link_type} not decoded, length {orig_len}");
             }
@@ -160,12 +178,11 @@ impl Summarizer {
                 let wire = orig_len.saturating_sub(link_len);
                 arp_text(out, arp, wire)?;
             }
-            Some(Network::Other { ethertype }) => {
-                if !e {
-                    ethertype_text(out, *ethertype)?;
-                    write!(out, ", length {}", orig_len.saturating_sub(link_len))?;
-                }
+            Some(Network::Other { ethertype }) if !e => {
+                ethertype_text(out, *ethertype)?;
+                write!(out, ", length {}", orig_len.saturating_sub(link_len))?;
             }
+            Some(Network::Other { .. }) => {}
         }
         if let Some(p) = d.problem {
             if !out.ends_with(' ') {
@@ -195,7 +212,9 @@ impl Summarizer {
                     let start = out.len();
                     match dns::summary(out, d.payload, u.payload_len) {
                         Ok(()) => dns_done = true,
-                        Err(dns::DnsError::Truncated) if d.payload.len() < u.payload_len as usize => {
+                        Err(dns::DnsError::Truncated)
+                            if d.payload.len() < u.payload_len as usize =>
+                        {
                             out.push_str(" [|domain]");
                             dns_done = true;
                         }
@@ -218,7 +237,11 @@ impl Summarizer {
                 write!(out, ", length {}", i.length)
             }
             Transport::Sctp(s) => {
-                write!(out, "{src}.{} > {dst}.{}: sctp ({})", s.src_port, s.dst_port, s.chunks)?;
+                write!(
+                    out,
+                    "{src}.{} > {dst}.{}: sctp ({})",
+                    s.src_port, s.dst_port, s.chunks
+                )?;
                 if let Some(c) = s.first_chunk {
                     write!(out, " [{}]", sctp_chunk(c))?;
                 }
@@ -230,7 +253,8 @@ impl Summarizer {
                     2 => out.push_str("igmp"),
                     47 => out.push_str("GREv0"),
                     50 => out.push_str("ESP"),
-                    p => write!(out, "ip-proto-{p}")?,
+                    // tcpdump prints two spaces here.
+                    p => write!(out, " ip-proto-{p}")?,
                 }
                 write!(out, " {}", d.payload.len())
             }
@@ -421,8 +445,18 @@ fn icmp_text(out: &mut String, i: &Icmp<'_>) -> fmt::Result {
         Some((dst, b[9], port))
     };
     match (i.icmp_type, i.code) {
-        (0, _) => write!(out, "echo reply, id {}, seq {}", i.id.unwrap_or(0), i.seq.unwrap_or(0)),
-        (8, _) => write!(out, "echo request, id {}, seq {}", i.id.unwrap_or(0), i.seq.unwrap_or(0)),
+        (0, _) => write!(
+            out,
+            "echo reply, id {}, seq {}",
+            i.id.unwrap_or(0),
+            i.seq.unwrap_or(0)
+        ),
+        (8, _) => write!(
+            out,
+            "echo request, id {}, seq {}",
+            i.id.unwrap_or(0),
+            i.seq.unwrap_or(0)
+        ),
         (3, code) => match (code, quoted()) {
             (0, Some((dst, _, _))) => write!(out, "net {dst} unreachable"),
             (1, Some((dst, _, _))) => write!(out, "host {dst} unreachable"),
@@ -436,15 +470,29 @@ fn icmp_text(out: &mut String, i: &Icmp<'_>) -> fmt::Result {
                 write!(out, "{dst} {p} port {port} unreachable")
             }
             (4, Some((dst, _, _))) => {
-                write!(out, "{dst} unreachable - need to frag (mtu {})", i.rest & 0xffff)
+                write!(
+                    out,
+                    "{dst} unreachable - need to frag (mtu {})",
+                    i.rest & 0xffff
+                )
             }
             (code, _) => write!(out, "unreachable code {code}"),
         },
         (11, 0) => out.write_str("time exceeded in-transit"),
         (11, _) => out.write_str("ip reassembly time exceeded"),
         (5, _) => write!(out, "redirect to {}", std::net::Ipv4Addr::from(i.rest)),
-        (13, _) => write!(out, "time stamp query id {} seq {}", i.id.unwrap_or(0), i.seq.unwrap_or(0)),
-        (14, _) => write!(out, "time stamp reply id {} seq {}", i.id.unwrap_or(0), i.seq.unwrap_or(0)),
+        (13, _) => write!(
+            out,
+            "time stamp query id {} seq {}",
+            i.id.unwrap_or(0),
+            i.seq.unwrap_or(0)
+        ),
+        (14, _) => write!(
+            out,
+            "time stamp reply id {} seq {}",
+            i.id.unwrap_or(0),
+            i.seq.unwrap_or(0)
+        ),
         (t, _) => write!(out, "type-#{t}"),
     }
 }
@@ -465,8 +513,18 @@ fn icmpv6_text(out: &mut String, i: &Icmpv6<'_>) -> fmt::Result {
         2 => write!(out, "packet too big, mtu {}", i.rest),
         3 => out.write_str("time exceeded in-transit"),
         4 => out.write_str("parameter problem"),
-        128 => write!(out, "echo request, id {}, seq {}", i.id.unwrap_or(0), i.seq.unwrap_or(0)),
-        129 => write!(out, "echo reply, id {}, seq {}", i.id.unwrap_or(0), i.seq.unwrap_or(0)),
+        128 => write!(
+            out,
+            "echo request, id {}, seq {}",
+            i.id.unwrap_or(0),
+            i.seq.unwrap_or(0)
+        ),
+        129 => write!(
+            out,
+            "echo reply, id {}, seq {}",
+            i.id.unwrap_or(0),
+            i.seq.unwrap_or(0)
+        ),
         130 => out.write_str("multicast listener query"),
         131 => out.write_str("multicast listener report"),
         132 => out.write_str("multicast listener done"),
@@ -481,7 +539,11 @@ fn icmpv6_text(out: &mut String, i: &Icmpv6<'_>) -> fmt::Result {
             None => out.write_str("neighbor advertisement"),
         },
         137 => out.write_str("redirect"),
-        143 => write!(out, "multicast listener report v2, {} group record(s)", i.rest & 0xffff),
+        143 => write!(
+            out,
+            "multicast listener report v2, {} group record(s)",
+            i.rest & 0xffff
+        ),
         t => write!(out, "type-#{t}"),
     }
 }

@@ -78,11 +78,23 @@ mod tests {
     #[test]
     fn formats_utc() {
         let t = Duration::new(1_700_000_000, 123_456_789);
-        assert_eq!(TimeOfDay(t, TimestampPrecision::Micro).to_string(), "22:13:20.123456");
-        assert_eq!(TimeOfDay(t, TimestampPrecision::Nano).to_string(), "22:13:20.123456789");
+        assert_eq!(
+            TimeOfDay(t, TimestampPrecision::Micro).to_string(),
+            "22:13:20.123456"
+        );
+        assert_eq!(
+            TimeOfDay(t, TimestampPrecision::Nano).to_string(),
+            "22:13:20.123456789"
+        );
         assert_eq!(Rfc3339(t).to_string(), "2023-11-14T22:13:20.123456789Z");
-        assert_eq!(Rfc3339(Duration::ZERO).to_string(), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            Rfc3339(Duration::ZERO).to_string(),
+            "1970-01-01T00:00:00.000000000Z"
+        );
         // A leap day.
-        assert_eq!(Rfc3339(Duration::from_secs(951_782_400)).to_string(), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            Rfc3339(Duration::from_secs(951_782_400)).to_string(),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 }

@@ -3,11 +3,20 @@
 use std::net::Ipv6Addr;
 
 use super::ip::captured;
-use super::{Decoded, Icmp, Icmpv6, Problem, Sctp, Tcp, TcpFlags, TcpOptions, Transport, Udp, be16, be32, invalid, need};
+use super::{
+    Decoded, Icmp, Icmpv6, Problem, Sctp, Tcp, TcpFlags, TcpOptions, Transport, Udp, be16, be32,
+    invalid, need,
+};
 
 /// Decodes the transport header at `offset`; `wire` is its length on the wire according
 /// to the IP header.
-pub(super) fn decode<'a>(d: &mut Decoded<'a>, protocol: u8, data: &'a [u8], offset: usize, wire: u32) -> Result<(), Problem> {
+pub(super) fn decode<'a>(
+    d: &mut Decoded<'a>,
+    protocol: u8,
+    data: &'a [u8],
+    offset: usize,
+    wire: u32,
+) -> Result<(), Problem> {
     match protocol {
         6 => tcp(d, data, offset, wire),
         17 => udp(d, data, offset, wire),
@@ -29,7 +38,12 @@ fn tcp<'a>(d: &mut Decoded<'a>, data: &'a [u8], offset: usize, wire: u32) -> Res
         return Err(invalid(data, "tcp", offset, "header length below 20"));
     }
     if wire < header_len as u32 {
-        return Err(invalid(data, "tcp", offset, "header longer than the IP payload"));
+        return Err(invalid(
+            data,
+            "tcp",
+            offset,
+            "header longer than the IP payload",
+        ));
     }
     let full = need(data, "tcp", offset, header_len)?;
     let tcp = Tcp {
@@ -90,7 +104,12 @@ fn icmp<'a>(d: &mut Decoded<'a>, data: &'a [u8], offset: usize, wire: u32) -> Re
     Ok(())
 }
 
-fn icmpv6<'a>(d: &mut Decoded<'a>, data: &'a [u8], offset: usize, wire: u32) -> Result<(), Problem> {
+fn icmpv6<'a>(
+    d: &mut Decoded<'a>,
+    data: &'a [u8],
+    offset: usize,
+    wire: u32,
+) -> Result<(), Problem> {
     let h = need(data, "icmp6", offset, 8)?;
     let icmp_type = h[0];
     let is_echo = matches!(icmp_type, 128 | 129);

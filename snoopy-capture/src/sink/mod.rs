@@ -7,8 +7,8 @@ mod pcap;
 mod pcapng;
 mod text;
 
-pub use pcap::PcapSink;
 pub use json::{JsonRecord, JsonSink};
+pub use pcap::PcapSink;
 pub use pcapng::{DEFAULT_APPLICATION, PcapNgSink};
 pub use text::TextSink;
 

@@ -234,7 +234,7 @@ pub(crate) fn sample_frames() -> Vec<Vec<u8>> {
             IP_A,
             IP_B,
             6,
-            &tcp(40000, 8080, 1000, 0, SYN, 64240, &syn_options(111, 0), b""),
+            &tcp(40000, 5201, 1000, 0, SYN, 64240, &syn_options(111, 0), b""),
             true,
         ),
         v4(
@@ -242,7 +242,7 @@ pub(crate) fn sample_frames() -> Vec<Vec<u8>> {
             IP_A,
             6,
             &tcp(
-                8080,
+                5201,
                 40000,
                 5000,
                 1001,
@@ -259,7 +259,7 @@ pub(crate) fn sample_frames() -> Vec<Vec<u8>> {
             6,
             &tcp(
                 40000,
-                8080,
+                5201,
                 1001,
                 5001,
                 ACK,
@@ -275,7 +275,7 @@ pub(crate) fn sample_frames() -> Vec<Vec<u8>> {
             6,
             &tcp(
                 40000,
-                8080,
+                5201,
                 1001,
                 5001,
                 PSH | ACK,
@@ -290,7 +290,7 @@ pub(crate) fn sample_frames() -> Vec<Vec<u8>> {
             IP_A,
             6,
             &tcp(
-                8080,
+                5201,
                 40000,
                 5001,
                 1013,
@@ -307,7 +307,7 @@ pub(crate) fn sample_frames() -> Vec<Vec<u8>> {
             6,
             &tcp(
                 40000,
-                8080,
+                5201,
                 1013,
                 5001,
                 FIN | ACK,
@@ -321,7 +321,7 @@ pub(crate) fn sample_frames() -> Vec<Vec<u8>> {
             IP_B,
             IP_A,
             6,
-            &tcp(8080, 40001, 0, 77, RST | ACK, 0, &[], b""),
+            &tcp(5201, 40001, 0, 77, RST | ACK, 0, &[], b""),
             false,
         ),
         v4(IP_A, IP_B, 17, &udp(40000, 9999, b"twelve bytes"), true),

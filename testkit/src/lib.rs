@@ -100,6 +100,24 @@ impl End {
         Ok(out)
     }
 
+    /// Starts a long sleep inside the namespace and returns once the process is in it, so its
+    /// PID names the namespace (as a container's PID does on a node).
+    pub fn resident(&self) -> Result<ChildGuard> {
+        use std::os::unix::fs::MetadataExt;
+        let guard = self.spawn(&["sleep", "300"])?;
+        let want = std::fs::metadata(self.netns_path())?.ino();
+        let path = format!("/proc/{}/ns/net", guard.pid());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // `ip netns exec` enters the namespace after it starts: wait for it.
+        while std::fs::metadata(&path).map(|m| m.ino()).ok() != Some(want) {
+            if std::time::Instant::now() > deadline {
+                bail!("process {} never entered {}", guard.pid(), self.netns);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Ok(guard)
+    }
+
     /// Starts `argv` inside the namespace; the process is killed when the guard drops.
     pub fn spawn(&self, argv: &[&str]) -> Result<ChildGuard> {
         let child = self

@@ -59,6 +59,17 @@ impl StopHandle {
     }
 }
 
+/// What [`Capture::next_event_or_idle`] returns.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A packet, borrowed from the ring until the next call.
+    Packet(Packet<'a>),
+    /// Nothing arrived for a short while.
+    Idle,
+    /// The capture ended; [`Capture::end_reason`] says why.
+    End,
+}
+
 /// Why a live capture ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
@@ -492,6 +503,60 @@ impl Shaper {
 }
 
 impl Capture {
+    /// The next packet, or [`Event::Idle`] when nothing arrived for a short while (time to
+    /// flush output), or [`Event::End`].
+    pub fn next_event_or_idle(&mut self) -> Result<Event<'_>> {
+        self.next_event(true)
+    }
+
+    fn next_event(&mut self, idle_returns: bool) -> Result<Event<'_>> {
+        let mut drained_after_gone = false;
+        // Phase one finds and shapes the next wanted frame; phase two borrows it again to
+        // return it (a borrow returned from inside the loop would outlive the loop).
+        let (start, caplen, wire, header) = loop {
+            if self.stop.is_stopped() {
+                self.ended.get_or_insert(EndReason::Stopped);
+                return Ok(Event::End);
+            }
+            if let Some(mut frame) = self.ring.next_frame() {
+                let header = frame.header;
+                if let Some((start, caplen, wire)) = self.shaper.shape(&mut frame) {
+                    break (start, caplen, wire, header);
+                }
+                continue;
+            }
+            if self.ended == Some(EndReason::InterfaceGone) {
+                if drained_after_gone {
+                    return Ok(Event::End);
+                }
+                drained_after_gone = true;
+                std::thread::sleep(self.shaper.block_timeout + Duration::from_millis(50));
+                continue;
+            }
+            let readiness = sys::poll_in(self.fd.as_fd(), POLL_TIMEOUT_MS).map_err(|source| {
+                Error::Syscall {
+                    call: "poll",
+                    target: self.interfaces[0].name.clone(),
+                    source,
+                    hint: None,
+                }
+            })?;
+            match readiness {
+                Readiness::Error => self.socket_error()?,
+                Readiness::Timeout if idle_returns => return Ok(Event::Idle),
+                Readiness::Timeout | Readiness::Readable => {}
+            }
+        };
+        self.captured += 1;
+        let bytes = self.ring.last_frame().unwrap_or_default();
+        Ok(Event::Packet(Packet {
+            timestamp: Duration::new(u64::from(header.sec), header.nsec),
+            orig_len: wire,
+            data: bytes.get(start..start + caplen).unwrap_or_default(),
+            interface: 0,
+        }))
+    }
+
     /// Called when the socket reports an error: the interface is gone. Packets already in
     /// the ring are still returned; the kernel hands over the last partly filled block when
     /// its timeout expires, so wait for that once before ending.
@@ -524,49 +589,10 @@ impl PacketSource for Capture {
     }
 
     fn next_packet(&mut self) -> Result<Option<Packet<'_>>> {
-        let mut drained_after_gone = false;
-        // Phase one finds and shapes the next wanted frame; phase two borrows it again to
-        // return it (a borrow returned from inside the loop would outlive the loop).
-        let (start, caplen, wire, header) = loop {
-            if self.stop.is_stopped() {
-                self.ended.get_or_insert(EndReason::Stopped);
-                return Ok(None);
-            }
-            if let Some(mut frame) = self.ring.next_frame() {
-                let header = frame.header;
-                if let Some((start, caplen, wire)) = self.shaper.shape(&mut frame) {
-                    break (start, caplen, wire, header);
-                }
-                continue;
-            }
-            if self.ended == Some(EndReason::InterfaceGone) {
-                if drained_after_gone {
-                    return Ok(None);
-                }
-                drained_after_gone = true;
-                std::thread::sleep(self.shaper.block_timeout + Duration::from_millis(50));
-                continue;
-            }
-            let readiness = sys::poll_in(self.fd.as_fd(), POLL_TIMEOUT_MS).map_err(|source| {
-                Error::Syscall {
-                    call: "poll",
-                    target: self.interfaces[0].name.clone(),
-                    source,
-                    hint: None,
-                }
-            })?;
-            if readiness == Readiness::Error {
-                self.socket_error()?;
-            }
-        };
-        self.captured += 1;
-        let bytes = self.ring.last_frame().unwrap_or_default();
-        Ok(Some(Packet {
-            timestamp: Duration::new(u64::from(header.sec), header.nsec),
-            orig_len: wire,
-            data: bytes.get(start..start + caplen).unwrap_or_default(),
-            interface: 0,
-        }))
+        match self.next_event(false)? {
+            Event::Packet(packet) => Ok(Some(packet)),
+            Event::Idle | Event::End => Ok(None),
+        }
     }
 
     fn stats(&mut self) -> Result<SourceStats> {

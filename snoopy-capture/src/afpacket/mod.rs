@@ -27,5 +27,5 @@ mod sys;
 
 pub use capture::{
     Capture, CaptureBuilder, DEFAULT_BLOCK_TIMEOUT, DEFAULT_BUFFER_SIZE, DEFAULT_SNAPLEN,
-    EndReason, StatsHandle, StopHandle,
+    EndReason, Event, StatsHandle, StopHandle,
 };

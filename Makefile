@@ -3,9 +3,9 @@
 
 CARGO ?= cargo
 
-.PHONY: test lint unit build release bench bench-capture clean-netns
+.PHONY: test lint unit examples build release bench bench-capture 
 
-test: lint unit
+test: lint examples unit
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -14,6 +14,10 @@ lint:
 
 unit:
 	$(CARGO) nextest run --workspace --no-fail-fast
+
+# The examples that need no privileges run; the others are built by clippy --all-targets.
+examples:
+	$(CARGO) run --quiet -p snoopy-examples --example pcapng_roundtrip
 
 build:
 	$(CARGO) build --workspace

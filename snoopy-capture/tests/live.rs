@@ -184,3 +184,70 @@ fn a_missing_interface_is_named_with_the_ones_that_exist() -> Result<()> {
     assert!(err.contains("lo") && err.contains("veth-a"), "{err}");
     Ok(())
 }
+
+/// A UDP/IPv4 frame from a to b, optionally with 802.1Q tags after the MAC addresses.
+fn udp_frame(pair: &NetnsPair, tags: &[u16], payload: &[u8]) -> Vec<u8> {
+    let mac = |m: &str| -> Vec<u8> {
+        m.split(':')
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect()
+    };
+    let mut f = mac(&pair.b.mac);
+    f.extend(mac(&pair.a.mac));
+    for tci in tags {
+        f.extend([0x81, 0x00]);
+        f.extend(tci.to_be_bytes());
+    }
+    f.extend([0x08, 0x00]);
+    let total = (20 + 8 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0];
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    ip.extend(pair.a.ip.octets());
+    ip.extend(pair.b.ip.octets());
+    let sum = ip
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum::<u32>();
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend(ip);
+    f.extend(4000u16.to_be_bytes());
+    f.extend(5000u16.to_be_bytes());
+    f.extend((8 + payload.len() as u16).to_be_bytes());
+    f.extend([0, 0]);
+    f.extend(payload);
+    f
+}
+
+#[test]
+fn vlan_tags_stripped_by_the_kernel_are_put_back_into_the_frame() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    let ns = Namespace::from_path(pair.b.netns_path(), NamespaceKind::Net)?;
+    let mut capture = CaptureBuilder::new()
+        .interface(&pair.b.interface)
+        .namespace(ns)
+        .open()?;
+    let frames = vec![
+        udp_frame(&pair, &[], b"untagged"),
+        udp_frame(&pair, &[0x2064], b"tagged vlan 100 prio 1"),
+        udp_frame(&pair, &[0x00c8, 0x012c], b"double tagged 200/300"),
+    ];
+    pair.a.send_raw_frames(&frames)?;
+    let is_ours = |d: &[u8]| {
+        d.len() >= 12
+            && d[6..12] == frames[0][6..12]
+            && d[12..14] != [0x08, 0x06]
+            && d[12..14] != [0x86, 0xdd]
+    };
+    let packets = collect(&mut capture, 3, Duration::from_secs(5), is_ours)?;
+    let got: Vec<&[u8]> = packets.iter().map(|p| p.data.as_slice()).collect();
+    let want: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        got, want,
+        "frames captured byte for byte as sent, tags included"
+    );
+    for (p, f) in packets.iter().zip(&frames) {
+        assert_eq!(p.orig_len as usize, f.len());
+    }
+    Ok(())
+}

@@ -118,6 +118,24 @@ impl End {
         Ok(guard)
     }
 
+    /// Sends raw Ethernet frames out of this end's veth from an AF_PACKET socket (how test
+    /// frames the kernel would never build itself, e.g. VLAN-tagged ones, are made).
+    pub fn send_raw_frames(&self, frames: &[Vec<u8>]) -> Result<()> {
+        let hex: Vec<String> = frames
+            .iter()
+            .map(|f| f.iter().map(|b| format!("{b:02x}")).collect())
+            .collect();
+        let mut argv = vec![
+            "python3",
+            "-c",
+            "import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\ns.bind((sys.argv[1],0))\nfor h in sys.argv[2:]: s.send(bytes.fromhex(h))",
+            &self.interface,
+        ];
+        argv.extend(hex.iter().map(String::as_str));
+        self.run(&argv)?;
+        Ok(())
+    }
+
     /// Starts `argv` inside the namespace; the process is killed when the guard drops.
     pub fn spawn(&self, argv: &[&str]) -> Result<ChildGuard> {
         let child = self

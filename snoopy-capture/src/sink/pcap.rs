@@ -138,7 +138,7 @@ impl<W: Write> PacketSink for PcapSink<W> {
         })?;
         // One 16-byte header and one data copy into the buffer. pcap-file's
         // PcapPacket::write_to makes four write calls per header and validates against the
-        // header again; this is the same layout, written in two calls (see benches/writers.rs).
+        // header again; this is the same layout in two calls, 27 vs 36 ns/packet (benches/writers.rs).
         let caplen = data.len() as u32;
         let mut header = [0u8; 16];
         header[0..4].copy_from_slice(&secs.to_le_bytes());

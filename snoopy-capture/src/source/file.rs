@@ -712,3 +712,81 @@ mod tests {
         assert!(err.contains("empty"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+
+    fn block(kind: u32, body: &[u8]) -> Vec<u8> {
+        let total = (12 + body.len()) as u32;
+        let mut b = kind.to_le_bytes().to_vec();
+        b.extend_from_slice(&total.to_le_bytes());
+        b.extend_from_slice(body);
+        b.extend_from_slice(&total.to_le_bytes());
+        b
+    }
+
+    /// Hand-built pcapng: no tool here writes simple packet blocks or binary resolutions.
+    #[test]
+    fn simple_packet_blocks_and_binary_tsresol() {
+        let mut file = block(
+            SHB,
+            &[
+                0x4D, 0x3C, 0x2B, 0x1A, 1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+        );
+        // IDB: Ethernet, snaplen 8, if_tsresol = 2^-10, if_name "a", end of options.
+        let mut idb = vec![1, 0, 0, 0, 8, 0, 0, 0];
+        idb.extend_from_slice(&[
+            9,
+            0,
+            1,
+            0,
+            0x80 | 10,
+            0,
+            0,
+            0,
+            2,
+            0,
+            1,
+            0,
+            b'a',
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        ]);
+        file.extend(block(IDB, &idb));
+        // SPB: orig_len 10, 8 bytes kept (snaplen).
+        let mut spb = 10u32.to_le_bytes().to_vec();
+        spb.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        file.extend(block(SPB, &spb));
+        // EPB: interface 0, timestamp 1536 ticks of 1/1024 s, 3 bytes.
+        let mut epb = Vec::new();
+        for w in [0u32, 0, 1536, 3, 3] {
+            epb.extend_from_slice(&w.to_le_bytes());
+        }
+        epb.extend_from_slice(&[9, 9, 9, 0]);
+        file.extend(block(EPB, &epb));
+        // An unknown block is skipped.
+        file.extend(block(0x0BAD, &[0; 4]));
+
+        let mut source = FileSource::from_reader(io::Cursor::new(file), "hand").unwrap();
+        let p = source.next_packet().unwrap().unwrap().to_owned();
+        assert_eq!(
+            (p.data.as_slice(), p.orig_len, p.timestamp),
+            (&[1, 2, 3, 4, 5, 6, 7, 8][..], 10, Duration::ZERO)
+        );
+        let p = source.next_packet().unwrap().unwrap().to_owned();
+        assert_eq!(
+            (p.data.as_slice(), p.timestamp),
+            (&[9, 9, 9][..], Duration::new(1, 500_000_000))
+        );
+        assert!(source.next_packet().unwrap().is_none());
+        assert_eq!(source.interfaces()[0].name, "a");
+        assert_eq!(source.truncated(), None);
+    }
+}

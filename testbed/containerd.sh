@@ -155,7 +155,9 @@ our_netns() {
                 ino="$(stat -L -c %i "/proc/$p/ns/net" 2>/dev/null)" || continue
                 for f in /var/run/netns/cni-*; do
                     [ -e "$f" ] || continue
-                    [ "$(stat -L -c %i "$f" 2>/dev/null)" = "$ino" ] && echo "$f"
+                    if [ "$(stat -L -c %i "$f" 2>/dev/null)" = "$ino" ]; then
+                        echo "$f"
+                    fi
                 done
             done
         done
@@ -178,12 +180,16 @@ cmd_down() {
     netns="$(our_netns)"
 
     # Containers first: the shims are built to outlive containerd, and killing a shim alone
-    # would orphan its containers. Kill the container processes, then the shims.
+    # would orphan its containers. Kill the container processes, then the shims (a shim
+    # whose containers are dead has nothing left to save: KILL, not TERM and a wait).
     for shim in $(our_shims); do
         for p in $(descendants "$shim"); do
             kill -KILL "$p" 2>/dev/null || true
         done
-        stop_pid "$shim" 5
+        kill -KILL "$shim" 2>/dev/null || true
+    done
+    for shim in $(our_shims); do
+        stop_pid "$shim" 2
     done
 
     pid="$(containerd_pid)"

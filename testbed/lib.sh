@@ -65,9 +65,11 @@ containerd_pid() {
     local pid
     pid="$(cat "$CTD_PIDFILE")"
     [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
-    if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--config $CTD_CONFIG"; then
-        echo "$pid"
-    fi
+    local cmd
+    cmd="$( (tr '\0' ' ' <"/proc/$pid/cmdline") 2>/dev/null)" || return 0
+    case "$cmd" in
+    *"--config $CTD_CONFIG"*) echo "$pid" ;;
+    esac
 }
 
 # True when the socket answers containerd's own API.
@@ -79,23 +81,23 @@ containerd_answers() {
 our_shims() {
     local d cmd
     for d in /proc/[0-9]*; do
-        cmd="$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)" || continue
+        # The process may be gone already: read errors are expected, not worth a message.
+        cmd="$( (tr '\0' ' ' <"$d/cmdline") 2>/dev/null)" || continue
         case "$cmd" in
         *containerd-shim*"-address $CTD_SOCK "*) echo "${d#/proc/}" ;;
         esac
     done
 }
 
-# All descendants of a PID (children first found by their parent PID in /proc/*/stat).
+# All descendants of a PID, from one snapshot of the process table.
 descendants() {
-    local parent="$1" d ppid
-    for d in /proc/[0-9]*; do
-        # Field 4 of stat is the parent PID; the command name (field 2) may hold spaces,
-        # so cut after its closing parenthesis.
-        ppid="$(sed -e 's/^.*) [A-Za-z] //' -e 's/ .*//' "$d/stat" 2>/dev/null)" || continue
-        if [ "$ppid" = "$parent" ]; then
-            echo "${d#/proc/}"
-            descendants "${d#/proc/}"
-        fi
-    done
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2; pids[NR] = $1 }
+        END {
+            for (i = 1; i <= NR; i++) {
+                p = pids[i]; q = parent[p]
+                while (q != "" && q != 0 && q != root) q = parent[q]
+                if (q == root) print p
+            }
+        }'
 }

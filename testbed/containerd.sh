@@ -104,7 +104,8 @@ cmd_up() {
     [ -f "$IP_FORWARD_SAVED" ] || cat /proc/sys/net/ipv4/ip_forward >"$IP_FORWARD_SAVED"
 
     # Its own session, so it survives the shell that started it and is stopped only by PID.
-    setsid containerd --config "$CTD_CONFIG" >"$CTD_LOG" 2>&1 </dev/null &
+    # 9>&-: containerd must not inherit (and so hold forever) the testbed lock.
+    setsid containerd --config "$CTD_CONFIG" >"$CTD_LOG" 2>&1 </dev/null 9>&- &
     local pid=$!
     echo "$pid" >"$CTD_PIDFILE"
     local i
@@ -244,9 +245,18 @@ cmd_status() {
     fi
 }
 
+# up and down hold a lock, so two test binaries (or a test and a person) starting the
+# testbed at once do not start two containerds on one socket.
+with_lock() {
+    require_root
+    exec 9>"/run/snoopy-testbed.lock"
+    flock 9
+    "$@"
+}
+
 case "${1:-}" in
-up) cmd_up ;;
-down) cmd_down ;;
+up) with_lock cmd_up ;;
+down) with_lock cmd_down ;;
 status) cmd_status ;;
 env) echo "export CONTAINER_RUNTIME_ENDPOINT=unix://$CTD_SOCK" ;;
 *)

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
 # Shared settings and helpers of the containerd testbed scripts. Sourced, not run.
 #
 # Every path, name and address the testbed owns is set here, once, so that `up` and `down`
@@ -27,7 +28,6 @@ IP_FORWARD_SAVED="$SNOOPY_TESTBED_DIR/ip_forward.orig"
 PAUSE_IMAGE="localhost/snoopy/pause:1"
 BUSYBOX_IMAGE="localhost/snoopy/busybox:1"
 
-APT_PACKAGES=(containerd runc containernetworking-plugins busybox-static umoci)
 
 log() { printf 'testbed: %s\n' "$*" >&2; }
 die() {

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tonic::transport::{Channel, Uri};
 
 use crate::endpoint::{DEFAULT_SOCKETS, Endpoint};
-use crate::error::{Error, Result, source_chain};
+use crate::error::{Error, Result, root_cause};
 use crate::info::{self, NetworkNs, VerboseInfo};
 use crate::pod::{
     CONTAINER_NAME_LABEL, Container, ContainerState, POD_NAME_LABEL, POD_NAMESPACE_LABEL,
@@ -114,7 +114,12 @@ impl RuntimeClient {
         }));
         let channel = match tokio::time::timeout(timeout, channel).await {
             Ok(Ok(channel)) => channel,
-            Ok(Err(source)) => return Err(Error::Connect { path, source }),
+            Ok(Err(e)) => {
+                return Err(Error::Connect {
+                    path,
+                    reason: root_cause(&e),
+                });
+            }
             Err(_) => {
                 return Err(Error::Timeout {
                     call: "connect",
@@ -180,10 +185,10 @@ impl RuntimeClient {
     ) -> Result<T> {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(source)) => Err(Error::Rpc {
+            Ok(Err(status)) => Err(Error::Rpc {
                 call,
                 path: self.endpoint.path().to_path_buf(),
-                source,
+                status,
             }),
             Err(_) => Err(Error::Timeout {
                 call,
@@ -289,10 +294,10 @@ impl RuntimeClient {
                 }),
             )
             .await?;
-        let verbose = info::parse(&response.info).map_err(|source| Error::BadInfo {
+        let verbose = info::parse(&response.info).map_err(|error| Error::BadInfo {
             call: "ContainerStatus",
             id: container_id.to_owned(),
-            source,
+            error,
         })?;
         Ok(match verbose.and_then(|v| v.pid) {
             Some(pid) => Some(pid),
@@ -317,7 +322,7 @@ impl RuntimeClient {
             match pid {
                 Ok(pid) => pods[p].containers[c].pid = pid,
                 // Exited between the list and the status: it has no PID, which is the truth.
-                Err(Error::Rpc { source, .. }) if source.code() == tonic::Code::NotFound => {}
+                Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
         }
@@ -383,15 +388,13 @@ impl RuntimeClient {
             .await;
         let response = match response {
             Ok(response) => response,
-            Err(Error::Rpc { source, .. }) if source.code() == tonic::Code::NotFound => {
-                return Ok(None);
-            }
+            Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let verbose = info::parse(&response.info).map_err(|source| Error::BadInfo {
+        let verbose = info::parse(&response.info).map_err(|error| Error::BadInfo {
             call: "PodSandboxStatus",
             id: id.to_owned(),
-            source,
+            error,
         })?;
         Ok(response.status.map(|status| (status, verbose)))
     }
@@ -453,6 +456,13 @@ impl RuntimeClient {
             NetworkNs::Host => (true, None),
             NetworkNs::Unknown if node_network => (true, None),
             NetworkNs::Unknown => (false, proc_netns(sandbox_pid)),
+        };
+        // A stopped sandbox's PID may be reused and its namespace is torn down: report
+        // neither, rather than something that points at another process.
+        let (sandbox_pid, netns_path) = if ready {
+            (sandbox_pid, netns_path)
+        } else {
+            (None, None)
         };
 
         let mut mine: Vec<Container> = Vec::new();
@@ -530,7 +540,7 @@ fn describe_status(status: &tonic::Status) -> String {
     let mut text = format!("{}: {}", status.code(), status.message());
     if let Some(source) = std::error::Error::source(status) {
         text.push_str(": ");
-        text.push_str(&source_chain(source));
+        text.push_str(&root_cause(source));
     }
     if status.code() == tonic::Code::Unimplemented {
         text.push_str(" (a gRPC server without the CRI v1 RuntimeService; is the runtime's CRI plugin enabled?)");

@@ -9,6 +9,10 @@ use crate::selector::SelectorError;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What can go wrong while talking to the container runtime.
+///
+/// Every message is complete on its own — the call, the socket, the cause and what to do —
+/// so the variants carry their causes as fields, not as `source`s that a reporter printing
+/// the chain would repeat.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No endpoint was given and none of the usual sockets answered as a CRI runtime.
@@ -34,13 +38,12 @@ pub enum Error {
     },
 
     /// Connecting to the socket failed (no such file, permission denied, nobody listening…).
-    #[error("connect({}): {}; is the runtime running, and are you root?", path.display(), source_chain(source))]
+    #[error("connect({}): {reason}; is the runtime running there, and are you root?", path.display())]
     Connect {
         /// The socket path.
         path: PathBuf,
-        /// The transport error.
-        #[source]
-        source: tonic::transport::Error,
+        /// Why, from the innermost cause (the transport's own layers say only "transport error").
+        reason: String,
     },
 
     /// Something listens on the socket, but it does not speak CRI v1 `RuntimeService`.
@@ -53,15 +56,14 @@ pub enum Error {
     },
 
     /// A CRI call returned an error status.
-    #[error("CRI {call} on {}: {}: {}", path.display(), source.code(), source.message())]
+    #[error("CRI {call} on {}: {}: {}", path.display(), status.code(), status.message())]
     Rpc {
         /// The RPC, e.g. `ListPodSandbox`.
         call: &'static str,
         /// The socket path.
         path: PathBuf,
-        /// The gRPC status.
-        #[source]
-        source: tonic::Status,
+        /// The gRPC status (its text is in the message already, so it is not a `source`).
+        status: tonic::Status,
     },
 
     /// A CRI call did not answer in time.
@@ -80,20 +82,34 @@ pub enum Error {
     Selector(#[from] SelectorError),
 
     /// The runtime's verbose `info` could not be read.
-    #[error("CRI {call} verbose info of {id}: not the expected JSON: {source}")]
+    #[error("CRI {call} verbose info of {id}: not the expected JSON: {error}")]
     BadInfo {
         /// The RPC whose info it was.
         call: &'static str,
         /// The sandbox or container id.
         id: String,
-        /// The JSON error.
-        #[source]
-        source: serde_json::Error,
+        /// The JSON error (in the message, so not a `source`).
+        error: serde_json::Error,
     },
 
     /// The blocking facade could not build its tokio runtime.
     #[error("building a tokio runtime for the blocking CRI client: {0}")]
-    Runtime(#[source] std::io::Error),
+    Runtime(std::io::Error),
+}
+
+impl Error {
+    /// The gRPC status code, when the runtime answered a call with an error.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            Error::Rpc { status, .. } => Some(status.code()),
+            _ => None,
+        }
+    }
+
+    /// Whether the runtime said the sandbox or container does not exist (any more).
+    pub fn is_not_found(&self) -> bool {
+        self.code() == Some(tonic::Code::NotFound)
+    }
 }
 
 fn format_tried(tried: &[(PathBuf, String)]) -> String {
@@ -104,17 +120,11 @@ fn format_tried(tried: &[(PathBuf, String)]) -> String {
         .join("\n")
 }
 
-/// tonic's transport errors say little at the top ("transport error"); the cause is deeper.
-pub(crate) fn source_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut next = err.source();
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = cause.source();
+/// The innermost cause's text: tonic's outer layers say only "transport error".
+pub(crate) fn root_cause(err: &dyn std::error::Error) -> String {
+    let mut err = err;
+    while let Some(next) = err.source() {
+        err = next;
     }
-    out
+    err.to_string()
 }

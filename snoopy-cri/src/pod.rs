@@ -107,9 +107,10 @@ pub struct Pod {
     /// pod" is capturing on the host.
     pub host_network: bool,
     /// The pod's network namespace file: a pinned path such as `/var/run/netns/cni-…`, or
-    /// `/proc/<sandbox pid>/ns/net`. `None` for host-network pods or when unknown.
+    /// `/proc/<sandbox pid>/ns/net`. `None` for host-network pods, for sandboxes that are not
+    /// ready (their namespace is torn down), or when unknown.
     pub netns_path: Option<PathBuf>,
-    /// Host PID of the sandbox's infra ("pause") process, when it has one.
+    /// Host PID of the sandbox's infra ("pause") process, when it has one and is ready.
     pub sandbox_pid: Option<u32>,
     /// The pod's containers, all states, sorted by name then newest first.
     pub containers: Vec<Container>,

@@ -26,7 +26,7 @@ use k8s_cri::v1 as cri;
 
 use crate::client::RuntimeClient;
 use crate::endpoint::Endpoint;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::pod::{CONTAINER_NAME_LABEL, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_UID_LABEL};
 
 /// The busybox image `testbed/images.sh` builds and imports.
@@ -243,7 +243,6 @@ impl RuntimeClient {
     /// is not an error.
     pub async fn remove_pod(&self, sandbox_id: &str) -> Result<()> {
         let mut rpc = self.rpc();
-        let not_found = |e: &Error| matches!(e, Error::Rpc { source, .. } if source.code() == tonic::Code::NotFound);
         let stop = self
             .call(
                 "StopPodSandbox",
@@ -253,7 +252,7 @@ impl RuntimeClient {
             )
             .await;
         match stop {
-            Err(e) if not_found(&e) => return Ok(()),
+            Err(e) if e.is_not_found() => return Ok(()),
             other => other.map(drop)?,
         }
         match self
@@ -265,7 +264,7 @@ impl RuntimeClient {
             )
             .await
         {
-            Err(e) if not_found(&e) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
             other => other.map(drop),
         }
     }

@@ -232,6 +232,7 @@ async fn not_ready_sandboxes_only_when_asked() {
         .unwrap();
     assert_eq!(pods.len(), 1, "{pods:#?}");
     assert!(!pods[0].ready);
+    assert_eq!((pods[0].sandbox_pid, &pods[0].netns_path), (None, &None));
     assert!(
         pods[0]
             .containers

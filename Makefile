@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test lint unit examples build release bench bench-capture 
+.PHONY: test lint unit examples build release bench bench-capture testbed-up testbed-down 
 
 test: lint examples unit
 
@@ -12,8 +12,16 @@ lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 
+# The tests bring up the containerd testbed themselves (testbed/containerd.sh up is
+# idempotent); it is taken down again afterwards, whatever the outcome.
 unit:
-	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) nextest run --workspace --no-fail-fast; status=$$?; testbed/containerd.sh down >/dev/null; exit $$status
+
+testbed-up:
+	testbed/containerd.sh up
+
+testbed-down:
+	testbed/containerd.sh down
 
 # The examples that need no privileges run; the others are built by clippy --all-targets.
 examples:

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::capture::CaptureArgs;
 use crate::exec::ExecArgs;
+use crate::pods::PodsArgs;
 
 /// See a Kubernetes pod's network traffic from its node.
 ///
@@ -23,12 +24,27 @@ pub struct Cli {
 pub enum Command {
     /// Capture packets inside a pod's network namespace (tcpdump-like).
     #[command(
-        after_help = "Examples:\n  podtracer capture --pid 4242 -c 10\n  podtracer capture --netns /var/run/netns/web -i eth0 -w web.pcap\n  podtracer capture --pid 4242 -w - | tshark -r -"
+        after_help = "Examples:\n  podtracer capture --pod web-0 -n shop -c 10\n  podtracer capture -l app=web -n shop -w web.pcapng\n  podtracer capture --pid 4242 -c 10\n  podtracer capture --netns /var/run/netns/web -i eth0 -w web.pcap\n  podtracer capture --pid 4242 -w - | tshark -r -"
     )]
     Capture(CaptureArgs),
     /// Run a host program inside a pod's network namespace.
     #[command(
-        after_help = "Examples:\n  podtracer exec --pid 4242 -- ip -o addr\n  podtracer exec --pid 4242 -- ss -tnp\n  podtracer exec --pid 4242 -- iperf3 -c 10.0.0.7"
+        after_help = "Examples:\n  podtracer exec --pod web-0 -n shop -- ip -o addr\n  podtracer exec -l app=web -n shop -- ss -tn\n  podtracer exec --pid 4242 -- ip -o addr\n  podtracer exec --pid 4242 -- ss -tnp\n  podtracer exec --pid 4242 -- iperf3 -c 10.0.0.7"
     )]
     Exec(ExecArgs),
+    /// List the pods on this node (from the container runtime, no API server needed).
+    #[command(
+        after_help = "Examples:\n  podtracer pods\n  podtracer pods -n shop -l app=web -o wide"
+    )]
+    Pods(PodsArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -10,8 +10,11 @@ mod capture;
 mod cli;
 mod duration;
 mod exec;
+mod multi;
 mod output;
+mod pods;
 mod progress;
+mod runtime;
 mod target;
 
 use std::process::ExitCode;
@@ -37,6 +40,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Capture(args) => capture::run(args),
         cli::Command::Exec(args) => exec::run(args),
+        cli::Command::Pods(args) => pods::run(args),
     }
 }
 

@@ -46,14 +46,16 @@ pub struct OutputSpec {
 }
 
 impl OutputSpec {
-    /// Without `-w`: text on stdout. With `-w FILE`: pcap, or pcapng for a `.pcapng` name;
+    /// Without `-w`: text on stdout. With `-w FILE`: pcap, or pcapng for a `.pcapng` name
+    /// or when capturing several pods (only pcapng attributes each packet to its pod);
     /// `--format` overrides either.
-    pub fn resolve(write: Option<&Path>, format: Option<Format>) -> Self {
+    pub fn resolve(write: Option<&Path>, format: Option<Format>, many: bool) -> Self {
         let path = write
             .filter(|p| *p != Path::new("-"))
             .map(Path::to_path_buf);
         let format = format.unwrap_or(match write {
             None => Format::Text,
+            Some(_) if many => Format::Pcapng,
             Some(p) if p.extension().is_some_and(|e| e == "pcapng") => Format::Pcapng,
             Some(_) => Format::Pcap,
         });

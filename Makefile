@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test lint unit examples build release bench bench-capture testbed-up testbed-down 
+.PHONY: test lint unit examples build release bench bench-capture testbed-up testbed-down demo demo-node bench-startup 
 
 test: lint examples unit
 
@@ -33,8 +33,19 @@ build:
 release:
 	$(CARGO) build --release -p podtracer
 
+# The demo: two pods on a private containerd, captured by label (see testbed/demo-node.sh).
+demo: demo-node
+
+demo-node:
+	testbed/demo-node.sh
+
 # Capture benchmark: podtracer vs tcpdump on a 64-byte UDP flood through a veth pair.
-bench: bench-capture
+bench: bench-capture bench-startup
 
 bench-capture: release
 	python3 bench/capture.py --podtracer target/release/podtracer
+
+# Start-up latency of `capture --pod` (CRI lookup + netns + ring), median of 20 runs.
+bench-startup: release
+	$(CARGO) build --release --quiet -p snoopy-examples --example testbed_pods
+	python3 bench/startup.py --podtracer target/release/podtracer; status=$$?; testbed/containerd.sh down >/dev/null; exit $$status

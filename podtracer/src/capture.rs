@@ -53,6 +53,10 @@ pub struct CaptureArgs {
     #[arg(short = 'w', value_name = "FILE")]
     pub write: Option<PathBuf>,
 
+    /// With -w, also print the packets as text on stdout.
+    #[arg(long, requires = "write")]
+    pub print: bool,
+
     /// Output format (default: text without -w, pcap with -w).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<Format>,
@@ -126,9 +130,12 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
             args.filter.join(" ")
         );
     }
+    if args.print && args.write.as_deref() == Some(std::path::Path::new("-")) {
+        bail!("--print with -w - would mix text and packets on stdout; write to a file");
+    }
     let resolved = args.target.resolve()?;
     let many = resolved.follower.is_some();
-    let output = OutputSpec::resolve(args.write.as_deref(), args.format, many);
+    let output = OutputSpec::resolve(args.write.as_deref(), args.format, many, args.print);
     let settings = CaptureSettings {
         interface: args.interface.clone(),
         snaplen: args.snaplen,

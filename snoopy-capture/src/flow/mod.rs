@@ -112,5 +112,5 @@ pub use aggregate::{
 };
 pub use key::{Endpoint, FlowKey, FxBuildHasher, FxHasher, Oriented, Protocol};
 pub use record::{DirectionStats, EndReason, FlowRecord, NamedEndpoint, TcpRecord};
-pub use table::{FlowConfig, FlowTable, TableStats};
+pub use table::{FlowConfig, FlowTable, TableStats, feed};
 pub use tcp::{Handshake, TcpCounters, TcpOutcome};

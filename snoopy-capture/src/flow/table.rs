@@ -490,6 +490,43 @@ impl FlowTable {
     }
 }
 
+/// Feeds every packet of `source` to `table`, calling `on_record` with each finished
+/// record as it is written, until the source ends (the table is not finished: call
+/// [`FlowTable::finish`] for the flows still open). Works with sources whose interfaces
+/// (and link types) appear as they are read, such as pcapng files.
+pub fn feed<S: crate::PacketSource + ?Sized>(
+    source: &mut S,
+    table: &mut FlowTable,
+    mut on_record: impl FnMut(FlowRecord),
+) -> crate::Result<()> {
+    let mut link_types: Vec<LinkType> = source.interfaces().iter().map(|i| i.link_type).collect();
+    loop {
+        let late = match source.next_packet()? {
+            None => break,
+            Some(packet) => match link_types.get(packet.interface as usize) {
+                Some(&link_type) => {
+                    table.observe(link_type, &packet);
+                    None
+                }
+                // An interface described after the last look: copy this one packet.
+                None => Some(packet.to_owned()),
+            },
+        };
+        if let Some(packet) = late {
+            link_types = source.interfaces().iter().map(|i| i.link_type).collect();
+            let link_type = link_types
+                .get(packet.interface as usize)
+                .copied()
+                .unwrap_or(LinkType::Other(0));
+            table.observe(link_type, &packet.as_packet());
+        }
+        for record in table.drain_finished() {
+            on_record(record);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::capture::CaptureArgs;
 use crate::exec::ExecArgs;
+use crate::flows::FlowsArgs;
 
 /// See a Kubernetes pod's network traffic from its node.
 ///
@@ -31,4 +32,9 @@ pub enum Command {
         after_help = "Examples:\n  podtracer exec --pid 4242 -- ip -o addr\n  podtracer exec --pid 4242 -- ss -tnp\n  podtracer exec --pid 4242 -- iperf3 -c 10.0.0.7"
     )]
     Exec(ExecArgs),
+    /// Connections seen in a pod's traffic: who talks to whom, which attempts fail, RTTs.
+    #[command(
+        after_help = "Examples:\n  podtracer flows --pid 4242\n  podtracer flows --netns /var/run/netns/web --duration 30s -o json\n  podtracer flows -r trace.pcapng --sort bytes"
+    )]
+    Flows(FlowsArgs),
 }

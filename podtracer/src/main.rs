@@ -10,6 +10,7 @@ mod capture;
 mod cli;
 mod duration;
 mod exec;
+mod flows;
 mod output;
 mod progress;
 mod target;
@@ -37,6 +38,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Capture(args) => capture::run(args),
         cli::Command::Exec(args) => exec::run(args),
+        cli::Command::Flows(args) => flows::run(args),
     }
 }
 

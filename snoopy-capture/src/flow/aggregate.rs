@@ -322,12 +322,10 @@ impl Aggregates {
         self.overflow
     }
 
-    /// Counts a finished flow record (names it first; snapshots are ignored).
+    /// Counts a flow record (naming its endpoints first). Finished records are what
+    /// aggregates are made of; to show open flows too, add snapshot records to a clone.
     pub fn add(&mut self, record: &mut FlowRecord) {
         self.names.name(record);
-        if record.reason == super::EndReason::Snapshot {
-            return;
-        }
         let port = match record.protocol {
             Protocol::Icmp | Protocol::Icmpv6 => 0,
             _ => record.responder.port,

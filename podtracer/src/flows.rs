@@ -326,7 +326,7 @@ impl View {
     fn sorted_destinations(&self, aggregates: &Aggregates) -> Vec<DestinationSummary> {
         let mut rows = aggregates.destinations();
         if self.sort == SortBy::Bytes {
-            rows.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+            rows.sort_by_key(|r| std::cmp::Reverse(r.bytes));
         }
         rows
     }

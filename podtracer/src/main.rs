@@ -2,7 +2,8 @@
 //!
 //! The node CLI of Snoopy. It enters a pod's network namespace (by PID or namespace path;
 //! by pod name through the container runtime in a later slice) and either captures there
-//! natively (`capture`) or runs any host tool there (`exec`).
+//! natively (`capture`), follows its connections (`flows`), tries connections from inside
+//! it (`probe`), or runs any host tool there (`exec`).
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ mod duration;
 mod exec;
 mod flows;
 mod output;
+mod probe;
 mod progress;
 mod target;
 
@@ -39,6 +41,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Capture(args) => capture::run(args),
         cli::Command::Exec(args) => exec::run(args),
         cli::Command::Flows(args) => flows::run(args),
+        cli::Command::Probe(args) => probe::run(args),
     }
 }
 

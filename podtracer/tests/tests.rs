@@ -3,4 +3,6 @@
 mod capture;
 mod errors;
 mod exec;
+mod flows;
+mod probe;
 mod support;

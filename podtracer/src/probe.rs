@@ -103,7 +103,7 @@ pub enum Reason {
     /// The name does not exist (NXDOMAIN for every search candidate).
     Nxdomain,
     /// The name exists but has no address of the type asked.
-    NoAnswer,
+    Empty,
     /// The nameserver failed (SERVFAIL).
     Servfail,
     /// The nameserver refused the query (REFUSED).
@@ -373,7 +373,7 @@ fn resolve_host(host: &str, conf: &ResolvConf, deadline: Instant) -> Result<IpAd
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(ip);
     }
-    if let Some(ip) = conf.from_hosts(host).first() {
+    if let Some(ip) = conf.in_hosts(host).first() {
         return Ok(*ip);
     }
     match lookup(host, conf, QueryType::A, deadline) {
@@ -412,7 +412,7 @@ fn lookup(
                     last = Attempt::failed(Reason::Nxdomain, format!("{candidate}: NXDOMAIN"));
                     break; // next search candidate
                 }
-                Ok(Answer::NoAnswer) => {
+                Ok(Answer::Empty) => {
                     last = Attempt::failed(Reason::NoAnswer, format!("{candidate}: no address"));
                     break;
                 }

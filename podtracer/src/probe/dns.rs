@@ -28,7 +28,7 @@ pub enum Answer {
     /// NOERROR with addresses of the type asked.
     Addresses(Vec<IpAddr>),
     /// NOERROR without such addresses.
-    NoAnswer,
+    Empty,
     /// NXDOMAIN: the name does not exist.
     NxDomain,
     /// SERVFAIL.
@@ -135,7 +135,7 @@ pub fn parse_response(msg: &[u8], id: u16, qtype: QueryType) -> Result<Answer, &
         pos += 10 + rdlen;
     }
     Ok(if found.is_empty() {
-        Answer::NoAnswer
+        Answer::Empty
     } else {
         Answer::Addresses(found)
     })
@@ -245,7 +245,7 @@ mod tests {
         );
         assert_eq!(
             parse_response(&response(7, 0, &[]), 7, QueryType::A),
-            Ok(Answer::NoAnswer)
+            Ok(Answer::Empty)
         );
         assert!(parse_response(&ok, 8, QueryType::A).is_err());
         assert!(parse_response(&ok[..20], 7, QueryType::A).is_err());

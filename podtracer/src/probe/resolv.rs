@@ -80,7 +80,7 @@ impl ResolvConf {
     }
 
     /// The addresses `/etc/hosts` gives `name`.
-    pub fn from_hosts(&self, name: &str) -> Vec<IpAddr> {
+    pub fn in_hosts(&self, name: &str) -> Vec<IpAddr> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         self.hosts
             .iter()
@@ -122,7 +122,7 @@ mod tests {
         assert_eq!(c.ndots, 5);
         assert_eq!(c.search.len(), 3);
         assert_eq!(
-            c.from_hosts("WEB-0"),
+            c.in_hosts("WEB-0"),
             vec!["10.244.0.7".parse::<IpAddr>().unwrap()]
         );
     }

@@ -103,7 +103,7 @@ pub enum Reason {
     /// The name does not exist (NXDOMAIN for every search candidate).
     Nxdomain,
     /// The name exists but has no address of the type asked.
-    Empty,
+    NoAnswer,
     /// The nameserver failed (SERVFAIL).
     Servfail,
     /// The nameserver refused the query (REFUSED).

@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test lint unit examples build release bench bench-capture 
+.PHONY: test lint unit examples build release bench bench-capture bench-flows
 
 test: lint examples unit
 
@@ -26,7 +26,12 @@ release:
 	$(CARGO) build --release -p podtracer
 
 # Capture benchmark: podtracer vs tcpdump on a 64-byte UDP flood through a veth pair.
-bench: bench-capture
+bench: bench-capture bench-flows
 
 bench-capture: release
 	python3 bench/capture.py --podtracer target/release/podtracer
+
+# Flow benchmark: podtracer flows -r vs tshark -z conv,tcp vs tcpdump -r on a generated
+# 1 M-packet pcap (no root, no network).
+bench-flows: release
+	python3 bench/flows.py --podtracer target/release/podtracer

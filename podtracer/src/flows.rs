@@ -284,6 +284,9 @@ struct View {
     recent: std::collections::VecDeque<FlowRecord>,
 }
 
+/// Records held before they are written (JSON).
+const PENDING_LIMIT: usize = 1024;
+
 /// Most destinations and pairs kept in the aggregates.
 const MAX_AGGREGATE_KEYS: usize = 10_000;
 
@@ -304,7 +307,14 @@ impl View {
     fn finished(&mut self, mut record: FlowRecord) {
         self.aggregates.add(&mut record);
         match self.format {
-            FlowsOutput::Json => self.pending.push(record),
+            FlowsOutput::Json => {
+                self.pending.push(record);
+                if self.pending.len() >= PENDING_LIMIT {
+                    // Keep memory flat on big files: write out as we go. A write error
+                    // shows up again at the next explicit flush.
+                    let _ = self.flush_records();
+                }
+            }
             FlowsOutput::Table => {
                 if self.recent.len() >= self.top.max(1) {
                     self.recent.pop_front();

@@ -3,6 +3,30 @@
 //!
 //! Every check runs on its own thread that enters the namespace (so sockets are the pod's)
 //! and makes its attempts one after another; checks run concurrently.
+//!
+//! Names are resolved as the pod would: `/proc/PID/root/etc/hosts`, then DNS through
+//! `/proc/PID/root/etc/resolv.conf` (nameservers, `search`, `ndots`), A then AAAA. With
+//! `--netns` there is no pod filesystem, so the host's files are used (and said so).
+//!
+//! With `-o json`, one record per check (`"type": "probe"`):
+//!
+//! ```json
+//! {"type": "probe", "check": "tcp | http | dns", "target": "db.shop:5432",
+//!  "attempts": 3, "successes": 2, "success_rate": 0.6666666666666666,
+//!  "failures": {"timeout": 1},
+//!  "latency_ns": {"samples": 2, "p50": 181000, "p90": 250000, "p99": 250000},
+//!  "resolv_conf": "/proc/4242/root/etc/resolv.conf",
+//!  "results": [
+//!    {"ok": true, "latency_ns": 181000, "address": "10.96.3.7:5432"},
+//!    {"ok": false, "reason": "timeout", "address": "10.96.3.7:5432", "error": "connect(10.96.3.7:5432): connection timed out"},
+//!    {"ok": true, "latency_ns": 250000, "address": "10.96.3.7:5432", "status": 200, "answers": ["10.96.3.7"]}]}
+//! ```
+//!
+//! `latency_ns` is the connect time (tcp), connect start to the first response byte (http),
+//! or query to answer (dns); `status` is the HTTP status, `answers` the DNS addresses;
+//! `reason` is one of `refused`, `timeout`, `unreachable`, `reset`, `nxdomain`,
+//! `no_answer`, `servfail`, `dns_refused`, `dns_port_closed`, `http_status`,
+//! `bad_response`, `error`. HTTP statuses of 400 and above count as failures.
 
 mod dns;
 mod http;

@@ -42,8 +42,9 @@
 //! # Success
 //!
 //! A TCP flow whose SYN was seen is an *attempt*; it *succeeds* when the handshake
-//! completes. Any UDP / ICMP / other flow is an attempt that succeeds when anything comes
-//! back. Failures are `refused`, `unanswered`, `reset` (before the handshake) and
+//! completes. A UDP / ICMP echo / other flow to a unicast address is an attempt that
+//! succeeds when anything comes back (multicast and broadcast flows, and ICMP messages
+//! other than echo, are not attempts). Failures are `refused`, `unanswered`, `reset` (before the handshake) and
 //! `no_reply`. The RTT of an attempt is the handshake RTT (TCP) or the delay of the first
 //! answer (others); percentiles are nearest-rank on a histogram precise to 1/128.
 //!
@@ -91,8 +92,9 @@
 //! {"type": "pod_pair", "source": "shop/web-0", "destination": "shop/db-0", ...same counters...}
 //! ```
 //!
-//! A snapshot (periodic, live only) carries the table's counters ([`TableStats`]) and the
-//! aggregates so far:
+//! A snapshot (periodic, live only; open flows included in its aggregates) and the final
+//! summary (`"type": "summary"`, finished flows — at the end all of them) carry the table's
+//! counters ([`TableStats`]) and the aggregates:
 //!
 //! ```json
 //! {"type": "snapshot", "time_ns": 1700000005000000000,

@@ -171,11 +171,21 @@ impl FlowRecord {
     }
 
     /// Whether this flow counts as a connection attempt for the success statistics: a TCP
-    /// flow whose SYN was seen, or any UDP / ICMP / other flow.
+    /// flow whose SYN was seen; an ICMP / ICMPv6 echo exchange; a UDP or other flow to a
+    /// unicast address. (Multicast and broadcast traffic — neighbour discovery, MLD, mDNS —
+    /// expects no answer, and ICMP messages other than echo are not attempts.)
     pub fn is_attempt(&self) -> bool {
-        match &self.tcp {
-            Some(tcp) => tcp.syns > 0,
-            None => true,
+        if let Some(tcp) = &self.tcp {
+            return tcp.syns > 0;
+        }
+        let unicast = match self.responder.ip {
+            std::net::IpAddr::V4(ip) => !(ip.is_multicast() || ip.is_broadcast()),
+            std::net::IpAddr::V6(ip) => !ip.is_multicast(),
+        };
+        match self.protocol {
+            // Echo flows are keyed by identifier (the "port"); other ICMP messages by 0.
+            Protocol::Icmp | Protocol::Icmpv6 => unicast && self.initiator.port != 0,
+            _ => unicast,
         }
     }
 

@@ -597,6 +597,20 @@ mod tests {
     }
 
     #[test]
+    fn multicast_and_non_echo_icmp_are_not_attempts() {
+        let mut table = FlowTable::new(FlowConfig::default());
+        feed(&mut table, &udp(A, [224, 0, 0, 251], 5353, 5353), 0);
+        feed(&mut table, &udp(A, [255, 255, 255, 255], 68, 67), 1);
+        feed(&mut table, &udp(A, B, 5000, 53), 2);
+        table.finish();
+        let records: Vec<_> = table.drain_finished().collect();
+        let attempts: Vec<_> = records.iter().filter(|r| r.is_attempt()).collect();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].responder.port, 53);
+        assert_eq!(attempts[0].failure(), Some("no_reply"));
+    }
+
+    #[test]
     fn refused_connection_lingers_then_reports() {
         let mut table = FlowTable::new(FlowConfig::default());
         feed(&mut table, &tcp(A, B, 40000, 81, 7, 0, 0x02), 0);

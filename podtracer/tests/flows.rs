@@ -259,3 +259,29 @@ fn offline_flows_of_a_tcpdump_file_match_tshark_conversations() -> Result<()> {
     assert_eq!(&words[1..6], &["tcp", "2", "0", "0%", "2"], "{row}");
     Ok(())
 }
+
+#[test]
+fn a_quiet_namespace_ends_after_the_duration_with_an_empty_summary() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    let started = std::time::Instant::now();
+    let out = podtracer()
+        .args([
+            "flows",
+            "--netns",
+            pair.a.netns_path().to_str().unwrap(),
+            "--duration",
+            "1s",
+            "-o",
+            "json",
+        ])
+        .output()?;
+    assert!(out.status.success(), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    let lines = json_lines(&out.stdout)?;
+    let summary = lines.last().context("a summary")?;
+    assert_eq!(summary["type"], "summary", "{lines:?}");
+    // Possibly IPv6 neighbour chatter, never a TCP flow.
+    assert!(tcp_flows_to(&lines, 8080).is_empty());
+    assert_eq!(summary["table"]["evicted"], 0);
+    Ok(())
+}

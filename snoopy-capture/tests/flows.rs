@@ -916,3 +916,31 @@ fn a_flood_of_distinct_flows_stays_bounded() -> Result<()> {
     assert!(rest.iter().all(|r| r.reason == EndReason::End));
     Ok(())
 }
+
+#[test]
+fn pcapng_and_pcap_files_give_the_same_records() -> Result<()> {
+    use snoopy_capture::sink::PcapNgSink;
+    let dir = tempfile::tempdir()?;
+    let packets = generate(200, 7);
+    let pcap = dir.path().join("t.pcap");
+    write_pcap(&pcap, LinkType::Ethernet, &packets)?;
+    let pcapng = dir.path().join("t.pcapng");
+    let mut sink = PcapNgSink::new(std::fs::File::create(&pcapng)?, "t.pcapng")?;
+    let id = sink.add_interface(&Interface::new("eth0", LinkType::Ethernet, 262_144))?;
+    for p in &packets {
+        sink.write_packet(id, &p.as_packet())?;
+    }
+    sink.flush()?;
+    drop(sink);
+    let json = |records: Vec<FlowRecord>| -> Vec<String> {
+        records
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect()
+    };
+    let (from_pcap, _) = flows_of_file(&pcap, FlowConfig::default())?;
+    let (from_pcapng, _) = flows_of_file(&pcapng, FlowConfig::default())?;
+    assert_eq!(from_pcap.len(), 200);
+    assert_eq!(json(from_pcap), json(from_pcapng));
+    Ok(())
+}

@@ -128,6 +128,10 @@ impl PodEtc {
 impl Drop for PodEtc {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        // /etc/netns itself only if this left it empty (remove_dir refuses otherwise).
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test lint unit examples build release bench bench-capture testbed-up testbed-down demo demo-node bench-startup 
+.PHONY: test lint unit examples build release bench bench-capture bench-flows bench-startup testbed-up testbed-down demo demo-node
 
 test: lint examples unit
 
@@ -40,7 +40,7 @@ demo-node:
 	testbed/demo-node.sh
 
 # Capture benchmark: podtracer vs tcpdump on a 64-byte UDP flood through a veth pair.
-bench: bench-capture bench-startup
+bench: bench-capture bench-startup bench-flows
 
 bench-capture: release
 	python3 bench/capture.py --podtracer target/release/podtracer
@@ -49,3 +49,8 @@ bench-capture: release
 bench-startup: release
 	$(CARGO) build --release --quiet -p snoopy-examples --example testbed_pods
 	python3 bench/startup.py --podtracer target/release/podtracer; status=$$?; testbed/containerd.sh down >/dev/null; exit $$status
+
+# Flow benchmark: podtracer flows -r vs tshark -z conv,tcp vs tcpdump -r on a generated
+# 1 M-packet pcap (no root, no network).
+bench-flows: release
+	python3 bench/flows.py --podtracer target/release/podtracer

@@ -14,7 +14,7 @@ use snoopy_netns::{Namespace, NamespaceKind};
 use crate::runtime::{self, PodChoice};
 
 /// Where to look: exactly one of `--pid`, `--netns`, `--pod`, `-l`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 #[group(skip)]
 #[command(group(
     clap::ArgGroup::new("target")
@@ -184,6 +184,38 @@ impl TargetArgs {
             choice,
         });
         Ok(Resolved { targets, follower })
+    }
+}
+
+impl TargetArgs {
+    /// The one target of options that name one (`--pid`, `--netns`, `--pod`).
+    pub fn resolve_one(&self) -> Result<Target> {
+        if self.selector.is_some() {
+            bail!("this command takes one target: use --pod, --pid or --netns, not -l");
+        }
+        Ok(self.resolve()?.targets.remove(0))
+    }
+
+    /// A process of the target whose root file system is the pod's (for its /etc/hosts and
+    /// /etc/resolv.conf): `--pid` itself, or for `--pod` its `--container` or first running
+    /// container. `None` for `--netns`, which names no process.
+    pub fn process(&self) -> Result<Option<u32>> {
+        if let Some(pid) = self.pid {
+            return Ok(Some(pid));
+        }
+        let Some(PodChoice::Named { namespace, name }) = self.choice() else {
+            return Ok(None);
+        };
+        let client = runtime::connect(self.runtime_endpoint.as_deref())?;
+        let query = snoopy_cri::PodQuery::named(&namespace, &name).with_container_pids();
+        let pods = client.list_pods(&query)?;
+        let pod = pods
+            .first()
+            .with_context(|| format!("no pod {namespace}/{name} on this node"))?;
+        Ok(match &self.container {
+            Some(c) => pod.container(c).and_then(|c| c.pid),
+            None => pod.running().find_map(|c| c.pid),
+        })
     }
 }
 

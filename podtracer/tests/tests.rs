@@ -3,6 +3,8 @@
 mod capture;
 mod errors;
 mod exec;
+mod flows;
 mod pods;
+mod probe;
 mod runtime;
 mod support;

@@ -3,4 +3,5 @@
 mod decode;
 mod files;
 mod fixtures;
+mod flows;
 mod live;

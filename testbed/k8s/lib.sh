@@ -147,3 +147,13 @@ ms_since() {
     local now="${EPOCHREALTIME/./}" then="${1/./}"
     echo $(((now - then) / 1000))
 }
+
+# The node's own address: a veth pair that never leaves the host (this kernel has no dummy
+# driver). The kubelet refuses a loopback node IP, and binding its anonymous, AlwaysAllow API to
+# the machine's real interface would expose exec-into-pods to the network: this address is
+# reachable only from this machine.
+NODE_LINK="${SNOOPY_NODE_LINK:-snoopyk8s0}"
+NODE_LINK_PEER="${NODE_LINK}p"
+NODE_IP="${SNOOPY_NODE_IP:-10.213.79.1}"
+KUBELET_PORT="${SNOOPY_KUBELET_PORT:-10250}"
+KUBELET_HEALTHZ_PORT="${SNOOPY_KUBELET_HEALTHZ_PORT:-10248}"

@@ -103,6 +103,9 @@ patch_reflect2() {
     local tree="$1" dst="$1/vendor/github.com/modern-go/reflect2" f n=0
     [ -d "$REFLECT2_SRC" ] || apt_install golang-github-modern-go-reflect2-dev
     [ -d "$dst" ] || die "$dst missing: is $tree a kubernetes 1.20 tree?"
+    # Replace, not overlay: 1.0.1 has files 1.0.2 dropped (go_above_17.go, go_below_19.go…)
+    # that would redeclare functions next to 1.0.2's.
+    find "$dst" -maxdepth 1 -type f \( -name '*.go' -o -name '*.s' \) -delete
     for f in "$REFLECT2_SRC"/*.go "$REFLECT2_SRC"/*.s; do
         [ -e "$f" ] || continue
         case "$f" in *_test.go) continue ;; esac

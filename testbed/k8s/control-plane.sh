@@ -91,7 +91,7 @@ TOKENS
 etcd_healthy() {
     local reply
     reply="$(
-        exec 3<>"/dev/tcp/127.0.0.1/$ETCD_PORT" || exit 1
+        exec 3<>"/dev/tcp/127.0.0.1/$ETCD_PORT" 2>/dev/null || exit 1
         printf 'GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
         timeout 2 cat <&3
     )" 2>/dev/null || return 1
@@ -267,6 +267,7 @@ cmd_env() {
 # up and down hold a lock: two test binaries starting the cluster at once start it once.
 with_lock() {
     require_root
+    mkdir -p "$(dirname "$K8S_LOCK")"
     exec 9>"$K8S_LOCK"
     flock 9
     "$@"

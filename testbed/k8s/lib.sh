@@ -27,7 +27,8 @@ K8S_PKI="$K8S_RUN/pki"
 K8S_LOGS="$K8S_RUN/log"
 K8S_TOKENS="$K8S_RUN/tokens.csv"
 ADMIN_KUBECONFIG="$K8S_RUN/admin.kubeconfig"
-K8S_LOCK=/run/snoopy-k8s.lock
+# Beside (not in) K8S_RUN: `down` deletes K8S_RUN while holding the lock.
+K8S_LOCK="$K8S_RUN.lock"
 
 # Loopback only. Not the usual 2379/2380 so a system etcd (if any) is never touched.
 ETCD_PORT="${SNOOPY_ETCD_PORT:-12379}"
@@ -44,6 +45,9 @@ FEATURE_GATES="TTLAfterFinished=true"
 NODE_NAME="${SNOOPY_NODE_NAME:-snoopy-node}"
 K8S_NODE_DIR="${SNOOPY_K8S_NODE_DIR:-/var/lib/snoopy-k8s}"
 KUBELET_ROOT="$K8S_NODE_DIR/kubelet"
+# The cgroup under which the kubelet makes `kubepods` (in every hierarchy). A second testbed
+# cluster on the same machine needs its own: each kubelet removes pod cgroups it does not know.
+KUBELET_CGROUP_ROOT="${SNOOPY_KUBELET_CGROUP_ROOT:-/}"
 
 # Prints the PID recorded for a component if that process still runs with our state dir on
 # its command line; a stale PID file (or a recycled PID) prints nothing.
@@ -64,9 +68,19 @@ start_component() {
     local name="$1"
     shift
     mkdir -p "$K8S_LOGS"
-    setsid "$@" >"$K8S_LOGS/$name.log" 2>&1 </dev/null &
-    echo "$!" >"$K8S_RUN/$name.pid"
-    log "started $name (PID $!, log $K8S_LOGS/$name.log)"
+    # 9>&-: fd 9 holds the up/down lock (flock); a daemon inheriting it would keep the lock
+    # for its whole life and every later `up` or `down` would wait forever.
+    setsid "$@" >"$K8S_LOGS/$name.log" 2>&1 </dev/null 9>&- &
+    local pid=$! i
+    echo "$pid" >"$K8S_RUN/$name.pid"
+    # Until the forked shell has exec'd the program, its command line is still this script's
+    # and component_pid would call it gone: wait for the exec (or the exit).
+    for ((i = 0; i < 100; i++)); do
+        [ -n "$(component_pid "$name")" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    log "started $name (PID $pid, log $K8S_LOGS/$name.log)"
 }
 
 # Stops a PID: TERM, wait up to SECS, then KILL and wait again.

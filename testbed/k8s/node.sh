@@ -51,7 +51,23 @@ setup_node_link() {
     ip link set "$NODE_LINK" up
 }
 
+# The kubelet requires its cgroup root to exist in every hierarchy. In cpuset a new cgroup
+# starts with no CPUs and no memory nodes: copy the parent's, or no container could start.
+make_cgroup_root() {
+    [ "$KUBELET_CGROUP_ROOT" != / ] || return 0
+    local h d f
+    for h in /sys/fs/cgroup/*; do
+        if [ ! -f "$h/cgroup.procs" ]; then continue; fi
+        d="$h$KUBELET_CGROUP_ROOT"
+        mkdir -p "$d"
+        for f in cpuset.cpus cpuset.mems; do
+            if [ -f "$d/$f" ] && [ -z "$(cat "$d/$f")" ]; then cat "$h/$f" >"$d/$f"; fi
+        done
+    done
+}
+
 write_kubelet_config() {
+    make_cgroup_root
     mkdir -p "$K8S_NODE_DIR" "$KUBELET_ROOT"
     local d
     touch "$CREATED_FILE"
@@ -83,6 +99,7 @@ authentication:
 authorization:
   mode: AlwaysAllow
 cgroupDriver: cgroupfs
+cgroupRoot: $KUBELET_CGROUP_ROOT
 failSwapOn: false
 evictionHard:
   memory.available: 100Mi
@@ -129,6 +146,7 @@ cmd_up() {
     local t0="$EPOCHREALTIME" t
     "$here/control-plane.sh" up
     "$testbed/containerd.sh" up >/dev/null
+    mkdir -p "$(dirname "$K8S_LOCK")"
     exec 9>"$K8S_LOCK"
     flock 9
     if healthy; then
@@ -216,7 +234,8 @@ cmd_down_locked() {
             esac
         done <"$CREATED_FILE"
     fi
-    remove_cgroups kubepods
+    remove_cgroups "${KUBELET_CGROUP_ROOT%/}/kubepods"
+    if [ "$KUBELET_CGROUP_ROOT" != / ]; then remove_cgroups "$KUBELET_CGROUP_ROOT"; fi
     for d in $KUBELET_CHAINS; do
         remove_chain "$d"
     done
@@ -252,6 +271,7 @@ up)
     ;;
 down)
     require_root
+    mkdir -p "$(dirname "$K8S_LOCK")"
     exec 9>"$K8S_LOCK"
     flock 9
     cmd_down_locked

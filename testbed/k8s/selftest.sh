@@ -83,7 +83,7 @@ for d in "$K8S_RUN" "$K8S_NODE_DIR" "$SNOOPY_TESTBED_DIR" "$SNOOPY_TESTBED_RUN" 
     if [ -e "$d" ]; then left+=("path $d"); fi
 done
 for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
-    if [ -d "$h/kubepods" ]; then left+=("cgroup $h/kubepods"); fi
+    if [ -d "$h${KUBELET_CGROUP_ROOT%/}/kubepods" ]; then left+=("cgroup $h${KUBELET_CGROUP_ROOT%/}/kubepods"); fi
 done
 if command -v iptables >/dev/null; then
     for t in filter nat mangle; do

@@ -91,7 +91,8 @@ TOKENS
 etcd_healthy() {
     local reply
     reply="$(
-        exec 3<>"/dev/tcp/127.0.0.1/$ETCD_PORT" 2>/dev/null || exit 1
+        exec 2>/dev/null
+        exec 3<>"/dev/tcp/127.0.0.1/$ETCD_PORT" || exit 1
         printf 'GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
         timeout 2 cat <&3
     )" 2>/dev/null || return 1

@@ -128,8 +128,10 @@ import() {
     local tar="$1" ref="$2"
     ctr --address "$CTD_SOCK" --namespace k8s.io images import "$tar" >/dev/null ||
         die "ctr images import $tar failed"
-    ctr --address "$CTD_SOCK" --namespace k8s.io images list -q | grep -qxF "$ref" ||
-        die "image $ref is not in containerd after importing $tar"
+    local refs
+    # Into a variable, not piped to grep -q: grep exiting early would fail the pipeline (pipefail).
+    refs="$(ctr --address "$CTD_SOCK" --namespace k8s.io images list -q)"
+    grep -qxF "$ref" <<<"$refs" || die "image $ref is not in containerd after importing $tar"
     log "imported $ref"
     echo "$ref"
 }

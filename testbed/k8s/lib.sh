@@ -104,8 +104,9 @@ stop_component() {
     local name="$1" pid
     pid="$(component_pid "$name")"
     if [ -n "$pid" ]; then
-        log "stopping $name (PID $pid)"
+        local t="$EPOCHREALTIME"
         stop_pid "$pid" "${2:-10}"
+        log "stopped $name (PID $pid) in $(ms_since "$t") ms"
     fi
     rm -f "$K8S_RUN/$name.pid"
 }

@@ -59,7 +59,13 @@ if [ "$with_node" = 1 ]; then
     # Leave pods running: down must clean up a node that is in use.
     kubectl_admin -n default create deployment leftover --image "$BUSYBOX_IMAGE" -- sleep 1000000 >/dev/null
     kubectl_admin -n default rollout status deployment/leftover --timeout=60s >/dev/null || die "leftover deployment"
-    ps -e -o rss=,args= | awk -v r="$K8S_RUN" 'index($0, r) { printf "selftest: RSS %6.0f MB  %s\n", $1 / 1024, $2 }' >&2
+    for name in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet; do
+        pid="$(component_pid "$name")"
+        [ -n "$pid" ] || die "$name not running"
+        log "RSS $name: $(($(ps -o rss= -p "$pid") / 1024)) MB"
+    done
+    pid="$(containerd_pid)"
+    log "RSS containerd: $(($(ps -o rss= -p "$pid") / 1024)) MB"
     timed "node.sh down" "$here/node.sh" down
 fi
 timed "control-plane.sh down" "$here/control-plane.sh" down

@@ -172,12 +172,17 @@ YAML
     k -n "$NS" exec "$p0" -- ping -c 3 -W 2 "$ip1" >/dev/null || die "$p0 cannot ping $ip1"
     k -n "$NS" exec "$p1" -- ping -c 3 -W 2 "$ip0" >/dev/null || die "$p1 cannot ping $ip0"
     pass "kubectl exec: the pods ping each other"
-    if k -n "$NS" exec "$p0" -- ip route | grep -q '^default'; then
+    local out
+    out="$(k -n "$NS" exec "$p0" -- ip route)" || die "kubectl exec $p0 -- ip route"
+    if grep -q '^default' <<<"$out"; then
         die "pod $p0 has a default route: traffic could leave the machine"
     fi
     pass "pods have no default route (only their /24)"
-    k -n "$NS" logs "$p0" | grep -qx snoopy-check-started || die "kubectl logs $p0 lacks the start line"
+    out="$(k -n "$NS" logs "$p0")" || die "kubectl logs $p0"
+    grep -qx snoopy-check-started <<<"$out" || die "kubectl logs $p0 lacks the start line"
     pass "kubectl logs"
+
+    check_in_cluster
 
     t="$EPOCHREALTIME"
     # A tag other than :latest defaults to imagePullPolicy IfNotPresent: the local image is used.
@@ -186,6 +191,54 @@ YAML
         die "Job not Complete within 60 s: $(k -n "$NS" get pods -l job-name=finisher -o wide 2>&1)"
     pass "Job Complete in $(ms_since "$t") ms"
     cleanup
+}
+
+# The path the operator takes in the testbed: a hostNetwork pod with KUBERNETES_SERVICE_HOST=
+# 127.0.0.1 reaches the apiserver with its ServiceAccount token and verifies the server with the
+# ServiceAccount's ca.crt. kubectl (static) is mounted from the host as the in-cluster client.
+check_in_cluster() {
+    k -n "$NS" create serviceaccount reader >/dev/null
+    k -n "$NS" create role pod-reader --verb get,list --resource pods >/dev/null
+    k -n "$NS" create rolebinding reader --role pod-reader --serviceaccount "$NS:reader" >/dev/null
+    wait_for 30 sa_has_token reader || die "ServiceAccount reader got no token"
+    k -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: { name: in-cluster }
+spec:
+  serviceAccountName: reader
+  hostNetwork: true
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: $BUSYBOX_IMAGE
+    imagePullPolicy: Never
+    env:
+    - { name: KUBERNETES_SERVICE_HOST, value: "127.0.0.1" }
+    - { name: KUBERNETES_SERVICE_PORT, value: "$APISERVER_PORT" }
+    command:
+    - sh
+    - -c
+    - |
+      /kubectl get pods -n $NS -o name || exit 1
+      if /kubectl get pods -n default -o name 2>/dev/null; then echo "RBAC-NOT-ENFORCED"; exit 1; fi
+      echo in-cluster-ok
+    volumeMounts: [{ name: kubectl, mountPath: /kubectl, readOnly: true }]
+  volumes: [{ name: kubectl, hostPath: { path: $K8S_BIN/kubectl, type: File } }]
+YAML
+    wait_for 60 pod_finished in-cluster || die "pod in-cluster did not finish within 60 s"
+    local phase logs
+    phase="$(k -n "$NS" get pod in-cluster -o 'jsonpath={.status.phase}')"
+    logs="$(k -n "$NS" logs in-cluster 2>&1)"
+    if [ "$phase" != Succeeded ] || ! grep -qx in-cluster-ok <<<"$logs" || ! grep -q '^pod/in-cluster$' <<<"$logs"; then
+        die "in-cluster API access failed (phase $phase): $logs"
+    fi
+    pass "in-cluster client (hostNetwork, 127.0.0.1:$APISERVER_PORT, ServiceAccount token + ca.crt): allowed in $NS, forbidden elsewhere"
+}
+sa_has_token() { [ -n "$(k -n "$NS" get sa "$1" -o 'jsonpath={.secrets[0].name}')" ]; }
+pod_finished() {
+    case "$(k -n "$NS" get pod "$1" -o 'jsonpath={.status.phase}')" in Succeeded | Failed) return 0 ;; esac
+    return 1
 }
 
 cleanup() {

@@ -248,17 +248,22 @@ fn mac(s: &[u8]) -> Option<(usize, [u8; 6])> {
     best
 }
 
-/// An IPv6 address at the start of `s` (the run of hex digits, `:` and `.` holding a `:`).
-fn v6(s: &[u8]) -> Option<(usize, Option<Ipv6Addr>)> {
+/// An IPv6 address at the start of `s`: the longest prefix of the run of hex digits, `:`
+/// and `.` that is a valid address (flex's V6 pattern only matches valid forms).
+fn v6(s: &[u8]) -> Option<(usize, Ipv6Addr)> {
     let run = s
         .iter()
         .take_while(|c| is_hex(**c) || **c == b':' || **c == b'.')
         .count();
     let text = std::str::from_utf8(&s[..run]).ok()?;
-    if !text.contains(':') {
-        return None;
-    }
-    Some((run, text.parse().ok()))
+    (2..=run).rev().find_map(|n| {
+        let t = &text[..n];
+        if t.contains(':') {
+            t.parse().ok().map(|a| (n, a))
+        } else {
+            None
+        }
+    })
 }
 
 /// Parses a `NUM` token's text: decimal, octal with a leading 0, hex with 0x.
@@ -311,7 +316,9 @@ pub(crate) fn tokenize(expr: &str) -> Result<Vec<Token>, CompileError> {
             i += 2;
             continue;
         }
-        if b"+-*/%:[]<>()&|^=".contains(&c) {
+        // `::1` starts with a colon: an IPv6 address, not the `:` of `ip[0:2]`.
+        let v6_here = c == b':' && v6(&s[i..]).is_some();
+        if b"+-*/%:[]<>()&|^=".contains(&c) && !v6_here {
             out.push(Token {
                 tok: Tok::Sym(c as char),
                 col,
@@ -349,6 +356,7 @@ pub(crate) fn tokenize(expr: &str) -> Result<Vec<Token>, CompileError> {
         let macl = macm.map_or(0, |m| m.0);
         let v6l = v6m.map_or(0, |m| m.0);
         let longest = idl.max(numl).max(hidl).max(macl).max(v6l);
+        debug_assert!(longest > 0 || !v6_here);
         if longest == 0 {
             // flex: any run of characters that can start no token is one illegal token.
             let n = rest
@@ -375,15 +383,7 @@ pub(crate) fn tokenize(expr: &str) -> Result<Vec<Token>, CompileError> {
         } else if hidl == longest {
             Tok::Hid(text.to_string())
         } else if v6l == longest {
-            match v6m.and_then(|m| m.1) {
-                Some(a) => Tok::Hid6(a),
-                None => {
-                    return Err(CompileError::syntax(
-                        col,
-                        format!("bogus IPv6 address {text}"),
-                    ));
-                }
-            }
+            Tok::Hid6(v6m.expect("matched").1)
         } else if let Some(v) = names::constant(text) {
             Tok::Num(v)
         } else {

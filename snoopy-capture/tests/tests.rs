@@ -1,0 +1,4 @@
+//! Integration tests of snoopy-capture, one binary (see STYLE.md).
+
+mod filter_corpus;
+mod filter_diff;

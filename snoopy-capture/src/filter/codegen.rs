@@ -234,6 +234,15 @@ impl Gen {
         s
     }
 
+    /// The scratch words holding run-time VLAN offsets (live mode), which the optimiser
+    /// must preserve.
+    pub(crate) fn protected_regs(&self) -> Vec<u32> {
+        [self.off_linkpl.reg, self.off_linktype.and_then(|o| o.reg)]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     // ---- registers -------------------------------------------------------------------
 
     fn alloc_reg(&mut self) -> R<u32> {

@@ -54,6 +54,7 @@ mod interp;
 mod lexer;
 mod names;
 mod node;
+mod opt;
 mod parser;
 
 pub use error::{CompileError, ErrorKind};
@@ -200,7 +201,8 @@ pub fn compile(
     let mut parser = parser::Parser::new(tokens, generator);
     let root = parser.program()?;
     let prologue = parser.generator.prologue();
-    Ok(Program::new(node::emit(&root, &prologue, snaplen)))
+    let protected = parser.generator.protected_regs();
+    Ok(Program::new(opt::compile_tree(&root, &prologue, protected, snaplen)?))
 }
 
 /// Compiles the trailing words of a command line the way tcpdump does: joined by spaces.

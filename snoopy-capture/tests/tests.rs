@@ -2,3 +2,4 @@
 
 mod filter_corpus;
 mod filter_diff;
+mod filter_random;

@@ -1,22 +1,20 @@
-//! The part of libpcap's optimizer (`optimize.c`) that decides verdicts.
+//! libpcap's optimizer (`optimize.c`), as far as it decides verdicts.
 //!
 //! tcpdump runs libpcap's optimizer, and the optimizer changes more than speed: a load
 //! past the end of a short packet rejects it, and the optimizer removes loads whose tests
 //! it can decide from earlier ones (`ip[40] = 1 or ip`: every IPv4 packet is accepted, even
-//! one too short for byte 40). To accept exactly the packets tcpdump accepts, we run the same
-//! decisions on libpcap's block graph:
+//! one too short for byte 40), reorders chains of tests on the same value (`or_pullup`) and
+//! refuses expressions that come down to "reject everything". To accept exactly the packets
+//! tcpdump accepts, this module replays the same passes on the same block graph:
 //!
-//! - value numbering of each block's comparison, with libpcap's constant folding and its
-//!   peephole rewrites (`sub x` / `sub #k` / `and #k` before `jeq`), so that equal tests are
-//!   recognised as equal;
-//! - a test on a known constant is decided;
-//! - `opt_j`: an edge into a test whose outcome follows from a dominating edge (`fold_edge`)
-//!   jumps straight to the outcome; a test whose two exits meet is skipped;
-//! - identical blocks are merged (interning), which can make two exits meet.
+//! 1. branch passes (`opt_loop(…, 0)`), until nothing changes: value numbering without
+//!    statement rewriting, the peephole rules (`sub x`/`and #k` before `jeq`, known X or A),
+//!    jump threading over dominating edges (`opt_j`/`fold_edge`), `or_pullup`/`and_pullup`;
+//! 2. statement passes (`opt_loop(…, 1)`): constant folding; decided tests keep their block;
+//! 3. `intern_blocks`, then `opt_root`.
 //!
-//! Every kept block is then regenerated from its value numbers, so loads whose values do
-//! not reach the comparison disappear, as they do in libpcap's dead-code pass. If the whole
-//! program comes down to "reject", libpcap refuses the expression, and so do we.
+//! Each kept block is then regenerated from its value numbers, which drops the loads whose
+//! values do not reach the comparison, as libpcap's dead-store pass does.
 
 use std::collections::HashMap;
 
@@ -25,88 +23,53 @@ use super::bpf::*;
 use super::error::CompileError;
 use super::node::Node;
 
-/// A jump target: a block, or one of the two returns.
+type R<T> = Result<T, CompileError>;
+
+/// Value number 0 means "unknown", as in libpcap.
+type Val = u32;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Tgt {
-    Accept,
-    Reject,
-    B(usize),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Block {
-    stmts: Vec<Instruction>,
-    code: u16,
-    k: u32,
-    jt: Tgt,
-    jf: Tgt,
-}
-
-/// A symbolic value (libpcap's value numbers).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum V {
     Const(u32),
-    /// A packet load: opcode (ABS, IND, MSH, LEN), offset, index value for IND.
-    Load(u16, u32, Option<usize>),
-    Alu(u16, usize, usize),
-    Neg(usize),
-    /// A scratch word as it was when the block started.
-    Mem(u32),
-    /// Anything else (A or X before they are set).
-    Fresh(usize),
-}
-
-/// What a block's comparison means, in canonical form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Canon {
-    a: usize,
-    /// `BPF_JMP | op | src` after the peephole rewrites.
-    code: u16,
-    /// Value number of the operand (the constant `k` or X).
-    o: usize,
-    k: u32,
-    /// The canonical test is the negation of the block's own.
-    swapped: bool,
-    /// The outcome, when the test is decided (in the block's own sense).
-    decided: Option<bool>,
+    /// libpcap's `F(code, v0, v1)`: loads carry their offset in `v0`.
+    F(u16, u32, u32),
 }
 
 struct Values {
-    table: HashMap<V, usize>,
+    table: HashMap<V, Val>,
     list: Vec<V>,
-    fresh: usize,
 }
 
 impl Values {
-    fn num(&mut self, v: V) -> usize {
+    fn new() -> Self {
+        // Slot 0 is the unknown value.
+        Values {
+            table: HashMap::new(),
+            list: vec![V::F(0xffff, 0, 0)],
+        }
+    }
+
+    fn num(&mut self, v: V) -> Val {
         if let Some(n) = self.table.get(&v) {
             return *n;
         }
-        let n = self.list.len();
-        self.list.push(v.clone());
+        let n = self.list.len() as Val;
+        self.list.push(v);
         self.table.insert(v, n);
         n
     }
 
-    fn konst(&mut self, c: u32) -> usize {
+    fn k(&mut self, c: u32) -> Val {
         self.num(V::Const(c))
     }
 
-    fn as_const(&self, n: usize) -> Option<u32> {
-        match self.list[n] {
+    fn konst(&self, v: Val) -> Option<u32> {
+        match self.list[v as usize] {
             V::Const(c) => Some(c),
-            _ => None,
+            V::F(..) => None,
         }
     }
-
-    fn fresh(&mut self) -> usize {
-        self.fresh += 1;
-        let f = self.fresh;
-        self.num(V::Fresh(f))
-    }
 }
-
-type R<T> = Result<T, CompileError>;
 
 fn fold(op: u16, a: u32, b: u32) -> R<u32> {
     Ok(match op {
@@ -128,69 +91,30 @@ fn fold(op: u16, a: u32, b: u32) -> R<u32> {
     })
 }
 
-/// An ALU operation on value `a` with operand value `b`, simplified as `opt_stmt` does.
-fn alu(vals: &mut Values, op: u16, a: usize, b: usize) -> R<usize> {
-    if op == NEG {
-        return Ok(match vals.as_const(a) {
-            Some(c) => vals.konst(c.wrapping_neg()),
-            None => vals.num(V::Neg(a)),
-        });
-    }
-    match (vals.as_const(a), vals.as_const(b)) {
-        (Some(x), Some(y)) => {
-            if matches!(op, LSH | RSH) && y > 31 {
-                return Err(CompileError::invalid("shift by more than 31 bits"));
-            }
-            let c = fold(op, x, y)?;
-            Ok(vals.konst(c))
-        }
-        (_, Some(0)) => match op {
-            ADD | LSH | RSH | OR | XOR => Ok(a),
-            MUL | AND => Ok(vals.konst(0)),
-            DIV => Err(CompileError::invalid("division by zero")),
-            MOD => Err(CompileError::invalid("modulus by zero")),
-            _ => Ok(vals.num(V::Alu(op, a, b))),
-        },
-        (_, Some(k)) if matches!(op, LSH | RSH) && k > 31 => {
-            Err(CompileError::invalid("shift by more than 31 bits"))
-        }
-        (Some(0), None) => match op {
-            ADD | OR | XOR => Ok(b),
-            MUL | DIV | MOD | AND | LSH | RSH => Ok(vals.konst(0)),
-            _ => Ok(vals.num(V::Alu(op, a, b))),
-        },
-        _ => Ok(vals.num(V::Alu(op, a, b))),
-    }
-}
-
-/// Symbolic execution of a block: the values of A and X at its jump.
-fn execute(vals: &mut Values, stmts: &[Instruction]) -> R<(usize, usize)> {
-    let mut a = vals.fresh();
-    let mut x = vals.fresh();
-    let mut mem: HashMap<u32, usize> = HashMap::new();
+/// `opt_stmt` over a block: the values of A and X at its end. With `alter`, the
+/// simplifications libpcap makes while rewriting statements (constant folding, indexed
+/// loads with a known index made absolute, operations with a known X or with 0).
+fn execute(vals: &mut Values, stmts: &[Instruction], alter: bool) -> R<(Val, Val)> {
+    let (mut a, mut x): (Val, Val) = (0, 0);
+    let mut mem: HashMap<u32, Val> = HashMap::new();
     for s in stmts {
         let k = s.k;
-        match s.code & 0x07 {
+        let code = s.code;
+        match code & 0x07 {
             LD | LDX => {
-                let mode = s.code & 0xe0;
-                let size = s.code & 0x18;
-                let v = match mode {
-                    IMM => vals.konst(k),
-                    MEM => match mem.get(&k) {
-                        Some(v) => *v,
-                        None => vals.num(V::Mem(k)),
+                let v = match code & 0xe0 {
+                    IMM => vals.k(k),
+                    MEM => *mem.get(&k).unwrap_or(&0),
+                    LEN => vals.num(V::F(LD | W | LEN, 0, 0)),
+                    ABS => vals.num(V::F(code, k, 0)),
+                    IND => match vals.konst(x) {
+                        Some(c) if alter => vals.num(V::F(LD | ABS | (code & 0x18), k.wrapping_add(c), 0)),
+                        _ => vals.num(V::F(code, k, x)),
                     },
-                    LEN => vals.num(V::Load(LD | W | LEN, 0, None)),
-                    ABS => vals.num(V::Load(LD | ABS | size, k, None)),
-                    IND => match vals.as_const(x) {
-                        // libpcap turns an indexed load with a known index into an absolute one.
-                        Some(c) => vals.num(V::Load(LD | ABS | size, k.wrapping_add(c), None)),
-                        None => vals.num(V::Load(LD | IND | size, k, Some(x))),
-                    },
-                    MSH => vals.num(V::Load(LDX | MSH | B, k, None)),
-                    _ => vals.fresh(),
+                    MSH => vals.num(V::F(code, k, 0)),
+                    _ => 0,
                 };
-                if s.code & 0x07 == LD {
+                if code & 0x07 == LD {
                     a = v;
                 } else {
                     x = v;
@@ -203,12 +127,61 @@ fn execute(vals: &mut Values, stmts: &[Instruction]) -> R<(usize, usize)> {
                 mem.insert(k, x);
             }
             ALU => {
-                let op = s.code & 0xf0;
-                let b = if s.code & X != 0 { x } else { vals.konst(k) };
-                a = alu(vals, op, a, b)?;
+                let op = code & 0xf0;
+                if op == NEG {
+                    a = match vals.konst(a) {
+                        Some(c) if alter => vals.k(c.wrapping_neg()),
+                        _ => vals.num(V::F(code, a, 0)),
+                    };
+                    continue;
+                }
+                // An operation on X with a known X is one on a constant.
+                let (kform, operand) = if code & X != 0 {
+                    match vals.konst(x) {
+                        Some(c) if alter => (true, c),
+                        _ => (false, 0),
+                    }
+                } else {
+                    (true, k)
+                };
+                if kform {
+                    if alter {
+                        if operand == 0 {
+                            match op {
+                                ADD | LSH | RSH | OR | XOR => continue,
+                                MUL | AND => {
+                                    a = vals.k(0);
+                                    continue;
+                                }
+                                _ => {}
+                            }
+                        }
+                        if let Some(c) = vals.konst(a) {
+                            a = vals.k(fold(op, c, operand)?);
+                            continue;
+                        }
+                    }
+                    let kv = vals.k(operand);
+                    a = vals.num(V::F(ALU | op | K, a, kv));
+                } else {
+                    if alter && vals.konst(a) == Some(0) {
+                        match op {
+                            ADD | OR | XOR => {
+                                a = x;
+                                continue;
+                            }
+                            MUL | DIV | MOD | AND | LSH | RSH => {
+                                a = vals.k(0);
+                                continue;
+                            }
+                            _ => {}
+                        }
+                    }
+                    a = vals.num(V::F(code, a, x));
+                }
             }
             MISC => {
-                if s.code & 0xf8 == TAX {
+                if code & 0xf8 == TAX {
                     x = a;
                 } else {
                     a = x;
@@ -220,109 +193,63 @@ fn execute(vals: &mut Values, stmts: &[Instruction]) -> R<(usize, usize)> {
     Ok((a, x))
 }
 
-/// The canonical comparison of a block (`opt_peep`), and whether it is decided.
-fn canon(vals: &mut Values, b: &Block) -> R<Canon> {
-    let (mut a, x) = execute(vals, &b.stmts)?;
-    let mut code = b.code;
-    let mut k = b.k;
-    let mut o = if code & X != 0 { x } else { vals.konst(k) };
-    let mut swapped = false;
-    // A comparison with a known X is one with a constant.
-    if code & X != 0
-        && let Some(c) = vals.as_const(x)
-    {
-        code &= !X;
-        k = c;
-        o = vals.konst(c);
+/// A block of the graph; returns are blocks too (`jt`/`jf` unused), as in libpcap.
+#[derive(Debug, Clone)]
+struct Block {
+    stmts: Vec<Instruction>,
+    code: u16,
+    k: u32,
+    jt: usize,
+    jf: usize,
+    // Per-pass analysis.
+    aval: Val,
+    xval: Val,
+    oval: Val,
+    level: usize,
+}
+
+impl Block {
+    fn is_ret(&self) -> bool {
+        self.code & 0x07 == RET
     }
-    // sub #c; jeq #k -> jeq #(k+c); sub x; jeq #0 -> jeq x; and #m; jeq #0 -> jset #m (negated).
-    while code == JMP | JEQ | K {
-        match vals.list[a].clone() {
-            V::Alu(SUB, inner, rhs) => match vals.as_const(rhs) {
-                Some(c) => {
-                    k = k.wrapping_add(c);
-                    o = vals.konst(k);
-                    a = inner;
-                }
-                None if k == 0 => {
-                    code = JMP | JEQ | X;
-                    o = rhs;
-                    a = inner;
-                    break;
-                }
-                None => break,
-            },
-            V::Alu(AND, inner, rhs) if k == 0 => match vals.as_const(rhs) {
-                Some(m) => {
-                    code = JMP | JSET | K;
-                    k = m;
-                    o = vals.konst(m);
-                    a = inner;
-                    swapped = !swapped;
-                    break;
-                }
-                None => break,
-            },
-            _ => break,
-        }
-    }
-    let mut decided = None;
-    if code == JMP | JSET | K && k == 0 {
-        decided = Some(false);
-    } else if code == JMP | JSET | K && k == u32::MAX {
-        decided = Some(true);
-    } else if code & X == 0
-        && let Some(v) = vals.as_const(a)
-    {
-        decided = Some(match code & 0xf0 {
-            JEQ => v == k,
-            JGT => v > k,
-            JGE => v >= k,
-            JSET => v & k != 0,
-            _ => false,
-        });
-    }
-    // `decided` is in the canonical sense; give it in the block's own.
-    let decided = decided.map(|d| d != swapped);
-    Ok(Canon {
-        a,
-        code,
-        o,
-        k,
-        swapped,
-        decided,
-    })
 }
 
 struct Graph {
     blocks: Vec<Block>,
-    index: HashMap<Block, usize>,
-    /// Scratch words that carry state between blocks (live-mode VLAN offsets): a block that
-    /// writes one cannot be skipped.
+    root: usize,
+    /// Scratch words carrying state between blocks (live-mode VLAN offsets): a block that
+    /// writes one is never skipped (libpcap's `use_conflict`).
     protected: Vec<u32>,
 }
 
+const ACCEPT: usize = 0;
+const REJECT: usize = 1;
+
 impl Graph {
-    fn writes_protected(&self, stmts: &[Instruction]) -> bool {
-        stmts.iter().any(|s| {
-            (s.code == ST || s.code == STX) && self.protected.contains(&s.k)
-        })
+    fn writes_protected(&self, b: usize) -> bool {
+        self.blocks[b]
+            .stmts
+            .iter()
+            .any(|s| (s.code == ST || s.code == STX) && self.protected.contains(&s.k))
     }
 
-    fn intern(&mut self, b: Block) -> Tgt {
-        if b.jt == b.jf && !self.writes_protected(&b.stmts) {
-            return b.jt;
-        }
-        if let Some(i) = self.index.get(&b) {
-            return Tgt::B(*i);
-        }
-        let i = self.blocks.len();
-        self.blocks.push(b.clone());
-        self.index.insert(b, i);
-        Tgt::B(i)
+    fn add(&mut self, stmts: Vec<Instruction>, code: u16, k: u32, jt: usize, jf: usize) -> usize {
+        self.blocks.push(Block {
+            stmts,
+            code,
+            k,
+            jt,
+            jf,
+            aval: 0,
+            xval: 0,
+            oval: 0,
+            level: 0,
+        });
+        self.blocks.len() - 1
     }
 
-    fn build(&mut self, node: &Node, t: Tgt, f: Tgt) -> Tgt {
+    /// gencode's blocks: one per test, wired by `and`/`or`/`not` (no sharing, no merging).
+    fn build(&mut self, node: &Node, t: usize, f: usize) -> usize {
         match node {
             Node::Const(true) => t,
             Node::Const(false) => f,
@@ -335,260 +262,528 @@ impl Graph {
                 let eb = self.build(b, t, f);
                 self.build(a, t, eb)
             }
-            Node::Test { stmts, code, k } => self.intern(Block {
-                stmts: stmts.clone(),
-                code: *code,
-                k: *k,
-                jt: t,
-                jf: f,
-            }),
+            Node::Test { stmts, code, k } => self.add(stmts.clone(), *code, *k, t, f),
         }
     }
 
-    /// Rebuilds the graph reachable from `root` with every block interned anew.
-    fn rebuild(&mut self, root: Tgt) -> Tgt {
-        let old = std::mem::take(&mut self.blocks);
-        self.index.clear();
-        let mut memo: HashMap<usize, Tgt> = HashMap::new();
-        fn go(g: &mut Graph, old: &[Block], memo: &mut HashMap<usize, Tgt>, t: Tgt) -> Tgt {
-            let Tgt::B(i) = t else { return t };
-            if let Some(m) = memo.get(&i) {
-                return *m;
-            }
-            let b = &old[i];
-            let jt = go(g, old, memo, b.jt);
-            let jf = go(g, old, memo, b.jf);
-            let r = g.intern(Block {
-                stmts: b.stmts.clone(),
-                code: b.code,
-                k: b.k,
-                jt,
-                jf,
-            });
-            memo.insert(i, r);
-            r
-        }
-        go(self, &old, &mut memo, root)
-    }
-
-    /// Blocks reachable from `root`, each after all its predecessors.
-    fn topo(&self, root: Tgt) -> Vec<usize> {
-        let mut post = Vec::new();
+    /// `number_blks_r`: ids in depth-first order from the root (true branch first).
+    fn numbering(&self) -> Vec<usize> {
+        let mut order = Vec::new();
         let mut seen = vec![false; self.blocks.len()];
-        let mut stack: Vec<(usize, bool)> = Vec::new();
-        if let Tgt::B(r) = root {
-            stack.push((r, false));
+        let mut stack = vec![self.root];
+        while let Some(b) = stack.pop() {
+            if seen[b] {
+                continue;
+            }
+            seen[b] = true;
+            order.push(b);
+            if !self.blocks[b].is_ret() {
+                stack.push(self.blocks[b].jf);
+                stack.push(self.blocks[b].jt);
+            }
         }
-        while let Some((i, done)) = stack.pop() {
+        order
+    }
+
+    /// `find_levels`: reachable blocks by level, each level's list in libpcap's order.
+    fn levels(&mut self) -> Vec<Vec<usize>> {
+        let mut levels: Vec<Vec<usize>> = Vec::new();
+        let mut seen = vec![false; self.blocks.len()];
+        // Iterative post-order: (block, children done).
+        let mut stack = vec![(self.root, false)];
+        while let Some((b, done)) = stack.pop() {
             if done {
-                post.push(i);
+                let level = if self.blocks[b].is_ret() {
+                    0
+                } else {
+                    let (jt, jf) = (self.blocks[b].jt, self.blocks[b].jf);
+                    self.blocks[jt].level.max(self.blocks[jf].level) + 1
+                };
+                self.blocks[b].level = level;
+                if levels.len() <= level {
+                    levels.resize(level + 1, Vec::new());
+                }
+                // Prepended to the level's list.
+                levels[level].insert(0, b);
                 continue;
             }
-            if seen[i] {
+            if seen[b] {
                 continue;
             }
-            seen[i] = true;
-            stack.push((i, true));
-            for t in [self.blocks[i].jf, self.blocks[i].jt] {
-                if let Tgt::B(j) = t
-                    && !seen[j]
-                {
-                    stack.push((j, false));
+            seen[b] = true;
+            stack.push((b, true));
+            if !self.blocks[b].is_ret() {
+                let (jt, jf) = (self.blocks[b].jt, self.blocks[b].jf);
+                if !seen[jf] {
+                    stack.push((jf, false));
+                }
+                if !seen[jt] {
+                    stack.push((jt, false));
                 }
             }
         }
-        post.reverse();
-        post
+        levels
     }
 }
 
-/// One optimisation round; returns the new root and whether anything changed.
-fn round(g: &mut Graph, vals: &mut Values, root: Tgt) -> R<(Tgt, bool)> {
-    let order = g.topo(root);
-    let mut changed = false;
-    // 1. Decide constant tests.
-    let mut canons: HashMap<usize, Canon> = HashMap::new();
-    for &i in &order {
-        let c = canon(vals, &g.blocks[i])?;
-        if let Some(d) = c.decided
-            && !g.writes_protected(&g.blocks[i].stmts)
+struct Bits {
+    words: usize,
+    data: Vec<u64>,
+}
+
+impl Bits {
+    fn new(rows: usize, cols: usize, fill: bool) -> Self {
+        let words = cols.div_ceil(64).max(1);
+        Bits {
+            words,
+            data: vec![if fill { u64::MAX } else { 0 }; rows * words],
+        }
+    }
+    fn row(&self, r: usize) -> &[u64] {
+        &self.data[r * self.words..(r + 1) * self.words]
+    }
+    fn clear_row(&mut self, r: usize) {
+        let w = self.words;
+        self.data[r * w..(r + 1) * w].fill(0);
+    }
+    fn set(&mut self, r: usize, c: usize) {
+        self.data[r * self.words + c / 64] |= 1 << (c % 64);
+    }
+    fn get(&self, r: usize, c: usize) -> bool {
+        self.data[r * self.words + c / 64] & (1 << (c % 64)) != 0
+    }
+    fn intersect_into(&mut self, dst: usize, src_row: &[u64]) {
+        let w = self.words;
+        for (d, s) in self.data[dst * w..(dst + 1) * w].iter_mut().zip(src_row) {
+            *d &= s;
+        }
+    }
+}
+
+/// State of one optimisation pass.
+struct Pass<'a> {
+    g: &'a mut Graph,
+    vals: Values,
+    /// Block index -> libpcap block id.
+    id: Vec<usize>,
+    /// libpcap block id -> block index.
+    by_id: Vec<usize>,
+    changed: bool,
+}
+
+impl Pass<'_> {
+    /// `opt_blk` + `opt_peep` for one block.
+    fn opt_blk(&mut self, b: usize, alter: bool) -> R<()> {
+        if self.g.blocks[b].is_ret() {
+            return Ok(());
+        }
+        let (aval, xval) = execute(&mut self.vals, &self.g.blocks[b].stmts, alter)?;
+        let protected = self.g.writes_protected(b);
+        let vals = &mut self.vals;
+        let blk = &mut self.g.blocks[b];
+        blk.aval = aval;
+        blk.xval = xval;
+        let mut changed = false;
+        if blk.code == JMP | JEQ | K
+            && let Some(last) = blk.stmts.last().copied()
         {
-            let b = &mut g.blocks[i];
-            let to = if d { b.jt } else { b.jf };
-            if b.jt != to || b.jf != to {
-                b.jt = to;
-                b.jf = to;
+            if last.code == ALU | SUB | X {
+                if let Some(c) = vals.konst(xval) {
+                    blk.k = blk.k.wrapping_add(c);
+                    blk.stmts.pop();
+                    changed = true;
+                } else if blk.k == 0 {
+                    blk.stmts.pop();
+                    blk.code = JMP | JEQ | X;
+                    changed = true;
+                }
+            } else if last.code == ALU | SUB | K {
+                blk.stmts.pop();
+                blk.k = blk.k.wrapping_add(last.k);
+                changed = true;
+            } else if last.code == ALU | AND | K && blk.k == 0 {
+                blk.k = last.k;
+                blk.code = JMP | JSET | K;
+                blk.stmts.pop();
+                std::mem::swap(&mut blk.jt, &mut blk.jf);
                 changed = true;
             }
         }
-        canons.insert(i, c);
-    }
-    // 2. Edge dominators: edge 2p is block p's true exit, 2p+1 its false exit.
-    let pos: HashMap<usize, usize> = order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
-    let n_edges = 2 * order.len();
-    let words = n_edges.div_ceil(64);
-    let mut preds: Vec<Vec<usize>> = vec![Vec::new(); order.len()];
-    for (p, &i) in order.iter().enumerate() {
-        for (e, t) in [(2 * p, g.blocks[i].jt), (2 * p + 1, g.blocks[i].jf)] {
-            if let Tgt::B(j) = t {
-                preds[pos[&j]].push(e);
+        if !protected {
+            if blk.code == JMP | JSET | K {
+                if blk.k == 0 && blk.jt != blk.jf {
+                    blk.jt = blk.jf;
+                    changed = true;
+                }
+                if blk.k == u32::MAX && blk.jf != blk.jt {
+                    blk.jf = blk.jt;
+                    changed = true;
+                }
             }
         }
-    }
-    let mut edom: Vec<Vec<u64>> = vec![vec![0; words]; n_edges];
-    for p in 0..order.len() {
-        let mut into: Option<Vec<u64>> = None;
-        for &e in &preds[p] {
-            into = Some(match into {
-                None => edom[e].clone(),
-                Some(mut acc) => {
-                    for (w, v) in acc.iter_mut().zip(&edom[e]) {
-                        *w &= v;
-                    }
-                    acc
-                }
-            });
+        if blk.code & X != 0
+            && let Some(c) = vals.konst(xval)
+        {
+            blk.code &= !X;
+            blk.k = c;
         }
-        let base = into.unwrap_or_else(|| vec![0; words]);
-        for e in [2 * p, 2 * p + 1] {
-            let mut s = base.clone();
-            s[e / 64] |= 1 << (e % 64);
-            edom[e] = s;
+        if blk.code & X == 0
+            && !protected
+            && let Some(v) = vals.konst(aval)
+        {
+            let r = match blk.code & 0xf0 {
+                JEQ => v == blk.k,
+                JGT => v > blk.k,
+                JGE => v >= blk.k,
+                JSET => v & blk.k != 0,
+                _ => false,
+            };
+            if blk.jt != blk.jf {
+                changed = true;
+            }
+            if r {
+                blk.jf = blk.jt;
+            } else {
+                blk.jt = blk.jf;
+            }
         }
+        blk.oval = if blk.code & X == 0 { vals.k(blk.k) } else { xval };
+        self.changed |= changed;
+        Ok(())
     }
-    // 3. opt_j on every edge.
-    let canon_succ = |g: &Graph, i: usize, c: &Canon, sense: bool| -> Tgt {
-        // The block's exit taken when its canonical test has outcome `sense`.
-        let b = &g.blocks[i];
-        if sense != c.swapped { b.jt } else { b.jf }
-    };
-    for (p, &i) in order.iter().enumerate() {
-        for sense in [true, false] {
-            let e = if sense { 2 * p } else { 2 * p + 1 };
-            let mut succ = if sense { g.blocks[i].jt } else { g.blocks[i].jf };
-            let mut guard = 0;
-            'top: while let Tgt::B(s) = succ {
-                guard += 1;
-                if guard > 10_000 {
-                    break;
-                }
-                let sb = &g.blocks[s];
-                if g.writes_protected(&sb.stmts) {
-                    break;
-                }
-                if sb.jt == sb.jf {
-                    succ = sb.jt;
-                    continue;
-                }
-                let Some(cs) = canons.get(&s).copied() else { break };
-                for d in 0..n_edges {
-                    if edom[e][d / 64] & (1 << (d % 64)) == 0 {
-                        continue;
-                    }
-                    let dp = order[d / 2];
-                    let own_sense = d % 2 == 0;
-                    let cd = canons[&dp];
-                    let d_sense = own_sense != cd.swapped;
-                    if cs.code != cd.code || cs.a != cd.a {
-                        continue;
-                    }
-                    let target = if cs.o == cd.o {
-                        Some(canon_succ(g, s, &cs, d_sense))
-                    } else if d_sense && cd.code == JMP | JEQ | K {
-                        Some(canon_succ(g, s, &cs, false))
-                    } else {
-                        None
-                    };
-                    if let Some(t) = target {
-                        succ = t;
-                        continue 'top;
-                    }
-                }
+
+    /// `fold_edge`: what `child` does when reached over the edge leaving `pred` with `sense`.
+    fn fold_edge(&self, child: usize, pred: usize, sense: bool) -> Option<usize> {
+        let c = &self.g.blocks[child];
+        let p = &self.g.blocks[pred];
+        if c.code != p.code || c.aval != p.aval {
+            return None;
+        }
+        if c.oval == p.oval {
+            return Some(if sense { c.jt } else { c.jf });
+        }
+        if sense && p.code == JMP | JEQ | K {
+            return Some(c.jf);
+        }
+        None
+    }
+
+    /// `opt_j` for the edge leaving block `b` on `sense`.
+    fn opt_j(&mut self, b: usize, sense: bool, edom: &Bits, n: usize) {
+        let edge_id = if sense { self.id[b] } else { n + self.id[b] };
+        let mut succ = if sense { self.g.blocks[b].jt } else { self.g.blocks[b].jf };
+        if self.g.blocks[succ].is_ret() {
+            return;
+        }
+        if self.g.blocks[succ].jt == self.g.blocks[succ].jf && !self.g.writes_protected(succ) {
+            succ = self.g.blocks[succ].jt;
+            self.changed = true;
+        }
+        let mut guard = 0;
+        'top: loop {
+            guard += 1;
+            if guard > 100_000 || self.g.blocks[succ].is_ret() {
                 break;
             }
-            let b = &mut g.blocks[i];
-            let slot = if sense { &mut b.jt } else { &mut b.jf };
-            if *slot != succ {
-                *slot = succ;
-                changed = true;
+            for d in 0..2 * n {
+                if !edom.get(edge_id, d) {
+                    continue;
+                }
+                let (pred, dsense) = if d < n { (self.by_id[d], true) } else { (self.by_id[d - n], false) };
+                if self.g.blocks[pred].is_ret() {
+                    continue;
+                }
+                if let Some(target) = self.fold_edge(succ, pred, dsense)
+                    && !self.g.writes_protected(succ)
+                {
+                    self.changed = true;
+                    succ = target;
+                    if !self.g.blocks[target].is_ret() {
+                        continue 'top;
+                    }
+                    break 'top;
+                }
+            }
+            break;
+        }
+        let blk = &mut self.g.blocks[b];
+        if sense {
+            blk.jt = succ;
+        } else {
+            blk.jf = succ;
+        }
+    }
+
+    /// In-edges of every block, in libpcap's list order: `(pred, sense)`.
+    fn in_edges(&self, levels: &[Vec<usize>]) -> Vec<Vec<(usize, bool)>> {
+        let mut ins: Vec<Vec<(usize, bool)>> = vec![Vec::new(); self.g.blocks.len()];
+        for level in levels.iter().skip(1).rev() {
+            for &b in level {
+                let (jt, jf) = (self.g.blocks[b].jt, self.g.blocks[b].jf);
+                ins[jt].insert(0, (b, true));
+                ins[jf].insert(0, (b, false));
+            }
+        }
+        ins
+    }
+
+    /// `or_pullup` (`and_pullup` with `and` set): moves a test on the value the
+    /// predecessors tested up the chain of alternatives.
+    fn pullup(&mut self, b: usize, ins: &[(usize, bool)], dom: &Bits, and: bool) {
+        let Some(&(first_pred, first_sense)) = ins.first() else { return };
+        let val = self.g.blocks[first_pred].aval;
+        if ins.iter().any(|(p, _)| self.g.blocks[*p].aval != val) {
+            return;
+        }
+        // The exit that stays fixed along the chain, and the one the chain follows.
+        let fixed = |g: &Graph, x: usize| if and { g.blocks[x].jf } else { g.blocks[x].jt };
+        let next = |g: &Graph, x: usize| if and { g.blocks[x].jt } else { g.blocks[x].jf };
+        // A slot is (block, follows-the-chain exit?) or the first in-edge at the top.
+        #[derive(Clone, Copy)]
+        enum Slot {
+            Top,
+            In(usize),
+        }
+        let get = |g: &Graph, s: Slot| match s {
+            Slot::Top => b,
+            Slot::In(x) => next(g, x),
+        };
+        let _ = (first_sense,);
+        let mut diffp = Slot::Top;
+        let mut at_top = true;
+        loop {
+            let d = get(self.g, diffp);
+            if self.g.blocks[d].is_ret() {
+                return;
+            }
+            if fixed(self.g, d) != fixed(self.g, b) {
+                return;
+            }
+            if !dom.get(self.id[d], self.id[b]) {
+                return;
+            }
+            if self.g.blocks[d].aval != val {
+                break;
+            }
+            diffp = Slot::In(d);
+            at_top = false;
+        }
+        let diff = get(self.g, diffp);
+        let mut samep = diff;
+        let pull = loop {
+            let s = next(self.g, samep);
+            if self.g.blocks[s].is_ret() {
+                return;
+            }
+            if fixed(self.g, s) != fixed(self.g, b) {
+                return;
+            }
+            if !dom.get(self.id[s], self.id[b]) {
+                return;
+            }
+            if self.g.blocks[s].aval == val {
+                break s;
+            }
+            samep = s;
+        };
+        // Unlink `pull` from after `samep`, put it in front of `diff`.
+        let after = next(self.g, pull);
+        let set_next = |g: &mut Graph, x: usize, to: usize| {
+            if and {
+                g.blocks[x].jt = to;
+            } else {
+                g.blocks[x].jf = to;
+            }
+        };
+        set_next(self.g, samep, after);
+        set_next(self.g, pull, diff);
+        if at_top {
+            for &(p, sense) in ins {
+                if sense {
+                    if self.g.blocks[p].jt == b {
+                        self.g.blocks[p].jt = pull;
+                    }
+                } else if self.g.blocks[p].jf == b {
+                    self.g.blocks[p].jf = pull;
+                }
+            }
+        } else if let Slot::In(x) = diffp {
+            set_next(self.g, x, pull);
+        }
+        self.changed = true;
+    }
+}
+
+/// One `opt_loop` pass; returns whether anything changed.
+fn pass(g: &mut Graph, alter: bool, ids: &[usize]) -> R<bool> {
+    let levels = g.levels();
+    let nb = g.blocks.len();
+    let mut id = vec![usize::MAX; nb];
+    for (i, &b) in ids.iter().enumerate() {
+        id[b] = i;
+    }
+    let n = ids.len();
+    let mut p = Pass {
+        g,
+        vals: Values::new(),
+        id,
+        by_id: ids.to_vec(),
+        changed: false,
+    };
+    // Dominators (find_dom) and edge dominators (find_edom), on the graph as it is now.
+    let mut dom = Bits::new(n, n, true);
+    let mut edom = Bits::new(2 * n, 2 * n, true);
+    let root = p.g.root;
+    dom.clear_row(p.id[root]);
+    edom.clear_row(p.id[root]);
+    edom.clear_row(n + p.id[root]);
+    for level in levels.iter().rev() {
+        for &b in level {
+            let bid = p.id[b];
+            dom.set(bid, bid);
+            if p.g.blocks[b].is_ret() {
+                continue;
+            }
+            let row = dom.row(bid).to_vec();
+            let (jt, jf) = (p.g.blocks[b].jt, p.g.blocks[b].jf);
+            dom.intersect_into(p.id[jt], &row);
+            dom.intersect_into(p.id[jf], &row);
+        }
+    }
+    for level in levels.iter().rev() {
+        for &b in level {
+            let bid = p.id[b];
+            for (e, succ) in [(bid, p.g.blocks[b].jt), (n + bid, p.g.blocks[b].jf)] {
+                edom.set(e, e);
+                if p.g.blocks[b].is_ret() {
+                    continue;
+                }
+                let row = edom.row(e).to_vec();
+                let sid = p.id[succ];
+                edom.intersect_into(sid, &row);
+                edom.intersect_into(n + sid, &row);
             }
         }
     }
-    // 4. Intern again (merging blocks that became identical).
-    let new_root = g.rebuild(root);
-    Ok((new_root, changed || new_root != root))
+    for level in levels.iter().rev() {
+        for &b in level {
+            p.opt_blk(b, alter)?;
+        }
+    }
+    if alter {
+        return Ok(p.changed);
+    }
+    for level in levels.iter().skip(1) {
+        for &b in level {
+            p.opt_j(b, true, &edom, n);
+            p.opt_j(b, false, &edom, n);
+        }
+    }
+    let ins = p.in_edges(&levels);
+    for level in levels.iter().skip(1) {
+        for &b in level {
+            p.pullup(b, &ins[b], &dom, false);
+            p.pullup(b, &ins[b], &dom, true);
+        }
+    }
+    Ok(p.changed)
 }
 
-/// Regenerates code leaving value `v` in A, using scratch words from `temps`.
-fn gen_value(vals: &Values, v: usize, temps: &mut Vec<u32>, out: &mut Vec<Instruction>) -> Option<()> {
+/// Regenerates code leaving value `v` in A, with scratch words from `temps`.
+fn gen_value(vals: &Values, v: Val, temps: &mut Vec<u32>, out: &mut Vec<Instruction>) -> Option<()> {
     let s = |code, k| Instruction::new(code, 0, 0, k);
-    match vals.list[v] {
+    match vals.list[v as usize] {
         V::Const(c) => out.push(s(LD | IMM, c)),
-        V::Load(code, k, None) if code == LDX | MSH | B => {
-            out.push(s(code, k));
-            out.push(s(MISC | TXA, 0));
-        }
-        V::Load(code, k, None) => out.push(s(code, k)),
-        V::Load(code, k, Some(x)) => {
-            match vals.list[x] {
-                V::Load(c, kk, None) if c == LDX | MSH | B => out.push(s(c, kk)),
-                _ => {
-                    gen_value(vals, x, temps, out)?;
-                    out.push(s(MISC | TAX, 0));
+        V::F(code, k, x) => match code & 0x07 {
+            LD | LDX => match code & 0xe0 {
+                ABS | LEN => out.push(s(code, k)),
+                MSH => {
+                    out.push(s(code, k));
+                    out.push(s(MISC | TXA, 0));
+                }
+                IND => {
+                    match vals.list[x as usize] {
+                        V::F(c, kk, 0) if c == LDX | MSH | B => out.push(s(c, kk)),
+                        V::Const(c) => out.push(s(LDX | IMM, c)),
+                        _ => {
+                            if x == 0 {
+                                return None;
+                            }
+                            gen_value(vals, x, temps, out)?;
+                            out.push(s(MISC | TAX, 0));
+                        }
+                    }
+                    out.push(s(code, k));
+                }
+                _ => return None,
+            },
+            ALU if code & 0xf0 == NEG => {
+                gen_value(vals, k, temps, out)?;
+                out.push(s(code, 0));
+            }
+            ALU => {
+                if k == 0 || x == 0 {
+                    return None;
+                }
+                match vals.list[x as usize] {
+                    V::Const(c) => {
+                        gen_value(vals, k, temps, out)?;
+                        out.push(s(ALU | (code & 0xf0) | K, c));
+                    }
+                    _ => {
+                        let t = temps.pop()?;
+                        gen_value(vals, x, temps, out)?;
+                        out.push(s(ST, t));
+                        gen_value(vals, k, temps, out)?;
+                        out.push(s(LDX | MEM, t));
+                        out.push(s(ALU | (code & 0xf0) | X, 0));
+                        temps.push(t);
+                    }
                 }
             }
-            out.push(s(code, k));
-        }
-        V::Alu(op, a, b) => match vals.list[b] {
-            V::Const(c) => {
-                gen_value(vals, a, temps, out)?;
-                out.push(s(ALU | op | K, c));
-            }
-            _ => {
-                let t = temps.pop()?;
-                gen_value(vals, b, temps, out)?;
-                out.push(s(ST, t));
-                gen_value(vals, a, temps, out)?;
-                out.push(s(LDX | MEM, t));
-                out.push(s(ALU | op | X, 0));
-                temps.push(t);
-            }
+            _ => return None,
         },
-        V::Neg(a) => {
-            gen_value(vals, a, temps, out)?;
-            out.push(s(ALU | NEG, 0));
-        }
-        V::Mem(r) => out.push(s(LD | MEM, r)),
-        V::Fresh(_) => return None,
     }
     Some(())
 }
 
-/// The statements and jump to emit for block `b`: regenerated from its canonical test
-/// when possible (dropping dead loads), else as generated.
-fn lower(vals: &Values, g: &Graph, b: &Block, c: &Canon) -> (Vec<Instruction>, u16, u32, Tgt, Tgt) {
-    let original = (b.stmts.clone(), b.code, b.k, b.jt, b.jf);
-    if g.writes_protected(&b.stmts) {
-        return original;
+/// A block's code for the final program: regenerated from its values (dropping dead
+/// loads, as libpcap's dead-store pass does), or as it is when it has side effects.
+fn lower(g: &Graph, vals: &mut Values, b: usize) -> R<(Vec<Instruction>, u16, u32)> {
+    let blk = &g.blocks[b];
+    if g.writes_protected(b) {
+        return Ok((blk.stmts.clone(), blk.code, blk.k));
     }
+    let (a, x) = execute(vals, &blk.stmts, true)?;
     let mut temps: Vec<u32> = (0..MEMWORDS as u32).filter(|r| !g.protected.contains(r)).collect();
     let mut out = Vec::new();
-    let ok = if c.code & X != 0 {
+    let (mut code, mut k) = (blk.code, blk.k);
+    if code & X != 0
+        && let Some(c) = vals.konst(x)
+    {
+        code &= !X;
+        k = c;
+    }
+    let ok = if code & X != 0 {
         temps.pop().and_then(|t| {
-            gen_value(vals, c.o, &mut temps, &mut out)?;
+            if x == 0 {
+                return None;
+            }
+            gen_value(vals, x, &mut temps, &mut out)?;
             out.push(Instruction::new(ST, 0, 0, t));
-            gen_value(vals, c.a, &mut temps, &mut out)?;
+            gen_value(vals, a, &mut temps, &mut out)?;
             out.push(Instruction::new(LDX | MEM, 0, 0, t));
             Some(())
         })
+    } else if a == 0 {
+        None
     } else {
-        gen_value(vals, c.a, &mut temps, &mut out)
+        gen_value(vals, a, &mut temps, &mut out)
     };
-    if ok.is_none() {
-        return original;
-    }
-    let (jt, jf) = if c.swapped { (b.jf, b.jt) } else { (b.jt, b.jf) };
-    (out, c.code, c.k, jt, jf)
+    Ok(match ok {
+        Some(()) => (out, code, k),
+        None => (blk.stmts.clone(), blk.code, blk.k),
+    })
 }
 
 /// Optimises the tree as libpcap would and flattens it into a program.
@@ -600,45 +795,139 @@ pub(crate) fn compile_tree(
 ) -> R<Vec<Instruction>> {
     let mut g = Graph {
         blocks: Vec::new(),
-        index: HashMap::new(),
+        root: 0,
         protected,
     };
-    let mut vals = Values {
-        table: HashMap::new(),
-        list: Vec::new(),
-        fresh: 0,
-    };
-    let mut r = g.build(root, Tgt::Accept, Tgt::Reject);
-    for _ in 0..64 {
-        let (nr, changed) = round(&mut g, &mut vals, r)?;
-        r = nr;
-        if !changed {
-            break;
+    g.add(Vec::new(), RET | K, snaplen, 0, 0);
+    g.add(Vec::new(), RET | K, 0, 0, 0);
+    g.root = g.build(root, ACCEPT, REJECT);
+    if g.blocks[g.root].is_ret() {
+        // A constant expression: nothing to optimise.
+        if g.root == REJECT {
+            return Err(CompileError::invalid("expression rejects all packets"));
+        }
+    } else {
+        let ids = g.numbering();
+        let mut guard = 0;
+        while pass(&mut g, false, &ids)? {
+            guard += 1;
+            if guard > 200 {
+                break;
+            }
+        }
+        guard = 0;
+        while pass(&mut g, true, &ids)? {
+            guard += 1;
+            if guard > 200 {
+                break;
+            }
         }
     }
-    if r == Tgt::Reject {
+    // intern_blocks: merge blocks that would emit the same code with the same exits.
+    let mut vals = Values::new();
+    let mut lowered: HashMap<usize, (Vec<Instruction>, u16, u32)> = HashMap::new();
+    loop {
+        let order = g.numbering();
+        let mut seen: HashMap<(Vec<Instruction>, u16, u32, usize, usize), usize> = HashMap::new();
+        let mut link: HashMap<usize, usize> = HashMap::new();
+        for &b in order.iter().rev() {
+            if g.blocks[b].is_ret() {
+                continue;
+            }
+            if !lowered.contains_key(&b) {
+                let l = lower(&g, &mut vals, b)?;
+                lowered.insert(b, l);
+            }
+            let (s, c, k) = lowered[&b].clone();
+            let key = (s, c, k, g.blocks[b].jt, g.blocks[b].jf);
+            match seen.get(&key) {
+                Some(&other) => {
+                    link.insert(b, other);
+                }
+                None => {
+                    seen.insert(key, b);
+                }
+            }
+        }
+        if link.is_empty() {
+            break;
+        }
+        for b in 0..g.blocks.len() {
+            if let Some(&t) = link.get(&g.blocks[b].jt) {
+                g.blocks[b].jt = t;
+            }
+            if let Some(&t) = link.get(&g.blocks[b].jf) {
+                g.blocks[b].jf = t;
+            }
+        }
+        if let Some(&t) = link.get(&g.root) {
+            g.root = t;
+        }
+    }
+    // opt_root: skip a root whose exits meet, keeping its statements in front.
+    let mut root_stmts = match lowered.get(&g.root) {
+        Some(l) => l.0.clone(),
+        None => Vec::new(),
+    };
+    let mut root = g.root;
+    while !g.blocks[root].is_ret() && g.blocks[root].jt == g.blocks[root].jf {
+        root = g.blocks[root].jt;
+    }
+    if root == REJECT {
         return Err(CompileError::invalid("expression rejects all packets"));
     }
-    // Flatten back to front: returns, then blocks after all their successors.
-    let order = g.topo(r);
+    if g.blocks[root].is_ret() {
+        root_stmts.clear();
+    } else if root == g.root {
+        root_stmts.clear();
+    }
+    g.root = root;
+    // Flatten back to front: returns, then every block after all its successors.
+    let order = g.numbering();
+    let mut post: Vec<usize> = Vec::new();
+    {
+        let mut seen = vec![false; g.blocks.len()];
+        let mut stack = vec![(g.root, false)];
+        while let Some((b, done)) = stack.pop() {
+            if done {
+                post.push(b);
+                continue;
+            }
+            if seen[b] {
+                continue;
+            }
+            seen[b] = true;
+            stack.push((b, true));
+            if !g.blocks[b].is_ret() {
+                stack.push((g.blocks[b].jf, false));
+                stack.push((g.blocks[b].jt, false));
+            }
+        }
+    }
+    let _ = order;
     let mut rev: Vec<Instruction> = Vec::new();
+    let mut at: HashMap<usize, usize> = HashMap::new();
     let push = |rev: &mut Vec<Instruction>, i: Instruction| {
         rev.push(i);
         rev.len() - 1
     };
-    let reject = push(&mut rev, Instruction::new(RET | K, 0, 0, 0));
-    let accept = push(&mut rev, Instruction::new(RET | K, 0, 0, snaplen));
-    let mut at: HashMap<usize, usize> = HashMap::new();
-    let place = |t: Tgt, at: &HashMap<usize, usize>| match t {
-        Tgt::Accept => accept,
-        Tgt::Reject => reject,
-        Tgt::B(i) => at[&i],
-    };
-    for &i in order.iter().rev() {
-        let b = g.blocks[i].clone();
-        let c = canon(&mut vals, &b)?;
-        let (stmts, code, k, jt, jf) = lower(&vals, &g, &b, &c);
-        let (mut t, mut f) = (place(jt, &at), place(jf, &at));
+    for &b in &post {
+        let blk = g.blocks[b].clone();
+        if blk.is_ret() {
+            let p = push(&mut rev, Instruction::new(blk.code, 0, 0, blk.k));
+            at.insert(b, p);
+            continue;
+        }
+        let (mut stmts, code, k) = match lowered.get(&b) {
+            Some(l) => l.clone(),
+            None => lower(&g, &mut vals, b)?,
+        };
+        if b == g.root && !root_stmts.is_empty() {
+            let mut s = root_stmts.clone();
+            s.append(&mut stmts);
+            stmts = s;
+        }
+        let (mut t, mut f) = (at[&blk.jt], at[&blk.jf]);
         let dist = |rev: &Vec<Instruction>, target: usize| (rev.len() - target - 1) as u32;
         if dist(&rev, t) > 255 {
             let d = dist(&rev, t);
@@ -657,9 +946,9 @@ pub(crate) fn compile_tree(
         for s in stmts.iter().rev() {
             entry = push(&mut rev, *s);
         }
-        at.insert(i, entry);
+        at.insert(b, entry);
     }
-    let entry = place(r, &at);
+    let entry = at[&g.root];
     if entry != rev.len() - 1 {
         let d = (rev.len() - entry - 1) as u32;
         push(&mut rev, Instruction::new(JMP | JA, 0, 0, d));

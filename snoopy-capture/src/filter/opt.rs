@@ -25,6 +25,8 @@ use super::node::Node;
 
 type R<T> = Result<T, CompileError>;
 
+const ALU_ADD_X: u16 = ALU | ADD | X;
+
 /// Value number 0 means "unknown", as in libpcap.
 type Val = u32;
 
@@ -107,8 +109,16 @@ fn execute(vals: &mut Values, stmts: &[Instruction], alter: bool) -> R<(Val, Val
                     MEM => *mem.get(&k).unwrap_or(&0),
                     LEN => vals.num(V::F(LD | W | LEN, 0, 0)),
                     ABS => vals.num(V::F(code, k, 0)),
-                    IND => match vals.konst(x) {
-                        Some(c) if alter => vals.num(V::F(LD | ABS | (code & 0x18), k.wrapping_add(c), 0)),
+                    IND => match (vals.konst(x), vals.list[x as usize]) {
+                        (Some(c), _) if alter => {
+                            vals.num(V::F(LD | ABS | (code & 0x18), k.wrapping_add(c), 0))
+                        }
+                        // opt_peep's "tcp[k]" rewrite: `ld #c; add x; tax; ld [x+k]` becomes
+                        // `ld [x+(k+c)]`, which also changes what a wrapping index loads.
+                        (None, V::F(ALU_ADD_X, p, q)) if alter && vals.konst(p).is_some() => {
+                            let c = vals.konst(p).unwrap_or(0);
+                            vals.num(V::F(code, k.wrapping_add(c), q))
+                        }
                         _ => vals.num(V::F(code, k, x)),
                     },
                     MSH => vals.num(V::F(code, k, 0)),
@@ -138,7 +148,13 @@ fn execute(vals: &mut Values, stmts: &[Instruction], alter: bool) -> R<(Val, Val
                 // An operation on X with a known X is one on a constant.
                 let (kform, operand) = if code & X != 0 {
                     match vals.konst(x) {
-                        Some(c) if alter => (true, c),
+                        Some(c) if alter => {
+                            // libpcap rewrites `op x` to `op #c` and checks the shift then.
+                            if matches!(op, LSH | RSH) && c > 31 && vals.konst(a).is_none() {
+                                return Err(CompileError::invalid("shift by more than 31 bits"));
+                            }
+                            (true, c)
+                        }
                         _ => (false, 0),
                     }
                 } else {
@@ -153,6 +169,8 @@ fn execute(vals: &mut Values, stmts: &[Instruction], alter: bool) -> R<(Val, Val
                                     a = vals.k(0);
                                     continue;
                                 }
+                                DIV => return Err(CompileError::invalid("division by zero")),
+                                MOD => return Err(CompileError::invalid("modulus by zero")),
                                 _ => {}
                             }
                         }

@@ -371,7 +371,13 @@ impl Parser {
                 return Ok((b, q));
             }
             self.bump();
-            let (mut b, _) = self.id(q)?;
+            // `pid`: the first element is a `nid` or a `pnum`, never a parenthesised list.
+            let (mut b, _) = if *self.peek() == Tok::Sym('(') {
+                let v = self.pnum()?;
+                (self.generator.ncode(None, v, q)?, q)
+            } else {
+                self.id(q)?
+            };
             while matches!(self.peek(), Tok::And | Tok::Or) {
                 let is_and = self.bump() == Tok::And;
                 let (b2, _) = self.id(q)?;

@@ -3,3 +3,4 @@
 mod filter_corpus;
 mod filter_diff;
 mod filter_random;
+mod filter_live;

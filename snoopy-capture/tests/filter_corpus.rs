@@ -68,7 +68,13 @@ fn ether(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> 
 }
 
 /// Ethernet with VLAN tags (outermost first): `(tpid, tci)`.
-fn ether_tagged(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+fn ether_tagged(
+    dst: [u8; 6],
+    src: [u8; 6],
+    tags: &[(u16, u16)],
+    ethertype: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend(dst);
     f.extend(src);
@@ -82,7 +88,14 @@ fn ether_tagged(dst: [u8; 6], src: [u8; 6], tags: &[(u16, u16)], ethertype: u16,
 }
 
 #[allow(clippy::too_many_arguments)]
-fn ipv4(src: [u8; 4], dst: [u8; 4], proto: u8, options: usize, frag: u16, payload: &[u8]) -> Vec<u8> {
+fn ipv4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    options: usize,
+    frag: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let ihl = 5 + options / 4;
     let total = (ihl * 4 + payload.len()) as u16;
     let mut h = vec![(0x40 | ihl) as u8, 0];
@@ -169,7 +182,10 @@ fn l3_packets(rng: &mut Rng) -> Vec<(u16, Vec<u8>)> {
             1 => (17, udp(sp, dp, b"payload")),
             2 => (132, sctp(sp, dp)),
             3 => (1, icmp(*rng.pick(&[0u8, 3, 8, 11, 13]), rng.below(3) as u8)),
-            _ => (*rng.pick(&[2u8, 9, 47, 50, 51, 103, 112, 89]), vec![0x11; 20]),
+            _ => (
+                *rng.pick(&[2u8, 9, 47, 50, 51, 103, 112, 89]),
+                vec![0x11; 20],
+            ),
         };
         out.push((0x0800, ipv4(s, d, l4.0, options, frag, &l4.1)));
     }
@@ -182,7 +198,10 @@ fn l3_packets(rng: &mut Rng) -> Vec<(u16, Vec<u8>)> {
             1 => (17, udp(sp, dp, b"y")),
             2 => (132, sctp(sp, dp)),
             3 => (58, icmp(*rng.pick(&[1u8, 128, 129, 135, 136]), 0)),
-            _ => (*rng.pick(&[0u8, 43, 50, 51, 59, 103]), vec![6, 0, 0, 0, 0, 0, 0, 0, 0, 80, 0, 80]),
+            _ => (
+                *rng.pick(&[0u8, 43, 50, 51, 59, 103]),
+                vec![6, 0, 0, 0, 0, 0, 0, 0, 0, 80, 0, 80],
+            ),
         };
         let pkt = if rng.chance(25) {
             // A fragment header (44) in front.
@@ -201,7 +220,9 @@ fn l3_packets(rng: &mut Rng) -> Vec<(u16, Vec<u8>)> {
         out.push((ty, arp(rng.below(4) as u16, MACS[0], s, MACS[1], d)));
     }
     // Other ethertypes.
-    for ty in [0x6003u16, 0x6004, 0x809b, 0x80f3, 0x8137, 0x9000, 0x88cc, 0x0801, 0x0600] {
+    for ty in [
+        0x6003u16, 0x6004, 0x809b, 0x80f3, 0x8137, 0x9000, 0x88cc, 0x0801, 0x0600,
+    ] {
         out.push((ty, vec![0x45; 40]));
     }
     out
@@ -213,7 +234,10 @@ pub fn ethernet_corpus(seed: u64) -> Vec<Pkt> {
     let mut rng = Rng(seed | 1);
     let mut out = Vec::new();
     let l3 = l3_packets(&mut rng);
-    let whole = |data: Vec<u8>| Pkt { wire_len: data.len() as u32, data };
+    let whole = |data: Vec<u8>| Pkt {
+        wire_len: data.len() as u32,
+        data,
+    };
     for (ty, p) in &l3 {
         let (dst, src) = (*rng.pick(&MACS), *rng.pick(&MACS));
         out.push(whole(ether(dst, src, *ty, p)));
@@ -253,7 +277,10 @@ pub fn ethernet_corpus(seed: u64) -> Vec<Pkt> {
         let full = out[i].clone();
         let cut = *rng.pick(&[6usize, 12, 13, 14, 20, 23, 30, 34, 38, 40, 54, 56]);
         if cut < full.data.len() {
-            out.push(Pkt { data: full.data[..cut].to_vec(), wire_len: full.wire_len });
+            out.push(Pkt {
+                data: full.data[..cut].to_vec(),
+                wire_len: full.wire_len,
+            });
         }
     }
     for n in [0usize, 1, 5, 13, 14, 15] {
@@ -284,12 +311,19 @@ pub fn convert(p: &Pkt, link: LinkType, seed: usize) -> Option<Pkt> {
         return (link == LinkType::RawIp).then(|| p.clone());
     }
     let ty = u16::from_be_bytes([d[12], d[13]]);
-    let (proto, payload) = if ty <= 1500 { (0x0004, &d[14..]) } else { (ty, &d[14..]) };
+    let (proto, payload) = if ty <= 1500 {
+        (0x0004, &d[14..])
+    } else {
+        (ty, &d[14..])
+    };
     let grow = |hdr: Vec<u8>| {
         let mut data = hdr;
         let extra = data.len() as u32;
         data.extend(payload);
-        Some(Pkt { data, wire_len: p.wire_len - 14 + extra })
+        Some(Pkt {
+            data,
+            wire_len: p.wire_len - 14 + extra,
+        })
     };
     match link {
         LinkType::LinuxSll => {
@@ -308,9 +342,15 @@ pub fn convert(p: &Pkt, link: LinkType, seed: usize) -> Option<Pkt> {
         }
         LinkType::RawIp => {
             if (ty == 0x0800 || ty == 0x86dd) && !cut {
-                Some(Pkt { data: payload.to_vec(), wire_len: payload.len() as u32 })
+                Some(Pkt {
+                    data: payload.to_vec(),
+                    wire_len: payload.len() as u32,
+                })
             } else if seed % 4 == 0 {
-                Some(Pkt { data: payload.to_vec(), wire_len: p.wire_len - 14 })
+                Some(Pkt {
+                    data: payload.to_vec(),
+                    wire_len: p.wire_len - 14,
+                })
             } else {
                 None
             }
@@ -361,7 +401,10 @@ pub fn require_tcpdump() {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    assert!(ok, "tcpdump is required for the filter differential tests (apt-get install tcpdump)");
+    assert!(
+        ok,
+        "tcpdump is required for the filter differential tests (apt-get install tcpdump)"
+    );
 }
 
 /// What tcpdump does with `expr`: the indices it keeps from `pcap`, or its error.

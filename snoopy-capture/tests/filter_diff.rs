@@ -66,7 +66,9 @@ fn corpus() -> Corpus {
 
 /// Runs `f` over `items` on a few threads; `f` gets a per-thread scratch file path.
 fn par_map<T: Sync, U: Send>(items: &[T], dir: &Path, f: impl Fn(&T, &Path) -> U + Sync) -> Vec<U> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
     let chunk = items.len().div_ceil(threads).max(1);
     std::thread::scope(|s| {
         let handles: Vec<_> = items
@@ -78,7 +80,10 @@ fn par_map<T: Sync, U: Send>(items: &[T], dir: &Path, f: impl Fn(&T, &Path) -> U
                 s.spawn(move || part.iter().map(|x| f(x, &scratch)).collect::<Vec<U>>())
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("worker panicked")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker panicked"))
+            .collect()
     })
 }
 
@@ -108,7 +113,9 @@ fn hand_written_expressions_match_tcpdump() {
             let tag = format!("[{}] {expr:?}", link.name());
             match (&truth, &ours) {
                 (Err(_), Err(_)) => {}
-                (Err(t), Ok(_)) => failures.push(format!("{tag}: tcpdump rejects ({t}), we accept")),
+                (Err(t), Ok(_)) => {
+                    failures.push(format!("{tag}: tcpdump rejects ({t}), we accept"))
+                }
                 (Ok(_), Err(e)) if e.kind == ErrorKind::NotSupported => {}
                 (Ok(_), Err(e)) => failures.push(format!("{tag}: tcpdump accepts, we reject: {e}")),
                 (Ok(t), Ok(prog)) => {
@@ -211,7 +218,9 @@ fn rejected_expressions_are_rejected() {
         let ours = compile(expr, LinkType::Ethernet, Mode::File, SNAPLEN);
         match (&theirs, &ours) {
             (Err(_), Err(_)) => {}
-            (Ok(_), _) => failures.push(format!("{expr:?}: expected tcpdump to reject it, it accepts")),
+            (Ok(_), _) => failures.push(format!(
+                "{expr:?}: expected tcpdump to reject it, it accepts"
+            )),
             (Err(t), Ok(_)) => failures.push(format!("{expr:?}: tcpdump rejects ({t}), we accept")),
         }
     }
@@ -223,10 +232,17 @@ fn rejected_expressions_are_rejected() {
 
 #[test]
 fn syntax_errors_point_at_the_column() {
-    let e: CompileError = compile("tcp and and udp", LinkType::Ethernet, Mode::File, SNAPLEN).unwrap_err();
+    let e: CompileError =
+        compile("tcp and and udp", LinkType::Ethernet, Mode::File, SNAPLEN).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Syntax);
     assert_eq!(e.column, Some(9), "{e}");
-    let e = compile("port 80 or (443 and tcp)", LinkType::Ethernet, Mode::File, SNAPLEN).unwrap_err();
+    let e = compile(
+        "port 80 or (443 and tcp)",
+        LinkType::Ethernet,
+        Mode::File,
+        SNAPLEN,
+    )
+    .unwrap_err();
     assert_eq!(e.column, Some(21), "{e}");
     let e = compile("host example.com", LinkType::Ethernet, Mode::File, SNAPLEN).unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotSupported);

@@ -45,7 +45,11 @@ fn live_corpus() -> Vec<LivePkt> {
     out
 }
 
-fn libpcap_live_program(scratch: &std::path::Path, expr: &str, optimize: bool) -> Result<Program, String> {
+fn libpcap_live_program(
+    scratch: &std::path::Path,
+    expr: &str,
+    optimize: bool,
+) -> Result<Program, String> {
     std::fs::write(scratch, expr).map_err(|e| e.to_string())?;
     let mut args = vec!["-i", "lo", "-ddd", "-F"];
     if !optimize {

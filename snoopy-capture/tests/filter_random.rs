@@ -20,10 +20,20 @@ const PNAMES_ALL: [&str; 17] = [
 const PNAMES_INDEX: [&str; 10] = [
     "ether", "ip", "ip6", "arp", "tcp", "udp", "icmp", "icmp6", "sctp", "igmp",
 ];
-const PORT_NAMES: [&str; 8] = ["http", "https", "ssh", "domain", "ntp", "snmp", "bgp", "telnet"];
+const PORT_NAMES: [&str; 8] = [
+    "http", "https", "ssh", "domain", "ntp", "snmp", "bgp", "telnet",
+];
 const CONSTS: [&str; 10] = [
-    "tcpflags", "tcp-syn", "tcp-ack", "tcp-fin", "tcp-rst", "icmptype", "icmp-echo",
-    "icmp-echoreply", "icmp6-echo", "tcp-push",
+    "tcpflags",
+    "tcp-syn",
+    "tcp-ack",
+    "tcp-fin",
+    "tcp-rst",
+    "icmptype",
+    "icmp-echo",
+    "icmp-echoreply",
+    "icmp6-echo",
+    "tcp-push",
 ];
 
 /// splitmix64, so that nearby seeds give unrelated streams.
@@ -59,7 +69,10 @@ impl G {
             4 => self.rng.pick(&IP6S).to_string(),
             5 => {
                 let m = *self.rng.pick(&MACS);
-                format!("{:x}:{:x}:{:x}:{:x}:{:x}:{:x}", m[0], m[1], m[2], m[3], m[4], m[5])
+                format!(
+                    "{:x}:{:x}:{:x}:{:x}:{:x}:{:x}",
+                    m[0], m[1], m[2], m[3], m[4], m[5]
+                )
             }
             6 => self.rng.pick(&PORT_NAMES).to_string(),
             7 => {
@@ -71,7 +84,11 @@ impl G {
                 let ip = *self.rng.pick(&IPS);
                 format!("{}.{}", ip[0], ip[1])
             }
-            10 => format!("{}/{}", self.rng.pick(&["2001:db8::", "fe80::", "::"]), self.rng.pick(&[0, 10, 32, 64])),
+            10 => format!(
+                "{}/{}",
+                self.rng.pick(&["2001:db8::", "fe80::", "::"]),
+                self.rng.pick(&[0, 10, 32, 64])
+            ),
             11 => format!("not {}", self.id(depth + 1)),
             _ => format!(
                 "({} {} {})",
@@ -84,7 +101,9 @@ impl G {
 
     fn head(&mut self) -> String {
         let mut parts: Vec<String> = Vec::new();
-        let aqual = *self.rng.pick(&["host", "net", "port", "portrange", "proto", "", ""]);
+        let aqual = *self
+            .rng
+            .pick(&["host", "net", "port", "portrange", "proto", "", ""]);
         let pq = match aqual {
             "port" | "portrange" => *self.rng.pick(&PNAMES_PORT),
             "proto" => *self.rng.pick(&["ip", "ip6", "ether", ""]),
@@ -114,7 +133,11 @@ impl G {
         match self.rng.below(if depth > 2 { 4 } else { 9 }) {
             0 => format!("{}", self.rng.below(300)),
             1 => self.rng.pick(&CONSTS).to_string(),
-            2 => format!("{}", self.rng.pick(&[0, 1, 2, 6, 12, 13, 14, 20, 23, 0x800, 0x45])),
+            2 => format!(
+                "{}",
+                self.rng
+                    .pick(&[0, 1, 2, 6, 12, 13, 14, 20, 23, 0x800, 0x45])
+            ),
             3 => {
                 let p = *self.rng.pick(&PNAMES_INDEX);
                 let idx = if self.rng.chance(70) {
@@ -131,7 +154,8 @@ impl G {
             4 | 5 => format!(
                 "{} {} {}",
                 self.arth(depth + 1),
-                self.rng.pick(&["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"]),
+                self.rng
+                    .pick(&["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"]),
                 self.arth(depth + 1)
             ),
             6 => format!("({})", self.arth(depth + 1)),
@@ -152,9 +176,19 @@ impl G {
             ),
             6 => self
                 .rng
-                .pick(&["broadcast", "multicast", "ip multicast", "ip6 multicast", "ether broadcast"])
+                .pick(&[
+                    "broadcast",
+                    "multicast",
+                    "ip multicast",
+                    "ip6 multicast",
+                    "ether broadcast",
+                ])
                 .to_string(),
-            7 => format!("{} {}", self.rng.pick(&["less", "greater"]), self.rng.below(120)),
+            7 => format!(
+                "{} {}",
+                self.rng.pick(&["less", "greater"]),
+                self.rng.below(120)
+            ),
             8 => match self.rng.below(3) {
                 0 => "vlan".into(),
                 _ => format!("vlan {}", self.rng.pick(&[0, 1, 5, 100, 4095])),
@@ -169,7 +203,11 @@ impl G {
         let n = self.rng.below(if depth > 1 { 2 } else { 4 });
         for _ in 0..n {
             let op = *self.rng.pick(&["and", "or", "&&", "||"]);
-            let rhs = if self.rng.chance(30) { self.id(depth + 1) } else { self.term(depth + 1) };
+            let rhs = if self.rng.chance(30) {
+                self.id(depth + 1)
+            } else {
+                self.term(depth + 1)
+            };
             s = format!("{s} {op} {rhs}");
         }
         s
@@ -191,7 +229,9 @@ fn random_expressions_agree_with_libpcap() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3000);
-    let mut g = G { rng: Rng(mix(seed)) };
+    let mut g = G {
+        rng: Rng(mix(seed)),
+    };
     let exprs: Vec<(LinkType, String)> = (0..cases)
         .map(|i| {
             // Mostly Ethernet (where everything applies), some of each other link type.
@@ -212,10 +252,20 @@ fn random_expressions_agree_with_libpcap() {
         LinkType::RawIp,
     ]
     .into_iter()
-    .map(|l| (l, eth.iter().enumerate().filter_map(|(i, p)| convert(p, l, i)).collect()))
+    .map(|l| {
+        (
+            l,
+            eth.iter()
+                .enumerate()
+                .filter_map(|(i, p)| convert(p, l, i))
+                .collect(),
+        )
+    })
     .collect();
     let dir = tempfile::tempdir().unwrap();
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
     let chunk = exprs.len().div_ceil(threads);
     let failures: Vec<String> = std::thread::scope(|s| {
         let hs: Vec<_> = exprs
@@ -261,7 +311,12 @@ fn random_expressions_agree_with_libpcap() {
         failures.is_empty(),
         "FILTER_SEED={seed}: {} of {cases} random expressions disagree with libpcap:\n{}",
         failures.len(),
-        failures.iter().take(60).cloned().collect::<Vec<_>>().join("\n")
+        failures
+            .iter()
+            .take(60)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 

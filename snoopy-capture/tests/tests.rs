@@ -2,5 +2,5 @@
 
 mod filter_corpus;
 mod filter_diff;
-mod filter_random;
 mod filter_live;
+mod filter_random;

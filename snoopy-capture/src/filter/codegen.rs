@@ -9,11 +9,11 @@
 //! `vlan` shifts the offsets of everything that follows it.
 
 use super::Instruction;
+use super::Mode;
 use super::bpf::*;
 use super::error::CompileError;
 use super::names::{self, PortProto};
 use super::node::Node;
-use super::Mode;
 use crate::LinkType;
 
 type R<T> = Result<T, CompileError>;
@@ -320,7 +320,16 @@ impl Gen {
     }
 
     #[allow(clippy::too_many_arguments)] // mirrors gen_ncmp
-    fn ncmp(&self, rel: OffRel, off: u32, size: u16, mask: u32, op: u16, rev: bool, v: u32) -> Node {
+    fn ncmp(
+        &self,
+        rel: OffRel,
+        off: u32,
+        size: u16,
+        mask: u32,
+        op: u16,
+        rev: bool,
+        v: u32,
+    ) -> Node {
         let mut s = self.load_a(rel, off, size);
         if mask != 0xffff_ffff {
             s.push(stmt(ALU | AND | K, mask));
@@ -424,10 +433,9 @@ impl Gen {
                 let b1 = Node::and(self.not_llc(), snap);
                 Node::or(self.cmp(OffRel::LinkType, 0, H, ll_proto), b1)
             }
-            _ if ll_proto <= ETHERMTU => Node::and(
-                self.not_llc(),
-                self.cmp(OffRel::LinkType, 2, B, ll_proto),
-            ),
+            _ if ll_proto <= ETHERMTU => {
+                Node::and(self.not_llc(), self.cmp(OffRel::LinkType, 2, B, ll_proto))
+            }
             _ => self.cmp(OffRel::LinkType, 0, H, ll_proto),
         }
     }
@@ -518,7 +526,10 @@ impl Gen {
                 "rarp does not encapsulate another protocol",
             )),
             Proto::Undef => Err(CompileError::invalid("syntax error in filter expression")),
-            p => Err(CompileError::invalid(format!("'{} proto' is bogus", p.name()))),
+            p => Err(CompileError::invalid(format!(
+                "'{} proto' is bogus",
+                p.name()
+            ))),
         }
     }
 
@@ -619,7 +630,14 @@ impl Gen {
         Ok(Node::and(self.linktype(ETHERTYPE_IPV6), b))
     }
 
-    fn host6(&self, addr: &[u32; 4], mask: &[u32; 4], proto: Proto, dir: Dir, what: &str) -> R<Node> {
+    fn host6(
+        &self,
+        addr: &[u32; 4],
+        mask: &[u32; 4],
+        proto: Proto,
+        dir: Dir,
+        what: &str,
+    ) -> R<Node> {
         match proto {
             Proto::Default | Proto::Ip6 => self.hostop6(addr, mask, dir, 8, 24),
             Proto::Link => Err(CompileError::invalid(format!(
@@ -699,7 +717,11 @@ impl Gen {
 
     fn rangeop(&self, lo: u32, hi: u32, dir: Dir, v6: bool) -> R<Node> {
         let (lo, hi) = if lo > hi { (hi, lo) } else { (lo, hi) };
-        let rel = if v6 { OffRel::TranIpv6 } else { OffRel::TranIpv4 };
+        let rel = if v6 {
+            OffRel::TranIpv6
+        } else {
+            OffRel::TranIpv4
+        };
         let atom = |off: u32| -> Node {
             let b1 = self.cmp_ge(rel, off, H, lo);
             let b2 = Node::not(self.cmp_gt(rel, off, H, hi));
@@ -708,11 +730,7 @@ impl Gen {
         self.port_dir(dir, &atom)
     }
 
-    fn any_transport(
-        &self,
-        ip_proto: u32,
-        one: &dyn Fn(u32) -> R<Node>,
-    ) -> R<Node> {
+    fn any_transport(&self, ip_proto: u32, one: &dyn Fn(u32) -> R<Node>) -> R<Node> {
         match ip_proto {
             PROTO_UNDEF => {
                 let tmp = one(IPPROTO_TCP)?;
@@ -814,14 +832,18 @@ impl Gen {
             Addr::Port => {
                 let p = Self::port_proto(q.proto)?;
                 if v > 65535 {
-                    return Err(CompileError::invalid(format!("illegal port number {v} > 65535")));
+                    return Err(CompileError::invalid(format!(
+                        "illegal port number {v} > 65535"
+                    )));
                 }
                 self.port(v, p, q.dir)
             }
             Addr::Portrange => {
                 let p = Self::port_proto(q.proto)?;
                 if v > 65535 {
-                    return Err(CompileError::invalid(format!("illegal port number {v} > 65535")));
+                    return Err(CompileError::invalid(format!(
+                        "illegal port number {v} > 65535"
+                    )));
                 }
                 self.portrange(v, v, p, q.dir)
             }
@@ -872,17 +894,16 @@ impl Gen {
             }
             Addr::Proto => {
                 let v = match q.proto {
-                    Proto::Default | Proto::Ip | Proto::Ip6 => names::ip_proto(name)
-                        .ok_or_else(|| {
+                    Proto::Default | Proto::Ip | Proto::Ip6 => {
+                        names::ip_proto(name).ok_or_else(|| {
                             CompileError::invalid(format!("unknown ip proto '{name}'"))
-                        })?,
+                        })?
+                    }
                     Proto::Link => names::ether_proto(name).ok_or_else(|| {
                         CompileError::invalid(format!("unknown ether proto '{name}'"))
                     })?,
                     _ => {
-                        return Err(CompileError::invalid(format!(
-                            "unknown protocol: {name}"
-                        )));
+                        return Err(CompileError::invalid(format!("unknown protocol: {name}")));
                     }
                 };
                 self.proto(v, q.proto, q.dir)
@@ -946,7 +967,14 @@ impl Gen {
                 "non-network bits set in \"{a}/{masklen}\""
             )));
         }
-        let words = |x: u128| [(x >> 96) as u32, (x >> 64) as u32, (x >> 32) as u32, x as u32];
+        let words = |x: u128| {
+            [
+                (x >> 96) as u32,
+                (x >> 64) as u32,
+                (x >> 32) as u32,
+                x as u32,
+            ]
+        };
         match q.addr {
             Addr::Default | Addr::Host | Addr::Net => {
                 if q.addr != Addr::Net && masklen != 128 {
@@ -1173,7 +1201,10 @@ impl Gen {
                     ],
                     None => vec![index_to_x(&inst)],
                 };
-                s.push(stmt(LD | IND | size, self.off_linkpl.constant + self.off_nl));
+                s.push(stmt(
+                    LD | IND | size,
+                    self.off_linkpl.constant + self.off_nl,
+                ));
                 inst.stmts.extend(s);
                 let b = self.proto_abbrev(proto)?;
                 inst.checks = Some(match inst.checks.take() {
@@ -1238,7 +1269,8 @@ impl Gen {
     }
 
     pub(crate) fn neg(&mut self, mut a: Arth) -> Arth {
-        a.stmts.extend([stmt(LD | MEM, a.reg), stmt(ALU | NEG, 0), stmt(ST, a.reg)]);
+        a.stmts
+            .extend([stmt(LD | MEM, a.reg), stmt(ALU | NEG, 0), stmt(ST, a.reg)]);
         a
     }
 

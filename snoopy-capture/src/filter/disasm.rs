@@ -47,7 +47,11 @@ fn image(n: usize, i: &Instruction) -> String {
                 JSET => "jset",
                 _ => "unimp",
             };
-            let operand = if c & X != 0 { "x".to_string() } else { format!("#0x{k:x}") };
+            let operand = if c & X != 0 {
+                "x".to_string()
+            } else {
+                format!("#0x{k:x}")
+            };
             return format!(
                 "({n:03}) {op:<8} {operand:<16} jt {}\tjf {}",
                 n + 1 + usize::from(i.jt),

@@ -160,7 +160,10 @@ mod tests {
     #[test]
     fn short_packets_and_division_by_zero_reject() {
         // ldh [12]; ret #1
-        let p = Program::new(vec![Instruction::new(LD | H | ABS, 0, 0, 12), Instruction::new(RET | K, 0, 0, 1)]);
+        let p = Program::new(vec![
+            Instruction::new(LD | H | ABS, 0, 0, 12),
+            Instruction::new(RET | K, 0, 0, 1),
+        ]);
         assert_eq!(p.matches(&[0; 13], 13, None), 0);
         assert_eq!(p.matches(&[0; 14], 14, None), 1);
         // ld #1; ldx #0; div x; ret #1

@@ -202,7 +202,9 @@ pub fn compile(
     let root = parser.program()?;
     let prologue = parser.generator.prologue();
     let protected = parser.generator.protected_regs();
-    Ok(Program::new(opt::compile_tree(&root, &prologue, protected, snaplen)?))
+    Ok(Program::new(opt::compile_tree(
+        &root, &prologue, protected, snaplen,
+    )?))
 }
 
 /// Compiles the trailing words of a command line the way tcpdump does: joined by spaces.
@@ -212,7 +214,11 @@ pub fn compile_words<S: AsRef<str>>(
     mode: Mode,
     snaplen: u32,
 ) -> std::result::Result<Program, CompileError> {
-    let expr = words.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(" ");
+    let expr = words
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(" ");
     compile(&expr, link, mode, snaplen)
 }
 

@@ -427,16 +427,14 @@ impl Pass<'_> {
                 changed = true;
             }
         }
-        if !protected {
-            if blk.code == JMP | JSET | K {
-                if blk.k == 0 && blk.jt != blk.jf {
-                    blk.jt = blk.jf;
-                    changed = true;
-                }
-                if blk.k == u32::MAX && blk.jf != blk.jt {
-                    blk.jf = blk.jt;
-                    changed = true;
-                }
+        if !protected && blk.code == JMP | JSET | K {
+            if blk.k == 0 && blk.jt != blk.jf {
+                blk.jt = blk.jf;
+                changed = true;
+            }
+            if blk.k == u32::MAX && blk.jf != blk.jt {
+                blk.jf = blk.jt;
+                changed = true;
             }
         }
         if blk.code & X != 0
@@ -465,7 +463,11 @@ impl Pass<'_> {
                 blk.jt = blk.jf;
             }
         }
-        blk.oval = if blk.code & X == 0 { vals.k(blk.k) } else { xval };
+        blk.oval = if blk.code & X == 0 {
+            vals.k(blk.k)
+        } else {
+            xval
+        };
         self.changed |= changed;
         Ok(())
     }
@@ -489,7 +491,11 @@ impl Pass<'_> {
     /// `opt_j` for the edge leaving block `b` on `sense`.
     fn opt_j(&mut self, b: usize, sense: bool, edom: &Bits, n: usize) {
         let edge_id = if sense { self.id[b] } else { n + self.id[b] };
-        let mut succ = if sense { self.g.blocks[b].jt } else { self.g.blocks[b].jf };
+        let mut succ = if sense {
+            self.g.blocks[b].jt
+        } else {
+            self.g.blocks[b].jf
+        };
         if self.g.blocks[succ].is_ret() {
             return;
         }
@@ -507,7 +513,11 @@ impl Pass<'_> {
                 if !edom.get(edge_id, d) {
                     continue;
                 }
-                let (pred, dsense) = if d < n { (self.by_id[d], true) } else { (self.by_id[d - n], false) };
+                let (pred, dsense) = if d < n {
+                    (self.by_id[d], true)
+                } else {
+                    (self.by_id[d - n], false)
+                };
                 if self.g.blocks[pred].is_ret() {
                     continue;
                 }
@@ -548,7 +558,9 @@ impl Pass<'_> {
     /// `or_pullup` (`and_pullup` with `and` set): moves a test on the value the
     /// predecessors tested up the chain of alternatives.
     fn pullup(&mut self, b: usize, ins: &[(usize, bool)], dom: &Bits, and: bool) {
-        let Some(&(first_pred, first_sense)) = ins.first() else { return };
+        let Some(&(first_pred, first_sense)) = ins.first() else {
+            return;
+        };
         let val = self.g.blocks[first_pred].aval;
         if ins.iter().any(|(p, _)| self.g.blocks[*p].aval != val) {
             return;
@@ -708,7 +720,12 @@ fn pass(g: &mut Graph, alter: bool, ids: &[usize]) -> R<bool> {
 }
 
 /// Regenerates code leaving value `v` in A, with scratch words from `temps`.
-fn gen_value(vals: &Values, v: Val, temps: &mut Vec<u32>, out: &mut Vec<Instruction>) -> Option<()> {
+fn gen_value(
+    vals: &Values,
+    v: Val,
+    temps: &mut Vec<u32>,
+    out: &mut Vec<Instruction>,
+) -> Option<()> {
     let s = |code, k| Instruction::new(code, 0, 0, k);
     match vals.list[v as usize] {
         V::Const(c) => out.push(s(LD | IMM, c)),
@@ -773,7 +790,9 @@ fn lower(g: &Graph, vals: &mut Values, b: usize) -> R<(Vec<Instruction>, u16, u3
         return Ok((blk.stmts.clone(), blk.code, blk.k));
     }
     let (a, x) = execute(vals, &blk.stmts, true)?;
-    let mut temps: Vec<u32> = (0..MEMWORDS as u32).filter(|r| !g.protected.contains(r)).collect();
+    let mut temps: Vec<u32> = (0..MEMWORDS as u32)
+        .filter(|r| !g.protected.contains(r))
+        .collect();
     let mut out = Vec::new();
     let (mut code, mut k) = (blk.code, blk.k);
     if code & X != 0
@@ -852,9 +871,8 @@ pub(crate) fn compile_tree(
             if g.blocks[b].is_ret() {
                 continue;
             }
-            if !lowered.contains_key(&b) {
-                let l = lower(&g, &mut vals, b)?;
-                lowered.insert(b, l);
+            if let std::collections::hash_map::Entry::Vacant(e) = lowered.entry(b) {
+                e.insert(lower(&g, &mut vals, b)?);
             }
             let (s, c, k) = lowered[&b].clone();
             let key = (s, c, k, g.blocks[b].jt, g.blocks[b].jf);
@@ -894,9 +912,8 @@ pub(crate) fn compile_tree(
     if root == REJECT {
         return Err(CompileError::invalid("expression rejects all packets"));
     }
-    if g.blocks[root].is_ret() {
-        root_stmts.clear();
-    } else if root == g.root {
+    // A return runs no statements; an unskipped root already has its own.
+    if g.blocks[root].is_ret() || root == g.root {
         root_stmts.clear();
     }
     g.root = root;

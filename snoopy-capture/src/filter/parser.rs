@@ -125,7 +125,9 @@ impl Parser {
             Tok::Kw(Kw::Unsupported(k)) => {
                 CompileError::unsupported(format!("the `{k}` keyword")).at(self.col())
             }
-            Tok::Eof => CompileError::syntax(self.col(), "syntax error: unexpected end of expression"),
+            Tok::Eof => {
+                CompileError::syntax(self.col(), "syntax error: unexpected end of expression")
+            }
             _ => CompileError::syntax(self.col(), "syntax error"),
         }
     }
@@ -177,7 +179,11 @@ impl Parser {
             };
             self.bump();
             let (b2, q2) = self.id_or_term(q)?;
-            b = if is_and { Node::and(b, b2) } else { Node::or(b, b2) };
+            b = if is_and {
+                Node::and(b, b2)
+            } else {
+                Node::or(b, b2)
+            };
             q = q2;
         }
         Ok((b, q))
@@ -322,7 +328,11 @@ impl Parser {
             dir = if k == Kw::Src { Dir::Src } else { Dir::Dst };
             let other = if k == Kw::Src { Kw::Dst } else { Kw::Src };
             if matches!(self.peek(), Tok::Or | Tok::And) && *self.peek_at(1) == Tok::Kw(other) {
-                dir = if self.bump() == Tok::Or { Dir::Or } else { Dir::And };
+                dir = if self.bump() == Tok::Or {
+                    Dir::Or
+                } else {
+                    Dir::And
+                };
                 self.bump();
             }
         }
@@ -381,7 +391,11 @@ impl Parser {
             while matches!(self.peek(), Tok::And | Tok::Or) {
                 let is_and = self.bump() == Tok::And;
                 let (b2, _) = self.id(q)?;
-                b = if is_and { Node::and(b, b2) } else { Node::or(b, b2) };
+                b = if is_and {
+                    Node::and(b, b2)
+                } else {
+                    Node::or(b, b2)
+                };
             }
             self.expect(Tok::Sym(')'))?;
             return Ok((b, q));
@@ -434,8 +448,7 @@ impl Parser {
                     check_addr_qual(q, "IP address and prefix length")
                         .and_then(|_| self.generator.mcode6(a, len, q))
                 } else {
-                    check_addr_qual(q, "IP address")
-                        .and_then(|_| self.generator.mcode6(a, 128, q))
+                    check_addr_qual(q, "IP address").and_then(|_| self.generator.mcode6(a, 128, q))
                 }
             }
             Tok::Eid(mac) => {
@@ -535,5 +548,7 @@ fn check_addr_qual(q: Qual, what: &str) -> R<()> {
         Addr::Proto => "proto",
         _ => return Ok(()),
     };
-    Err(CompileError::invalid(format!("'{m}' modifier applied to {what}")))
+    Err(CompileError::invalid(format!(
+        "'{m}' modifier applied to {what}"
+    )))
 }

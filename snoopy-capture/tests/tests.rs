@@ -1,4 +1,9 @@
-//! Integration tests of snoopy-capture, one binary (see STYLE.md).
+//! Integration tests of snoopy-capture (one binary; each module is one area).
+
+mod decode;
+mod files;
+mod fixtures;
+mod live;
 
 mod filter_corpus;
 mod filter_diff;

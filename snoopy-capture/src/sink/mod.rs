@@ -2,6 +2,16 @@
 
 use crate::{Interface, Packet, Result};
 
+mod json;
+mod pcap;
+mod pcapng;
+mod text;
+
+pub use json::{JsonRecord, JsonSink};
+pub use pcap::PcapSink;
+pub use pcapng::{DEFAULT_APPLICATION, PcapNgSink};
+pub use text::TextSink;
+
 /// A destination for captured packets.
 pub trait PacketSink {
     /// Registers an interface and returns the id to pass with its packets. Interfaces may be

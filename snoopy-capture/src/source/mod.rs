@@ -6,8 +6,10 @@
 
 use crate::{Interface, Packet, Result};
 
+mod file;
 mod memory;
 
+pub use file::{FileFormat, FileSource, Truncation};
 pub use memory::MemorySource;
 
 /// Counters a source keeps, reported the way tcpdump reports them at exit.

@@ -1,0 +1,269 @@
+//! `podtracer capture` by --pid and --netns, its files checked with tcpdump and tshark.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Result;
+use snoopy_testkit::NetnsPair;
+
+use crate::support::*;
+
+#[test]
+fn capture_by_pid_sees_icmp_tcp_and_udp_as_sent() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    // A process inside namespace b: its PID is how a container is named on the host.
+    let resident = pair.b.resident()?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("by-pid.pcap");
+    let pid = resident.pid().to_string();
+    let server = tcp_server(&pair.b)?;
+    let capture = start_capture(&["--pid", &pid, "-i", "veth-b", "-w", file.to_str().unwrap()])?;
+    pair.a
+        .run(&["ping", "-c", "3", "-i", "0.2", &pair.b.ip.to_string()])?;
+    tcp_and_udp_client(&pair.a, &pair.b.ip.to_string())?;
+    drop(server);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&capture, "INT")?;
+    let out = wait_with_timeout(capture, Duration::from_secs(10))?;
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let captured = captured_count(&stderr)?;
+
+    let rows = tshark_fields(
+        &file,
+        &[
+            "icmp.type",
+            "icmp.seq",
+            "tcp.flags.str",
+            "udp.length",
+            "udp.dstport",
+        ],
+    )?;
+    assert_eq!(
+        rows.len() as u64,
+        captured,
+        "tshark reads every packet podtracer counted"
+    );
+    let icmp: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| r[0] == "8" || r[0] == "0")
+        .map(|r| (r[0].clone(), r[1].clone()))
+        .collect();
+    let expected: Vec<(String, String)> = ["1", "2", "3"]
+        .iter()
+        .flat_map(|s| {
+            [
+                ("8".to_string(), s.to_string()),
+                ("0".to_string(), s.to_string()),
+            ]
+        })
+        .collect();
+    assert_eq!(icmp, expected, "echo request/reply pairs with seq 1..3");
+    let tcp_flags: Vec<&str> = rows
+        .iter()
+        .map(|r| r[2].as_str())
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert!(tcp_flags.len() >= 3, "{tcp_flags:?}");
+    assert!(
+        tcp_flags[0].contains('S') && !tcp_flags[0].contains('A'),
+        "SYN first: {tcp_flags:?}"
+    );
+    assert!(
+        tcp_flags[1].contains('S') && tcp_flags[1].contains('A'),
+        "then SYN-ACK: {tcp_flags:?}"
+    );
+    let udp: Vec<&str> = rows
+        .iter()
+        .filter(|r| r[4] == "9999" && r[0].is_empty()) // not the copy quoted in ICMP port unreachable
+        .map(|r| r[3].as_str())
+        .collect();
+    assert_eq!(
+        udp,
+        vec!["108", "208", "308"],
+        "UDP payloads of 100, 200, 300 bytes"
+    );
+    assert_eq!(tcpdump_count(&file)? as u64, captured, "tcpdump -r agrees");
+    Ok(())
+}
+
+#[test]
+fn pcapng_by_netns_is_read_by_tcpdump_and_tshark_with_the_same_bytes() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("by-netns.pcapng");
+    let netns = pair.b.netns_path();
+    let capture = start_capture(&[
+        "--netns",
+        netns.to_str().unwrap(),
+        "-c",
+        "8",
+        "-w",
+        file.to_str().unwrap(),
+    ])?;
+    pair.a.run(&[
+        "ping",
+        "-c",
+        "4",
+        "-i",
+        "0.2",
+        "-s",
+        "500",
+        &pair.b.ip.to_string(),
+    ])?;
+    let out = wait_with_timeout(capture, Duration::from_secs(10))?;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(captured_count(&String::from_utf8_lossy(&out.stderr))?, 8);
+    let rows = tshark_fields(
+        &file,
+        &[
+            "frame.len",
+            "frame.cap_len",
+            "frame.interface_name",
+            "icmp.type",
+        ],
+    )?;
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        assert_eq!(r[0], r[1], "whole packets");
+        assert_eq!(
+            r[2], "veth-b",
+            "the default interface is the namespace's first up non-loopback one"
+        );
+    }
+    // ARP and IPv6 neighbour/MLD chatter share the 8; every echo is 14 + 20 + 8 + 500 bytes.
+    let echoes: Vec<&Vec<String>> = rows.iter().filter(|r| r[3] == "8" || r[3] == "0").collect();
+    assert!(echoes.len() >= 2, "{rows:?}");
+    assert!(echoes.iter().all(|r| r[0] == "542"), "{rows:?}");
+    assert_eq!(tcpdump_count(&file)?, 8);
+    Ok(())
+}
+
+#[test]
+fn writing_to_stdout_pipes_into_tcpdump() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    let netns = pair.b.netns_path();
+    let mut capture = podtracer()
+        .args([
+            "capture",
+            "-q",
+            "--netns",
+            netns.to_str().unwrap(),
+            "-i",
+            "veth-b",
+            "--duration",
+            "2",
+            "-w",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stdout = capture.stdout.take().unwrap();
+    let tcpdump = std::process::Command::new("tcpdump")
+        .args(["-n", "-r", "-", "icmp"])
+        .stdin(stdout)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(300));
+    pair.a
+        .run(&["ping", "-c", "2", "-i", "0.2", &pair.b.ip.to_string()])?;
+    let captured = wait_with_timeout(capture, Duration::from_secs(10))?;
+    assert!(captured.status.success(), "{captured:?}");
+    let out = wait_with_timeout(tcpdump, Duration::from_secs(10))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tcpdump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("ICMP echo request").count(), 2, "{text}");
+    assert_eq!(text.matches("ICMP echo reply").count(), 2, "{text}");
+    Ok(())
+}
+
+fn interrupted_capture_is_complete(signal_name: &str) -> Result<()> {
+    let pair = NetnsPair::new()?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("interrupted.pcapng");
+    let netns = pair.b.netns_path();
+    let capture = start_capture(&[
+        "--netns",
+        netns.to_str().unwrap(),
+        "-i",
+        "veth-b",
+        "-w",
+        file.to_str().unwrap(),
+    ])?;
+    // A steady stream that is still running when the signal arrives.
+    let ping = pair
+        .a
+        .spawn(&["ping", "-i", "0.01", "-c", "500", &pair.b.ip.to_string()])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&capture, signal_name)?;
+    let out = wait_with_timeout(capture, Duration::from_secs(10))?;
+    drop(ping);
+    assert!(out.status.success(), "{out:?}");
+    let captured = captured_count(&String::from_utf8_lossy(&out.stderr))?;
+    assert!(captured > 50, "packets were flowing: {captured}");
+    let rows = tshark_fields(&file, &["frame.number"])?;
+    assert_eq!(
+        rows.len() as u64,
+        captured,
+        "every counted packet is in the file"
+    );
+    Ok(())
+}
+
+#[test]
+fn sigint_leaves_a_valid_file_with_every_counted_packet() -> Result<()> {
+    interrupted_capture_is_complete("INT")
+}
+
+#[test]
+fn sigterm_leaves_a_valid_file_with_every_counted_packet() -> Result<()> {
+    interrupted_capture_is_complete("TERM")
+}
+
+#[test]
+fn text_output_prints_tcpdump_style_lines_and_stops_after_the_duration() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    let netns = pair.b.netns_path();
+    let capture = podtracer()
+        .args([
+            "capture",
+            "--netns",
+            netns.to_str().unwrap(),
+            "-i",
+            "veth-b",
+            "--duration",
+            "2s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(300));
+    pair.a
+        .run(&["ping", "-c", "2", "-i", "0.2", &pair.b.ip.to_string()])?;
+    let out = wait_with_timeout(capture, Duration::from_secs(10))?;
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let a = pair.a.ip.to_string();
+    let b = pair.b.ip.to_string();
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(&format!("IP {a} > {b}: ICMP echo request")))
+            .count(),
+        2,
+        "{text}"
+    );
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(&format!("IP {b} > {a}: ICMP echo reply")))
+            .count(),
+        2,
+        "{text}"
+    );
+    Ok(())
+}

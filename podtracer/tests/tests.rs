@@ -1,0 +1,6 @@
+//! End-to-end tests of the podtracer binary on real network namespaces (need root).
+
+mod capture;
+mod errors;
+mod exec;
+mod support;

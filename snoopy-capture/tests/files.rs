@@ -1,0 +1,466 @@
+//! pcap / pcapng writing and reading, checked against the real tcpdump, tshark, editcap.
+//! Unprivileged; needs tcpdump and tshark installed (the tests fail when they are missing).
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use snoopy_capture::sink::{PcapNgSink, PcapSink};
+use snoopy_capture::source::{FileFormat, FileSource};
+use snoopy_capture::{Interface, LinkType, OwnedPacket, PacketSink, PacketSource};
+
+use crate::fixtures::{self, epoch, ethernet, packets, sample_frames, tshark_fields};
+
+fn write_all(
+    sink: &mut dyn PacketSink,
+    interfaces: &[Interface],
+    packets: &[OwnedPacket],
+) -> Result<()> {
+    let ids = interfaces
+        .iter()
+        .map(|i| sink.add_interface(i))
+        .collect::<snoopy_capture::Result<Vec<u32>>>()?;
+    for p in packets {
+        sink.write_packet(ids[p.interface as usize], &p.as_packet())?;
+    }
+    sink.flush()?;
+    Ok(())
+}
+
+fn read_all(source: &mut FileSource) -> Result<Vec<OwnedPacket>> {
+    let mut out = Vec::new();
+    while let Some(p) = source.next_packet()? {
+        out.push(p.to_owned());
+    }
+    Ok(out)
+}
+
+/// Checks tcpdump's and tshark's view of `path` against `expected`, to the nanosecond.
+fn check_with_tools(path: &Path, expected: &[OwnedPacket], tcpdump: bool) -> Result<()> {
+    let fields = tshark_fields(path, &["frame.time_epoch", "frame.len", "frame.cap_len"])?;
+    assert_eq!(fields.len(), expected.len(), "tshark packet count");
+    for (f, p) in fields.iter().zip(expected) {
+        assert_eq!(f[0], epoch(p.timestamp), "tshark timestamp");
+        assert_eq!(f[1], p.orig_len.to_string(), "tshark frame.len");
+        assert_eq!(f[2], p.data.len().to_string(), "tshark frame.cap_len");
+    }
+    if tcpdump {
+        let seen = fixtures::tcpdump_packets(path)?;
+        assert_eq!(seen.len(), expected.len(), "tcpdump packet count");
+        for (i, ((ts, bytes), p)) in seen.iter().zip(expected).enumerate() {
+            assert_eq!(*ts, epoch(p.timestamp), "tcpdump timestamp of packet {i}");
+            assert_eq!(*bytes, p.data, "tcpdump bytes of packet {i}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn pcap_sink_is_read_by_tcpdump_tshark_and_file_source() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("out.pcap");
+    let expected = packets(&sample_frames(), 0);
+    let mut sink = PcapSink::create(&path)?;
+    write_all(&mut sink, &[ethernet("eth0")], &expected)?;
+    drop(sink);
+
+    check_with_tools(&path, &expected, true)?;
+    let bytes = std::fs::read(&path)?;
+    assert_eq!(
+        &bytes[..4],
+        &0xa1b2_3c4du32.to_le_bytes(),
+        "nanosecond magic"
+    );
+
+    let mut source = FileSource::open(&path)?;
+    assert_eq!(source.format(), FileFormat::Pcap { nanosecond: true });
+    assert_eq!(source.interfaces()[0].link_type, LinkType::Ethernet);
+    assert_eq!(read_all(&mut source)?, expected);
+    assert_eq!(source.truncated(), None);
+    assert_eq!(source.stats()?.captured, expected.len() as u64);
+    Ok(())
+}
+
+#[test]
+fn pcap_sink_refuses_a_second_link_type() -> Result<()> {
+    let mut sink = PcapSink::new(Vec::new(), "mem");
+    assert_eq!(sink.add_interface(&ethernet("eth0"))?, 0);
+    assert_eq!(
+        sink.add_interface(&ethernet("eth1"))?,
+        1,
+        "same link type is fine"
+    );
+    let err = sink
+        .add_interface(&Interface::new("any", LinkType::LinuxSll2, 262_144))
+        .unwrap_err();
+    assert!(
+        matches!(err, snoopy_capture::Error::Unsupported(_)),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("pcapng"),
+        "the message says what to do: {err}"
+    );
+    Ok(())
+}
+
+#[test]
+fn pcap_sink_applies_snaplen() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("short.pcap");
+    let full = packets(&sample_frames(), 0);
+    let mut sink = PcapSink::create(&path)?;
+    write_all(
+        &mut sink,
+        &[Interface::new("eth0", LinkType::Ethernet, 64)],
+        &full,
+    )?;
+    drop(sink);
+    let cut: Vec<OwnedPacket> = full
+        .iter()
+        .map(|p| OwnedPacket {
+            data: p.data[..p.data.len().min(64)].to_vec(),
+            ..p.clone()
+        })
+        .collect();
+    check_with_tools(&path, &cut, true)?;
+    assert_eq!(
+        read_all(&mut FileSource::open(&path)?)?,
+        cut,
+        "orig_len > snaplen is read fine"
+    );
+    Ok(())
+}
+
+#[test]
+fn pcapng_sink_attributes_interfaces_in_tshark() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("pods.pcapng");
+    let frames = sample_frames();
+    let mut raw = Interface::new("shop/db-0/eth0", LinkType::RawIp, 262_144);
+    raw.description = Some("pod shop/db-0 (uid 1234)".into());
+    let interfaces = [
+        ethernet("shop/web-0/eth0"),
+        raw,
+        Interface::new("kube-system/any", LinkType::LinuxSll2, 65_535),
+    ];
+    let mut expected = Vec::new();
+    for (i, frame) in frames.iter().enumerate() {
+        let interface = (i % 3) as u32;
+        let data = match interface {
+            0 => frame.clone(),
+            1 => frame[14..].to_vec(),
+            _ => fixtures::sll2(
+                u16::from_be_bytes([frame[12], frame[13]]),
+                3,
+                4,
+                fixtures::MAC_A,
+                &frame[14..],
+            ),
+        };
+        expected.push(OwnedPacket {
+            timestamp: fixtures::timestamp(i),
+            orig_len: data.len() as u32,
+            data,
+            interface,
+        });
+    }
+    let mut sink = PcapNgSink::create(&path)?;
+    write_all(&mut sink, &interfaces, &expected)?;
+    drop(sink);
+
+    check_with_tools(&path, &expected, false)?;
+    let fields = tshark_fields(
+        &path,
+        &[
+            "frame.interface_name",
+            "frame.interface_description",
+            "frame.interface_id",
+        ],
+    )?;
+    for (f, p) in fields.iter().zip(&expected) {
+        let interface = &interfaces[p.interface as usize];
+        assert_eq!(f[0], interface.name);
+        assert_eq!(f[1], interface.description.clone().unwrap_or_default());
+        assert_eq!(f[2], p.interface.to_string());
+    }
+    let appl = fixtures::run("capinfos", &["-F", path.to_str().context("path")?])?;
+    assert!(
+        appl.contains("podtracer"),
+        "shb_userappl in capinfos:\n{appl}"
+    );
+
+    let mut source = FileSource::open(&path)?;
+    assert_eq!(source.format(), FileFormat::PcapNg);
+    assert_eq!(read_all(&mut source)?, expected);
+    assert_eq!(source.interfaces(), &interfaces);
+    Ok(())
+}
+
+#[test]
+fn pcapng_sink_is_read_by_tcpdump() -> Result<()> {
+    // libpcap reads pcapng only when all interfaces have one link type.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("same.pcapng");
+    let mut expected = packets(&sample_frames(), 0);
+    for (i, p) in expected.iter_mut().enumerate() {
+        p.interface = (i % 2) as u32;
+    }
+    let mut sink = PcapNgSink::with_application(std::fs::File::create(&path)?, "x", "snoopy-test")?;
+    write_all(
+        &mut sink,
+        &[ethernet("a/eth0"), ethernet("b/eth0")],
+        &expected,
+    )?;
+    drop(sink);
+    check_with_tools(&path, &expected, true)
+}
+
+#[test]
+fn reads_files_written_by_tcpdump_tshark_and_editcap() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ours = dir.path().join("ours.pcap");
+    let expected = packets(&sample_frames(), 0);
+    let mut sink = PcapSink::create(&ours)?;
+    write_all(&mut sink, &[ethernet("eth0")], &expected)?;
+    drop(sink);
+    let ours_s = ours.to_str().context("path")?;
+    let micro: Vec<OwnedPacket> = expected
+        .iter()
+        .map(|p| OwnedPacket {
+            timestamp: Duration::new(p.timestamp.as_secs(), p.timestamp.subsec_micros() * 1000),
+            ..p.clone()
+        })
+        .collect();
+
+    let cases: &[(&str, &[&str], FileFormat, bool)] = &[
+        (
+            "tcpdump.pcap",
+            &["tcpdump", "-r", ours_s, "-w"],
+            FileFormat::Pcap { nanosecond: false },
+            false,
+        ),
+        (
+            "tcpdump-nano.pcap",
+            &["tcpdump", "--time-stamp-precision=nano", "-r", ours_s, "-w"],
+            FileFormat::Pcap { nanosecond: true },
+            true,
+        ),
+        (
+            "tshark.pcapng",
+            &["tshark", "-r", ours_s, "-F", "pcapng", "-w"],
+            FileFormat::PcapNg,
+            true,
+        ),
+        (
+            "editcap-us.pcap",
+            &["editcap", "-F", "pcap", ours_s],
+            FileFormat::Pcap { nanosecond: false },
+            false,
+        ),
+        (
+            "editcap.pcapng",
+            &["editcap", "-F", "pcapng", ours_s],
+            FileFormat::PcapNg,
+            true,
+        ),
+    ];
+    for (name, command, format, nanos) in cases {
+        let out = dir.path().join(name);
+        let mut args: Vec<&str> = command[1..].to_vec();
+        args.push(out.to_str().context("path")?);
+        fixtures::run(command[0], &args)?;
+        let mut source = FileSource::open(&out)?;
+        assert_eq!(source.format(), *format, "{name}");
+        let got = read_all(&mut source)?;
+        let want = if *nanos { &expected } else { &micro };
+        assert_eq!(got.len(), want.len(), "{name}");
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert_eq!(g.timestamp, w.timestamp, "{name}");
+            assert_eq!(g.data, w.data, "{name}");
+            assert_eq!(g.orig_len, w.orig_len, "{name}");
+        }
+    }
+
+    // A microsecond pcapng (if_tsresol 6): pcap-file alone would read these 1000x off.
+    let us_ng = dir.path().join("us.pcapng");
+    let us_pcap = dir.path().join("editcap-us.pcap");
+    fixtures::run(
+        "editcap",
+        &[
+            "-F",
+            "pcapng",
+            us_pcap.to_str().context("p")?,
+            us_ng.to_str().context("p")?,
+        ],
+    )?;
+    let got = read_all(&mut FileSource::open(&us_ng)?)?;
+    let times: Vec<Duration> = got.iter().map(|p| p.timestamp).collect();
+    let want: Vec<Duration> = micro.iter().map(|p| p.timestamp).collect();
+    assert_eq!(times, want, "microsecond pcapng");
+    Ok(())
+}
+
+#[test]
+fn reads_a_pipe_from_tcpdump() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let ours = dir.path().join("ours.pcap");
+    let expected = packets(&sample_frames(), 0);
+    let mut sink = PcapSink::create(&ours)?;
+    write_all(&mut sink, &[ethernet("eth0")], &expected)?;
+    drop(sink);
+    // `tcpdump -w - | podtracer read -`: a pipe delivers records in arbitrary pieces.
+    let mut child = Command::new("tcpdump")
+        .args([
+            "--time-stamp-precision=nano",
+            "-r",
+            ours.to_str().context("path")?,
+            "-w",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("running tcpdump: is it installed?")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut source = FileSource::from_reader(stdout, "-")?;
+    let got = read_all(&mut source)?;
+    assert!(child.wait()?.success());
+    assert_eq!(got, expected);
+    Ok(())
+}
+
+/// Reads in one-byte pieces, the worst case of a slow pipe.
+struct Trickle(std::io::Cursor<Vec<u8>>);
+
+impl Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(1);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn truncated_last_record_ends_cleanly() -> Result<()> {
+    let expected = packets(&sample_frames(), 0);
+    for pcapng in [false, true] {
+        let bytes = if pcapng {
+            let mut sink = PcapNgSink::new(Vec::new(), "mem")?;
+            write_all(&mut sink, &[ethernet("eth0")], &expected)?;
+            sink.into_inner()?
+        } else {
+            let mut sink = PcapSink::new(Vec::new(), "mem");
+            write_all(&mut sink, &[ethernet("eth0")], &expected)?;
+            sink.into_inner()?
+        };
+        let full = read_all(&mut FileSource::from_reader(
+            Trickle(std::io::Cursor::new(bytes.clone())),
+            "t",
+        )?)?;
+        assert_eq!(full, expected, "byte-by-byte reading, pcapng={pcapng}");
+        for cut in [1, 5, 17, 40] {
+            let short = bytes[..bytes.len() - cut].to_vec();
+            let mut source = FileSource::from_reader(std::io::Cursor::new(short), "cut")?;
+            let got = read_all(&mut source)?;
+            assert_eq!(
+                got,
+                expected[..expected.len() - 1],
+                "pcapng={pcapng} cut={cut}"
+            );
+            let truncation = source.truncated().context("truncation reported")?;
+            let last_len = expected.last().context("packets")?.data.len();
+            let record = if pcapng {
+                32 + last_len.next_multiple_of(4)
+            } else {
+                16 + last_len
+            };
+            assert_eq!(truncation.bytes, record - cut);
+            assert_eq!(truncation.offset as usize, bytes.len() - record);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn garbage_in_the_middle_is_an_error_with_its_offset() -> Result<()> {
+    let expected = packets(&sample_frames(), 0);
+    let mut sink = PcapSink::new(Vec::new(), "mem");
+    write_all(&mut sink, &[ethernet("eth0")], &expected)?;
+    let mut bytes = sink.into_inner()?;
+    // Corrupt the caplen of the third record.
+    let third = 24
+        + expected[..2]
+            .iter()
+            .map(|p| 16 + p.data.len())
+            .sum::<usize>();
+    bytes[third + 8..third + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let mut source = FileSource::from_reader(std::io::Cursor::new(bytes), "bad.pcap")?;
+    assert!(source.next_packet()?.is_some());
+    assert!(source.next_packet()?.is_some());
+    let err = source.next_packet().unwrap_err().to_string();
+    assert!(err.contains(&format!("at byte {third}")), "{err}");
+    assert!(err.contains("corrupt"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn big_endian_microsecond_pcap() -> Result<()> {
+    // Hand-built: no tool here writes big-endian files.
+    let frames = sample_frames();
+    let mut bytes = 0xa1b2_c3d4u32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&2u16.to_be_bytes());
+    bytes.extend_from_slice(&4u16.to_be_bytes());
+    for word in [0u32, 0, 65_535, 1] {
+        bytes.extend_from_slice(&word.to_be_bytes());
+    }
+    for (i, f) in frames.iter().enumerate() {
+        for word in [
+            1_700_000_000 + i as u32,
+            654_321,
+            f.len() as u32,
+            f.len() as u32,
+        ] {
+            bytes.extend_from_slice(&word.to_be_bytes());
+        }
+        bytes.extend_from_slice(f);
+    }
+    let mut source = FileSource::from_reader(std::io::Cursor::new(bytes), "be")?;
+    assert_eq!(source.format(), FileFormat::Pcap { nanosecond: false });
+    let got = read_all(&mut source)?;
+    assert_eq!(got.len(), frames.len());
+    assert_eq!(got[3].timestamp, Duration::new(1_700_000_003, 654_321_000));
+    assert_eq!(got[3].data, frames[3]);
+    Ok(())
+}
+
+#[test]
+fn flush_makes_a_valid_file_while_writing() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let all = packets(&sample_frames(), 0);
+    let (first, second) = all.split_at(7);
+    for pcapng in [false, true] {
+        let path = dir
+            .path()
+            .join(if pcapng { "live.pcapng" } else { "live.pcap" });
+        let mut sink: Box<dyn PacketSink> = if pcapng {
+            Box::new(PcapNgSink::create(&path)?)
+        } else {
+            Box::new(PcapSink::create(&path)?)
+        };
+        // The sink stays open (as in a running capture) while tshark reads the file.
+        write_all(sink.as_mut(), &[ethernet("eth0")], first)?;
+        assert_eq!(
+            tshark_fields(&path, &["frame.number"])?.len(),
+            first.len(),
+            "pcapng={pcapng}"
+        );
+        for p in second {
+            sink.write_packet(0, &p.as_packet())?;
+        }
+        sink.flush()?;
+        check_with_tools(&path, &all, !pcapng)?;
+    }
+    Ok(())
+}

@@ -346,7 +346,7 @@ pub fn convert(p: &Pkt, link: LinkType, seed: usize) -> Option<Pkt> {
                     data: payload.to_vec(),
                     wire_len: payload.len() as u32,
                 })
-            } else if seed % 4 == 0 {
+            } else if seed.is_multiple_of(4) {
                 Some(Pkt {
                     data: payload.to_vec(),
                     wire_len: p.wire_len - 14,

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{ArgAction, Args};
 use snoopy_capture::afpacket::{Capture, CaptureBuilder, EndReason, Event, StopHandle};
-use snoopy_capture::{PacketSink, PacketSource};
+use snoopy_capture::filter::{Instruction, Mode, Program};
+use snoopy_capture::{LinkType, PacketSink, PacketSource};
 
 use crate::output::{Format, OutputSpec, TextLook};
 use crate::progress::Progress;
@@ -85,7 +86,13 @@ pub struct CaptureArgs {
     #[arg(short = 'n', action = ArgAction::Count)]
     pub numeric: u8,
 
-    /// Filter expression (pcap-filter syntax); words are joined like tcpdump's.
+    /// Print the compiled filter program (kernel dialect) and exit; -dd and -ddd as in
+    /// tcpdump. The link type is Ethernet, or Linux cooked v2 for `-i any`.
+    #[arg(short = 'd', action = ArgAction::Count)]
+    pub dump: u8,
+
+    /// Filter expression (pcap-filter syntax); words are joined like tcpdump's. It runs in
+    /// the kernel: packets it rejects are never copied out.
     #[arg(value_name = "FILTER", trailing_var_arg = true)]
     pub filter: Vec<String>,
 }
@@ -93,31 +100,56 @@ pub struct CaptureArgs {
 /// Runs a capture to its end (count, duration, SIGINT/SIGTERM, or the interface vanishing)
 /// and prints tcpdump's closing statistics.
 pub fn run(args: CaptureArgs) -> Result<ExitCode> {
-    if !args.filter.is_empty() {
-        bail!(
-            "filter expressions are not supported yet (got {:?}); capture everything and filter with `tshark -r`",
-            args.filter.join(" ")
-        );
+    // The kernel runs the filter, so it is compiled before the socket exists: for `any`
+    // the link type is Linux cooked v2, otherwise Ethernet (checked once open).
+    let snaplen = if args.snaplen == 0 { 262_144 } else { args.snaplen };
+    let guess = if args.interface.as_deref() == Some("any") {
+        LinkType::LinuxSll2
+    } else {
+        LinkType::Ethernet
+    };
+    let program = crate::filter::compile(&args.filter, guess, Mode::Live, snaplen)?;
+    if args.dump > 0 {
+        let program = program.unwrap_or_else(|| Program::new(vec![Instruction::new(0x06, 0, 0, snaplen)]));
+        print!("{}", crate::filter::listing(&program, args.dump));
+        return Ok(ExitCode::SUCCESS);
     }
     let target = args.target.resolve()?;
     let output = OutputSpec::resolve(args.write.as_deref(), args.format);
-    let mut builder = CaptureBuilder::new()
-        .snaplen(args.snaplen)
-        .promiscuous(!args.no_promiscuous)
-        .namespace(target.namespace);
-    if let Some(interface) = &args.interface {
-        builder = builder.interface(interface);
+    let open = |program: Option<Program>| -> Result<Capture> {
+        let namespace = target
+            .namespace
+            .try_clone()
+            .context("duplicating the namespace handle")?;
+        let mut builder = CaptureBuilder::new()
+            .snaplen(args.snaplen)
+            .promiscuous(!args.no_promiscuous)
+            .namespace(namespace);
+        if let Some(interface) = &args.interface {
+            builder = builder.interface(interface);
+        }
+        if let Some(kib) = args.buffer_kib {
+            builder = builder.buffer_size(kib << 10);
+        }
+        if output.is_text_on_stdout() {
+            // People watch text output: hand packets over sooner.
+            builder = builder.block_timeout(Duration::from_millis(20));
+        }
+        if let Some(p) = program {
+            builder = builder.filter(p);
+        }
+        builder
+            .open()
+            .with_context(|| format!("cannot capture in {}", target.label))
+    };
+    let mut capture = open(program.clone())?;
+    if program.is_some() && capture.link_type() != guess {
+        // A named interface without Ethernet headers (a tunnel): the capture is cooked.
+        let actual = capture.link_type();
+        drop(capture);
+        let program = crate::filter::compile(&args.filter, actual, Mode::Live, snaplen)?;
+        capture = open(program)?;
     }
-    if let Some(kib) = args.buffer_kib {
-        builder = builder.buffer_size(kib << 10);
-    }
-    if output.is_text_on_stdout() {
-        // People watch text output: hand packets over sooner.
-        builder = builder.block_timeout(Duration::from_millis(20));
-    }
-    let mut capture = builder
-        .open()
-        .with_context(|| format!("cannot capture in {}", target.label))?;
     let stop = StopHandle::new();
     capture.set_stop_handle(stop.clone());
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::capture::CaptureArgs;
 use crate::exec::ExecArgs;
+use crate::read::ReadArgs;
 
 /// See a Kubernetes pod's network traffic from its node.
 ///
@@ -31,4 +32,9 @@ pub enum Command {
         after_help = "Examples:\n  podtracer exec --pid 4242 -- ip -o addr\n  podtracer exec --pid 4242 -- ss -tnp\n  podtracer exec --pid 4242 -- iperf3 -c 10.0.0.7"
     )]
     Exec(ExecArgs),
+    /// Read a pcap or pcapng file, keep what a filter accepts (tcpdump -r).
+    #[command(
+        after_help = "Examples:\n  podtracer read web.pcap 'tcp port 80'\n  podtracer read web.pcapng -w dns.pcap udp port 53\n  podtracer read web.pcap -d 'host 10.0.0.1'"
+    )]
+    Read(ReadArgs),
 }

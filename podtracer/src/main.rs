@@ -10,8 +10,10 @@ mod capture;
 mod cli;
 mod duration;
 mod exec;
+mod filter;
 mod output;
 mod progress;
+mod read;
 mod target;
 
 use std::process::ExitCode;
@@ -37,6 +39,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Capture(args) => capture::run(args),
         cli::Command::Exec(args) => exec::run(args),
+        cli::Command::Read(args) => read::run(args),
     }
 }
 

@@ -102,7 +102,11 @@ pub struct CaptureArgs {
 pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     // The kernel runs the filter, so it is compiled before the socket exists: for `any`
     // the link type is Linux cooked v2, otherwise Ethernet (checked once open).
-    let snaplen = if args.snaplen == 0 { 262_144 } else { args.snaplen };
+    let snaplen = if args.snaplen == 0 {
+        262_144
+    } else {
+        args.snaplen
+    };
     let guess = if args.interface.as_deref() == Some("any") {
         LinkType::LinuxSll2
     } else {
@@ -110,7 +114,8 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     };
     let program = crate::filter::compile(&args.filter, guess, Mode::Live, snaplen)?;
     if args.dump > 0 {
-        let program = program.unwrap_or_else(|| Program::new(vec![Instruction::new(0x06, 0, 0, snaplen)]));
+        let program =
+            program.unwrap_or_else(|| Program::new(vec![Instruction::new(0x06, 0, 0, snaplen)]));
         print!("{}", crate::filter::listing(&program, args.dump));
         return Ok(ExitCode::SUCCESS);
     }

@@ -6,7 +6,12 @@ use snoopy_capture::LinkType;
 use snoopy_capture::filter::{Mode, Program, compile_words};
 
 /// The filter for `words` (joined by spaces, as tcpdump does), or `None` without words.
-pub fn compile(words: &[String], link: LinkType, mode: Mode, snaplen: u32) -> Result<Option<Program>> {
+pub fn compile(
+    words: &[String],
+    link: LinkType,
+    mode: Mode,
+    snaplen: u32,
+) -> Result<Option<Program>> {
     if words.is_empty() {
         return Ok(None);
     }

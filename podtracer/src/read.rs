@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{ArgAction, Args};
-use snoopy_capture::{Packet, PacketSource};
 use snoopy_capture::filter::{Mode, Program};
 use snoopy_capture::source::FileSource;
+use snoopy_capture::{Packet, PacketSource};
 
 use crate::output::{Format, OutputSpec, TextLook};
 
@@ -76,7 +76,9 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
     let mut dumped = false;
     let outcome: Result<()> = (|| {
         while written < limit {
-            let Some(packet) = source.next_packet()? else { break };
+            let Some(packet) = source.next_packet()? else {
+                break;
+            };
             let index = packet.interface;
             if let Some((id, program)) = interfaces.get(&index) {
                 if keep(program.as_ref(), &packet) {

@@ -3,4 +3,5 @@
 mod capture;
 mod errors;
 mod exec;
+mod filter;
 mod support;

@@ -918,7 +918,6 @@ pub(crate) fn compile_tree(
     }
     g.root = root;
     // Flatten back to front: returns, then every block after all its successors.
-    let order = g.numbering();
     let mut post: Vec<usize> = Vec::new();
     {
         let mut seen = vec![false; g.blocks.len()];
@@ -934,12 +933,13 @@ pub(crate) fn compile_tree(
             seen[b] = true;
             stack.push((b, true));
             if !g.blocks[b].is_ret() {
-                stack.push((g.blocks[b].jf, false));
+                // The false side is placed first from the end, so the true side follows
+                // its test directly, as in libpcap's listings.
                 stack.push((g.blocks[b].jt, false));
+                stack.push((g.blocks[b].jf, false));
             }
         }
     }
-    let _ = order;
     let mut rev: Vec<Instruction> = Vec::new();
     let mut at: HashMap<usize, usize> = HashMap::new();
     let push = |rev: &mut Vec<Instruction>, i: Instruction| {

@@ -1,12 +1,11 @@
 //! `podtracer read`: filter and convert a pcap or pcapng file offline, like `tcpdump -r`.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{ArgAction, Args};
-use snoopy_capture::filter::{Mode, Program};
+use snoopy_capture::filter::{Matcher, Mode, Program};
 use snoopy_capture::source::FileSource;
 use snoopy_capture::{Packet, PacketSource};
 
@@ -51,8 +50,8 @@ pub struct ReadArgs {
 }
 
 /// Whether the filter (none: keep everything) accepts the packet.
-fn keep(program: Option<&Program>, packet: &Packet<'_>) -> bool {
-    program.is_none_or(|p| p.matches(packet.data, packet.orig_len, None) != 0)
+fn keep(matcher: Option<&Matcher>, packet: &Packet<'_>) -> bool {
+    matcher.is_none_or(|m| m.matches(packet.data, packet.orig_len, None) != 0)
 }
 
 /// Reads the file, keeps the packets the filter accepts, writes them out.
@@ -70,7 +69,7 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
         ..TextLook::default()
     })?;
     // Per source interface: the sink's interface and the filter compiled for its link type.
-    let mut interfaces: HashMap<u32, (u32, Option<Program>)> = HashMap::new();
+    let mut interfaces: Vec<Option<(u32, Option<Matcher>)>> = Vec::new();
     let limit = args.count.unwrap_or(u64::MAX);
     let mut written = 0u64;
     let mut dumped = false;
@@ -80,8 +79,8 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
                 break;
             };
             let index = packet.interface;
-            if let Some((id, program)) = interfaces.get(&index) {
-                if keep(program.as_ref(), &packet) {
+            if let Some(Some((id, matcher))) = interfaces.get(index as usize) {
+                if keep(matcher.as_ref(), &packet) {
                     sink.write_packet(*id, &packet)?;
                     written += 1;
                 }
@@ -108,11 +107,15 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
                 return Ok(());
             }
             let id = sink.add_interface(&interface)?;
-            if keep(program.as_ref(), &packet.as_packet()) {
+            let matcher = program.as_ref().map(Program::matcher);
+            if keep(matcher.as_ref(), &packet.as_packet()) {
                 sink.write_packet(id, &packet.as_packet())?;
                 written += 1;
             }
-            interfaces.insert(index, (id, program));
+            if interfaces.len() <= index as usize {
+                interfaces.resize(index as usize + 1, None);
+            }
+            interfaces[index as usize] = Some((id, matcher));
         }
         Ok(())
     })();

@@ -437,11 +437,21 @@ pub fn libpcap_program(link: LinkType, expr_file: &Path, expr: &str) -> Result<P
     Program::from_ddd(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())
 }
 
-/// The indices of the packets `prog` accepts.
+/// The indices of the packets `prog` accepts; also checks that the decoded fast path
+/// ([`Program::matcher`]) returns exactly what the reference interpreter returns.
 pub fn keeps(prog: &Program, pkts: &[Pkt]) -> Vec<usize> {
+    let fast = prog.matcher();
     pkts.iter()
         .enumerate()
-        .filter(|(_, p)| prog.matches(&p.data, p.wire_len, None) != 0)
+        .filter(|(i, p)| {
+            let slow = prog.matches(&p.data, p.wire_len, None);
+            assert_eq!(
+                fast.matches(&p.data, p.wire_len, None),
+                slow,
+                "Matcher and Program::matches disagree on packet {i}"
+            );
+            slow != 0
+        })
         .map(|(i, _)| i)
         .collect()
 }

@@ -185,3 +185,192 @@ mod tests {
         assert_eq!(p.matches(&[], 0, Some(0x2005)), 0x2005);
     }
 }
+
+/// One decoded instruction of a [`Matcher`]: the opcode's fields resolved once, so the
+/// per-packet loop dispatches on a dense enum instead of re-decoding bits.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    LdAbs(u8, u32),
+    LdInd(u8, u32),
+    LdAnc(u32),
+    Msh(u32),
+    LdImm(u32),
+    LdxImm(u32),
+    LdLen,
+    LdxLen,
+    LdMem(u8),
+    LdxMem(u8),
+    St(u8),
+    Stx(u8),
+    AluK(u16, u32),
+    AluX(u16),
+    Neg,
+    Ja(u32),
+    /// Conditional jump: operation, constant (or X), jt, jf.
+    JmpK(u16, u32, u8, u8),
+    JmpX(u16, u8, u8),
+    RetK(u32),
+    RetA,
+    Tax,
+    Txa,
+    /// Anything invalid: rejects the packet, as the kernel refuses to run it.
+    Bad,
+}
+
+/// A [`Program`] decoded for fast repeated use on many packets (`podtracer read`); it
+/// accepts exactly what [`Program::matches`] accepts.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    ops: Vec<Op>,
+}
+
+impl Program {
+    /// The program decoded for running on many packets.
+    pub fn matcher(&self) -> Matcher {
+        let ops = self.instructions.iter().map(decode).collect();
+        Matcher { ops }
+    }
+}
+
+fn decode(i: &Instruction) -> Op {
+    let k = i.k;
+    let size = |code: u16| match code & 0x18 {
+        W => 4,
+        H => 2,
+        B => 1,
+        _ => 0,
+    };
+    let mem = |k: u32| u8::try_from(k).ok().filter(|m| usize::from(*m) < MEMWORDS);
+    match i.code & 0x07 {
+        LD => match i.code & 0xe0 {
+            IMM => Op::LdImm(k),
+            LEN => Op::LdLen,
+            MEM => mem(k).map_or(Op::Bad, Op::LdMem),
+            ABS if k >= SKF_AD_OFF => Op::LdAnc(k),
+            ABS if size(i.code) > 0 => Op::LdAbs(size(i.code), k),
+            IND if size(i.code) > 0 => Op::LdInd(size(i.code), k),
+            _ => Op::Bad,
+        },
+        LDX => match i.code & 0xe0 {
+            IMM => Op::LdxImm(k),
+            LEN => Op::LdxLen,
+            MEM => mem(k).map_or(Op::Bad, Op::LdxMem),
+            MSH => Op::Msh(k),
+            _ => Op::Bad,
+        },
+        ST => mem(k).map_or(Op::Bad, Op::St),
+        STX => mem(k).map_or(Op::Bad, Op::Stx),
+        ALU => match i.code & 0xf0 {
+            NEG => Op::Neg,
+            op if i.code & X != 0 => Op::AluX(op),
+            op => Op::AluK(op, k),
+        },
+        JMP => match i.code & 0xf0 {
+            JA => Op::Ja(k),
+            op if i.code & X != 0 => Op::JmpX(op, i.jt, i.jf),
+            op => Op::JmpK(op, k, i.jt, i.jf),
+        },
+        RET => match i.code & 0x18 {
+            K => Op::RetK(k),
+            A => Op::RetA,
+            _ => Op::Bad,
+        },
+        _ => match i.code & 0xf8 {
+            TAX => Op::Tax,
+            TXA => Op::Txa,
+            _ => Op::Bad,
+        },
+    }
+}
+
+#[inline]
+fn fetch(data: &[u8], off: usize, size: u8) -> Option<u32> {
+    match size {
+        4 => {
+            let b = data.get(off..off.checked_add(4)?)?;
+            Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        }
+        2 => {
+            let b = data.get(off..off.checked_add(2)?)?;
+            Some(u32::from(u16::from_be_bytes([b[0], b[1]])))
+        }
+        _ => data.get(off).map(|b| u32::from(*b)),
+    }
+}
+
+#[inline]
+fn alu(op: u16, a: u32, v: u32) -> Option<u32> {
+    Some(match op {
+        ADD => a.wrapping_add(v),
+        SUB => a.wrapping_sub(v),
+        MUL => a.wrapping_mul(v),
+        DIV => a.checked_div(v)?,
+        MOD => a.checked_rem(v)?,
+        AND => a & v,
+        OR => a | v,
+        XOR => a ^ v,
+        LSH => a.checked_shl(v).unwrap_or(0),
+        RSH => a.checked_shr(v).unwrap_or(0),
+        _ => return None,
+    })
+}
+
+#[inline]
+fn cond(op: u16, a: u32, v: u32) -> Option<bool> {
+    Some(match op {
+        JEQ => a == v,
+        JGT => a > v,
+        JGE => a >= v,
+        JSET => a & v != 0,
+        _ => return None,
+    })
+}
+
+impl Matcher {
+    /// Same as [`Program::matches`].
+    pub fn matches(&self, data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> u32 {
+        self.run(data, wire_len, vlan_tci).unwrap_or(0)
+    }
+
+    fn run(&self, data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> Option<u32> {
+        let (mut a, mut x) = (0u32, 0u32);
+        let mut mem = [0u32; MEMWORDS];
+        let mut pc = 0usize;
+        loop {
+            let op = *self.ops.get(pc)?;
+            pc += 1;
+            match op {
+                Op::LdAbs(size, k) => a = fetch(data, k as usize, size)?,
+                Op::LdInd(size, k) => {
+                    let off = usize::try_from(u64::from(x) + u64::from(k)).ok()?;
+                    a = fetch(data, off, size)?;
+                }
+                Op::LdAnc(k) => a = ancillary(k, vlan_tci)?,
+                Op::Msh(k) => x = 4 * (u32::from(*data.get(k as usize)?) & 0xf),
+                Op::LdImm(k) => a = k,
+                Op::LdxImm(k) => x = k,
+                Op::LdLen => a = wire_len,
+                Op::LdxLen => x = wire_len,
+                Op::LdMem(m) => a = mem[usize::from(m)],
+                Op::LdxMem(m) => x = mem[usize::from(m)],
+                Op::St(m) => mem[usize::from(m)] = a,
+                Op::Stx(m) => mem[usize::from(m)] = x,
+                Op::AluK(op, k) => a = alu(op, a, k)?,
+                Op::AluX(op) => a = alu(op, a, x)?,
+                Op::Neg => a = a.wrapping_neg(),
+                Op::Ja(k) => pc = pc.checked_add(k as usize)?,
+                Op::JmpK(op, k, jt, jf) => {
+                    pc += usize::from(if cond(op, a, k)? { jt } else { jf });
+                }
+                Op::JmpX(op, jt, jf) => {
+                    pc += usize::from(if cond(op, a, x)? { jt } else { jf });
+                }
+                Op::RetK(k) => return Some(k),
+                Op::RetA => return Some(a),
+                Op::Tax => x = a,
+                Op::Txa => a = x,
+                Op::Bad => return None,
+            }
+        }
+    }
+}

@@ -58,6 +58,7 @@ mod opt;
 mod parser;
 
 pub use error::{CompileError, ErrorKind};
+pub use interp::Matcher;
 
 use crate::LinkType;
 use crate::{Error, Result};

@@ -940,6 +940,38 @@ pub(crate) fn compile_tree(
             }
         }
     }
+    // Redundant loads (libpcap's opt_blk special case): a block whose code only computes
+    // the value every predecessor already left in A needs no code. The loads it would
+    // repeat succeeded on every path to it, so no verdict changes.
+    let mut a_out: HashMap<usize, Val> = HashMap::new();
+    let mut preds: HashMap<usize, Vec<usize>> = HashMap::new();
+    for &b in &post {
+        if g.blocks[b].is_ret() {
+            continue;
+        }
+        let stmts = match lowered.get(&b) {
+            Some(l) => l.0.clone(),
+            None => lower(&g, &mut vals, b)?.0,
+        };
+        let (a, _) = execute(&mut vals, &stmts, true)?;
+        a_out.insert(b, a);
+        for t in [g.blocks[b].jt, g.blocks[b].jf] {
+            let list = preds.entry(t).or_default();
+            if !list.contains(&b) {
+                list.push(b);
+            }
+        }
+    }
+    let redundant = |b: usize, code: u16| -> bool {
+        if b == g.root || code & X != 0 || g.writes_protected(b) {
+            return false;
+        }
+        let mine = a_out.get(&b).copied().unwrap_or(0);
+        mine != 0
+            && preds
+                .get(&b)
+                .is_some_and(|ps| ps.iter().all(|p| a_out.get(p) == Some(&mine)))
+    };
     let mut rev: Vec<Instruction> = Vec::new();
     let mut at: HashMap<usize, usize> = HashMap::new();
     let push = |rev: &mut Vec<Instruction>, i: Instruction| {
@@ -957,6 +989,9 @@ pub(crate) fn compile_tree(
             Some(l) => l.clone(),
             None => lower(&g, &mut vals, b)?,
         };
+        if redundant(b, code) {
+            stmts.clear();
+        }
         if b == g.root && !root_stmts.is_empty() {
             let mut s = root_stmts.clone();
             s.append(&mut stmts);

@@ -8,9 +8,11 @@ expression runs, in the same run and alternately,
     podtracer read big.pcap -w /dev/null EXPR
     tcpdump -r big.pcap -w /dev/null EXPR
 
-takes the best wall time of R rounds (default 3) for each, checks both kept the same number
-of packets (by reading each tool's output file once), and prints the times and the ratio
-podtracer / tcpdump (below 1.0: podtracer is faster). Needs tcpdump; no privileges.
+takes the best of R rounds (default 5) for each, checks both kept the same number of
+packets (by reading each tool's output file once), and prints the CPU time (user + sys,
+from wait4's rusage; steadier than wall time on a shared machine), the wall time, and the
+CPU ratio podtracer / tcpdump (below 1.0: podtracer is faster). Needs tcpdump; no
+privileges.
 
 usage: bench/filter_read.py [--packets 1000000] [--rounds 3] [--podtracer target/release/podtracer]
 """
@@ -98,15 +100,20 @@ def count_packets(path):
 
 
 def timed(argv):
+    """(CPU seconds, wall seconds) of one run of argv."""
     start = time.perf_counter()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{argv} failed")
+    return usage.ru_utime + usage.ru_stime, wall
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=1_000_000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--podtracer", default="target/release/podtracer")
     args = ap.parse_args()
     if not os.path.exists(args.podtracer):
@@ -116,7 +123,7 @@ def main():
         t0 = time.perf_counter()
         write_pcap(big, args.packets, random.Random(42))
         print(f"wrote {args.packets} packets ({os.path.getsize(big) >> 20} MiB) in {time.perf_counter() - t0:.1f} s")
-        print(f"{'expression':48} {'kept':>8} {'podtracer s':>12} {'tcpdump s':>10} {'ratio':>6}")
+        print(f"{'expression':48} {'kept':>8} {'podtracer cpu/wall s':>21} {'tcpdump cpu/wall s':>19} {'ratio':>6}")
         worst = 0.0
         for expr in EXPRESSIONS:
             ours_out, theirs_out = os.path.join(tmp, "ours.pcap"), os.path.join(tmp, "theirs.pcap")
@@ -129,9 +136,10 @@ def main():
             for _ in range(args.rounds):
                 ours.append(timed([args.podtracer, "read", big, "-w", "/dev/null", *expr.split()]))
                 theirs.append(timed(["tcpdump", "-r", big, "-w", "/dev/null", expr]))
-            ratio = min(ours) / min(theirs)
+            (oc, ow), (tc, tw) = min(ours), min(theirs)
+            ratio = oc / tc
             worst = max(worst, ratio)
-            print(f"{expr:48} {kept_ours:>8} {min(ours):>12.3f} {min(theirs):>10.3f} {ratio:>6.2f}")
+            print(f"{expr:48} {kept_ours:>8} {oc:>10.3f}/{ow:<10.3f} {tc:>9.3f}/{tw:<9.3f} {ratio:>6.2f}")
         print(f"worst ratio podtracer/tcpdump: {worst:.2f} ({'at least as fast' if worst <= 1.0 else 'slower'})")
 
 

@@ -213,6 +213,9 @@ enum Op {
     RetA,
     Tax,
     Txa,
+    /// A packet load fused with the conditional jump after it (the commonest pair), when
+    /// nothing jumps to that jump: size, offset, operation, constant, jt, jf.
+    LdAbsJmpK(u8, u32, u16, u32, u8, u8),
     /// Anything invalid: rejects the packet, as the kernel refuses to run it.
     Bad,
 }
@@ -227,7 +230,31 @@ pub struct Matcher {
 impl Program {
     /// The program decoded for running on many packets.
     pub fn matcher(&self) -> Matcher {
-        let ops = self.instructions.iter().map(decode).collect();
+        let mut ops: Vec<Op> = self.instructions.iter().map(decode).collect();
+        // Instructions something jumps to cannot be fused into the one before them.
+        let mut target = vec![false; ops.len() + 1];
+        for (i, op) in ops.iter().enumerate() {
+            let mut mark = |off: usize| {
+                if let Some(t) = target.get_mut(i + 1 + off) {
+                    *t = true;
+                }
+            };
+            match *op {
+                Op::Ja(k) => mark(k as usize),
+                Op::JmpK(_, _, jt, jf) | Op::JmpX(_, jt, jf) => {
+                    mark(usize::from(jt));
+                    mark(usize::from(jf));
+                }
+                _ => {}
+            }
+        }
+        for i in 0..ops.len().saturating_sub(1) {
+            if let (Op::LdAbs(size, off), Op::JmpK(op, k, jt, jf)) = (ops[i], ops[i + 1])
+                && !target[i + 1]
+            {
+                ops[i] = Op::LdAbsJmpK(size, off, op, k, jt, jf);
+            }
+        }
         Matcher { ops }
     }
 }
@@ -364,6 +391,11 @@ impl Matcher {
                 }
                 Op::JmpX(op, jt, jf) => {
                     pc += usize::from(if cond(op, a, x)? { jt } else { jf });
+                }
+                Op::LdAbsJmpK(size, off, op, k, jt, jf) => {
+                    a = fetch(data, off as usize, size)?;
+                    // Skip the jump this op stands for, then take it.
+                    pc += 1 + usize::from(if cond(op, a, k)? { jt } else { jf });
                 }
                 Op::RetK(k) => return Some(k),
                 Op::RetA => return Some(a),

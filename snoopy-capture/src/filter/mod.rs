@@ -2,12 +2,19 @@
 //!
 //! [`compile`] turns a pcap-filter(7) expression into a [`Program`] of `struct sock_filter`
 //! instructions, for the kernel ([`Mode::Live`], attached to an AF_PACKET socket) or for
-//! files ([`Mode::File`], run by [`Program::matches`]). The truth is libpcap: for every
-//! expression this module accepts, the program accepts exactly the packets libpcap's
-//! program for it accepts (checked by a differential test against `tcpdump -r` on a
-//! generated corpus), and it rejects what libpcap rejects. The code generator mirrors
-//! `gencode.c` function for function; the emitted code is *unoptimized* (libpcap's `-O`),
-//! which changes its size, not its verdicts.
+//! files ([`Mode::File`], run by [`Program::matches`], or by a [`Matcher`] when the same
+//! program runs on many packets). The truth is libpcap 1.10: for every expression this
+//! module accepts, the program accepts exactly the packets libpcap's program for it
+//! accepts, and it rejects what libpcap rejects. That is checked by differential tests
+//! against `tcpdump -r` on a generated corpus (hand-written and random expressions, every
+//! supported link type) and against `tcpdump -i lo -ddd` for the live VLAN dialect.
+//!
+//! How: the code generator mirrors `gencode.c` function for function (test order,
+//! scratch registers, quirks), and the `opt` module replays the passes of libpcap's optimizer that
+//! decide verdicts. The optimizer matters: a load past the end of a short packet rejects
+//! it, and libpcap drops loads it proves useless (`ip[40] = 1 or ip` accepts every IPv4
+//! packet, even one shorter than 40 bytes), so an unoptimized program would disagree with
+//! tcpdump on truncated packets. The programs come out as compact as tcpdump's.
 //!
 //! ```
 //! use snoopy_capture::LinkType;
@@ -45,6 +52,12 @@
 //! - protocol families other than the ones above (`decnet`, `atalk`, `iso`, `isis`,
 //!   `stp`, `ipx`, `netbeui`, ...) and 802.11, ATM, SS7, pflog keywords;
 //! - link types other than Ethernet, Linux cooked v1/v2 and raw IP.
+//!
+//! One deliberate difference from libpcap: in live mode, a `vlan ID` after another test
+//! (`ip6 and vlan 5`). libpcap 1.10's optimizer jumps into the middle of the VLAN-ID
+//! block there, testing the "tag present" flag instead of the tag (so `ip and vlan 1`
+//! matches every tagged IPv4 packet); we keep the meaning of libpcap's unoptimized program
+//! (`tcpdump -O`), which the live test checks.
 
 mod bpf;
 mod codegen;

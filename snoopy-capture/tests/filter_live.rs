@@ -161,3 +161,71 @@ fn live_vlan_programs_match_libpcap() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Random expressions around `vlan` (before, after, twice, negated), live dialect: ours
+/// must agree with libpcap's live program on every frame, or (for the optimizer bug above,
+/// which random expressions hit) with libpcap's unoptimized live program.
+#[test]
+fn random_live_vlan_expressions_match_libpcap() {
+    require_tcpdump();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root (it opens lo)"
+    );
+    let seed = crate::filter_random::seed();
+    let cases: usize = std::env::var("FILTER_LIVE_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let mut g = crate::filter_random::G {
+        rng: Rng(crate::filter_random::mix(seed ^ 0x11fe)),
+    };
+    let pkts = live_corpus();
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("expr");
+    let mut failures = Vec::new();
+    for _ in 0..cases {
+        let e = g.expr(2);
+        let vid = *g.rng.pick(&["vlan", "vlan 5", "vlan 100", "vlan 7"]);
+        let expr = match g.rng.below(5) {
+            0 => format!("{vid} and {e}"),
+            1 => format!("({e}) and {vid}"),
+            2 => format!("{vid} and ({e}) or {vid}"),
+            3 => format!("not {vid} and ({e})"),
+            _ => format!("{vid} and {vid} and ({e})"),
+        };
+        let ours = compile(&expr, LinkType::Ethernet, Mode::Live, 262_144);
+        let theirs = libpcap_live_program(&scratch, &expr, true);
+        let verdicts = |p: &Program| -> Vec<bool> {
+            pkts.iter()
+                .map(|f| p.matches(&f.data, f.data.len() as u32, f.tci) != 0)
+                .collect()
+        };
+        match (theirs, ours) {
+            (Err(_), Err(_)) => {}
+            (Err(t), Ok(_)) => failures.push(format!("{expr:?}: libpcap rejects ({t}), we accept")),
+            (Ok(_), Err(e)) => failures.push(format!("{expr:?}: libpcap accepts, we reject: {e}")),
+            (Ok(lp), Ok(op)) => {
+                let mine = verdicts(&op);
+                if mine != verdicts(&lp) {
+                    let unopt = libpcap_live_program(&scratch, &expr, false)
+                        .map(|p| verdicts(&p))
+                        .unwrap_or_default();
+                    if mine != unopt {
+                        failures.push(format!(
+                            "{expr:?}: verdicts differ from libpcap's live program"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "FILTER_SEED={seed}: {} of {cases} disagree:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

@@ -37,15 +37,15 @@ const CONSTS: [&str; 10] = [
 ];
 
 /// splitmix64, so that nearby seeds give unrelated streams.
-fn mix(seed: u64) -> u64 {
+pub(crate) fn mix(seed: u64) -> u64 {
     let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     (z ^ (z >> 31)) | 1
 }
 
-struct G {
-    rng: Rng,
+pub(crate) struct G {
+    pub(crate) rng: Rng,
 }
 
 impl G {
@@ -198,7 +198,7 @@ impl G {
         }
     }
 
-    fn expr(&mut self, depth: usize) -> String {
+    pub(crate) fn expr(&mut self, depth: usize) -> String {
         let mut s = self.term(depth);
         let n = self.rng.below(if depth > 1 { 2 } else { 4 });
         for _ in 0..n {
@@ -214,17 +214,22 @@ impl G {
     }
 }
 
-#[test]
-fn random_expressions_agree_with_libpcap() {
-    require_tcpdump();
-    let seed: u64 = std::env::var("FILTER_SEED")
+/// `FILTER_SEED`, or a fresh seed from the clock.
+pub(crate) fn seed() -> u64 {
+    std::env::var("FILTER_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64)
-        });
+        })
+}
+
+#[test]
+fn random_expressions_agree_with_libpcap() {
+    require_tcpdump();
+    let seed = seed();
     let cases: usize = std::env::var("FILTER_CASES")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -244,6 +244,32 @@ const ACCEPT: usize = 0;
 const REJECT: usize = 1;
 
 impl Graph {
+    /// The protected scratch words block `b` writes, as a bit mask.
+    fn protected_writes(&self, b: usize) -> u16 {
+        let mut m = 0u16;
+        for s in &self.blocks[b].stmts {
+            if (s.code == ST || s.code == STX) && self.protected.contains(&s.k) {
+                m |= 1 << s.k;
+            }
+        }
+        m
+    }
+
+    /// The protected scratch words block `b` reads before writing them, as a bit mask.
+    fn protected_reads(&self, b: usize) -> u16 {
+        let (mut reads, mut written) = (0u16, 0u16);
+        for s in &self.blocks[b].stmts {
+            let bit = 1u16.checked_shl(s.k).unwrap_or(0);
+            if (s.code == LD | MEM || s.code == LDX | MEM) && self.protected.contains(&s.k) {
+                reads |= bit & !written;
+            }
+            if (s.code == ST || s.code == STX) && self.protected.contains(&s.k) {
+                written |= bit;
+            }
+        }
+        reads
+    }
+
     fn writes_protected(&self, b: usize) -> bool {
         self.blocks[b]
             .stmts
@@ -386,6 +412,8 @@ struct Pass<'a> {
     id: Vec<usize>,
     /// libpcap block id -> block index.
     by_id: Vec<usize>,
+    /// Per block: protected words some successor reads before writing (`out_use`).
+    out_use: Vec<u16>,
     changed: bool,
 }
 
@@ -396,7 +424,6 @@ impl Pass<'_> {
             return Ok(());
         }
         let (aval, xval) = execute(&mut self.vals, &self.g.blocks[b].stmts, alter)?;
-        let protected = self.g.writes_protected(b);
         let vals = &mut self.vals;
         let blk = &mut self.g.blocks[b];
         blk.aval = aval;
@@ -427,7 +454,7 @@ impl Pass<'_> {
                 changed = true;
             }
         }
-        if !protected && blk.code == JMP | JSET | K {
+        if blk.code == JMP | JSET | K {
             if blk.k == 0 && blk.jt != blk.jf {
                 blk.jt = blk.jf;
                 changed = true;
@@ -444,7 +471,6 @@ impl Pass<'_> {
             blk.k = c;
         }
         if blk.code & X == 0
-            && !protected
             && let Some(v) = vals.konst(aval)
         {
             let r = match blk.code & 0xf0 {
@@ -488,6 +514,12 @@ impl Pass<'_> {
         None
     }
 
+    /// libpcap's `use_conflict` for moving an edge past blocks that wrote `skipped`: the
+    /// new target's successors must not read a word those blocks changed.
+    fn use_conflict(&self, skipped: u16, target: usize) -> bool {
+        skipped & self.out_use[target] != 0
+    }
+
     /// `opt_j` for the edge leaving block `b` on `sense`.
     fn opt_j(&mut self, b: usize, sense: bool, edom: &Bits, n: usize) {
         let edge_id = if sense { self.id[b] } else { n + self.id[b] };
@@ -499,9 +531,12 @@ impl Pass<'_> {
         if self.g.blocks[succ].is_ret() {
             return;
         }
-        if self.g.blocks[succ].jt == self.g.blocks[succ].jf && !self.g.writes_protected(succ) {
-            succ = self.g.blocks[succ].jt;
-            self.changed = true;
+        if self.g.blocks[succ].jt == self.g.blocks[succ].jf {
+            let target = self.g.blocks[succ].jt;
+            if !self.use_conflict(self.g.protected_writes(succ), target) {
+                succ = target;
+                self.changed = true;
+            }
         }
         let mut guard = 0;
         'top: loop {
@@ -522,7 +557,7 @@ impl Pass<'_> {
                     continue;
                 }
                 if let Some(target) = self.fold_edge(succ, pred, dsense)
-                    && !self.g.writes_protected(succ)
+                    && !self.use_conflict(self.g.protected_writes(succ), target)
                 {
                     self.changed = true;
                     succ = target;
@@ -653,11 +688,25 @@ fn pass(g: &mut Graph, alter: bool, ids: &[usize]) -> R<bool> {
         id[b] = i;
     }
     let n = ids.len();
+    // out_use of the protected words, leaves first.
+    let mut use_in = vec![0u16; nb];
+    let mut out_use = vec![0u16; nb];
+    for level in &levels {
+        for &b in level {
+            if g.blocks[b].is_ret() {
+                continue;
+            }
+            let (jt, jf) = (g.blocks[b].jt, g.blocks[b].jf);
+            out_use[b] = use_in[jt] | use_in[jf];
+            use_in[b] = g.protected_reads(b) | (out_use[b] & !g.protected_writes(b));
+        }
+    }
     let mut p = Pass {
         g,
         vals: Values::new(),
         id,
         by_id: ids.to_vec(),
+        out_use,
         changed: false,
     };
     // Dominators (find_dom) and edge dominators (find_edom), on the graph as it is now.

@@ -169,11 +169,8 @@ fn live_vlan_programs_match_libpcap() {
 fn random_live_vlan_expressions_match_libpcap() {
     require_tcpdump();
     // SAFETY: geteuid has no preconditions and cannot fail.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "this test needs root (it opens lo)"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test needs root (it opens lo)");
     let seed = crate::filter_random::seed();
     let cases: usize = std::env::var("FILTER_LIVE_CASES")
         .ok()

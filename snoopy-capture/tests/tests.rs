@@ -7,5 +7,6 @@ mod live;
 
 mod filter_corpus;
 mod filter_diff;
+mod filter_kernel;
 mod filter_live;
 mod filter_random;

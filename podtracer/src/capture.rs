@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Args};
 use snoopy_capture::afpacket::{Capture, CaptureBuilder, EndReason, Event, StopHandle};
 use snoopy_capture::filter::{Instruction, Mode, Program};
@@ -54,6 +54,10 @@ pub struct CaptureArgs {
     #[arg(short = 'w', value_name = "FILE")]
     pub write: Option<PathBuf>,
 
+    /// With -w, also print the packets as text on stdout.
+    #[arg(long, requires = "write")]
+    pub print: bool,
+
     /// Output format (default: text without -w, pcap with -w).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format: Option<Format>,
@@ -78,13 +82,10 @@ pub struct CaptureArgs {
     #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
     pub absolute_seq: bool,
 
-    /// Line-buffered text output (automatic when stdout is a terminal).
-    #[arg(short = 'l')]
+    /// Line-buffered text output (tcpdump's -l; automatic when stdout is a terminal; -l
+    /// itself is the label selector, as in kubectl).
+    #[arg(long = "line-buffered")]
     pub line_buffered: bool,
-
-    /// Accepted for tcpdump habit: podtracer never resolves names.
-    #[arg(short = 'n', action = ArgAction::Count)]
-    pub numeric: u8,
 
     /// Print the compiled filter program (kernel dialect) and exit; -dd and -ddd as in
     /// tcpdump. The link type is Ethernet, or Linux cooked v2 for `-i any`.
@@ -97,6 +98,41 @@ pub struct CaptureArgs {
     pub filter: Vec<String>,
 }
 
+/// How to open each capture socket: the options shared by every target.
+#[derive(Debug, Clone)]
+pub struct CaptureSettings {
+    interface: Option<String>,
+    snaplen: u32,
+    promiscuous: bool,
+    buffer_kib: Option<usize>,
+    block_timeout: Option<Duration>,
+    /// The filter, compiled for the link type the capture is expected to have.
+    filter: Option<Program>,
+}
+
+impl CaptureSettings {
+    /// A builder for one target's capture.
+    pub fn builder(&self, namespace: snoopy_netns::Namespace) -> CaptureBuilder {
+        let mut builder = CaptureBuilder::new()
+            .snaplen(self.snaplen)
+            .promiscuous(self.promiscuous)
+            .namespace(namespace);
+        if let Some(interface) = &self.interface {
+            builder = builder.interface(interface);
+        }
+        if let Some(kib) = self.buffer_kib {
+            builder = builder.buffer_size(kib << 10);
+        }
+        if let Some(timeout) = self.block_timeout {
+            builder = builder.block_timeout(timeout);
+        }
+        if let Some(program) = &self.filter {
+            builder = builder.filter(program.clone());
+        }
+        builder
+    }
+}
+
 /// Runs a capture to its end (count, duration, SIGINT/SIGTERM, or the interface vanishing)
 /// and prints tcpdump's closing statistics.
 pub fn run(args: CaptureArgs) -> Result<ExitCode> {
@@ -107,56 +143,36 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     } else {
         args.snaplen
     };
-    let guess = if args.interface.as_deref() == Some("any") {
+    let link_guess = if args.interface.as_deref() == Some("any") {
         LinkType::LinuxSll2
     } else {
         LinkType::Ethernet
     };
-    let program = crate::filter::compile(&args.filter, guess, Mode::Live, snaplen)?;
+    let filter = crate::filter::compile(&args.filter, link_guess, Mode::Live, snaplen)?;
     if args.dump > 0 {
         let program =
-            program.unwrap_or_else(|| Program::new(vec![Instruction::new(0x06, 0, 0, snaplen)]));
+            filter.unwrap_or_else(|| Program::new(vec![Instruction::new(0x06, 0, 0, snaplen)]));
         print!("{}", crate::filter::listing(&program, args.dump));
         return Ok(ExitCode::SUCCESS);
     }
-    let target = args.target.resolve()?;
-    let output = OutputSpec::resolve(args.write.as_deref(), args.format);
-    let open = |program: Option<Program>| -> Result<Capture> {
-        let namespace = target
-            .namespace
-            .try_clone()
-            .context("duplicating the namespace handle")?;
-        let mut builder = CaptureBuilder::new()
-            .snaplen(args.snaplen)
-            .promiscuous(!args.no_promiscuous)
-            .namespace(namespace);
-        if let Some(interface) = &args.interface {
-            builder = builder.interface(interface);
-        }
-        if let Some(kib) = args.buffer_kib {
-            builder = builder.buffer_size(kib << 10);
-        }
-        if output.is_text_on_stdout() {
-            // People watch text output: hand packets over sooner.
-            builder = builder.block_timeout(Duration::from_millis(20));
-        }
-        if let Some(p) = program {
-            builder = builder.filter(p);
-        }
-        builder
-            .open()
-            .with_context(|| format!("cannot capture in {}", target.label))
-    };
-    let mut capture = open(program.clone())?;
-    if program.is_some() && capture.link_type() != guess {
-        // A named interface without Ethernet headers (a tunnel): the capture is cooked.
-        let actual = capture.link_type();
-        drop(capture);
-        let program = crate::filter::compile(&args.filter, actual, Mode::Live, snaplen)?;
-        capture = open(program)?;
+    if args.print && args.write.as_deref() == Some(std::path::Path::new("-")) {
+        bail!("--print with -w - would mix text and packets on stdout; write to a file");
     }
+    let resolved = args.target.resolve()?;
+    let many = resolved.follower.is_some();
+    let output = OutputSpec::resolve(args.write.as_deref(), args.format, many, args.print);
+    let settings = CaptureSettings {
+        interface: args.interface.clone(),
+        snaplen: args.snaplen,
+        promiscuous: !args.no_promiscuous,
+        buffer_kib: args.buffer_kib,
+        // People watch text output: hand packets over sooner.
+        block_timeout: output
+            .is_text_on_stdout()
+            .then_some(Duration::from_millis(20)),
+        filter,
+    };
     let stop = StopHandle::new();
-    capture.set_stop_handle(stop.clone());
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.flag())
             .context("installing the SIGINT/SIGTERM handler")?;
@@ -168,22 +184,49 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
             timer.stop();
         });
     }
+    let look = TextLook {
+        link_header: args.link_header,
+        absolute_seq: args.absolute_seq,
+        prefix_interface: many,
+        line_buffered: args.line_buffered || std::io::stdout().is_terminal(),
+    };
+    if many {
+        return crate::multi::run(&args, resolved, &settings, &output, look, stop);
+    }
+    let target = resolved.targets.into_iter().next().expect("one target");
+    let label = target.label.clone();
+    let namespace = target
+        .namespace
+        .try_clone()
+        .context("duplicating the namespace handle")?;
+    let mut capture = settings
+        .builder(namespace)
+        .open()
+        .with_context(|| format!("cannot capture in {label}"))?;
+    if settings.filter.is_some() && capture.link_type() != link_guess {
+        // A named interface without Ethernet headers (a tunnel): the capture is cooked, so
+        // the filter is compiled again for what the socket gives, and the socket reopened.
+        let actual = capture.link_type();
+        drop(capture);
+        let mut again = settings.clone();
+        again.filter = crate::filter::compile(&args.filter, actual, Mode::Live, snaplen)?;
+        capture = again
+            .builder(target.namespace)
+            .open()
+            .with_context(|| format!("cannot capture in {label}"))?;
+    }
+    capture.set_stop_handle(stop.clone());
 
     let interface = capture.interfaces()[0].clone();
     if !args.quiet {
         eprintln!(
-            "podtracer: listening on {} in {}, link-type {}, snapshot length {} bytes",
-            interface.name, target.label, interface.link_type, interface.snaplen
+            "podtracer: listening on {} in {label}, link-type {}, snapshot length {} bytes",
+            interface.name, interface.link_type, interface.snaplen
         );
     }
-    let mut sink = output.open(TextLook {
-        link_header: args.link_header,
-        absolute_seq: args.absolute_seq,
-        prefix_interface: false,
-        line_buffered: args.line_buffered || std::io::stdout().is_terminal(),
-    })?;
+    let mut sink = output.open(look)?;
     let mut described = interface.clone();
-    described.description = Some(format!("{} in {}", interface.name, target.label));
+    described.description = Some(format!("{} in {label}", interface.name));
     let sink_interface = sink.add_interface(&described)?;
 
     let captured = Arc::new(AtomicU64::new(0));
@@ -211,11 +254,25 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
                 interface.name
             );
         }
-        eprintln!("{} packets captured", stats.captured);
-        eprintln!("{} packets received by filter", stats.received.unwrap_or(0));
-        eprintln!("{} packets dropped by kernel", stats.dropped.unwrap_or(0));
+        print_totals(
+            stats.captured,
+            stats.received.unwrap_or(0),
+            stats.dropped.unwrap_or(0),
+        );
     }
-    match outcome.and(flushed.map_err(anyhow::Error::from)) {
+    finish(outcome.and(flushed.map_err(anyhow::Error::from)))
+}
+
+/// tcpdump's closing statistics.
+pub fn print_totals(captured: u64, received: u64, dropped: u64) {
+    eprintln!("{captured} packets captured");
+    eprintln!("{received} packets received by filter");
+    eprintln!("{dropped} packets dropped by kernel");
+}
+
+/// A closed pipe at the end is a normal end (`podtracer … | head`).
+pub fn finish(outcome: Result<()>) -> Result<ExitCode> {
+    match outcome {
         Err(e) if crate::is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e),
         Ok(()) => Ok(ExitCode::SUCCESS),

@@ -4,6 +4,9 @@ use clap::{Parser, Subcommand};
 
 use crate::capture::CaptureArgs;
 use crate::exec::ExecArgs;
+use crate::flows::FlowsArgs;
+use crate::pods::PodsArgs;
+use crate::probe::ProbeArgs;
 use crate::read::ReadArgs;
 
 /// See a Kubernetes pod's network traffic from its node.
@@ -24,17 +27,42 @@ pub struct Cli {
 pub enum Command {
     /// Capture packets inside a pod's network namespace (tcpdump-like).
     #[command(
-        after_help = "Examples:\n  podtracer capture --pid 4242 -c 10\n  podtracer capture --netns /var/run/netns/web -i eth0 -w web.pcap\n  podtracer capture --pid 4242 -w - | tshark -r -"
+        after_help = "Examples:\n  podtracer capture --pod web-0 -n shop -c 10\n  podtracer capture -l app=web -n shop -w web.pcapng\n  podtracer capture --pid 4242 -c 10\n  podtracer capture --netns /var/run/netns/web -i eth0 -w web.pcap\n  podtracer capture --pid 4242 -w - | tshark -r -"
     )]
     Capture(CaptureArgs),
     /// Run a host program inside a pod's network namespace.
     #[command(
-        after_help = "Examples:\n  podtracer exec --pid 4242 -- ip -o addr\n  podtracer exec --pid 4242 -- ss -tnp\n  podtracer exec --pid 4242 -- iperf3 -c 10.0.0.7"
+        after_help = "Examples:\n  podtracer exec --pod web-0 -n shop -- ip -o addr\n  podtracer exec -l app=web -n shop -- ss -tn\n  podtracer exec --pid 4242 -- ip -o addr\n  podtracer exec --pid 4242 -- ss -tnp\n  podtracer exec --pid 4242 -- iperf3 -c 10.0.0.7"
     )]
     Exec(ExecArgs),
+    /// Connections seen in a pod's traffic: who talks to whom, which attempts fail, RTTs.
+    #[command(
+        after_help = "Examples:\n  podtracer flows --pid 4242\n  podtracer flows --netns /var/run/netns/web --duration 30s -o json\n  podtracer flows -r trace.pcapng --sort bytes"
+    )]
+    Flows(FlowsArgs),
+    /// Try connections from inside a pod: TCP connect, HTTP GET, DNS lookups.
+    #[command(
+        after_help = "Names are resolved as the pod resolves them (its /etc/hosts and /etc/resolv.conf).\nExit status: 0 if every check succeeded at least once, 1 otherwise.\n\nExamples:\n  podtracer probe --pid 4242 --tcp db.shop:5432 --count 10 --interval 200ms\n  podtracer probe --pid 4242 --http http://web.shop/healthz --dns kubernetes.default -o json"
+    )]
+    Probe(ProbeArgs),
+    /// List the pods on this node (from the container runtime, no API server needed).
+    #[command(
+        after_help = "Examples:\n  podtracer pods\n  podtracer pods -n shop -l app=web -o wide"
+    )]
+    Pods(PodsArgs),
     /// Read a pcap or pcapng file, keep what a filter accepts (tcpdump -r).
     #[command(
         after_help = "Examples:\n  podtracer read web.pcap 'tcp port 80'\n  podtracer read web.pcapng -w dns.pcap udp port 53\n  podtracer read web.pcap -d 'host 10.0.0.1'"
     )]
     Read(ReadArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

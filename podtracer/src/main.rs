@@ -2,7 +2,8 @@
 //!
 //! The node CLI of Snoopy. It enters a pod's network namespace (by PID or namespace path;
 //! by pod name through the container runtime in a later slice) and either captures there
-//! natively (`capture`) or runs any host tool there (`exec`).
+//! natively (`capture`), follows its connections (`flows`), tries connections from inside
+//! it (`probe`), or runs any host tool there (`exec`).
 
 #![forbid(unsafe_code)]
 
@@ -11,9 +12,14 @@ mod cli;
 mod duration;
 mod exec;
 mod filter;
+mod flows;
+mod multi;
 mod output;
+mod pods;
+mod probe;
 mod progress;
 mod read;
+mod runtime;
 mod target;
 
 use std::process::ExitCode;
@@ -40,6 +46,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Capture(args) => capture::run(args),
         cli::Command::Exec(args) => exec::run(args),
         cli::Command::Read(args) => read::run(args),
+        cli::Command::Flows(args) => flows::run(args),
+        cli::Command::Probe(args) => probe::run(args),
+        cli::Command::Pods(args) => pods::run(args),
     }
 }
 

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
-use snoopy_capture::PacketSink;
 use snoopy_capture::decode::SummaryOptions;
 use snoopy_capture::sink::{JsonSink, PcapNgSink, PcapSink, TextSink};
+use snoopy_capture::{Interface, Packet, PacketSink};
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -36,9 +36,11 @@ pub struct TextLook {
     pub line_buffered: bool,
 }
 
-/// Where and how to write: the resolved `-w` and `--format`.
+/// Where and how to write: the resolved `-w`, `--format` and `--print`.
 #[derive(Debug, Clone)]
 pub struct OutputSpec {
+    /// Also print text lines on stdout while writing a file (tcpdump's `--print`).
+    pub print: bool,
     /// The format.
     pub format: Format,
     /// The file, or `None` for stdout (`-w -` or no `-w`).
@@ -46,27 +48,50 @@ pub struct OutputSpec {
 }
 
 impl OutputSpec {
-    /// Without `-w`: text on stdout. With `-w FILE`: pcap, or pcapng for a `.pcapng` name;
+    /// Without `-w`: text on stdout. With `-w FILE`: pcap, or pcapng for a `.pcapng` name
+    /// or when capturing several pods (only pcapng attributes each packet to its pod);
     /// `--format` overrides either.
-    pub fn resolve(write: Option<&Path>, format: Option<Format>) -> Self {
+    pub fn resolve(write: Option<&Path>, format: Option<Format>, many: bool, print: bool) -> Self {
         let path = write
             .filter(|p| *p != Path::new("-"))
             .map(Path::to_path_buf);
         let format = format.unwrap_or(match write {
             None => Format::Text,
+            Some(_) if many => Format::Pcapng,
             Some(p) if p.extension().is_some_and(|e| e == "pcapng") => Format::Pcapng,
             Some(_) => Format::Pcap,
         });
-        OutputSpec { format, path }
+        OutputSpec {
+            print: print && write.is_some(),
+            format,
+            path,
+        }
     }
 
-    /// Whether packets go to stdout as text (then stdout may be a terminal).
+    /// Whether text lines go to stdout (then stdout may be a terminal).
     pub fn is_text_on_stdout(&self) -> bool {
-        self.path.is_none() && matches!(self.format, Format::Text | Format::Json)
+        self.print || (self.path.is_none() && matches!(self.format, Format::Text | Format::Json))
     }
 
     /// Opens the sink. Output is buffered; `flush` on the sink pushes it out.
     pub fn open(&self, text: TextLook) -> Result<Box<dyn PacketSink>> {
+        let main = self.open_main(text)?;
+        if !self.print {
+            return Ok(main);
+        }
+        let printer = OutputSpec {
+            print: false,
+            format: Format::Text,
+            path: None,
+        }
+        .open_main(text)?;
+        Ok(Box::new(FanOut {
+            sinks: vec![main, printer],
+            ids: Vec::new(),
+        }))
+    }
+
+    fn open_main(&self, text: TextLook) -> Result<Box<dyn PacketSink>> {
         let (writer, name): (Box<dyn Write + Send>, String) = match &self.path {
             Some(path) => (
                 Box::new(
@@ -92,5 +117,35 @@ impl OutputSpec {
             ),
             Format::Json => Box::new(JsonSink::new(writer, name)),
         })
+    }
+}
+
+/// Several sinks fed the same packets (a file and the terminal, for `-w FILE --print`).
+struct FanOut {
+    sinks: Vec<Box<dyn PacketSink>>,
+    /// For each interface id handed out, the id each sink gave it.
+    ids: Vec<Vec<u32>>,
+}
+
+impl PacketSink for FanOut {
+    fn add_interface(&mut self, interface: &Interface) -> snoopy_capture::Result<u32> {
+        let ids = self
+            .sinks
+            .iter_mut()
+            .map(|sink| sink.add_interface(interface))
+            .collect::<snoopy_capture::Result<Vec<u32>>>()?;
+        self.ids.push(ids);
+        Ok(self.ids.len() as u32 - 1)
+    }
+
+    fn write_packet(&mut self, interface: u32, packet: &Packet<'_>) -> snoopy_capture::Result<()> {
+        for (sink, id) in self.sinks.iter_mut().zip(&self.ids[interface as usize]) {
+            sink.write_packet(*id, packet)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> snoopy_capture::Result<()> {
+        self.sinks.iter_mut().try_for_each(|sink| sink.flush())
     }
 }

@@ -62,7 +62,7 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
         FileSource::open(&args.file)
     }
     .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let output = OutputSpec::resolve(args.write.as_deref(), args.format);
+    let output = OutputSpec::resolve(args.write.as_deref(), args.format, false, false);
     let mut sink = output.open(TextLook {
         link_header: args.link_header,
         line_buffered: false,

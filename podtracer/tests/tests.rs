@@ -4,4 +4,8 @@ mod capture;
 mod errors;
 mod exec;
 mod filter;
+mod flows;
+mod pods;
+mod probe;
+mod runtime;
 mod support;

@@ -3,7 +3,8 @@
 //! `snoopy-capture` is the capture core of Snoopy: it opens AF_PACKET sockets with a
 //! TPACKET_V3 memory-mapped ring (optionally inside another network namespace, through
 //! [`snoopy_netns`]), attaches classic BPF filters in the kernel, writes pcap and pcapng,
-//! decodes packets into tcpdump-style lines and JSON, and computes flows.
+//! decodes packets into tcpdump-style lines and JSON, and computes flows ([`flow`]: per
+//! conversation counters, TCP handshake outcomes and RTTs, retransmissions, success rates).
 //!
 //! Everything after the socket works on the [`PacketSource`] trait, which has three
 //! implementations: the live ring ([`afpacket::Capture`]), pcap/pcapng files
@@ -14,6 +15,7 @@ pub mod afpacket;
 pub mod decode;
 mod error;
 pub mod filter;
+pub mod flow;
 mod packet;
 pub mod sink;
 pub mod source;

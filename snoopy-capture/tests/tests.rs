@@ -3,6 +3,7 @@
 mod decode;
 mod files;
 mod fixtures;
+mod flows;
 mod live;
 
 mod filter_corpus;

@@ -100,6 +100,36 @@ impl End {
         Ok(out)
     }
 
+    /// Loads an nftables ruleset (the text `nft -f` reads) inside this namespace only, e.g.
+    /// a DROP rule or random loss (`numgen random mod 5 0 drop`); it goes away with the
+    /// namespace. Needs the `nft` tool.
+    pub fn nft(&self, ruleset: &str) -> Result<()> {
+        use std::io::Write;
+        require_tool("nft")?;
+        let mut child = self
+            .command(&["nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("spawning nft in {}", self.netns))?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(ruleset.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "nft -f in {} failed ({}): {}\nruleset:\n{ruleset}",
+                self.netns,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
     /// Starts a long sleep inside the namespace and returns once the process is in it, so its
     /// PID names the namespace (as a container's PID does on a node).
     pub fn resident(&self) -> Result<ChildGuard> {

@@ -1,0 +1,549 @@
+//! `podtracer flows`: which connections a pod makes, which fail, to where, how slow —
+//! live from the pod's network namespace, or from a pcap/pcapng file.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use snoopy_capture::PacketSource;
+use snoopy_capture::afpacket::{CaptureBuilder, Event, StopHandle};
+use snoopy_capture::flow::{
+    self, Aggregates, DestinationSummary, FlowConfig, FlowRecord, FlowTable, PairSummary, PodNames,
+    TableStats,
+};
+use snoopy_capture::source::FileSource;
+
+use crate::target::TargetArgs;
+
+/// With pods named through the runtime (`--pod`), every pod IP on this node is shown as
+/// `NS/POD`; with `--pid`/`--netns`/`-r` nothing names the addresses.
+fn pod_names(target: &TargetArgs) -> PodNames {
+    let mut names = PodNames::new();
+    if target.pod.is_none() {
+        return names;
+    }
+    let pods = crate::runtime::connect(target.runtime_endpoint.as_deref())
+        .and_then(|client| Ok(client.list_pods(&snoopy_cri::PodQuery::all())?));
+    for pod in pods.into_iter().flatten() {
+        for ip in pod.ip.iter().chain(&pod.additional_ips) {
+            names.insert(*ip, pod.qualified_name());
+        }
+    }
+    names
+}
+
+/// Arguments of `podtracer flows`.
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Read packets from a pcap or pcapng file instead of capturing (`-` for stdin).
+    #[arg(short = 'r', value_name = "FILE", group = "target")]
+    pub read: Option<PathBuf>,
+
+    /// Interface inside the pod; `any` for all (default: the first up, non-loopback one).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+
+    /// Stop after this many packets.
+    #[arg(short = 'c', long = "count", value_name = "COUNT")]
+    pub count: Option<u64>,
+
+    /// Stop after this long (e.g. 30, 30s, 5m).
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    pub duration: Option<Duration>,
+
+    /// Refresh the table / write a snapshot this often.
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "2s")]
+    pub interval: Duration,
+
+    /// Output: a table (default on a terminal) or JSON lines (default otherwise).
+    #[arg(short = 'o', long = "output", value_enum, value_name = "FORMAT")]
+    pub output: Option<FlowsOutput>,
+
+    /// Order of the table's rows.
+    #[arg(long, value_enum, default_value_t = SortBy::Failures)]
+    pub sort: SortBy,
+
+    /// Rows per table section.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+
+    /// A flow with no packet for this long is finished.
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "60s")]
+    pub idle_timeout: Duration,
+
+    /// Long flows report every this long.
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "5m")]
+    pub active_timeout: Duration,
+
+    /// Most flows tracked at once (the least recently seen is evicted and counted).
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_flows: usize,
+}
+
+/// Output formats of `flows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlowsOutput {
+    /// A top-like table, refreshed on a terminal.
+    Table,
+    /// JSON lines: one record per finished flow, periodic snapshots, a final summary.
+    Json,
+}
+
+/// Table order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    /// Most bytes first.
+    Bytes,
+    /// Most failed attempts first, then most bytes.
+    Failures,
+}
+
+/// A periodic snapshot or the final summary (JSON `"type": "snapshot" | "summary"`).
+#[derive(Debug, Serialize)]
+struct Snapshot<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// Wall clock (live) or last packet time (files), nanoseconds since the epoch.
+    time_ns: u64,
+    table: TableStats,
+    destinations: &'a [DestinationSummary],
+    pod_pairs: &'a [PairSummary],
+}
+
+/// Runs `flows` to its end and prints the result.
+pub fn run(args: FlowsArgs) -> Result<ExitCode> {
+    let config = FlowConfig {
+        idle_timeout: args.idle_timeout,
+        active_timeout: args.active_timeout,
+        max_flows: args.max_flows,
+        ..FlowConfig::default()
+    };
+    let format = args.output.unwrap_or(if std::io::stdout().is_terminal() {
+        FlowsOutput::Table
+    } else {
+        FlowsOutput::Json
+    });
+    let names = pod_names(&args.target);
+    let mut view = View::new(format, args.sort, args.top, names);
+    let result = match &args.read {
+        Some(path) => offline(path, config, args.count, &mut view),
+        None => live(&args, &args.target, config, &mut view),
+    };
+    match result {
+        Err(e) if crate::is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn offline(path: &PathBuf, config: FlowConfig, count: Option<u64>, view: &mut View) -> Result<()> {
+    let mut source = if path.as_os_str() == "-" {
+        FileSource::from_reader(std::io::stdin(), "stdin")
+    } else {
+        FileSource::open(path)
+    }
+    .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut table = FlowTable::new(config);
+    match count {
+        None => flow::feed(&mut source, &mut table, |r| view.finished(r))
+            .with_context(|| format!("reading {}", path.display()))?,
+        Some(limit) => {
+            let mut limited = Limited {
+                inner: &mut source,
+                left: limit,
+            };
+            flow::feed(&mut limited, &mut table, |r| view.finished(r))
+                .with_context(|| format!("reading {}", path.display()))?
+        }
+    }
+    view.flush_records()?;
+    table.finish();
+    for record in table.drain_finished() {
+        view.finished(record);
+    }
+    view.flush_records()?;
+    let label = path.display().to_string();
+    view.summary(&table, &label, None, table.now())
+}
+
+/// A source that ends after `left` packets (`-c` on files).
+struct Limited<'a, S: snoopy_capture::PacketSource> {
+    inner: &'a mut S,
+    left: u64,
+}
+
+impl<S: snoopy_capture::PacketSource> snoopy_capture::PacketSource for Limited<'_, S> {
+    fn interfaces(&self) -> &[snoopy_capture::Interface] {
+        self.inner.interfaces()
+    }
+
+    fn next_packet(&mut self) -> snoopy_capture::Result<Option<snoopy_capture::Packet<'_>>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        self.inner.next_packet()
+    }
+
+    fn stats(&mut self) -> snoopy_capture::Result<snoopy_capture::SourceStats> {
+        self.inner.stats()
+    }
+}
+
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+fn live(args: &FlowsArgs, target: &TargetArgs, config: FlowConfig, view: &mut View) -> Result<()> {
+    let target = target.resolve_one()?;
+    let mut builder = CaptureBuilder::new()
+        .namespace(target.namespace)
+        // Idle events let the table expire flows and the view refresh with no traffic.
+        .block_timeout(Duration::from_millis(100));
+    if let Some(interface) = &args.interface {
+        builder = builder.interface(interface);
+    }
+    let mut capture = builder
+        .open()
+        .with_context(|| format!("cannot capture in {}", target.label))?;
+    let stop = StopHandle::new();
+    capture.set_stop_handle(stop.clone());
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.flag())
+            .context("installing the SIGINT/SIGTERM handler")?;
+    }
+    let link_type = capture.link_type();
+    let interface = capture_interface_name(&capture);
+    let label = format!("{interface} in {}", target.label);
+    eprintln!("podtracer: watching flows on {label}, link-type {link_type}");
+    let started = Instant::now();
+    let deadline = args.duration.map(|d| started + d);
+    let limit = args.count.unwrap_or(u64::MAX);
+    let mut table = FlowTable::new(config);
+    let mut packets = 0u64;
+    let mut next_refresh = started + args.interval;
+    while packets < limit {
+        match capture.next_event_or_idle()? {
+            Event::Packet(packet) => {
+                table.observe(link_type, &packet);
+                packets += 1;
+                for record in table.drain_finished() {
+                    view.finished(record);
+                }
+            }
+            Event::Idle => {
+                table.expire(wall_clock());
+                for record in table.drain_finished() {
+                    view.finished(record);
+                }
+                view.flush_records()?;
+            }
+            Event::End => break,
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        if now >= next_refresh {
+            next_refresh = now + args.interval;
+            view.flush_records()?;
+            view.snapshot(&table, &label, started.elapsed(), wall_clock())?;
+        }
+    }
+    table.finish();
+    for record in table.drain_finished() {
+        view.finished(record);
+    }
+    view.flush_records()?;
+    let stats = capture.stats()?;
+    view.summary(&table, &label, Some(started.elapsed()), wall_clock())?;
+    eprintln!(
+        "podtracer: {} packets captured, {} dropped by kernel, {} flows, {} evicted",
+        stats.captured,
+        stats.dropped.unwrap_or(0),
+        table.stats().flows,
+        table.stats().evicted
+    );
+    Ok(())
+}
+
+fn capture_interface_name(capture: &snoopy_capture::afpacket::Capture) -> String {
+    capture
+        .interfaces()
+        .first()
+        .map(|i| i.name.clone())
+        .unwrap_or_default()
+}
+
+/// Where records and tables go.
+struct View {
+    format: FlowsOutput,
+    sort: SortBy,
+    top: usize,
+    terminal: bool,
+    out: std::io::BufWriter<std::io::Stdout>,
+    aggregates: Aggregates,
+    /// Finished records not yet written (JSON) — written at each flush.
+    pending: Vec<FlowRecord>,
+    /// The latest finished records, for the table.
+    recent: std::collections::VecDeque<FlowRecord>,
+}
+
+/// Records held before they are written (JSON).
+const PENDING_LIMIT: usize = 1024;
+
+/// Most destinations and pairs kept in the aggregates.
+const MAX_AGGREGATE_KEYS: usize = 10_000;
+
+impl View {
+    fn new(format: FlowsOutput, sort: SortBy, top: usize, names: PodNames) -> Self {
+        View {
+            format,
+            sort,
+            top,
+            terminal: std::io::stdout().is_terminal(),
+            out: std::io::BufWriter::new(std::io::stdout()),
+            aggregates: Aggregates::new(names, MAX_AGGREGATE_KEYS),
+            pending: Vec::new(),
+            recent: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn finished(&mut self, mut record: FlowRecord) {
+        self.aggregates.add(&mut record);
+        match self.format {
+            FlowsOutput::Json => {
+                self.pending.push(record);
+                if self.pending.len() >= PENDING_LIMIT {
+                    // Keep memory flat on big files: write out as we go. A write error
+                    // shows up again at the next explicit flush.
+                    let _ = self.flush_records();
+                }
+            }
+            FlowsOutput::Table => {
+                if self.recent.len() >= self.top.max(1) {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back(record);
+            }
+        }
+    }
+
+    fn flush_records(&mut self) -> Result<()> {
+        for record in self.pending.drain(..) {
+            serde_json::to_writer(&mut self.out, &record)?;
+            self.out.write_all(b"\n")?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    fn sorted_destinations(&self, aggregates: &Aggregates) -> Vec<DestinationSummary> {
+        let mut rows = aggregates.destinations();
+        if self.sort == SortBy::Bytes {
+            rows.sort_by_key(|r| std::cmp::Reverse(r.bytes));
+        }
+        rows
+    }
+
+    fn snapshot(
+        &mut self,
+        table: &FlowTable,
+        label: &str,
+        elapsed: Duration,
+        now: Duration,
+    ) -> Result<()> {
+        // Open flows count in what is shown, not in the finished aggregates.
+        let open = table.snapshot();
+        let mut shown = self.aggregates.clone();
+        let mut open_named = open;
+        for r in &mut open_named {
+            shown.add(r);
+        }
+        match self.format {
+            FlowsOutput::Json => {
+                let destinations = self.sorted_destinations(&shown);
+                let pairs = shown.pairs();
+                self.write_json(&Snapshot {
+                    kind: "snapshot",
+                    time_ns: nanos(now),
+                    table: table.stats(),
+                    destinations: &destinations,
+                    pod_pairs: &pairs,
+                })?;
+            }
+            FlowsOutput::Table => {
+                if self.terminal {
+                    // Clear the screen and home the cursor, like top.
+                    self.out.write_all(b"\x1b[2J\x1b[H")?;
+                    let text =
+                        self.render(&shown, &open_named, table.stats(), label, Some(elapsed));
+                    self.out.write_all(text.as_bytes())?;
+                    self.out.flush()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn summary(
+        &mut self,
+        table: &FlowTable,
+        label: &str,
+        elapsed: Option<Duration>,
+        now: Duration,
+    ) -> Result<()> {
+        let destinations = self.sorted_destinations(&self.aggregates);
+        let pairs = self.aggregates.pairs();
+        match self.format {
+            FlowsOutput::Json => self.write_json(&Snapshot {
+                kind: "summary",
+                time_ns: nanos(now),
+                table: table.stats(),
+                destinations: &destinations,
+                pod_pairs: &pairs,
+            }),
+            FlowsOutput::Table => {
+                if self.terminal {
+                    self.out.write_all(b"\x1b[2J\x1b[H")?;
+                }
+                let text = self.render(&self.aggregates, &[], table.stats(), label, elapsed);
+                self.out.write_all(text.as_bytes())?;
+                self.out.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    fn write_json(&mut self, value: &impl Serialize) -> Result<()> {
+        serde_json::to_writer(&mut self.out, value)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()?;
+        Ok(())
+    }
+
+    fn render(
+        &self,
+        aggregates: &Aggregates,
+        open: &[FlowRecord],
+        stats: TableStats,
+        label: &str,
+        elapsed: Option<Duration>,
+    ) -> String {
+        let mut s = String::new();
+        let when = elapsed
+            .map(|e| format!(", {:.0} s", e.as_secs_f64()))
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "podtracer flows: {label}{when} — {} packets, {} flows ({} open, {} evicted)\n\n",
+            stats.packets, stats.flows, stats.active, stats.evicted
+        ));
+        s.push_str(&format!(
+            "{:<30} {:>5} {:>8} {:>8} {:>6} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9} {:>9} {:>7} {:>10}\n",
+            "DESTINATION", "PROTO", "ATTEMPTS", "OK", "RATE", "REFUSED", "NO-ANS", "RESET", "NOREPLY",
+            "RTT-P50", "RTT-P90", "RTT-P99", "RETRANS", "BYTES"
+        ));
+        for d in self.sorted_destinations(aggregates).iter().take(self.top) {
+            let host = match &d.name {
+                Some(name) => format!("{name}:{}", d.port),
+                None if d.ip.is_ipv6() => format!("[{}]:{}", d.ip, d.port),
+                None => format!("{}:{}", d.ip, d.port),
+            };
+            s.push_str(&format!(
+                "{:<30} {:>5} {:>8} {:>8} {:>6} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9} {:>9} {:>7} {:>10}\n",
+                host,
+                d.protocol.to_string(),
+                d.attempts,
+                d.successes,
+                d.success_rate
+                    .map(|r| format!("{:.0}%", r * 100.0))
+                    .unwrap_or_else(|| "-".into()),
+                d.failures.refused,
+                d.failures.unanswered,
+                d.failures.reset,
+                d.failures.no_reply,
+                ms(d.rtt_ns.p50),
+                ms(d.rtt_ns.p90),
+                ms(d.rtt_ns.p99),
+                d.retransmissions,
+                d.bytes
+            ));
+        }
+        let pairs = aggregates.pairs();
+        if pairs.len() > 1 || pairs.iter().any(|p| p.source.contains('/')) {
+            s.push_str(&format!(
+                "\n{:<40} {:>8} {:>8} {:>6} {:>9} {:>10}\n",
+                "SOURCE -> DESTINATION", "ATTEMPTS", "OK", "RATE", "RTT-P50", "BYTES"
+            ));
+            for p in pairs.iter().take(self.top) {
+                s.push_str(&format!(
+                    "{:<40} {:>8} {:>8} {:>6} {:>9} {:>10}\n",
+                    format!("{} -> {}", p.source, p.destination),
+                    p.attempts,
+                    p.successes,
+                    p.success_rate
+                        .map(|r| format!("{:.0}%", r * 100.0))
+                        .unwrap_or_else(|| "-".into()),
+                    ms(p.rtt_ns.p50),
+                    p.bytes
+                ));
+            }
+        }
+        let mut flows: Vec<&FlowRecord> = open.iter().chain(self.recent.iter().rev()).collect();
+        if !flows.is_empty() {
+            match self.sort {
+                SortBy::Bytes => flows.sort_by_key(|r| std::cmp::Reverse(r.bytes())),
+                SortBy::Failures => flows.sort_by_key(|r| {
+                    (
+                        std::cmp::Reverse(r.failure().is_some()),
+                        std::cmp::Reverse(r.bytes()),
+                    )
+                }),
+            }
+            s.push_str(&format!(
+                "\n{:<28} {:<28} {:>5} {:<11} {:>7} {:>10} {:>9} {:>7}\n",
+                "INITIATOR", "RESPONDER", "PROTO", "STATE", "PACKETS", "BYTES", "RTT", "RETRANS"
+            ));
+            for r in flows.iter().take(self.top) {
+                let state = match (&r.tcp, r.answered) {
+                    (Some(t), _) => t.outcome.as_str(),
+                    (None, true) => "answered",
+                    (None, false) => "no reply",
+                };
+                s.push_str(&format!(
+                    "{:<28} {:<28} {:>5} {:<11} {:>7} {:>10} {:>9} {:>7}\n",
+                    r.initiator.label(),
+                    r.responder.label(),
+                    r.protocol.to_string(),
+                    state,
+                    r.packets(),
+                    r.bytes(),
+                    ms(r.rtt().map(nanos)),
+                    r.retransmissions()
+                ));
+            }
+        }
+        s
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// Nanoseconds as milliseconds for the table.
+fn ms(ns: Option<u64>) -> String {
+    match ns {
+        Some(ns) => format!("{:.3}ms", ns as f64 / 1e6),
+        None => "-".to_string(),
+    }
+}

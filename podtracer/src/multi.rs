@@ -1,0 +1,278 @@
+//! Capturing many pods at once (`-l SELECTOR`): one capture thread per pod, one writer.
+//!
+//! Each pod's socket is opened in its own namespace and read on its own thread; packets
+//! come to the writer (this thread) over a bounded channel, so a slow writer slows the
+//! readers and the kernel counts the drops, as it would for tcpdump. Pods that start
+//! matching are picked up by polling the runtime once a second (CRI has no watch); a pod
+//! that goes away ends its own capture, with everything it captured kept.
+
+use std::process::ExitCode;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use snoopy_capture::afpacket::{EndReason, StopHandle};
+use snoopy_capture::{Interface, OwnedPacket, PacketSource};
+
+use crate::capture::{CaptureArgs, CaptureSettings, finish, print_totals};
+use crate::output::{Format, OutputSpec, TextLook};
+use crate::target::{Resolved, Target};
+
+/// How often the runtime is asked for pods that started matching.
+const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+/// Packets in flight between the capture threads and the writer.
+const CHANNEL_DEPTH: usize = 16_384;
+
+/// What capture threads tell the writer.
+enum Message {
+    Started { slot: usize, interface: Interface },
+    Packet { slot: usize, packet: OwnedPacket },
+    Ended { slot: usize, outcome: PodOutcome },
+}
+
+/// How one pod's capture ended.
+struct PodOutcome {
+    reason: Option<EndReason>,
+    received: u64,
+    dropped: u64,
+    error: Option<String>,
+}
+
+/// One pod's capture, as the writer tracks it.
+struct Slot {
+    label: String,
+    uid: Option<String>,
+    stop: StopHandle,
+    sink_interface: Option<u32>,
+    written: u64,
+    outcome: Option<PodOutcome>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Runs the capture of every target (and of pods that appear later) until the count, the
+/// duration or a signal ends it, or every pod is gone.
+pub fn run(
+    args: &CaptureArgs,
+    resolved: Resolved,
+    settings: &CaptureSettings,
+    output: &OutputSpec,
+    look: TextLook,
+    stop: StopHandle,
+) -> Result<ExitCode> {
+    let Resolved {
+        targets,
+        mut follower,
+    } = resolved;
+    let (tx, rx) = sync_channel(CHANNEL_DEPTH);
+    let mut slots: Vec<Slot> = Vec::new();
+    for target in targets {
+        slots.push(spawn(slots.len(), target, settings, tx.clone()));
+    }
+    let mut sink = output.open(look)?;
+    let limit = args.count.unwrap_or(u64::MAX);
+    let mut written = 0u64;
+    let mut last_poll = Instant::now();
+    let mut stopping = false;
+    let outcome: Result<()> = (|| {
+        loop {
+            if !stopping && (stop.is_stopped() || written >= limit) {
+                stopping = true;
+                slots.iter().for_each(|s| s.stop.stop());
+            }
+            if slots.iter().all(|s| s.outcome.is_some()) && (stopping || follower.is_none()) {
+                return Ok(());
+            }
+            if let Some(f) = follower.as_mut().filter(|_| !stopping)
+                && last_poll.elapsed() >= FOLLOW_INTERVAL
+            {
+                last_poll = Instant::now();
+                follow(f, &mut slots, settings, &tx, args.quiet);
+            }
+            match receive(&rx) {
+                Received::Message(Message::Packet { slot, packet }) => {
+                    if written >= limit {
+                        continue; // over the count: the other pods' stragglers are dropped
+                    }
+                    if let Some(id) = slots[slot].sink_interface {
+                        sink.write_packet(id, &packet.as_packet())?;
+                        written += 1;
+                        slots[slot].written += 1;
+                        if args.packet_buffered {
+                            sink.flush()?;
+                        }
+                    }
+                }
+                Received::Message(Message::Started { slot, interface }) => {
+                    let label = slots[slot].label.clone();
+                    let mut named = interface.clone();
+                    // pcapng names each interface NS/POD/IFACE so Wireshark attributes every
+                    // packet; text lines are prefixed with NS/POD.
+                    named.name = match output.format {
+                        Format::Text | Format::Json => label.clone(),
+                        Format::Pcap | Format::Pcapng => format!("{label}/{}", interface.name),
+                    };
+                    named.description = Some(format!("pod {label}, interface {}", interface.name));
+                    slots[slot].sink_interface = Some(sink.add_interface(&named)?);
+                    if !args.quiet {
+                        eprintln!(
+                            "podtracer: listening on {} in {label}, link-type {}, snapshot length {} bytes",
+                            interface.name, interface.link_type, interface.snaplen
+                        );
+                    }
+                }
+                Received::Message(Message::Ended { slot, outcome }) => {
+                    let s = &mut slots[slot];
+                    if let Some(thread) = s.thread.take() {
+                        let _ = thread.join();
+                    }
+                    if !args.quiet {
+                        report_end(s, &outcome);
+                    }
+                    s.outcome = Some(outcome);
+                }
+                Received::Idle => sink.flush()?,
+            }
+        }
+    })();
+    slots.iter().for_each(|s| s.stop.stop());
+    let flushed = sink.flush();
+    for slot in &mut slots {
+        if let Some(thread) = slot.thread.take() {
+            let _ = thread.join();
+        }
+    }
+    if !args.quiet {
+        let mut received = 0;
+        let mut dropped = 0;
+        for slot in &slots {
+            let (r, d) = slot
+                .outcome
+                .as_ref()
+                .map_or((0, 0), |o| (o.received, o.dropped));
+            received += r;
+            dropped += d;
+            eprintln!(
+                "podtracer: {}: {} packets captured, {r} received by filter, {d} dropped by kernel",
+                slot.label, slot.written
+            );
+        }
+        print_totals(written, received, dropped);
+    }
+    if slots
+        .iter()
+        .all(|s| s.outcome.as_ref().is_some_and(|o| o.error.is_some()))
+    {
+        anyhow::bail!("no pod could be captured");
+    }
+    finish(outcome.and(flushed.map_err(anyhow::Error::from)))
+}
+
+enum Received {
+    Message(Message),
+    Idle,
+}
+
+fn receive(rx: &Receiver<Message>) -> Received {
+    match rx.recv_timeout(Duration::from_millis(100)) {
+        Ok(message) => Received::Message(message),
+        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => Received::Idle,
+    }
+}
+
+fn report_end(slot: &Slot, outcome: &PodOutcome) {
+    if let Some(error) = &outcome.error {
+        eprintln!("podtracer: {}: {error}", slot.label);
+    } else if outcome.reason == Some(EndReason::InterfaceGone) {
+        eprintln!(
+            "podtracer: {}: pod gone; its capture ended with {} packets written",
+            slot.label, slot.written
+        );
+    }
+}
+
+/// Starts the pods that began matching; stops those that no longer match or are gone.
+fn follow(
+    follower: &mut crate::target::Follower,
+    slots: &mut Vec<Slot>,
+    settings: &CaptureSettings,
+    tx: &SyncSender<Message>,
+    quiet: bool,
+) {
+    match follower.poll() {
+        Ok((fresh, gone)) => {
+            for uid in gone {
+                for slot in slots
+                    .iter()
+                    .filter(|s| s.uid.as_deref() == Some(uid.as_str()))
+                {
+                    slot.stop.stop();
+                }
+            }
+            for target in fresh {
+                let slot = spawn(slots.len(), target, settings, tx.clone());
+                slots.push(slot);
+            }
+        }
+        Err(e) if !quiet => eprintln!("podtracer: looking for new pods: {e:#}"),
+        Err(_) => {}
+    }
+}
+
+/// Starts one pod's capture thread.
+fn spawn(slot: usize, target: Target, settings: &CaptureSettings, tx: SyncSender<Message>) -> Slot {
+    let stop = StopHandle::new();
+    let label = target.label.clone();
+    let uid = target.pod.as_ref().map(|p| p.uid.clone());
+    let builder = settings.builder(target.namespace);
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("capture {label}"))
+        .spawn(move || {
+            let outcome = match builder.open() {
+                Err(e) => PodOutcome {
+                    reason: None,
+                    received: 0,
+                    dropped: 0,
+                    error: Some(format!("cannot capture: {e}")),
+                },
+                Ok(mut capture) => {
+                    capture.set_stop_handle(thread_stop);
+                    let interface = capture.interfaces()[0].clone();
+                    let mut listening = tx.send(Message::Started { slot, interface }).is_ok();
+                    let mut error = None;
+                    while listening {
+                        match capture.next_packet() {
+                            Ok(Some(packet)) => {
+                                let packet = packet.to_owned();
+                                listening = tx.send(Message::Packet { slot, packet }).is_ok();
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                error = Some(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                    let stats = capture.stats().unwrap_or_default();
+                    PodOutcome {
+                        reason: capture.end_reason(),
+                        received: stats.received.unwrap_or(0),
+                        dropped: stats.dropped.unwrap_or(0),
+                        error,
+                    }
+                }
+            };
+            let _ = tx.send(Message::Ended { slot, outcome });
+        })
+        .expect("spawning a capture thread");
+    Slot {
+        label,
+        uid,
+        stop,
+        sink_interface: None,
+        written: 0,
+        outcome: None,
+        thread: Some(thread),
+    }
+}

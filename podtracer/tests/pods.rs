@@ -1,0 +1,359 @@
+//! Pods by name and label through a real containerd (the testbed): `pods`, `capture --pod`,
+//! `capture -l` (one pcapng interface per pod), pods that vanish, `exec` into pods.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::runtime::{TestPods, unique_namespace};
+use crate::support::*;
+
+#[test]
+fn pods_are_listed_by_namespace_and_selector() -> Result<()> {
+    let pods = TestPods::new()?;
+    let ns = unique_namespace("list");
+    let (_, web0) = pods.sleeper(&ns, "web-0", &[("app", "web"), ("tier", "front")])?;
+    pods.sleeper(&ns, "web-1", &[("app", "web")])?;
+    pods.sleeper(&ns, "db-0", &[("app", "db")])?;
+    let ep = pods.endpoint_arg();
+
+    let out = podtracer()
+        .args(["pods", "--runtime-endpoint", &ep, "-n", &ns, "-o", "json"])
+        .output()?;
+    assert!(out.status.success(), "{out:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["db-0", "web-0", "web-1"]);
+    let web0_row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "web-0")
+        .unwrap();
+    assert_eq!(web0_row["ip"], web0.to_string());
+    assert!(
+        web0_row["containers"][0]["pid"].as_u64().is_some(),
+        "{web0_row}"
+    );
+
+    for (selector, want) in [
+        ("app=web", vec!["web-0", "web-1"]),
+        ("app!=web", vec!["db-0"]),
+        ("tier", vec!["web-0"]),
+        ("!tier", vec!["db-0", "web-1"]),
+        (
+            "app in (db, web),tier notin (back)",
+            vec!["db-0", "web-0", "web-1"],
+        ),
+    ] {
+        let out = podtracer()
+            .args(["pods", "--runtime-endpoint", &ep, "-n", &ns, "-l", selector])
+            .output()?;
+        assert!(out.status.success(), "{selector}: {out:?}");
+        let text = String::from_utf8(out.stdout)?;
+        let got: Vec<&str> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert_eq!(got, want, "selector {selector:?}:\n{text}");
+    }
+    Ok(())
+}
+
+#[test]
+fn capture_by_pod_name_sees_the_traffic_between_two_pods() -> Result<()> {
+    let pods = TestPods::new()?;
+    let ns = unique_namespace("bypod");
+    let (_, server) = pods.sleeper(&ns, "server", &[])?;
+    let (_, client) = pods.pinger(&ns, "client", &[], server)?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("server.pcap");
+    let ep = pods.endpoint_arg();
+    let capture = start_capture(&[
+        "--runtime-endpoint",
+        &ep,
+        "--pod",
+        "server",
+        "-n",
+        &ns,
+        "--duration",
+        "2",
+        "-w",
+        file.to_str().unwrap(),
+    ])?;
+    let out = wait_with_timeout(capture, Duration::from_secs(15))?;
+    assert!(out.status.success(), "{out:?}");
+    let rows = tshark_fields(&file, &["ip.src", "ip.dst", "icmp.type"])?;
+    let requests = rows
+        .iter()
+        .filter(|r| r[0] == client.to_string() && r[1] == server.to_string() && r[2] == "8")
+        .count();
+    let replies = rows
+        .iter()
+        .filter(|r| r[0] == server.to_string() && r[1] == client.to_string() && r[2] == "0")
+        .count();
+    assert!(requests >= 5, "echo requests client -> server: {rows:?}");
+    assert!(replies >= 5 && replies.abs_diff(requests) <= 1, "{rows:?}");
+    Ok(())
+}
+
+#[test]
+fn a_label_capture_writes_one_pcapng_interface_per_pod() -> Result<()> {
+    let pods = TestPods::new()?;
+    let ns = unique_namespace("bylabel");
+    let (_, b) = pods.sleeper(&ns, "b", &[("mon", "true")])?;
+    let (_, a) = pods.pinger(&ns, "a", &[("mon", "true")], b)?;
+    pods.sleeper(&ns, "c", &[("mon", "false")])?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("pods.pcapng");
+    let ep = pods.endpoint_arg();
+    let capture = start_capture(&[
+        "--runtime-endpoint",
+        &ep,
+        "-l",
+        "mon=true",
+        "-n",
+        &ns,
+        "--duration",
+        "2",
+        "-w",
+        file.to_str().unwrap(),
+    ])?;
+    let out = wait_with_timeout(capture, Duration::from_secs(15))?;
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rows = tshark_fields(
+        &file,
+        &["frame.interface_name", "ip.src", "ip.dst", "icmp.type"],
+    )?;
+    assert_eq!(rows.len() as u64, captured_count(&stderr)?);
+    let (if_a, if_b) = (format!("{ns}/a/eth0"), format!("{ns}/b/eth0"));
+    let mut seen_a = 0usize;
+    let mut seen_b = 0usize;
+    for r in rows.iter().filter(|r| r[3] == "8" || r[3] == "0") {
+        let ends = [r[1].as_str(), r[2].as_str()];
+        assert!(
+            ends.contains(&a.to_string().as_str()) && ends.contains(&b.to_string().as_str()),
+            "{r:?}"
+        );
+        if r[0] == if_a {
+            seen_a += 1;
+        } else if r[0] == if_b {
+            seen_b += 1;
+        } else {
+            panic!("packet attributed to an unexpected interface: {r:?}");
+        }
+    }
+    // Every echo crosses both pods' interfaces: each pod's copy is attributed to that pod.
+    assert!(seen_a >= 10 && seen_b >= 10, "a: {seen_a}, b: {seen_b}");
+    assert!(seen_a.abs_diff(seen_b) <= 2, "a: {seen_a}, b: {seen_b}");
+
+    // Text: one line per packet, prefixed with the pod.
+    let out = podtracer()
+        .args([
+            "capture",
+            "--runtime-endpoint",
+            &ep,
+            "-l",
+            "mon=true",
+            "-n",
+            &ns,
+            "--duration",
+            "1.5",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()?;
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout)?;
+    let request = format!("IP {a} > {b}: ICMP echo request");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{ns}/a ")) && l.contains(&request)),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{ns}/b ")) && l.contains(&request)),
+        "{text}"
+    );
+    assert!(!text.contains(&format!("{ns}/c ")), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_pod_deleted_during_a_label_capture_ends_its_part_and_the_others_go_on() -> Result<()> {
+    let pods = TestPods::new()?;
+    let ns = unique_namespace("vanish");
+    let (_, b) = pods.sleeper(&ns, "b", &[("mon", "true")])?;
+    let (a_sandbox, _) = pods.pinger(&ns, "a", &[("mon", "true")], b)?;
+    // Traffic to b that outlives a: from a pod outside the selection.
+    pods.pinger(&ns, "c", &[], b)?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("vanish.pcapng");
+    let ep = pods.endpoint_arg();
+    let capture = start_capture(&[
+        "--runtime-endpoint",
+        &ep,
+        "-l",
+        "mon=true",
+        "-n",
+        &ns,
+        "-w",
+        file.to_str().unwrap(),
+    ])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    pods.delete(&a_sandbox)?;
+    let deleted_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs_f64();
+    std::thread::sleep(Duration::from_millis(2000));
+    signal(&capture, "INT")?;
+    let out = wait_with_timeout(capture, Duration::from_secs(15))?;
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{ns}/a: pod gone")), "{stderr}");
+    let rows = tshark_fields(&file, &["frame.interface_name", "frame.time_epoch"])?;
+    assert_eq!(
+        rows.len() as u64,
+        captured_count(&stderr)?,
+        "every counted packet is in the file"
+    );
+    let a_packets = rows
+        .iter()
+        .filter(|r| r[0] == format!("{ns}/a/eth0"))
+        .count();
+    let b_late = rows
+        .iter()
+        .filter(|r| {
+            r[0] == format!("{ns}/b/eth0") && r[1].parse::<f64>().unwrap_or(0.0) > deleted_at + 0.5
+        })
+        .count();
+    assert!(
+        a_packets >= 5,
+        "a's packets before it was deleted are kept: {a_packets}"
+    );
+    assert!(
+        b_late >= 3,
+        "b's capture went on after a was deleted: {b_late}"
+    );
+    Ok(())
+}
+
+#[test]
+fn exec_runs_in_pods_by_name_and_by_label() -> Result<()> {
+    let pods = TestPods::new()?;
+    let ns = unique_namespace("exec");
+    let (_, x) = pods.sleeper(&ns, "x", &[("role", "t")])?;
+    let (_, y) = pods.sleeper(&ns, "y", &[("role", "t")])?;
+    let ep = pods.endpoint_arg();
+    let out = podtracer()
+        .args([
+            "exec",
+            "--runtime-endpoint",
+            &ep,
+            "--pod",
+            "x",
+            "-n",
+            &ns,
+            "--",
+            "ip",
+            "-o",
+            "addr",
+        ])
+        .output()?;
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.contains(&format!("inet {x}/")), "{text}");
+    let out = podtracer()
+        .args([
+            "exec",
+            "--runtime-endpoint",
+            &ep,
+            "-l",
+            "role=t",
+            "-n",
+            &ns,
+            "--",
+            "ip",
+            "-o",
+            "-4",
+            "addr",
+            "show",
+            "eth0",
+        ])
+        .output()?;
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout)?;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{ns}/x: ")) && l.contains(&format!("inet {x}/"))),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{ns}/y: ")) && l.contains(&format!("inet {y}/"))),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_missing_pod_or_runtime_is_a_clear_error() -> Result<()> {
+    let pods = TestPods::new()?;
+    let ns = unique_namespace("missing");
+    pods.sleeper(&ns, "here", &[])?;
+    let ep = pods.endpoint_arg();
+    let out = podtracer()
+        .args([
+            "capture",
+            "--runtime-endpoint",
+            &ep,
+            "--pod",
+            "nothere",
+            "-n",
+            &ns,
+            "-c",
+            "1",
+        ])
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("no pod {ns}/nothere on this node"))
+            && err.contains(&format!("{ns}/here")),
+        "{err}"
+    );
+
+    let out = podtracer()
+        .args(["pods", "--runtime-endpoint", "unix:///nonexistent/cri.sock"])
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/cri.sock"), "{err}");
+
+    // Something listens, but it does not speak CRI.
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("not-cri.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket)?;
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            drop(stream);
+        }
+    });
+    let out = podtracer()
+        .args(["pods", "--runtime-endpoint"])
+        .arg(&socket)
+        .output()?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not-cri.sock"), "{err}");
+    Ok(())
+}

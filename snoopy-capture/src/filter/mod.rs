@@ -182,6 +182,88 @@ mod tests {
         assert_eq!(p.instructions[1], Instruction::new(21, 0, 1, 2048));
     }
 
+    fn eth(expr: &str) -> Program {
+        compile(expr, LinkType::Ethernet, Mode::File, 262_144)
+            .unwrap_or_else(|e| panic!("{expr:?}: {e}"))
+    }
+
+    #[test]
+    fn identifiers_inherit_the_qualifiers_before_them() {
+        assert_eq!(
+            eth("host 10.0.0.1 or 10.0.0.2"),
+            eth("host 10.0.0.1 or host 10.0.0.2")
+        );
+        assert_eq!(
+            eth("tcp port 80 or 443"),
+            eth("tcp port 80 or tcp port 443")
+        );
+        assert_eq!(
+            eth("not port 22 and not 53"),
+            eth("not port 22 and not port 53")
+        );
+        assert_eq!(
+            eth("host (10.0.0.1 or 10.0.0.2)"),
+            eth("host 10.0.0.1 or 10.0.0.2")
+        );
+        // A term that sets no qualifiers leaves none to inherit, as in tcpdump.
+        assert!(compile("tcp or 80", LinkType::Ethernet, Mode::File, 262_144).is_err());
+    }
+
+    #[test]
+    fn programs_are_libpcaps() {
+        // `tcpdump -d -y EN10MB 'vlan 5 and tcp'` (libpcap 1.10), instruction for instruction.
+        let listing = "(000) ldh      [12]
+(001) jeq      #0x8100          jt 4\tjf 2
+(002) jeq      #0x88a8          jt 4\tjf 3
+(003) jeq      #0x9100          jt 4\tjf 18
+(004) ldh      [14]
+(005) and      #0xfff
+(006) jeq      #0x5             jt 7\tjf 18
+(007) ldh      [16]
+(008) jeq      #0x800           jt 9\tjf 11
+(009) ldb      [27]
+(010) jeq      #0x6             jt 17\tjf 18
+(011) jeq      #0x86dd          jt 12\tjf 18
+(012) ldb      [24]
+(013) jeq      #0x6             jt 17\tjf 14
+(014) jeq      #0x2c            jt 15\tjf 18
+(015) ldb      [58]
+(016) jeq      #0x6             jt 17\tjf 18
+(017) ret      #262144
+(018) ret      #0
+";
+        assert_eq!(eth("vlan 5 and tcp").disassemble(), listing);
+    }
+
+    #[test]
+    fn short_packets_get_libpcaps_verdicts() {
+        // libpcap's optimizer drops the load of ip[40] (every IPv4 packet passes `ip`), so a
+        // 30-byte IPv4 frame is accepted; without that, the load would reject it.
+        let mut frame = vec![0u8; 30];
+        frame[12] = 0x08;
+        frame[14] = 0x45;
+        assert_ne!(eth("ip[40] = 1 or ip").matches(&frame, 30, None), 0);
+        assert_eq!(eth("ip[20] = 1 and ip").matches(&frame, 30, None), 0);
+        // `expression rejects all packets`, as tcpdump says.
+        assert!(compile("tcp and udp", LinkType::Ethernet, Mode::File, 262_144).is_err());
+    }
+
+    #[test]
+    fn unsupported_constructs_say_so() {
+        for expr in [
+            "host example.com",
+            "gateway g",
+            "inbound",
+            "mpls",
+            "ip broadcast",
+            "decnet",
+        ] {
+            let e = compile(expr, LinkType::Ethernet, Mode::File, 262_144).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::NotSupported, "{expr:?}: {e}");
+            assert!(e.message.starts_with("not supported: "), "{e}");
+        }
+    }
+
     #[test]
     fn rejects_a_wrong_count_and_bad_lines() {
         assert!(Program::from_ddd("2\n6 0 0 0\n").is_err());

@@ -216,6 +216,8 @@ enum Op {
     /// A packet load fused with the conditional jump after it (the commonest pair), when
     /// nothing jumps to that jump: size, offset, operation, constant, jt, jf.
     LdAbsJmpK(u8, u32, u16, u32, u8, u8),
+    /// The same for an indexed load (`ldh [x + 14]; jeq #80`).
+    LdIndJmpK(u8, u32, u16, u32, u8, u8),
     /// Anything invalid: rejects the packet, as the kernel refuses to run it.
     Bad,
 }
@@ -249,10 +251,17 @@ impl Program {
             }
         }
         for i in 0..ops.len().saturating_sub(1) {
-            if let (Op::LdAbs(size, off), Op::JmpK(op, k, jt, jf)) = (ops[i], ops[i + 1])
-                && !target[i + 1]
-            {
-                ops[i] = Op::LdAbsJmpK(size, off, op, k, jt, jf);
+            if target[i + 1] {
+                continue;
+            }
+            match (ops[i], ops[i + 1]) {
+                (Op::LdAbs(size, off), Op::JmpK(op, k, jt, jf)) => {
+                    ops[i] = Op::LdAbsJmpK(size, off, op, k, jt, jf);
+                }
+                (Op::LdInd(size, off), Op::JmpK(op, k, jt, jf)) => {
+                    ops[i] = Op::LdIndJmpK(size, off, op, k, jt, jf);
+                }
+                _ => {}
             }
         }
         Matcher { ops }
@@ -395,6 +404,11 @@ impl Matcher {
                 Op::LdAbsJmpK(size, off, op, k, jt, jf) => {
                     a = fetch(data, off as usize, size)?;
                     // Skip the jump this op stands for, then take it.
+                    pc += 1 + usize::from(if cond(op, a, k)? { jt } else { jf });
+                }
+                Op::LdIndJmpK(size, off, op, k, jt, jf) => {
+                    let at = usize::try_from(u64::from(x) + u64::from(off)).ok()?;
+                    a = fetch(data, at, size)?;
                     pc += 1 + usize::from(if cond(op, a, k)? { jt } else { jf });
                 }
                 Op::RetK(k) => return Some(k),

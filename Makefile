@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test lint unit examples build release bench bench-capture bench-flows bench-startup testbed-up testbed-down demo demo-node
+.PHONY: test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup testbed-up testbed-down demo demo-node
 
 test: lint examples unit
 
@@ -40,7 +40,7 @@ demo-node:
 	testbed/demo-node.sh
 
 # Capture benchmark: podtracer vs tcpdump on a 64-byte UDP flood through a veth pair.
-bench: bench-capture bench-startup bench-flows
+bench: bench-capture bench-startup bench-flows bench-filter
 
 bench-capture: release
 	python3 bench/capture.py --podtracer target/release/podtracer
@@ -54,3 +54,8 @@ bench-startup: release
 # 1 M-packet pcap (no root, no network).
 bench-flows: release
 	python3 bench/flows.py --podtracer target/release/podtracer
+
+# Filter benchmark: podtracer read vs tcpdump -r on a generated 1M-packet pcap, same
+# expressions, CPU time ratio printed.
+bench-filter: release
+	python3 bench/filter_read.py --podtracer target/release/podtracer

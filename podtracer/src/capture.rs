@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{ArgAction, Args};
 use snoopy_capture::afpacket::{Capture, CaptureBuilder, EndReason, Event, StopHandle};
-use snoopy_capture::{PacketSink, PacketSource};
+use snoopy_capture::filter::{Instruction, Mode, Program};
+use snoopy_capture::{LinkType, PacketSink, PacketSource};
 
 use crate::output::{Format, OutputSpec, TextLook};
 use crate::progress::Progress;
@@ -86,7 +87,13 @@ pub struct CaptureArgs {
     #[arg(long = "line-buffered")]
     pub line_buffered: bool,
 
-    /// Filter expression (pcap-filter syntax); words are joined like tcpdump's.
+    /// Print the compiled filter program (kernel dialect) and exit; -dd and -ddd as in
+    /// tcpdump. The link type is Ethernet, or Linux cooked v2 for `-i any`.
+    #[arg(short = 'd', action = ArgAction::Count)]
+    pub dump: u8,
+
+    /// Filter expression (pcap-filter syntax); words are joined like tcpdump's. It runs in
+    /// the kernel: packets it rejects are never copied out.
     #[arg(value_name = "FILTER", trailing_var_arg = true)]
     pub filter: Vec<String>,
 }
@@ -99,6 +106,8 @@ pub struct CaptureSettings {
     promiscuous: bool,
     buffer_kib: Option<usize>,
     block_timeout: Option<Duration>,
+    /// The filter, compiled for the link type the capture is expected to have.
+    filter: Option<Program>,
 }
 
 impl CaptureSettings {
@@ -117,6 +126,9 @@ impl CaptureSettings {
         if let Some(timeout) = self.block_timeout {
             builder = builder.block_timeout(timeout);
         }
+        if let Some(program) = &self.filter {
+            builder = builder.filter(program.clone());
+        }
         builder
     }
 }
@@ -124,11 +136,24 @@ impl CaptureSettings {
 /// Runs a capture to its end (count, duration, SIGINT/SIGTERM, or the interface vanishing)
 /// and prints tcpdump's closing statistics.
 pub fn run(args: CaptureArgs) -> Result<ExitCode> {
-    if !args.filter.is_empty() {
-        bail!(
-            "filter expressions are not supported yet (got {:?}); capture everything and filter with `tshark -r`",
-            args.filter.join(" ")
-        );
+    // The kernel runs the filter, so it is compiled before the socket exists: for `any`
+    // the link type is Linux cooked v2, otherwise Ethernet (checked once open).
+    let snaplen = if args.snaplen == 0 {
+        262_144
+    } else {
+        args.snaplen
+    };
+    let link_guess = if args.interface.as_deref() == Some("any") {
+        LinkType::LinuxSll2
+    } else {
+        LinkType::Ethernet
+    };
+    let filter = crate::filter::compile(&args.filter, link_guess, Mode::Live, snaplen)?;
+    if args.dump > 0 {
+        let program =
+            filter.unwrap_or_else(|| Program::new(vec![Instruction::new(0x06, 0, 0, snaplen)]));
+        print!("{}", crate::filter::listing(&program, args.dump));
+        return Ok(ExitCode::SUCCESS);
     }
     if args.print && args.write.as_deref() == Some(std::path::Path::new("-")) {
         bail!("--print with -w - would mix text and packets on stdout; write to a file");
@@ -145,6 +170,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         block_timeout: output
             .is_text_on_stdout()
             .then_some(Duration::from_millis(20)),
+        filter,
     };
     let stop = StopHandle::new();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -169,10 +195,26 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     }
     let target = resolved.targets.into_iter().next().expect("one target");
     let label = target.label.clone();
+    let namespace = target
+        .namespace
+        .try_clone()
+        .context("duplicating the namespace handle")?;
     let mut capture = settings
-        .builder(target.namespace)
+        .builder(namespace)
         .open()
         .with_context(|| format!("cannot capture in {label}"))?;
+    if settings.filter.is_some() && capture.link_type() != link_guess {
+        // A named interface without Ethernet headers (a tunnel): the capture is cooked, so
+        // the filter is compiled again for what the socket gives, and the socket reopened.
+        let actual = capture.link_type();
+        drop(capture);
+        let mut again = settings.clone();
+        again.filter = crate::filter::compile(&args.filter, actual, Mode::Live, snaplen)?;
+        capture = again
+            .builder(target.namespace)
+            .open()
+            .with_context(|| format!("cannot capture in {label}"))?;
+    }
     capture.set_stop_handle(stop.clone());
 
     let interface = capture.interfaces()[0].clone();

@@ -7,6 +7,7 @@ use crate::exec::ExecArgs;
 use crate::flows::FlowsArgs;
 use crate::pods::PodsArgs;
 use crate::probe::ProbeArgs;
+use crate::read::ReadArgs;
 
 /// See a Kubernetes pod's network traffic from its node.
 ///
@@ -49,6 +50,11 @@ pub enum Command {
         after_help = "Examples:\n  podtracer pods\n  podtracer pods -n shop -l app=web -o wide"
     )]
     Pods(PodsArgs),
+    /// Read a pcap or pcapng file, keep what a filter accepts (tcpdump -r).
+    #[command(
+        after_help = "Examples:\n  podtracer read web.pcap 'tcp port 80'\n  podtracer read web.pcapng -w dns.pcap udp port 53\n  podtracer read web.pcap -d 'host 10.0.0.1'"
+    )]
+    Read(ReadArgs),
 }
 
 #[cfg(test)]

@@ -11,12 +11,14 @@ mod capture;
 mod cli;
 mod duration;
 mod exec;
+mod filter;
 mod flows;
 mod multi;
 mod output;
 mod pods;
 mod probe;
 mod progress;
+mod read;
 mod runtime;
 mod target;
 
@@ -43,6 +45,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         cli::Command::Capture(args) => capture::run(args),
         cli::Command::Exec(args) => exec::run(args),
+        cli::Command::Read(args) => read::run(args),
         cli::Command::Flows(args) => flows::run(args),
         cli::Command::Probe(args) => probe::run(args),
         cli::Command::Pods(args) => pods::run(args),

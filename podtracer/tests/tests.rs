@@ -3,6 +3,7 @@
 mod capture;
 mod errors;
 mod exec;
+mod filter;
 mod flows;
 mod pods;
 mod probe;

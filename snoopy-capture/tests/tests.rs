@@ -5,3 +5,9 @@ mod files;
 mod fixtures;
 mod flows;
 mod live;
+
+mod filter_corpus;
+mod filter_diff;
+mod filter_kernel;
+mod filter_live;
+mod filter_random;

@@ -1,0 +1,139 @@
+//! `podtracer read`: filter and convert a pcap or pcapng file offline, like `tcpdump -r`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{ArgAction, Args};
+use snoopy_capture::filter::{Matcher, Mode, Program};
+use snoopy_capture::source::FileSource;
+use snoopy_capture::{Packet, PacketSource};
+
+use crate::output::{Format, OutputSpec, TextLook};
+
+/// Arguments of `podtracer read`.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// The pcap or pcapng file to read; `-` is stdin.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Write the kept packets to OUT instead of printing them; `-` is stdout.
+    /// pcap by default, pcapng for *.pcapng.
+    #[arg(short = 'w', value_name = "OUT")]
+    pub write: Option<PathBuf>,
+
+    /// Output format (default: text without -w, pcap with -w).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+
+    /// Stop after COUNT kept packets.
+    #[arg(short = 'c', long = "count", value_name = "COUNT")]
+    pub count: Option<u64>,
+
+    /// Print the compiled filter program (for the file's first link type) and exit;
+    /// -dd and -ddd as in tcpdump.
+    #[arg(short = 'd', action = ArgAction::Count)]
+    pub dump: u8,
+
+    /// Print the link-level header on each text line.
+    #[arg(short = 'e')]
+    pub link_header: bool,
+
+    /// Accepted for tcpdump habit: podtracer never resolves names.
+    #[arg(short = 'n', action = ArgAction::Count)]
+    pub numeric: u8,
+
+    /// Filter expression (pcap-filter syntax); words are joined like tcpdump's.
+    #[arg(value_name = "FILTER", trailing_var_arg = true)]
+    pub filter: Vec<String>,
+}
+
+/// Whether the filter (none: keep everything) accepts the packet.
+fn keep(matcher: Option<&Matcher>, packet: &Packet<'_>) -> bool {
+    matcher.is_none_or(|m| m.matches(packet.data, packet.orig_len, None) != 0)
+}
+
+/// Reads the file, keeps the packets the filter accepts, writes them out.
+pub fn run(args: ReadArgs) -> Result<ExitCode> {
+    let mut source = if args.file.as_os_str() == "-" {
+        FileSource::from_reader(std::io::stdin(), "stdin")
+    } else {
+        FileSource::open(&args.file)
+    }
+    .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let output = OutputSpec::resolve(args.write.as_deref(), args.format, false, false);
+    let mut sink = output.open(TextLook {
+        link_header: args.link_header,
+        line_buffered: false,
+        ..TextLook::default()
+    })?;
+    // Per source interface: the sink's interface and the filter compiled for its link type.
+    let mut interfaces: Vec<Option<(u32, Option<Matcher>)>> = Vec::new();
+    let limit = args.count.unwrap_or(u64::MAX);
+    let mut written = 0u64;
+    let mut dumped = false;
+    let outcome: Result<()> = (|| {
+        while written < limit {
+            let Some(packet) = source.next_packet()? else {
+                break;
+            };
+            let index = packet.interface;
+            if let Some(Some((id, matcher))) = interfaces.get(index as usize) {
+                if keep(matcher.as_ref(), &packet) {
+                    sink.write_packet(*id, &packet)?;
+                    written += 1;
+                }
+                continue;
+            }
+            // A new interface: set it up, then handle this packet (copied, since the
+            // source must be asked about the interface).
+            let packet = packet.to_owned();
+            let interface = source
+                .interfaces()
+                .get(index as usize)
+                .cloned()
+                .with_context(|| format!("packet on unknown interface {index}"))?;
+            let program = crate::filter::compile(
+                &args.filter,
+                interface.link_type,
+                Mode::File,
+                interface.snaplen.max(1),
+            )?;
+            if args.dump > 0 {
+                let program = program.unwrap_or_else(Program::accept_all);
+                print!("{}", crate::filter::listing(&program, args.dump));
+                dumped = true;
+                return Ok(());
+            }
+            let id = sink.add_interface(&interface)?;
+            let matcher = program.as_ref().map(Program::matcher);
+            if keep(matcher.as_ref(), &packet.as_packet()) {
+                sink.write_packet(id, &packet.as_packet())?;
+                written += 1;
+            }
+            if interfaces.len() <= index as usize {
+                interfaces.resize(index as usize + 1, None);
+            }
+            interfaces[index as usize] = Some((id, matcher));
+        }
+        Ok(())
+    })();
+    if args.dump > 0 && !dumped {
+        // An empty file: still show the program, for Ethernet as tcpdump -d would.
+        let program = crate::filter::compile(
+            &args.filter,
+            snoopy_capture::LinkType::Ethernet,
+            Mode::File,
+            262_144,
+        )?
+        .unwrap_or_else(Program::accept_all);
+        print!("{}", crate::filter::listing(&program, args.dump));
+    }
+    let flushed = sink.flush();
+    match outcome.and(flushed.map_err(anyhow::Error::from)) {
+        Err(e) if crate::is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e),
+        Ok(()) => Ok(ExitCode::SUCCESS),
+    }
+}

@@ -1,0 +1,1352 @@
+//! Code generation: libpcap's `gencode.c`, function for function.
+//!
+//! Each `gen_*` here mirrors the libpcap function of the same name, including its order of
+//! tests (which decides what happens on a short packet: a load past the end rejects the
+//! packet at once, even under a `not`), its scratch-register allocation (which decides when
+//! an arithmetic expression is too large) and its quirks (an arithmetic operation keeps only
+//! its left operand's protocol checks; `/ 0` is detected on the right operand's first
+//! statement). The parser calls these in source order, as yacc actions do, because a
+//! `vlan` shifts the offsets of everything that follows it.
+
+use super::Instruction;
+use super::Mode;
+use super::bpf::*;
+use super::error::CompileError;
+use super::names::{self, PortProto};
+use super::node::Node;
+use crate::LinkType;
+
+type R<T> = Result<T, CompileError>;
+
+/// Protocol qualifier (`Q_*` protocol values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proto {
+    Default,
+    Link,
+    Ip,
+    Ip6,
+    Arp,
+    Rarp,
+    Tcp,
+    Udp,
+    Icmp,
+    Icmp6,
+    Sctp,
+    Igmp,
+    Igrp,
+    Pim,
+    Vrrp,
+    Carp,
+    Ah,
+    Esp,
+    Undef,
+}
+
+impl Proto {
+    fn name(self) -> &'static str {
+        match self {
+            Proto::Default | Proto::Undef => "",
+            Proto::Link => "link",
+            Proto::Ip => "ip",
+            Proto::Ip6 => "ip6",
+            Proto::Arp => "arp",
+            Proto::Rarp => "rarp",
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+            Proto::Icmp6 => "icmp6",
+            Proto::Sctp => "sctp",
+            Proto::Igmp => "igmp",
+            Proto::Igrp => "igrp",
+            Proto::Pim => "pim",
+            Proto::Vrrp => "vrrp",
+            Proto::Carp => "carp",
+            Proto::Ah => "ah",
+            Proto::Esp => "esp",
+        }
+    }
+}
+
+/// Direction qualifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Default,
+    Src,
+    Dst,
+    Or,
+    And,
+    Undef,
+}
+
+/// Address-type qualifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Addr {
+    Default,
+    Host,
+    Net,
+    Port,
+    Portrange,
+    Proto,
+    Undef,
+}
+
+/// The three qualifiers an identifier is read with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Qual {
+    pub proto: Proto,
+    pub dir: Dir,
+    pub addr: Addr,
+}
+
+impl Qual {
+    /// libpcap's `qerr`: what follows a term that sets no qualifiers.
+    pub(crate) const ERR: Qual = Qual {
+        proto: Proto::Undef,
+        dir: Dir::Undef,
+        addr: Addr::Undef,
+    };
+}
+
+/// A value of an arithmetic expression: statements that leave it in scratch register `reg`,
+/// plus the protocol checks that must hold for it to mean anything.
+#[derive(Debug, Clone)]
+pub(crate) struct Arth {
+    stmts: Vec<Instruction>,
+    reg: u32,
+    checks: Option<Node>,
+}
+
+/// Where an offset counts from (`OR_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OffRel {
+    LinkHdr,
+    LinkType,
+    LinkPl,
+    Llc,
+    TranIpv4,
+    TranIpv6,
+}
+
+/// An offset known partly at compile time and, after a live-mode `vlan`, partly at run
+/// time in a scratch register (`bpf_abs_offset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AbsOffset {
+    constant: u32,
+    reg: Option<u32>,
+}
+
+const ETHERTYPE_IP: u32 = 0x0800;
+const ETHERTYPE_ARP: u32 = 0x0806;
+const ETHERTYPE_REVARP: u32 = 0x8035;
+const ETHERTYPE_IPV6: u32 = 0x86dd;
+const ETHERTYPE_ATALK: u32 = 0x809b;
+const ETHERTYPE_AARP: u32 = 0x80f3;
+const ETHERTYPE_IPX: u32 = 0x8137;
+const ETHERTYPE_8021Q: u32 = 0x8100;
+const ETHERTYPE_8021AD: u32 = 0x88a8;
+const ETHERTYPE_8021QINQ: u32 = 0x9100;
+const ETHERMTU: u32 = 1500;
+const LLCSAP_IP: u32 = 0x06;
+const LLCSAP_ISONS: u32 = 0xfe;
+const LLCSAP_NETBEUI: u32 = 0xf0;
+const LLCSAP_IPX: u32 = 0xe0;
+const LLCSAP_SNAP: u8 = 0xaa;
+const LINUX_SLL_P_802_2: u32 = 0x0004;
+const IPPROTO_ICMP: u32 = 1;
+const IPPROTO_IGMP: u32 = 2;
+const IPPROTO_TCP: u32 = 6;
+const IPPROTO_IGRP: u32 = 9;
+const IPPROTO_UDP: u32 = 17;
+const IPPROTO_FRAGMENT: u32 = 44;
+const IPPROTO_ESP: u32 = 50;
+const IPPROTO_AH: u32 = 51;
+const IPPROTO_ICMPV6: u32 = 58;
+const IPPROTO_PIM: u32 = 103;
+const IPPROTO_VRRP: u32 = 112;
+const IPPROTO_CARP: u32 = 112;
+const IPPROTO_SCTP: u32 = 132;
+/// libpcap's `PROTO_UNDEF` for ports: any of TCP, UDP, SCTP.
+const PROTO_UNDEF: u32 = u32::MAX;
+
+fn stmt(code: u16, k: u32) -> Instruction {
+    Instruction::new(code, 0, 0, k)
+}
+
+/// The code generator's state (`compiler_state_t`); cloned by the parser to backtrack.
+#[derive(Debug, Clone)]
+pub(crate) struct Gen {
+    link: LinkType,
+    mode: Mode,
+    off_linkhdr: AbsOffset,
+    /// `None` for link types without a link-layer type field (raw IP).
+    off_linktype: Option<AbsOffset>,
+    off_linkpl: AbsOffset,
+    off_nl: u32,
+    regused: [bool; MEMWORDS],
+    curreg: usize,
+    vlan_stack_depth: u32,
+    is_vlan_vloffset: bool,
+}
+
+impl Gen {
+    pub(crate) fn new(link: LinkType, mode: Mode) -> R<Gen> {
+        let (linktype, linkpl) = match link {
+            LinkType::Ethernet => (Some(12), 14),
+            LinkType::LinuxSll => (Some(14), 16),
+            LinkType::LinuxSll2 => (Some(0), 20),
+            LinkType::RawIp => (None, 0),
+            LinkType::Other(n) => {
+                return Err(CompileError::unsupported(format!(
+                    "filters on link type {n} (supported: Ethernet, Linux cooked v1/v2, raw IP)"
+                )));
+            }
+        };
+        let fixed = |constant| AbsOffset {
+            constant,
+            reg: None,
+        };
+        Ok(Gen {
+            link,
+            mode,
+            off_linkhdr: fixed(0),
+            off_linktype: linktype.map(fixed),
+            off_linkpl: fixed(linkpl),
+            off_nl: 0,
+            regused: [false; MEMWORDS],
+            curreg: 0,
+            vlan_stack_depth: 0,
+            is_vlan_vloffset: false,
+        })
+    }
+
+    /// Statements to run before the filter: zero the run-time VLAN offsets, if any.
+    pub(crate) fn prologue(&self) -> Vec<Instruction> {
+        if !self.is_vlan_vloffset {
+            return Vec::new();
+        }
+        let mut s = vec![stmt(LD | W | IMM, 0)];
+        if let Some(r) = self.off_linkpl.reg {
+            s.push(stmt(ST, r));
+        }
+        if let Some(r) = self.off_linktype.and_then(|o| o.reg) {
+            s.push(stmt(ST, r));
+        }
+        s
+    }
+
+    /// The scratch words holding run-time VLAN offsets (live mode), which the optimiser
+    /// must preserve.
+    pub(crate) fn protected_regs(&self) -> Vec<u32> {
+        [self.off_linkpl.reg, self.off_linktype.and_then(|o| o.reg)]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    // ---- registers -------------------------------------------------------------------
+
+    fn alloc_reg(&mut self) -> R<u32> {
+        for _ in 0..MEMWORDS {
+            if self.regused[self.curreg] {
+                self.curreg = (self.curreg + 1) % MEMWORDS;
+            } else {
+                self.regused[self.curreg] = true;
+                return Ok(self.curreg as u32);
+            }
+        }
+        Err(CompileError::invalid(
+            "too many registers needed to evaluate expression",
+        ))
+    }
+
+    fn free_reg(&mut self, r: u32) {
+        self.regused[r as usize] = false;
+    }
+
+    // ---- loads and comparisons ---------------------------------------------------------
+
+    fn linktype_off(&self) -> AbsOffset {
+        // Only reached for link types that have one; raw IP never loads it.
+        self.off_linktype.unwrap_or(AbsOffset {
+            constant: 0,
+            reg: None,
+        })
+    }
+
+    fn load_absoffsetrel(&self, abs: AbsOffset, offset: u32, size: u16) -> Vec<Instruction> {
+        match abs.reg {
+            Some(r) => vec![
+                stmt(LDX | MEM, r),
+                stmt(LD | IND | size, abs.constant.wrapping_add(offset)),
+            ],
+            None => vec![stmt(LD | ABS | size, abs.constant.wrapping_add(offset))],
+        }
+    }
+
+    /// `gen_loadx_iphdrlen`: X = the IPv4 header length (plus the run-time offset).
+    fn loadx_iphdrlen(&self) -> Vec<Instruction> {
+        let k = self.off_linkpl.constant + self.off_nl;
+        match self.off_linkpl.reg {
+            Some(r) => vec![
+                stmt(LDX | MEM, r),
+                stmt(LD | IND | B, k),
+                stmt(ALU | AND | K, 0xf),
+                stmt(ALU | LSH | K, 2),
+                stmt(ALU | ADD | X, 0),
+                stmt(MISC | TAX, 0),
+            ],
+            None => vec![stmt(LDX | MSH | B, k)],
+        }
+    }
+
+    fn load_a(&self, rel: OffRel, offset: u32, size: u16) -> Vec<Instruction> {
+        match rel {
+            OffRel::LinkHdr => self.load_absoffsetrel(self.off_linkhdr, offset, size),
+            OffRel::LinkType => self.load_absoffsetrel(self.linktype_off(), offset, size),
+            OffRel::LinkPl => self.load_absoffsetrel(self.off_linkpl, self.off_nl + offset, size),
+            OffRel::Llc => self.load_absoffsetrel(self.off_linkpl, offset, size),
+            OffRel::TranIpv4 => {
+                let mut s = self.loadx_iphdrlen();
+                s.push(stmt(
+                    LD | IND | size,
+                    self.off_linkpl.constant + self.off_nl + offset,
+                ));
+                s
+            }
+            OffRel::TranIpv6 => {
+                self.load_absoffsetrel(self.off_linkpl, self.off_nl + 40 + offset, size)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)] // mirrors gen_ncmp
+    fn ncmp(
+        &self,
+        rel: OffRel,
+        off: u32,
+        size: u16,
+        mask: u32,
+        op: u16,
+        rev: bool,
+        v: u32,
+    ) -> Node {
+        let mut s = self.load_a(rel, off, size);
+        if mask != 0xffff_ffff {
+            s.push(stmt(ALU | AND | K, mask));
+        }
+        let b = Node::test(s, op, K, v);
+        if rev && (op == JGT || op == JGE) {
+            Node::not(b)
+        } else {
+            b
+        }
+    }
+
+    fn cmp(&self, rel: OffRel, off: u32, size: u16, v: u32) -> Node {
+        self.ncmp(rel, off, size, 0xffff_ffff, JEQ, false, v)
+    }
+
+    fn cmp_gt(&self, rel: OffRel, off: u32, size: u16, v: u32) -> Node {
+        self.ncmp(rel, off, size, 0xffff_ffff, JGT, false, v)
+    }
+
+    fn cmp_ge(&self, rel: OffRel, off: u32, size: u16, v: u32) -> Node {
+        self.ncmp(rel, off, size, 0xffff_ffff, JGE, false, v)
+    }
+
+    fn mcmp(&self, rel: OffRel, off: u32, size: u16, v: u32, mask: u32) -> Node {
+        self.ncmp(rel, off, size, mask, JEQ, false, v)
+    }
+
+    /// `gen_bcmp`: compares bytes, last word first (libpcap's order).
+    fn bcmp(&self, rel: OffRel, off: u32, bytes: &[u8]) -> Node {
+        let mut size = bytes.len();
+        let mut b: Option<Node> = None;
+        let chain = |b: &mut Option<Node>, tmp: Node| {
+            *b = Some(match b.take() {
+                Some(prev) => Node::and(prev, tmp),
+                None => tmp,
+            });
+        };
+        while size >= 4 {
+            let p = &bytes[size - 4..size];
+            let v = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+            let tmp = self.cmp(rel, off + size as u32 - 4, W, v);
+            chain(&mut b, tmp);
+            size -= 4;
+        }
+        while size >= 2 {
+            let p = &bytes[size - 2..size];
+            let v = u32::from(u16::from_be_bytes([p[0], p[1]]));
+            let tmp = self.cmp(rel, off + size as u32 - 2, H, v);
+            chain(&mut b, tmp);
+            size -= 2;
+        }
+        if size > 0 {
+            let tmp = self.cmp(rel, off, B, u32::from(bytes[0]));
+            chain(&mut b, tmp);
+        }
+        b.unwrap_or(Node::Const(true))
+    }
+
+    // ---- link layer --------------------------------------------------------------------
+
+    fn snap(&self, orgcode: u32, ptype: u32) -> Node {
+        let block = [
+            LLCSAP_SNAP,
+            LLCSAP_SNAP,
+            0x03,
+            (orgcode >> 16) as u8,
+            (orgcode >> 8) as u8,
+            orgcode as u8,
+            (ptype >> 8) as u8,
+            ptype as u8,
+        ];
+        self.bcmp(OffRel::Llc, 0, &block)
+    }
+
+    fn not_llc(&self) -> Node {
+        // "not (type/length > 1500)": an 802.3 length field, so an LLC header follows.
+        Node::not(self.cmp_gt(OffRel::LinkType, 0, H, ETHERMTU))
+    }
+
+    fn ether_linktype(&self, ll_proto: u32) -> Node {
+        match ll_proto {
+            LLCSAP_ISONS | LLCSAP_IP | LLCSAP_NETBEUI => Node::and(
+                self.not_llc(),
+                self.cmp(OffRel::Llc, 0, H, (ll_proto << 8) | ll_proto),
+            ),
+            LLCSAP_IPX => {
+                let b0 = self.cmp(OffRel::Llc, 0, B, LLCSAP_IPX);
+                let b1 = self.cmp(OffRel::Llc, 0, H, 0xffff);
+                let b1 = Node::or(b0, b1);
+                let b1 = Node::or(self.snap(0, ETHERTYPE_IPX), b1);
+                let b1 = Node::and(self.not_llc(), b1);
+                Node::or(self.cmp(OffRel::LinkType, 0, H, ETHERTYPE_IPX), b1)
+            }
+            ETHERTYPE_ATALK | ETHERTYPE_AARP => {
+                let snap = if ll_proto == ETHERTYPE_ATALK {
+                    self.snap(0x080007, ETHERTYPE_ATALK)
+                } else {
+                    self.snap(0, ETHERTYPE_AARP)
+                };
+                let b1 = Node::and(self.not_llc(), snap);
+                Node::or(self.cmp(OffRel::LinkType, 0, H, ll_proto), b1)
+            }
+            _ if ll_proto <= ETHERMTU => {
+                Node::and(self.not_llc(), self.cmp(OffRel::LinkType, 2, B, ll_proto))
+            }
+            _ => self.cmp(OffRel::LinkType, 0, H, ll_proto),
+        }
+    }
+
+    fn sll_linktype(&self, ll_proto: u32) -> Node {
+        let p8022 = |g: &Gen| g.cmp(OffRel::LinkType, 0, H, LINUX_SLL_P_802_2);
+        match ll_proto {
+            LLCSAP_ISONS | LLCSAP_IP | LLCSAP_NETBEUI => Node::and(
+                p8022(self),
+                self.cmp(OffRel::LinkPl, 0, H, (ll_proto << 8) | ll_proto),
+            ),
+            LLCSAP_IPX => {
+                let b0 = self.cmp(OffRel::LinkPl, 0, B, LLCSAP_IPX);
+                let b1 = Node::or(self.snap(0, ETHERTYPE_IPX), b0);
+                let b1 = Node::and(p8022(self), b1);
+                // 802.3 "raw" IPX (Novell): LINUX_SLL_P_802_3.
+                let b0 = self.cmp(OffRel::LinkType, 0, H, 0x0001);
+                let b1 = Node::or(b0, b1);
+                Node::or(self.cmp(OffRel::LinkType, 0, H, ETHERTYPE_IPX), b1)
+            }
+            ETHERTYPE_ATALK | ETHERTYPE_AARP => {
+                let snap = if ll_proto == ETHERTYPE_ATALK {
+                    self.snap(0x080007, ETHERTYPE_ATALK)
+                } else {
+                    self.snap(0, ETHERTYPE_AARP)
+                };
+                let b1 = Node::and(p8022(self), snap);
+                Node::or(self.cmp(OffRel::LinkType, 0, H, ll_proto), b1)
+            }
+            _ if ll_proto <= ETHERMTU => {
+                let off = self.off_linkpl.constant;
+                Node::and(p8022(self), self.cmp(OffRel::LinkHdr, off, B, ll_proto))
+            }
+            _ => self.cmp(OffRel::LinkType, 0, H, ll_proto),
+        }
+    }
+
+    /// `gen_linktype`: the link layer says the payload is `ll_proto`.
+    fn linktype(&self, ll_proto: u32) -> Node {
+        match self.link {
+            LinkType::Ethernet => self.ether_linktype(ll_proto),
+            LinkType::LinuxSll => self.sll_linktype(ll_proto),
+            LinkType::LinuxSll2 => self.cmp(OffRel::LinkType, 0, H, ll_proto),
+            LinkType::RawIp | LinkType::Other(_) => match ll_proto {
+                ETHERTYPE_IP => self.mcmp(OffRel::LinkHdr, 0, B, 0x40, 0xf0),
+                ETHERTYPE_IPV6 => self.mcmp(OffRel::LinkHdr, 0, B, 0x60, 0xf0),
+                _ => Node::Const(false),
+            },
+        }
+    }
+
+    // ---- protocols -----------------------------------------------------------------------
+
+    fn ipfrag(&self) -> Node {
+        // Not a later fragment: the fragment offset is zero.
+        let s = self.load_a(OffRel::LinkPl, 6, H);
+        Node::not(Node::test(s, JSET, K, 0x1fff))
+    }
+
+    /// `gen_proto`: `[ip|ip6|ether] proto N`.
+    pub(crate) fn proto(&self, v: u32, proto: Proto, dir: Dir) -> R<Node> {
+        if dir != Dir::Default {
+            return Err(CompileError::invalid("direction applied to 'proto'"));
+        }
+        match proto {
+            Proto::Default => {
+                let b0 = self.proto(v, Proto::Ip, dir)?;
+                let b1 = self.proto(v, Proto::Ip6, dir)?;
+                Ok(Node::or(b0, b1))
+            }
+            Proto::Link => Ok(self.linktype(v)),
+            Proto::Ip => Ok(Node::and(
+                self.linktype(ETHERTYPE_IP),
+                self.cmp(OffRel::LinkPl, 9, B, v),
+            )),
+            Proto::Ip6 => {
+                let b0 = self.linktype(ETHERTYPE_IPV6);
+                // Also look behind one fragment header, as libpcap does.
+                let b2 = self.cmp(OffRel::LinkPl, 6, B, IPPROTO_FRAGMENT);
+                let b1 = Node::and(b2, self.cmp(OffRel::LinkPl, 40, B, v));
+                let b2 = self.cmp(OffRel::LinkPl, 6, B, v);
+                Ok(Node::and(b0, Node::or(b2, b1)))
+            }
+            Proto::Arp => Err(CompileError::invalid(
+                "arp does not encapsulate another protocol",
+            )),
+            Proto::Rarp => Err(CompileError::invalid(
+                "rarp does not encapsulate another protocol",
+            )),
+            Proto::Undef => Err(CompileError::invalid("syntax error in filter expression")),
+            p => Err(CompileError::invalid(format!(
+                "'{} proto' is bogus",
+                p.name()
+            ))),
+        }
+    }
+
+    /// `gen_proto_abbrev`: a protocol name on its own (`tcp`, `ip6`, `arp`).
+    pub(crate) fn proto_abbrev(&self, p: Proto) -> R<Node> {
+        let d = Dir::Default;
+        match p {
+            Proto::Sctp => self.proto(IPPROTO_SCTP, Proto::Default, d),
+            Proto::Tcp => self.proto(IPPROTO_TCP, Proto::Default, d),
+            Proto::Udp => self.proto(IPPROTO_UDP, Proto::Default, d),
+            Proto::Icmp => self.proto(IPPROTO_ICMP, Proto::Ip, d),
+            Proto::Igmp => self.proto(IPPROTO_IGMP, Proto::Ip, d),
+            Proto::Igrp => self.proto(IPPROTO_IGRP, Proto::Ip, d),
+            Proto::Pim => self.proto(IPPROTO_PIM, Proto::Default, d),
+            Proto::Vrrp => self.proto(IPPROTO_VRRP, Proto::Ip, d),
+            Proto::Carp => self.proto(IPPROTO_CARP, Proto::Ip, d),
+            Proto::Ip => Ok(self.linktype(ETHERTYPE_IP)),
+            Proto::Arp => Ok(self.linktype(ETHERTYPE_ARP)),
+            Proto::Rarp => Ok(self.linktype(ETHERTYPE_REVARP)),
+            Proto::Ip6 => Ok(self.linktype(ETHERTYPE_IPV6)),
+            Proto::Icmp6 => self.proto(IPPROTO_ICMPV6, Proto::Ip6, d),
+            Proto::Ah => self.proto(IPPROTO_AH, Proto::Default, d),
+            Proto::Esp => self.proto(IPPROTO_ESP, Proto::Default, d),
+            Proto::Link => Err(CompileError::invalid("link layer applied in wrong context")),
+            Proto::Default | Proto::Undef => {
+                Err(CompileError::invalid("syntax error in filter expression"))
+            }
+        }
+    }
+
+    // ---- hosts and networks --------------------------------------------------------------
+
+    fn hostop(&self, addr: u32, mask: u32, dir: Dir, ll: u32, src: u32, dst: u32) -> R<Node> {
+        let offset = match dir {
+            Dir::Src => src,
+            Dir::Dst => dst,
+            Dir::And => {
+                let b0 = self.hostop(addr, mask, Dir::Src, ll, src, dst)?;
+                let b1 = self.hostop(addr, mask, Dir::Dst, ll, src, dst)?;
+                return Ok(Node::and(b0, b1));
+            }
+            Dir::Default | Dir::Or => {
+                let b0 = self.hostop(addr, mask, Dir::Src, ll, src, dst)?;
+                let b1 = self.hostop(addr, mask, Dir::Dst, ll, src, dst)?;
+                return Ok(Node::or(b0, b1));
+            }
+            Dir::Undef => return Err(CompileError::invalid("syntax error in filter expression")),
+        };
+        Ok(Node::and(
+            self.linktype(ll),
+            self.mcmp(OffRel::LinkPl, offset, W, addr, mask),
+        ))
+    }
+
+    fn host(&self, addr: u32, mask: u32, proto: Proto, dir: Dir, what: &str) -> R<Node> {
+        match proto {
+            Proto::Default => {
+                let b0 = self.host(addr, mask, Proto::Ip, dir, what)?;
+                let b1 = self.host(addr, mask, Proto::Arp, dir, what)?;
+                let b1 = Node::or(b0, b1);
+                let b0 = self.host(addr, mask, Proto::Rarp, dir, what)?;
+                Ok(Node::or(b1, b0))
+            }
+            Proto::Ip => self.hostop(addr, mask, dir, ETHERTYPE_IP, 12, 16),
+            Proto::Arp => self.hostop(addr, mask, dir, ETHERTYPE_ARP, 14, 24),
+            Proto::Rarp => self.hostop(addr, mask, dir, ETHERTYPE_REVARP, 14, 24),
+            Proto::Link => Err(CompileError::invalid(format!(
+                "link-layer modifier applied to {what}"
+            ))),
+            Proto::Ip6 => Err(CompileError::invalid("'ip6' modifier applied to ip host")),
+            Proto::Undef => Err(CompileError::invalid("syntax error in filter expression")),
+            p => Err(CompileError::invalid(format!(
+                "'{}' modifier applied to {what}",
+                p.name()
+            ))),
+        }
+    }
+
+    fn hostop6(&self, addr: &[u32; 4], mask: &[u32; 4], dir: Dir, src: u32, dst: u32) -> R<Node> {
+        let offset = match dir {
+            Dir::Src => src,
+            Dir::Dst => dst,
+            Dir::And => {
+                let b0 = self.hostop6(addr, mask, Dir::Src, src, dst)?;
+                let b1 = self.hostop6(addr, mask, Dir::Dst, src, dst)?;
+                return Ok(Node::and(b0, b1));
+            }
+            Dir::Default | Dir::Or => {
+                let b0 = self.hostop6(addr, mask, Dir::Src, src, dst)?;
+                let b1 = self.hostop6(addr, mask, Dir::Dst, src, dst)?;
+                return Ok(Node::or(b0, b1));
+            }
+            Dir::Undef => return Err(CompileError::invalid("syntax error in filter expression")),
+        };
+        let word = |i: usize| self.mcmp(OffRel::LinkPl, offset + 4 * i as u32, W, addr[i], mask[i]);
+        // libpcap builds word 3, then and-s 2, 1, 0 in front of it: the order run is 0..3.
+        let b = Node::and(word(0), Node::and(word(1), Node::and(word(2), word(3))));
+        Ok(Node::and(self.linktype(ETHERTYPE_IPV6), b))
+    }
+
+    fn host6(
+        &self,
+        addr: &[u32; 4],
+        mask: &[u32; 4],
+        proto: Proto,
+        dir: Dir,
+        what: &str,
+    ) -> R<Node> {
+        match proto {
+            Proto::Default | Proto::Ip6 => self.hostop6(addr, mask, dir, 8, 24),
+            Proto::Link => Err(CompileError::invalid(format!(
+                "link-layer modifier applied to ip6 {what}"
+            ))),
+            Proto::Undef => Err(CompileError::invalid("syntax error in filter expression")),
+            p => Err(CompileError::invalid(format!(
+                "'{}' modifier applied to ip6 {what}",
+                p.name()
+            ))),
+        }
+    }
+
+    fn ehostop(&self, mac: &[u8; 6], dir: Dir) -> R<Node> {
+        match dir {
+            Dir::Src => Ok(self.bcmp(OffRel::LinkHdr, 6, mac)),
+            Dir::Dst => Ok(self.bcmp(OffRel::LinkHdr, 0, mac)),
+            Dir::And => Ok(Node::and(
+                self.ehostop(mac, Dir::Src)?,
+                self.ehostop(mac, Dir::Dst)?,
+            )),
+            Dir::Default | Dir::Or => Ok(Node::or(
+                self.ehostop(mac, Dir::Src)?,
+                self.ehostop(mac, Dir::Dst)?,
+            )),
+            Dir::Undef => Err(CompileError::invalid("syntax error in filter expression")),
+        }
+    }
+
+    /// `gen_ecode`: a MAC address.
+    pub(crate) fn ecode(&self, mac: &[u8; 6], q: Qual) -> R<Node> {
+        if matches!(q.addr, Addr::Host | Addr::Default) && q.proto == Proto::Link {
+            if self.link != LinkType::Ethernet {
+                return Err(CompileError::invalid(
+                    "ethernet addresses supported only on ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel",
+                ));
+            }
+            return self.ehostop(mac, q.dir);
+        }
+        Err(CompileError::invalid(
+            "ethernet address used in non-ether expression",
+        ))
+    }
+
+    // ---- ports ---------------------------------------------------------------------------
+
+    fn portatom(&self, off: u32, v: u32) -> Node {
+        self.cmp(OffRel::TranIpv4, off, H, v)
+    }
+
+    fn portatom6(&self, off: u32, v: u32) -> Node {
+        self.cmp(OffRel::TranIpv6, off, H, v)
+    }
+
+    fn port_dir(&self, dir: Dir, atom: &dyn Fn(u32) -> Node) -> R<Node> {
+        Ok(match dir {
+            Dir::Src => atom(0),
+            Dir::Dst => atom(2),
+            Dir::And => Node::and(atom(0), atom(2)),
+            Dir::Default | Dir::Or => Node::or(atom(0), atom(2)),
+            Dir::Undef => return Err(CompileError::invalid("syntax error in filter expression")),
+        })
+    }
+
+    fn portop(&self, port: u32, proto: u32, dir: Dir) -> R<Node> {
+        let tmp = self.cmp(OffRel::LinkPl, 9, B, proto);
+        let b0 = Node::and(tmp, self.ipfrag());
+        let b1 = self.port_dir(dir, &|off| self.portatom(off, port))?;
+        Ok(Node::and(b0, b1))
+    }
+
+    fn portop6(&self, port: u32, proto: u32, dir: Dir) -> R<Node> {
+        let tmp = self.cmp(OffRel::LinkPl, 6, B, proto);
+        let b1 = self.port_dir(dir, &|off| self.portatom6(off, port))?;
+        Ok(Node::and(tmp, b1))
+    }
+
+    fn rangeop(&self, lo: u32, hi: u32, dir: Dir, v6: bool) -> R<Node> {
+        let (lo, hi) = if lo > hi { (hi, lo) } else { (lo, hi) };
+        let rel = if v6 {
+            OffRel::TranIpv6
+        } else {
+            OffRel::TranIpv4
+        };
+        let atom = |off: u32| -> Node {
+            let b1 = self.cmp_ge(rel, off, H, lo);
+            let b2 = Node::not(self.cmp_gt(rel, off, H, hi));
+            Node::and(b1, b2)
+        };
+        self.port_dir(dir, &atom)
+    }
+
+    fn any_transport(&self, ip_proto: u32, one: &dyn Fn(u32) -> R<Node>) -> R<Node> {
+        match ip_proto {
+            PROTO_UNDEF => {
+                let tmp = one(IPPROTO_TCP)?;
+                let b1 = Node::or(tmp, one(IPPROTO_UDP)?);
+                Ok(Node::or(one(IPPROTO_SCTP)?, b1))
+            }
+            p => one(p),
+        }
+    }
+
+    /// `gen_port` (IPv4) or-ed after `gen_port6`, as `gen_ncode`/`gen_scode` do.
+    fn port(&self, port: u32, ip_proto: u32, dir: Dir) -> R<Node> {
+        let v4 = Node::and(
+            self.linktype(ETHERTYPE_IP),
+            self.any_transport(ip_proto, &|p| self.portop(port, p, dir))?,
+        );
+        let v6 = Node::and(
+            self.linktype(ETHERTYPE_IPV6),
+            self.any_transport(ip_proto, &|p| self.portop6(port, p, dir))?,
+        );
+        Ok(Node::or(v6, v4))
+    }
+
+    fn portrange(&self, lo: u32, hi: u32, ip_proto: u32, dir: Dir) -> R<Node> {
+        let v4 = Node::and(
+            self.linktype(ETHERTYPE_IP),
+            self.any_transport(ip_proto, &|p| {
+                let tmp = self.cmp(OffRel::LinkPl, 9, B, p);
+                let b0 = Node::and(tmp, self.ipfrag());
+                Ok(Node::and(b0, self.rangeop(lo, hi, dir, false)?))
+            })?,
+        );
+        let v6 = Node::and(
+            self.linktype(ETHERTYPE_IPV6),
+            self.any_transport(ip_proto, &|p| {
+                let tmp = self.cmp(OffRel::LinkPl, 6, B, p);
+                Ok(Node::and(tmp, self.rangeop(lo, hi, dir, true)?))
+            })?,
+        );
+        Ok(Node::or(v6, v4))
+    }
+
+    fn port_proto(proto: Proto) -> R<u32> {
+        match proto {
+            Proto::Udp => Ok(IPPROTO_UDP),
+            Proto::Tcp => Ok(IPPROTO_TCP),
+            Proto::Sctp => Ok(IPPROTO_SCTP),
+            Proto::Default => Ok(PROTO_UNDEF),
+            _ => Err(CompileError::invalid("illegal qualifier of 'port'")),
+        }
+    }
+
+    /// Combines the protocol qualifier with the protocol a port name was found for.
+    fn named_port_proto(proto: Proto, found: PortProto, name: &str, what: &str) -> R<u32> {
+        let want = Self::port_proto(proto)?;
+        let found = match found {
+            PortProto::Any => PROTO_UNDEF,
+            PortProto::Tcp => IPPROTO_TCP,
+            PortProto::Udp => IPPROTO_UDP,
+        };
+        if want == PROTO_UNDEF {
+            return Ok(found);
+        }
+        if found != PROTO_UNDEF && found != want {
+            let is = if found == IPPROTO_TCP { "tcp" } else { "udp" };
+            return Err(CompileError::invalid(format!("{what} '{name}' is {is}")));
+        }
+        Ok(want)
+    }
+
+    // ---- identifiers with qualifiers ------------------------------------------------------
+
+    /// `gen_ncode`: a number or dotted address (`s`) read with qualifiers `q`.
+    pub(crate) fn ncode(&self, s: Option<&str>, v: u32, q: Qual) -> R<Node> {
+        let (mut v, vlen) = match s {
+            None => (v, 32),
+            Some(text) => atoin(text)
+                .ok_or_else(|| CompileError::invalid(format!("invalid IPv4 address '{text}'")))?,
+        };
+        match q.addr {
+            Addr::Default | Addr::Host | Addr::Net => {
+                if q.proto == Proto::Link {
+                    return Err(CompileError::invalid("illegal link layer address"));
+                }
+                let mut mask: u32 = 0xffff_ffff;
+                if s.is_none() && q.addr == Addr::Net {
+                    // Promote a short net number: `net 10` is 10.0.0.0/8.
+                    while v != 0 && (v & 0xff00_0000) == 0 {
+                        v <<= 8;
+                        mask <<= 8;
+                    }
+                } else {
+                    v = v.checked_shl(32 - vlen).unwrap_or(0);
+                    mask = mask.checked_shl(32 - vlen).unwrap_or(0);
+                }
+                let what = if q.addr == Addr::Net { "net" } else { "host" };
+                self.host(v, mask, q.proto, q.dir, what)
+            }
+            Addr::Port => {
+                let p = Self::port_proto(q.proto)?;
+                if v > 65535 {
+                    return Err(CompileError::invalid(format!(
+                        "illegal port number {v} > 65535"
+                    )));
+                }
+                self.port(v, p, q.dir)
+            }
+            Addr::Portrange => {
+                let p = Self::port_proto(q.proto)?;
+                if v > 65535 {
+                    return Err(CompileError::invalid(format!(
+                        "illegal port number {v} > 65535"
+                    )));
+                }
+                self.portrange(v, v, p, q.dir)
+            }
+            Addr::Proto => self.proto(v, q.proto, q.dir),
+            Addr::Undef => Err(CompileError::invalid("syntax error in filter expression")),
+        }
+    }
+
+    /// `gen_scode`: a name read with qualifiers `q`.
+    pub(crate) fn scode(&self, name: &str, q: Qual) -> R<Node> {
+        match q.addr {
+            Addr::Net => Err(CompileError::unsupported(format!(
+                "network names (`net {name}`); write the network as an address"
+            ))),
+            Addr::Default | Addr::Host => {
+                if q.proto == Proto::Link {
+                    Err(CompileError::unsupported(format!(
+                        "Ethernet host names (`ether host {name}`); write the MAC address"
+                    )))
+                } else {
+                    Err(CompileError::unsupported(format!(
+                        "host names (`{name}`); write the IP address (no DNS lookups in a filter)"
+                    )))
+                }
+            }
+            Addr::Port => {
+                // Check the qualifier before the name, as libpcap does.
+                Self::port_proto(q.proto)?;
+                let (port, found) = names::port(name)
+                    .ok_or_else(|| CompileError::invalid(format!("unknown port '{name}'")))?;
+                let p = Self::named_port_proto(q.proto, found, name, "port")?;
+                self.port(port.into(), p, q.dir)
+            }
+            Addr::Portrange => {
+                Self::port_proto(q.proto)?;
+                let (lo, hi, found) = names::port_range(name).ok_or_else(|| {
+                    CompileError::invalid(format!("unknown port in range '{name}'"))
+                })?;
+                let p = Self::named_port_proto(q.proto, found, name, "port in range")?;
+                for n in [lo, hi] {
+                    if n > 65535 {
+                        return Err(CompileError::invalid(format!(
+                            "illegal port number {n} > 65535"
+                        )));
+                    }
+                }
+                self.portrange(lo, hi, p, q.dir)
+            }
+            Addr::Proto => {
+                let v = match q.proto {
+                    Proto::Default | Proto::Ip | Proto::Ip6 => {
+                        names::ip_proto(name).ok_or_else(|| {
+                            CompileError::invalid(format!("unknown ip proto '{name}'"))
+                        })?
+                    }
+                    Proto::Link => names::ether_proto(name).ok_or_else(|| {
+                        CompileError::invalid(format!("unknown ether proto '{name}'"))
+                    })?,
+                    _ => {
+                        return Err(CompileError::invalid(format!("unknown protocol: {name}")));
+                    }
+                };
+                self.proto(v, q.proto, q.dir)
+            }
+            Addr::Undef => Err(CompileError::invalid("syntax error in filter expression")),
+        }
+    }
+
+    /// `gen_mcode`: `a.b.c.d/len` or `a.b.c.d mask m.m.m.m`.
+    pub(crate) fn mcode(&self, s1: &str, s2: Option<&str>, masklen: u32, q: Qual) -> R<Node> {
+        let bad = |s: &str| CompileError::invalid(format!("invalid IPv4 address '{s}'"));
+        let (n, nlen) = atoin(s1).ok_or_else(|| bad(s1))?;
+        let n = n.checked_shl(32 - nlen).unwrap_or(0);
+        let m = match s2 {
+            Some(s2) => {
+                let (m, mlen) = atoin(s2).ok_or_else(|| bad(s2))?;
+                let m = m.checked_shl(32 - mlen).unwrap_or(0);
+                if n & !m != 0 {
+                    return Err(CompileError::invalid(format!(
+                        "non-network bits set in \"{s1} mask {s2}\""
+                    )));
+                }
+                m
+            }
+            None => {
+                if masklen > 32 {
+                    return Err(CompileError::invalid("mask length must be <= 32"));
+                }
+                let m = if masklen == 0 {
+                    0
+                } else {
+                    0xffff_ffffu32 << (32 - masklen)
+                };
+                if n & !m != 0 {
+                    return Err(CompileError::invalid(format!(
+                        "non-network bits set in \"{s1}/{masklen}\""
+                    )));
+                }
+                m
+            }
+        };
+        match q.addr {
+            Addr::Net => self.host(n, m, q.proto, q.dir, "net"),
+            _ => Err(CompileError::invalid("Mask syntax for networks only")),
+        }
+    }
+
+    /// `gen_mcode6`: an IPv6 address, with a prefix length (128 without).
+    pub(crate) fn mcode6(&self, a: std::net::Ipv6Addr, masklen: u32, q: Qual) -> R<Node> {
+        if masklen > 128 {
+            return Err(CompileError::invalid("mask length must be <= 128"));
+        }
+        let bits = u128::from(a);
+        let mask: u128 = if masklen == 0 {
+            0
+        } else {
+            u128::MAX << (128 - masklen)
+        };
+        if bits & !mask != 0 {
+            return Err(CompileError::invalid(format!(
+                "non-network bits set in \"{a}/{masklen}\""
+            )));
+        }
+        let words = |x: u128| {
+            [
+                (x >> 96) as u32,
+                (x >> 64) as u32,
+                (x >> 32) as u32,
+                x as u32,
+            ]
+        };
+        match q.addr {
+            Addr::Default | Addr::Host | Addr::Net => {
+                if q.addr != Addr::Net && masklen != 128 {
+                    return Err(CompileError::invalid("Mask syntax for networks only"));
+                }
+                let what = if q.addr == Addr::Net { "net" } else { "host" };
+                self.host6(&words(bits), &words(mask), q.proto, q.dir, what)
+            }
+            Addr::Undef => Err(CompileError::invalid("syntax error in filter expression")),
+            _ => Err(CompileError::invalid(
+                "invalid qualifier against IPv6 address",
+            )),
+        }
+    }
+
+    // ---- other primitives ------------------------------------------------------------------
+
+    pub(crate) fn less(&self, n: u32) -> Node {
+        Node::not(Node::test(vec![stmt(LD | W | LEN, 0)], JGT, K, n))
+    }
+
+    pub(crate) fn greater(&self, n: u32) -> Node {
+        Node::test(vec![stmt(LD | W | LEN, 0)], JGE, K, n)
+    }
+
+    pub(crate) fn broadcast(&self, proto: Proto) -> R<Node> {
+        match proto {
+            Proto::Default | Proto::Link => {
+                if self.link != LinkType::Ethernet {
+                    return Err(CompileError::invalid("not a broadcast link"));
+                }
+                Ok(self.bcmp(OffRel::LinkHdr, 0, &[0xff; 6]))
+            }
+            Proto::Ip => Err(CompileError::unsupported(
+                "`ip broadcast` (it needs the interface's netmask, which a file has not)",
+            )),
+            _ => Err(CompileError::invalid(
+                "only link-layer/IP broadcast filters supported",
+            )),
+        }
+    }
+
+    pub(crate) fn multicast(&self, proto: Proto) -> R<Node> {
+        match proto {
+            Proto::Default | Proto::Link => {
+                if self.link != LinkType::Ethernet {
+                    return Err(CompileError::invalid(
+                        "link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel",
+                    ));
+                }
+                // ether[0] & 1 != 0
+                Ok(Node::test(self.load_a(OffRel::LinkHdr, 0, B), JSET, K, 1))
+            }
+            Proto::Ip => Ok(Node::and(
+                self.linktype(ETHERTYPE_IP),
+                self.cmp_ge(OffRel::LinkPl, 16, B, 224),
+            )),
+            Proto::Ip6 => Ok(Node::and(
+                self.linktype(ETHERTYPE_IPV6),
+                self.cmp(OffRel::LinkPl, 24, B, 255),
+            )),
+            _ => Err(CompileError::invalid(
+                "link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel",
+            )),
+        }
+    }
+
+    fn vlan_tpid_test(&self) -> Node {
+        let b0 = self.linktype(ETHERTYPE_8021Q);
+        let b1 = Node::or(b0, self.linktype(ETHERTYPE_8021AD));
+        Node::or(b1, self.linktype(ETHERTYPE_8021QINQ))
+    }
+
+    fn vlan_vid_test(&self, vid: u32) -> Node {
+        self.mcmp(OffRel::LinkPl, 0, H, vid, 0x0fff)
+    }
+
+    /// `gen_vlan`: `vlan` or `vlan ID`; shifts the offsets of what follows by the tag.
+    pub(crate) fn vlan(&mut self, vid: Option<u32>) -> R<Node> {
+        if let Some(v) = vid
+            && v > 0x0fff
+        {
+            return Err(CompileError::invalid(format!(
+                "VLAN tag {v} greater than maximum 4095"
+            )));
+        }
+        if self.link != LinkType::Ethernet {
+            return Err(CompileError::invalid(format!(
+                "no VLAN support for {}",
+                self.link.description()
+            )));
+        }
+        let outermost = self.vlan_stack_depth == 0
+            && self.off_linkpl.reg.is_none()
+            && self.off_linkpl.constant == 14;
+        let b = if self.mode == Mode::Live && outermost {
+            self.vlan_bpf_extensions(vid)?
+        } else {
+            let b0 = self.vlan_tpid_test();
+            let b = match vid {
+                Some(v) => Node::and(b0, self.vlan_vid_test(v)),
+                None => b0,
+            };
+            self.off_linkpl.constant += 4;
+            if let Some(o) = self.off_linktype.as_mut() {
+                o.constant += 4;
+            }
+            b
+        };
+        self.vlan_stack_depth += 1;
+        Ok(b)
+    }
+
+    /// Live sockets: the kernel took the outer tag off the frame and keeps it in metadata
+    /// (`SKF_AD_VLAN_TAG_PRESENT`/`SKF_AD_VLAN_TAG`); a tag still in the frame shifts the
+    /// offsets at run time, through scratch registers.
+    fn vlan_bpf_extensions(&mut self, vid: Option<u32>) -> R<Node> {
+        let present = vec![stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT)];
+        let b0 = Node::test(present, JEQ, K, 1);
+        let mut b_tpid = self.vlan_tpid_test();
+        let b_vid = vid.map(|v| self.vlan_vid_test(v));
+
+        // gen_vlan_patch_tpid_test: when no tag is in the metadata, the tag is in the frame:
+        // add 4 to both run-time offsets before testing its TPID.
+        self.is_vlan_vloffset = true;
+        let mut patch = Vec::new();
+        for which in 0..2 {
+            let reg = {
+                let cur = if which == 0 {
+                    self.off_linkpl.reg
+                } else {
+                    self.off_linktype.and_then(|o| o.reg)
+                };
+                match cur {
+                    Some(r) => r,
+                    None => {
+                        let r = self.alloc_reg()?;
+                        if which == 0 {
+                            self.off_linkpl.reg = Some(r);
+                        } else if let Some(o) = self.off_linktype.as_mut() {
+                            o.reg = Some(r);
+                        }
+                        r
+                    }
+                }
+            };
+            patch.extend([stmt(LD | MEM, reg), stmt(ALU | ADD | K, 4), stmt(ST, reg)]);
+        }
+        b_tpid.prepend(patch);
+        let mut b = Node::or(b0, b_tpid);
+
+        if let Some(Node::Test { stmts, code, k }) = b_vid {
+            // gen_vlan_patch_vid_test: A = the metadata TCI if present, else the frame's.
+            // As a tree: (present ? tci : frame) & 0xfff == vid, each side its own test.
+            let tci = vec![
+                stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG),
+                stmt(ALU | AND | K, 0x0fff),
+            ];
+            let present = Node::test(
+                vec![stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT)],
+                JEQ,
+                K,
+                1,
+            );
+            let from_meta = Node::Test {
+                stmts: tci,
+                code,
+                k,
+            };
+            let from_frame = Node::Test { stmts, code, k };
+            let vid_test = Node::or(
+                Node::and(present.clone(), from_meta),
+                Node::and(Node::not(present), from_frame),
+            );
+            b = Node::and(b, vid_test);
+        }
+        Ok(b)
+    }
+
+    // ---- arithmetic ------------------------------------------------------------------------
+
+    pub(crate) fn loadi(&mut self, v: u32) -> R<Arth> {
+        let reg = self.alloc_reg()?;
+        Ok(Arth {
+            stmts: vec![stmt(LD | IMM, v), stmt(ST, reg)],
+            reg,
+            checks: None,
+        })
+    }
+
+    pub(crate) fn loadlen(&mut self) -> R<Arth> {
+        let reg = self.alloc_reg()?;
+        Ok(Arth {
+            stmts: vec![stmt(LD | W | LEN, 0), stmt(ST, reg)],
+            reg,
+            checks: None,
+        })
+    }
+
+    /// `gen_load`: `proto[index : size]`.
+    pub(crate) fn load(&mut self, proto: Proto, mut inst: Arth, size: u32) -> R<Arth> {
+        let size = match size {
+            1 => B,
+            2 => H,
+            4 => W,
+            _ => return Err(CompileError::invalid("data size must be 1, 2, or 4")),
+        };
+        let index_to_x = |inst: &Arth| stmt(LDX | MEM, inst.reg);
+        let index_to_a = |inst: &Arth| stmt(LD | MEM, inst.reg);
+        match proto {
+            Proto::Link => {
+                // The link header never moves (the tags are after the addresses).
+                let mut s = vec![index_to_x(&inst)];
+                s.push(stmt(LD | IND | size, self.off_linkhdr.constant));
+                inst.stmts.extend(s);
+            }
+            Proto::Ip | Proto::Arp | Proto::Rarp | Proto::Ip6 => {
+                let mut s = match self.off_linkpl.reg {
+                    Some(r) => vec![
+                        stmt(LDX | MEM, r),
+                        index_to_a(&inst),
+                        stmt(ALU | ADD | X, 0),
+                        stmt(MISC | TAX, 0),
+                    ],
+                    None => vec![index_to_x(&inst)],
+                };
+                s.push(stmt(
+                    LD | IND | size,
+                    self.off_linkpl.constant + self.off_nl,
+                ));
+                inst.stmts.extend(s);
+                let b = self.proto_abbrev(proto)?;
+                inst.checks = Some(match inst.checks.take() {
+                    Some(c) => Node::and(c, b),
+                    None => b,
+                });
+            }
+            Proto::Sctp
+            | Proto::Tcp
+            | Proto::Udp
+            | Proto::Icmp
+            | Proto::Igmp
+            | Proto::Igrp
+            | Proto::Pim
+            | Proto::Vrrp
+            | Proto::Carp => {
+                let mut s = self.loadx_iphdrlen();
+                s.extend([
+                    index_to_a(&inst),
+                    stmt(ALU | ADD | X, 0),
+                    stmt(MISC | TAX, 0),
+                    stmt(LD | IND | size, self.off_linkpl.constant + self.off_nl),
+                ]);
+                inst.stmts.extend(s);
+                let mut b = Node::and(self.proto_abbrev(proto)?, self.ipfrag());
+                if let Some(c) = inst.checks.take() {
+                    b = Node::and(c, b);
+                }
+                inst.checks = Some(Node::and(self.proto_abbrev(Proto::Ip)?, b));
+            }
+            Proto::Icmp6 => {
+                let mut s = match self.off_linkpl.reg {
+                    Some(r) => vec![
+                        stmt(LDX | MEM, r),
+                        index_to_a(&inst),
+                        stmt(ALU | ADD | X, 0),
+                        stmt(MISC | TAX, 0),
+                    ],
+                    None => vec![index_to_x(&inst)],
+                };
+                s.push(stmt(
+                    LD | IND | size,
+                    self.off_linkpl.constant + self.off_nl + 40,
+                ));
+                inst.stmts.extend(s);
+                let b = Node::and(
+                    self.linktype(ETHERTYPE_IPV6),
+                    self.cmp(OffRel::LinkPl, 6, B, IPPROTO_ICMPV6),
+                );
+                inst.checks = Some(match inst.checks.take() {
+                    Some(c) => Node::and(c, b),
+                    None => b,
+                });
+            }
+            _ => return Err(CompileError::invalid("unsupported index operation")),
+        }
+        let reg = self.alloc_reg()?;
+        self.free_reg(inst.reg);
+        inst.reg = reg;
+        inst.stmts.push(stmt(ST, reg));
+        Ok(inst)
+    }
+
+    pub(crate) fn neg(&mut self, mut a: Arth) -> Arth {
+        a.stmts
+            .extend([stmt(LD | MEM, a.reg), stmt(ALU | NEG, 0), stmt(ST, a.reg)]);
+        a
+    }
+
+    /// `gen_arth`. Like libpcap, keeps only the left operand's protocol checks, and rejects
+    /// division by zero / big shifts when the right operand *starts* with that constant.
+    pub(crate) fn arth(&mut self, op: u16, mut a0: Arth, a1: Arth) -> R<Arth> {
+        let first_imm = match a1.stmts.first() {
+            Some(s) if s.code == LD | IMM => Some(s.k),
+            _ => None,
+        };
+        match (op, first_imm) {
+            (DIV, Some(0)) => return Err(CompileError::invalid("division by zero")),
+            (MOD, Some(0)) => return Err(CompileError::invalid("modulus by zero")),
+            (LSH | RSH, Some(k)) if k > 31 => {
+                return Err(CompileError::invalid("shift by more than 31 bits"));
+            }
+            _ => {}
+        }
+        a0.stmts.extend(a1.stmts);
+        a0.stmts.extend([
+            stmt(LDX | MEM, a1.reg),
+            stmt(LD | MEM, a0.reg),
+            stmt(ALU | X | op, 0),
+        ]);
+        self.free_reg(a0.reg);
+        self.free_reg(a1.reg);
+        a0.reg = self.alloc_reg()?;
+        a0.stmts.push(stmt(ST, a0.reg));
+        Ok(a0)
+    }
+
+    /// `gen_relation`: `a0 op a1`, negated for `<`, `<=` and `!=`.
+    pub(crate) fn relation(&mut self, op: u16, a0: Arth, a1: Arth, reversed: bool) -> Node {
+        let mut s = a0.stmts;
+        s.extend(a1.stmts);
+        s.push(stmt(LDX | MEM, a1.reg));
+        s.push(stmt(LD | MEM, a0.reg));
+        let mut b = if op == JEQ {
+            s.push(stmt(ALU | SUB | X, 0));
+            Node::test(s, JEQ, K, 0)
+        } else {
+            Node::test(s, op, X, 0)
+        };
+        if reversed {
+            b = Node::not(b);
+        }
+        self.free_reg(a0.reg);
+        self.free_reg(a1.reg);
+        let checks = match (a0.checks, a1.checks) {
+            (Some(c0), Some(c1)) => Some(Node::and(c0, c1)),
+            (c0, c1) => c0.or(c1),
+        };
+        match checks {
+            Some(c) => Node::and(c, b),
+            None => b,
+        }
+    }
+}
+
+/// `__pcap_atoin`: a dotted decimal address of 1 to 4 parts, and its length in bits.
+fn atoin(s: &str) -> Option<(u32, u32)> {
+    let mut addr: u32 = 0;
+    let mut len = 0;
+    for part in s.split('.') {
+        let mut n: u32 = 0;
+        for c in part.bytes() {
+            if n > 25 {
+                return None;
+            }
+            n = n * 10 + u32::from(c.wrapping_sub(b'0'));
+        }
+        if n > 255 {
+            return None;
+        }
+        addr = (addr << 8) | n;
+        len += 8;
+    }
+    Some((addr, len))
+}

@@ -1,0 +1,77 @@
+//! Why an expression did not compile.
+
+use std::fmt;
+
+/// What kind of failure a [`CompileError`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The expression is not well formed (`tcp and and`).
+    Syntax,
+    /// Well formed, but libpcap rejects it too (`udp proto 6`, `ip6 host 1.2.3.4`).
+    Invalid,
+    /// Valid pcap-filter syntax that this compiler deliberately does not implement; see the
+    /// list in the [module documentation](super).
+    NotSupported,
+}
+
+/// An expression that could not be compiled, with the column (1-based, in characters) where
+/// the problem was found when it is known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    /// What kind of failure this is.
+    pub kind: ErrorKind,
+    /// The 1-based column of the offending token, if known.
+    pub column: Option<usize>,
+    /// What went wrong, in tcpdump's words where tcpdump has any.
+    pub message: String,
+}
+
+impl CompileError {
+    pub(crate) fn syntax(column: usize, message: impl Into<String>) -> Self {
+        CompileError {
+            kind: ErrorKind::Syntax,
+            column: Some(column),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        CompileError {
+            kind: ErrorKind::Invalid,
+            column: None,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn unsupported(construct: impl Into<String>) -> Self {
+        CompileError {
+            kind: ErrorKind::NotSupported,
+            column: None,
+            message: format!("not supported: {}", construct.into()),
+        }
+    }
+
+    /// Sets the column if none is set yet (errors found by the code generator learn their
+    /// position from the parser that called it).
+    pub(crate) fn at(mut self, column: usize) -> Self {
+        self.column.get_or_insert(column);
+        self
+    }
+
+    /// The expression with a caret under the offending column, for terminals.
+    pub fn pointer(&self, expr: &str) -> Option<String> {
+        let col = self.column?;
+        Some(format!("{expr}\n{}^", " ".repeat(col.saturating_sub(1))))
+    }
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.column {
+            Some(col) => write!(f, "column {col}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for CompileError {}

@@ -1,0 +1,457 @@
+//! A packet corpus for the filter differential tests, built by hand from raw bytes, and the
+//! small pcap reader/writer and tcpdump runners those tests need.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use snoopy_capture::LinkType;
+use snoopy_capture::filter::Program;
+
+/// One corpus packet: captured bytes, length on the wire, and (for live-mode tests) the
+/// VLAN tag the kernel would have stripped.
+#[derive(Debug, Clone)]
+pub struct Pkt {
+    pub data: Vec<u8>,
+    pub wire_len: u32,
+}
+
+pub const MACS: [[u8; 6]; 5] = [
+    [0x02, 0x00, 0x00, 0x00, 0x00, 0x01],
+    [0x02, 0x00, 0x00, 0x00, 0x00, 0x02],
+    [0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+    [0x01, 0x00, 0x5e, 0x00, 0x00, 0x01],
+    [0x33, 0x33, 0x00, 0x00, 0x00, 0x01],
+];
+pub const IPS: [[u8; 4]; 7] = [
+    [10, 0, 0, 1],
+    [10, 0, 0, 2],
+    [192, 168, 1, 1],
+    [1, 2, 3, 4],
+    [224, 0, 0, 1],
+    [255, 255, 255, 255],
+    [10, 1, 2, 3],
+];
+pub const IP6S: [&str; 5] = ["::1", "fe80::1", "2001:db8::1", "2001:db8::2", "ff02::1"];
+pub const PORTS: [u16; 10] = [22, 53, 80, 443, 8080, 1, 5, 1024, 65535, 123];
+
+/// A tiny deterministic generator (xorshift64*), so corpora and random expressions are
+/// reproducible from a printed seed.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    pub fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len())]
+    }
+    pub fn chance(&mut self, percent: usize) -> bool {
+        self.below(100) < percent
+    }
+}
+
+fn ether(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend(dst);
+    f.extend(src);
+    f.extend(ethertype.to_be_bytes());
+    f.extend(payload);
+    f
+}
+
+/// Ethernet with VLAN tags (outermost first): `(tpid, tci)`.
+fn ether_tagged(
+    dst: [u8; 6],
+    src: [u8; 6],
+    tags: &[(u16, u16)],
+    ethertype: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend(dst);
+    f.extend(src);
+    for (tpid, tci) in tags {
+        f.extend(tpid.to_be_bytes());
+        f.extend(tci.to_be_bytes());
+    }
+    f.extend(ethertype.to_be_bytes());
+    f.extend(payload);
+    f
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ipv4(
+    src: [u8; 4],
+    dst: [u8; 4],
+    proto: u8,
+    options: usize,
+    frag: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let ihl = 5 + options / 4;
+    let total = (ihl * 4 + payload.len()) as u16;
+    let mut h = vec![(0x40 | ihl) as u8, 0];
+    h.extend(total.to_be_bytes());
+    h.extend([0x12, 0x34]);
+    h.extend(frag.to_be_bytes());
+    h.extend([64, proto, 0, 0]);
+    h.extend(src);
+    h.extend(dst);
+    h.extend(std::iter::repeat_n(1u8, options)); // NOP options
+    h.extend(payload);
+    h
+}
+
+fn ipv6(src: &str, dst: &str, next: u8, payload: &[u8]) -> Vec<u8> {
+    let s: std::net::Ipv6Addr = src.parse().unwrap();
+    let d: std::net::Ipv6Addr = dst.parse().unwrap();
+    let mut h = vec![0x60, 0, 0, 0];
+    h.extend((payload.len() as u16).to_be_bytes());
+    h.extend([next, 64]);
+    h.extend(s.octets());
+    h.extend(d.octets());
+    h.extend(payload);
+    h
+}
+
+fn tcp(sport: u16, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend(sport.to_be_bytes());
+    h.extend(dport.to_be_bytes());
+    h.extend([0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    h.extend(data);
+    h
+}
+
+fn udp(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend(sport.to_be_bytes());
+    h.extend(dport.to_be_bytes());
+    h.extend(((8 + data.len()) as u16).to_be_bytes());
+    h.extend([0, 0]);
+    h.extend(data);
+    h
+}
+
+fn sctp(sport: u16, dport: u16) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend(sport.to_be_bytes());
+    h.extend(dport.to_be_bytes());
+    h.extend([0; 8]);
+    h
+}
+
+fn icmp(ty: u8, code: u8) -> Vec<u8> {
+    vec![ty, code, 0, 0, 0, 1, 0, 1, 0xde, 0xad, 0xbe, 0xef]
+}
+
+fn arp(op: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Vec<u8> {
+    let mut h = vec![0, 1, 8, 0, 6, 4];
+    h.extend(op.to_be_bytes());
+    h.extend(sha);
+    h.extend(spa);
+    h.extend(tha);
+    h.extend(tpa);
+    h
+}
+
+/// The network-layer packets (ethertype, bytes) the corpus is made of.
+fn l3_packets(rng: &mut Rng) -> Vec<(u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    // TCP over IPv4 with every flag combination, over a spread of ports and addresses.
+    for flags in 0..=255u8 {
+        let (s, d) = (*rng.pick(&IPS), *rng.pick(&IPS));
+        let (sp, dp) = (*rng.pick(&PORTS), *rng.pick(&PORTS));
+        out.push((0x0800, ipv4(s, d, 6, 0, 0x4000, &tcp(sp, dp, flags, b"hi"))));
+    }
+    for _ in 0..120 {
+        let (s, d) = (*rng.pick(&IPS), *rng.pick(&IPS));
+        let (sp, dp) = (*rng.pick(&PORTS), *rng.pick(&PORTS));
+        let options = *rng.pick(&[0usize, 0, 4, 8, 40]);
+        let frag = *rng.pick(&[0u16, 0x4000, 0x2000, 0x0001, 0x00b9, 0x2010]);
+        let l4 = match rng.below(5) {
+            0 => (6, tcp(sp, dp, rng.next() as u8, b"data")),
+            1 => (17, udp(sp, dp, b"payload")),
+            2 => (132, sctp(sp, dp)),
+            3 => (1, icmp(*rng.pick(&[0u8, 3, 8, 11, 13]), rng.below(3) as u8)),
+            _ => (
+                *rng.pick(&[2u8, 9, 47, 50, 51, 103, 112, 89]),
+                vec![0x11; 20],
+            ),
+        };
+        out.push((0x0800, ipv4(s, d, l4.0, options, frag, &l4.1)));
+    }
+    // IPv6: TCP, UDP, SCTP, ICMPv6, with and without a fragment header, and other headers.
+    for _ in 0..120 {
+        let (s, d) = (*rng.pick(&IP6S), *rng.pick(&IP6S));
+        let (sp, dp) = (*rng.pick(&PORTS), *rng.pick(&PORTS));
+        let (next, l4) = match rng.below(5) {
+            0 => (6u8, tcp(sp, dp, rng.next() as u8, b"x")),
+            1 => (17, udp(sp, dp, b"y")),
+            2 => (132, sctp(sp, dp)),
+            3 => (58, icmp(*rng.pick(&[1u8, 128, 129, 135, 136]), 0)),
+            _ => (
+                *rng.pick(&[0u8, 43, 50, 51, 59, 103]),
+                vec![6, 0, 0, 0, 0, 0, 0, 0, 0, 80, 0, 80],
+            ),
+        };
+        let pkt = if rng.chance(25) {
+            // A fragment header (44) in front.
+            let mut fh = vec![next, 0, 0, *rng.pick(&[0u8, 1, 8]), 0, 0, 0, 7];
+            fh.extend(&l4);
+            ipv6(s, d, 44, &fh)
+        } else {
+            ipv6(s, d, next, &l4)
+        };
+        out.push((0x86dd, pkt));
+    }
+    // ARP and RARP.
+    for _ in 0..30 {
+        let (s, d) = (*rng.pick(&IPS), *rng.pick(&IPS));
+        let ty = *rng.pick(&[0x0806u16, 0x0806, 0x8035]);
+        out.push((ty, arp(rng.below(4) as u16, MACS[0], s, MACS[1], d)));
+    }
+    // Other ethertypes.
+    for ty in [
+        0x6003u16, 0x6004, 0x809b, 0x80f3, 0x8137, 0x9000, 0x88cc, 0x0801, 0x0600,
+    ] {
+        out.push((ty, vec![0x45; 40]));
+    }
+    out
+}
+
+/// The Ethernet corpus: every network-layer packet in a frame, plus VLAN-tagged and
+/// double-tagged frames, 802.3/LLC/SNAP frames, truncated frames and random bytes.
+pub fn ethernet_corpus(seed: u64) -> Vec<Pkt> {
+    let mut rng = Rng(seed | 1);
+    let mut out = Vec::new();
+    let l3 = l3_packets(&mut rng);
+    let whole = |data: Vec<u8>| Pkt {
+        wire_len: data.len() as u32,
+        data,
+    };
+    for (ty, p) in &l3 {
+        let (dst, src) = (*rng.pick(&MACS), *rng.pick(&MACS));
+        out.push(whole(ether(dst, src, *ty, p)));
+    }
+    for (i, (ty, p)) in l3.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let (dst, src) = (*rng.pick(&MACS), *rng.pick(&MACS));
+        let vid = *rng.pick(&[1u16, 5, 100, 4095, 0]);
+        let pcp = (rng.below(8) as u16) << 13;
+        let tpid = *rng.pick(&[0x8100u16, 0x8100, 0x88a8, 0x9100]);
+        let tags: Vec<(u16, u16)> = if i % 2 == 0 {
+            vec![(tpid, pcp | vid)]
+        } else {
+            vec![(0x88a8, vid), (0x8100, *rng.pick(&[5u16, 7, 100]))]
+        };
+        out.push(whole(ether_tagged(dst, src, &tags, *ty, p)));
+    }
+    // 802.3 frames with LLC (IP SAP, ISO, NetBEUI, IPX, STP) and SNAP (AppleTalk, AARP, IPX).
+    let llc_payloads: Vec<Vec<u8>> = vec![
+        vec![0x06, 0x06, 0x03, 1, 2, 3],
+        vec![0xfe, 0xfe, 0x03, 0x81, 1, 2],
+        vec![0xf0, 0xf0, 0x03, 1, 2, 3],
+        vec![0xe0, 0xe0, 0x03, 0xff, 0xff, 0],
+        vec![0xff, 0xff, 0, 0, 0, 0],
+        vec![0x42, 0x42, 0x03, 0, 0, 0],
+        vec![0x64, 0x64, 0x03, 0, 0, 0],
+        vec![0xaa, 0xaa, 0x03, 0x08, 0x00, 0x07, 0x80, 0x9b, 1, 2],
+        vec![0xaa, 0xaa, 0x03, 0, 0, 0, 0x80, 0xf3, 1, 2],
+        vec![0xaa, 0xaa, 0x03, 0, 0, 0, 0x81, 0x37, 1, 2],
+    ];
+    for p in &llc_payloads {
+        let mut body = p.clone();
+        body.resize(46, 0);
+        out.push(whole(ether(MACS[0], MACS[1], body.len() as u16, &body)));
+    }
+    // Truncated captures (snaplen cut) of some frames, and short frames.
+    for i in (0..out.len()).step_by(7).collect::<Vec<_>>() {
+        let full = out[i].clone();
+        let cut = *rng.pick(&[6usize, 12, 13, 14, 20, 23, 30, 34, 38, 40, 54, 56]);
+        if cut < full.data.len() {
+            out.push(Pkt {
+                data: full.data[..cut].to_vec(),
+                wire_len: full.wire_len,
+            });
+        }
+    }
+    for n in [0usize, 1, 5, 13, 14, 15] {
+        out.push(whole(vec![0x08; n]));
+    }
+    // Random bytes, some of them with an IP ethertype.
+    for _ in 0..60 {
+        let n = rng.below(90);
+        let mut data: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+        if n >= 14 && rng.chance(50) {
+            let ty: [u8; 2] = *rng.pick(&[[8u8, 0], [0x86, 0xdd], [8, 6], [0x81, 0]]);
+            data[12..14].copy_from_slice(&ty);
+        }
+        out.push(whole(data));
+    }
+    out
+}
+
+/// Converts an Ethernet frame to the same packet under another link type (`None` when the
+/// frame has no equivalent there, e.g. a VLAN-tagged frame under raw IP).
+pub fn convert(p: &Pkt, link: LinkType, seed: usize) -> Option<Pkt> {
+    if link == LinkType::Ethernet {
+        return Some(p.clone());
+    }
+    let d = &p.data;
+    let cut = d.len() < p.wire_len as usize;
+    if d.len() < 14 {
+        return (link == LinkType::RawIp).then(|| p.clone());
+    }
+    let ty = u16::from_be_bytes([d[12], d[13]]);
+    let (proto, payload) = if ty <= 1500 {
+        (0x0004, &d[14..])
+    } else {
+        (ty, &d[14..])
+    };
+    let grow = |hdr: Vec<u8>| {
+        let mut data = hdr;
+        let extra = data.len() as u32;
+        data.extend(payload);
+        Some(Pkt {
+            data,
+            wire_len: p.wire_len - 14 + extra,
+        })
+    };
+    match link {
+        LinkType::LinuxSll => {
+            let mut h = vec![0, (seed % 5) as u8, 0, 1, 0, 6];
+            h.extend(&d[6..12]);
+            h.extend([0, 0]);
+            h.extend(proto.to_be_bytes());
+            grow(h)
+        }
+        LinkType::LinuxSll2 => {
+            let mut h = proto.to_be_bytes().to_vec();
+            h.extend([0, 0, 0, 0, 0, 2, 0, 1, (seed % 5) as u8, 6]);
+            h.extend(&d[6..12]);
+            h.extend([0, 0]);
+            grow(h)
+        }
+        LinkType::RawIp => {
+            if (ty == 0x0800 || ty == 0x86dd) && !cut {
+                Some(Pkt {
+                    data: payload.to_vec(),
+                    wire_len: payload.len() as u32,
+                })
+            } else if seed.is_multiple_of(4) {
+                Some(Pkt {
+                    data: payload.to_vec(),
+                    wire_len: p.wire_len - 14,
+                })
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Writes a classic pcap file; packet `i` gets the timestamp `i` seconds, so tcpdump's
+/// output maps back to indices.
+pub fn write_pcap(path: &Path, link: LinkType, pkts: &[Pkt]) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    f.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
+    f.write_all(&2u16.to_le_bytes())?;
+    f.write_all(&4u16.to_le_bytes())?;
+    f.write_all(&[0; 8])?;
+    f.write_all(&262_144u32.to_le_bytes())?;
+    f.write_all(&link.number().to_le_bytes())?;
+    for (i, p) in pkts.iter().enumerate() {
+        f.write_all(&(i as u32).to_le_bytes())?;
+        f.write_all(&0u32.to_le_bytes())?;
+        f.write_all(&(p.data.len() as u32).to_le_bytes())?;
+        f.write_all(&p.wire_len.to_le_bytes())?;
+        f.write_all(&p.data)?;
+    }
+    f.flush()
+}
+
+/// The timestamps (= indices) of the packets in a classic pcap byte stream.
+pub fn pcap_indices(bytes: &[u8]) -> Result<Vec<usize>, String> {
+    if bytes.len() < 24 {
+        return Err(format!("pcap output too short ({} bytes)", bytes.len()));
+    }
+    let mut out = Vec::new();
+    let mut pos = 24;
+    while pos + 16 <= bytes.len() {
+        let ts = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap());
+        let caplen = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        out.push(ts as usize);
+        pos += 16 + caplen;
+    }
+    Ok(out)
+}
+
+/// Fails the test when tcpdump is not installed: these tests must not pass silently.
+pub fn require_tcpdump() {
+    let ok = Command::new("tcpdump")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "tcpdump is required for the filter differential tests (apt-get install tcpdump)"
+    );
+}
+
+/// What tcpdump does with `expr`: the indices it keeps from `pcap`, or its error.
+pub fn tcpdump_keeps(pcap: &Path, expr_file: &Path, expr: &str) -> Result<Vec<usize>, String> {
+    std::fs::write(expr_file, expr).map_err(|e| e.to_string())?;
+    let out = Command::new("tcpdump")
+        .args(["-r"])
+        .arg(pcap)
+        .args(["-w", "-", "-F"])
+        .arg(expr_file)
+        .output()
+        .map_err(|e| format!("running tcpdump: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    pcap_indices(&out.stdout)
+}
+
+/// libpcap's own program for `expr` (`tcpdump -ddd -y LINK`), or its error.
+pub fn libpcap_program(link: LinkType, expr_file: &Path, expr: &str) -> Result<Program, String> {
+    std::fs::write(expr_file, expr).map_err(|e| e.to_string())?;
+    let out = Command::new("tcpdump")
+        .args(["-ddd", "-y", link.name(), "-F"])
+        .arg(expr_file)
+        .output()
+        .map_err(|e| format!("running tcpdump: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Program::from_ddd(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())
+}
+
+/// The indices of the packets `prog` accepts; also checks that the decoded fast path
+/// ([`Program::matcher`]) returns exactly what the reference interpreter returns.
+pub fn keeps(prog: &Program, pkts: &[Pkt]) -> Vec<usize> {
+    let fast = prog.matcher();
+    pkts.iter()
+        .enumerate()
+        .filter(|(i, p)| {
+            let slow = prog.matches(&p.data, p.wire_len, None);
+            assert_eq!(
+                fast.matches(&p.data, p.wire_len, None),
+                slow,
+                "Matcher and Program::matches disagree on packet {i}"
+            );
+            slow != 0
+        })
+        .map(|(i, _)| i)
+        .collect()
+}

@@ -1,0 +1,253 @@
+//! Differential tests of the filter compiler against libpcap (through tcpdump).
+//!
+//! - Hand-written expressions (`filter_exprs.txt`), for every supported link type: the
+//!   packets `tcpdump -r corpus.pcap -w - EXPR` keeps must be exactly the packets our
+//!   compiled program keeps in our interpreter. The same run checks the interpreter itself:
+//!   libpcap's own program for EXPR (`tcpdump -ddd`) run by our interpreter must keep that
+//!   same set too.
+//! - Random expressions generated from the grammar (seeded; `FILTER_SEED` and
+//!   `FILTER_CASES` override): our program and libpcap's program, both in the interpreter
+//!   proven above, must agree on every corpus packet, and on whether the expression is valid.
+//! - Expressions libpcap rejects must be rejected by us.
+//!
+//! tcpdump is required: the tests fail, not skip, without it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use snoopy_capture::LinkType;
+use snoopy_capture::filter::{CompileError, ErrorKind, Mode, compile};
+
+use crate::filter_corpus::*;
+
+const LINKS: [LinkType; 4] = [
+    LinkType::Ethernet,
+    LinkType::LinuxSll,
+    LinkType::LinuxSll2,
+    LinkType::RawIp,
+];
+const SNAPLEN: u32 = 262_144;
+
+fn hand_written() -> Vec<String> {
+    include_str!("filter_exprs.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect()
+}
+
+struct Corpus {
+    _dir: tempfile::TempDir,
+    files: Vec<(LinkType, PathBuf, Vec<Pkt>)>,
+    dir: PathBuf,
+}
+
+fn corpus() -> Corpus {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let eth = ethernet_corpus(0x5eed_f11e);
+    let mut files = Vec::new();
+    for link in LINKS {
+        let pkts: Vec<Pkt> = eth
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| convert(p, link, i))
+            .collect();
+        let path = dir.path().join(format!("{}.pcap", link.name()));
+        write_pcap(&path, link, &pkts).expect("write corpus");
+        files.push((link, path, pkts));
+    }
+    Corpus {
+        dir: dir.path().to_path_buf(),
+        _dir: dir,
+        files,
+    }
+}
+
+/// Runs `f` over `items` on a few threads; `f` gets a per-thread scratch file path.
+fn par_map<T: Sync, U: Send>(items: &[T], dir: &Path, f: impl Fn(&T, &Path) -> U + Sync) -> Vec<U> {
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(t, part)| {
+                let f = &f;
+                let scratch = dir.join(format!("expr-{t}-{:?}", std::thread::current().id()));
+                s.spawn(move || part.iter().map(|x| f(x, &scratch)).collect::<Vec<U>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker panicked"))
+            .collect()
+    })
+}
+
+fn diff(a: &[usize], b: &[usize]) -> String {
+    let (sa, sb): (BTreeSet<_>, BTreeSet<_>) = (a.iter().collect(), b.iter().collect());
+    let only_a: Vec<_> = sa.difference(&sb).take(8).collect();
+    let only_b: Vec<_> = sb.difference(&sa).take(8).collect();
+    format!("only tcpdump/libpcap: {only_a:?}, only ours: {only_b:?}")
+}
+
+#[test]
+fn hand_written_expressions_match_tcpdump() {
+    require_tcpdump();
+    let exprs = hand_written();
+    assert!(exprs.len() >= 300, "{} expressions", exprs.len());
+    let c = corpus();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (link, path, pkts) in &c.files {
+        let results = par_map(&exprs, &c.dir, |expr, scratch| {
+            let truth = tcpdump_keeps(path, scratch, expr);
+            let theirs = libpcap_program(*link, scratch, expr);
+            let ours = compile(expr, *link, Mode::File, SNAPLEN);
+            (expr.clone(), truth, theirs, ours)
+        });
+        for (expr, truth, theirs, ours) in results {
+            let tag = format!("[{}] {expr:?}", link.name());
+            match (&truth, &ours) {
+                (Err(_), Err(_)) => {}
+                (Err(t), Ok(_)) => {
+                    failures.push(format!("{tag}: tcpdump rejects ({t}), we accept"))
+                }
+                (Ok(_), Err(e)) if e.kind == ErrorKind::NotSupported => {}
+                (Ok(_), Err(e)) => failures.push(format!("{tag}: tcpdump accepts, we reject: {e}")),
+                (Ok(t), Ok(prog)) => {
+                    compared += 1;
+                    let mine = keeps(prog, pkts);
+                    if *t != mine {
+                        failures.push(format!("{tag}: ours differs: {}", diff(t, &mine)));
+                    }
+                    match &theirs {
+                        Ok(lp) => {
+                            let via = keeps(lp, pkts);
+                            if *t != via {
+                                failures.push(format!(
+                                    "{tag}: interpreter running libpcap's program differs from tcpdump: {}",
+                                    diff(t, &via)
+                                ));
+                            }
+                        }
+                        Err(e) => failures.push(format!("{tag}: tcpdump -ddd failed: {e}")),
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} disagreements with tcpdump:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    // Most expressions must have been compared for real, not just rejected by both.
+    assert!(compared > exprs.len() * 2, "only {compared} comparisons");
+}
+
+#[test]
+fn rejected_expressions_are_rejected() {
+    require_tcpdump();
+    let bad = [
+        "", // placeholder replaced below: the empty expression is valid (accept all)
+        "tcp and",
+        "and tcp",
+        "tcp or or udp",
+        "(tcp",
+        "tcp)",
+        "host",
+        "port",
+        "port 70000",
+        "port 08",
+        "portrange 1-70000",
+        "tcp and 80",
+        "1.2.3.4",
+        "80",
+        "not 80",
+        "(port 22) or 23",
+        "less 1 or greater 2 or 3",
+        "udp proto 6",
+        "tcp proto 6",
+        "arp proto 6",
+        "ip6 host 1.2.3.4",
+        "ip host ::1",
+        "tcp host 1.2.3.4",
+        "host 1:2:3:4:5:6",
+        "ether host 1.2.3.4",
+        "ether proto ip",
+        "ip proto igmp",
+        "net 10.0.0.1/8",
+        "net 10.0.0.0/33",
+        "host 10.0.0.0/8",
+        "net 2001:db8::1/32",
+        "port 1.2.3.4",
+        "src proto 6",
+        "ether[0:3] = 1",
+        "ether[0] / 0 = 1",
+        "ether[0] % 0 = 1",
+        "ether[1] / ether[0] = 1",
+        "ether[0] << 32 = 1",
+        "ether[0] >> 40 = 1",
+        "ether[0] = 5-1",
+        "len-1 > 5",
+        "ether[0] =",
+        "= 1",
+        "ip[0] = 1 or 2",
+        "tcp port 80 and 1.2.3.4",
+        "port foo-bar-nope",
+        "port nosuchservice",
+        "udp port ssh",
+        "tcp port ntp",
+        "vlan 5000",
+        "ip multicast or ether[",
+        "host 999.1.1.1",
+        "link",
+        "ah[0] = 1",
+        "host 1.2.3.4 $",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("expr");
+    let mut failures = Vec::new();
+    for expr in bad.iter().skip(1) {
+        let theirs = libpcap_program(LinkType::Ethernet, &scratch, expr);
+        let ours = compile(expr, LinkType::Ethernet, Mode::File, SNAPLEN);
+        match (&theirs, &ours) {
+            (Err(_), Err(_)) => {}
+            (Ok(_), _) => failures.push(format!(
+                "{expr:?}: expected tcpdump to reject it, it accepts"
+            )),
+            (Err(t), Ok(_)) => failures.push(format!("{expr:?}: tcpdump rejects ({t}), we accept")),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The empty expression accepts everything, in both.
+    let all = compile("", LinkType::Ethernet, Mode::File, SNAPLEN).unwrap();
+    assert_ne!(all.matches(&[], 0, None), 0);
+}
+
+#[test]
+fn syntax_errors_point_at_the_column() {
+    let e: CompileError =
+        compile("tcp and and udp", LinkType::Ethernet, Mode::File, SNAPLEN).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    assert_eq!(e.column, Some(9), "{e}");
+    let e = compile(
+        "port 80 or (443 and tcp)",
+        LinkType::Ethernet,
+        Mode::File,
+        SNAPLEN,
+    )
+    .unwrap_err();
+    assert_eq!(e.column, Some(21), "{e}");
+    let e = compile("host example.com", LinkType::Ethernet, Mode::File, SNAPLEN).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotSupported);
+    assert!(e.message.starts_with("not supported: host names"), "{e}");
+    let e = compile("gateway foo", LinkType::Ethernet, Mode::File, SNAPLEN).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotSupported, "{e}");
+    assert_eq!(e.pointer("gateway foo").unwrap(), "gateway foo\n^");
+}

@@ -1,0 +1,349 @@
+//! Random filter expressions generated from the pcap-filter grammar, compared with
+//! libpcap's own program for the same expression (`tcpdump -ddd`), both run by our
+//! interpreter on the corpus. The interpreter itself is checked against `tcpdump -r` by
+//! `filter_diff::hand_written_expressions_match_tcpdump`.
+//!
+//! `FILTER_SEED=N` replays a run, `FILTER_CASES=N` changes how many expressions (default
+//! 3000); the seed is printed on failure.
+
+use snoopy_capture::LinkType;
+use snoopy_capture::filter::{Mode, compile};
+
+use crate::filter_corpus::*;
+
+const PNAMES_ADDR: [&str; 4] = ["ip", "arp", "rarp", "ip6"];
+const PNAMES_PORT: [&str; 3] = ["tcp", "udp", "sctp"];
+const PNAMES_ALL: [&str; 17] = [
+    "ether", "ip", "ip6", "arp", "rarp", "tcp", "udp", "icmp", "icmp6", "sctp", "igmp", "igrp",
+    "pim", "vrrp", "carp", "ah", "esp",
+];
+const PNAMES_INDEX: [&str; 10] = [
+    "ether", "ip", "ip6", "arp", "tcp", "udp", "icmp", "icmp6", "sctp", "igmp",
+];
+const PORT_NAMES: [&str; 8] = [
+    "http", "https", "ssh", "domain", "ntp", "snmp", "bgp", "telnet",
+];
+const CONSTS: [&str; 10] = [
+    "tcpflags",
+    "tcp-syn",
+    "tcp-ack",
+    "tcp-fin",
+    "tcp-rst",
+    "icmptype",
+    "icmp-echo",
+    "icmp-echoreply",
+    "icmp6-echo",
+    "tcp-push",
+];
+
+/// splitmix64, so that nearby seeds give unrelated streams.
+pub(crate) fn mix(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) | 1
+}
+
+pub(crate) struct G {
+    pub(crate) rng: Rng,
+}
+
+impl G {
+    fn ipv4(&mut self) -> String {
+        let ip = *self.rng.pick(&IPS);
+        format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3])
+    }
+
+    fn id(&mut self, depth: usize) -> String {
+        match self.rng.below(if depth > 2 { 11 } else { 14 }) {
+            0 | 1 => self.ipv4(),
+            2 => {
+                let ip = *self.rng.pick(&IPS);
+                let len = *self.rng.pick(&[0u32, 8, 16, 24, 32, 12]);
+                let m = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+                let n = u32::from_be_bytes(ip) & m;
+                let n = n.to_be_bytes();
+                format!("{}.{}.{}.{}/{len}", n[0], n[1], n[2], n[3])
+            }
+            3 => format!("{}", self.rng.pick(&PORTS)),
+            4 => self.rng.pick(&IP6S).to_string(),
+            5 => {
+                let m = *self.rng.pick(&MACS);
+                format!(
+                    "{:x}:{:x}:{:x}:{:x}:{:x}:{:x}",
+                    m[0], m[1], m[2], m[3], m[4], m[5]
+                )
+            }
+            6 => self.rng.pick(&PORT_NAMES).to_string(),
+            7 => {
+                let (a, b) = (*self.rng.pick(&PORTS), *self.rng.pick(&PORTS));
+                format!("{a}-{b}")
+            }
+            8 => format!("{}", self.rng.below(4)),
+            9 => {
+                let ip = *self.rng.pick(&IPS);
+                format!("{}.{}", ip[0], ip[1])
+            }
+            10 => format!(
+                "{}/{}",
+                self.rng.pick(&["2001:db8::", "fe80::", "::"]),
+                self.rng.pick(&[0, 10, 32, 64])
+            ),
+            11 => format!("not {}", self.id(depth + 1)),
+            _ => format!(
+                "({} {} {})",
+                self.id(depth + 1),
+                self.rng.pick(&["and", "or"]),
+                self.id(depth + 1)
+            ),
+        }
+    }
+
+    fn head(&mut self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let aqual = *self
+            .rng
+            .pick(&["host", "net", "port", "portrange", "proto", "", ""]);
+        let pq = match aqual {
+            "port" | "portrange" => *self.rng.pick(&PNAMES_PORT),
+            "proto" => *self.rng.pick(&["ip", "ip6", "ether", ""]),
+            _ => *self.rng.pick(&PNAMES_ADDR),
+        };
+        if self.rng.chance(50) || aqual.is_empty() {
+            parts.push(pq.to_string());
+        }
+        if aqual != "proto" && (self.rng.chance(40) || aqual.is_empty()) {
+            parts.push(
+                self.rng
+                    .pick(&["src", "dst", "src or dst", "src and dst", "dst or src"])
+                    .to_string(),
+            );
+        }
+        if !aqual.is_empty() {
+            parts.push(aqual.to_string());
+        }
+        parts.retain(|p| !p.is_empty());
+        if parts.is_empty() {
+            parts.push("host".into());
+        }
+        parts.join(" ")
+    }
+
+    fn arth(&mut self, depth: usize) -> String {
+        match self.rng.below(if depth > 2 { 4 } else { 9 }) {
+            0 => format!("{}", self.rng.below(300)),
+            1 => self.rng.pick(&CONSTS).to_string(),
+            2 => format!(
+                "{}",
+                self.rng
+                    .pick(&[0, 1, 2, 6, 12, 13, 14, 20, 23, 0x800, 0x45])
+            ),
+            3 => {
+                let p = *self.rng.pick(&PNAMES_INDEX);
+                let idx = if self.rng.chance(70) {
+                    format!("{}", self.rng.below(60))
+                } else {
+                    self.arth(depth + 1)
+                };
+                if self.rng.chance(40) {
+                    format!("{p}[{idx}:{}]", self.rng.pick(&[1, 2, 4]))
+                } else {
+                    format!("{p}[{idx}]")
+                }
+            }
+            4 | 5 => format!(
+                "{} {} {}",
+                self.arth(depth + 1),
+                self.rng
+                    .pick(&["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"]),
+                self.arth(depth + 1)
+            ),
+            6 => format!("({})", self.arth(depth + 1)),
+            7 => "len".into(),
+            _ => format!("-{}", self.arth(depth + 1)),
+        }
+    }
+
+    fn term(&mut self, depth: usize) -> String {
+        match self.rng.below(if depth > 3 { 9 } else { 12 }) {
+            0..=2 => format!("{} {}", self.head(), self.id(depth)),
+            3 => self.rng.pick(&PNAMES_ALL).to_string(),
+            4 | 5 => format!(
+                "{} {} {}",
+                self.arth(depth),
+                self.rng.pick(&["=", "==", "!=", ">", "<", ">=", "<="]),
+                self.arth(depth)
+            ),
+            6 => self
+                .rng
+                .pick(&[
+                    "broadcast",
+                    "multicast",
+                    "ip multicast",
+                    "ip6 multicast",
+                    "ether broadcast",
+                ])
+                .to_string(),
+            7 => format!(
+                "{} {}",
+                self.rng.pick(&["less", "greater"]),
+                self.rng.below(120)
+            ),
+            8 => match self.rng.below(3) {
+                0 => "vlan".into(),
+                _ => format!("vlan {}", self.rng.pick(&[0, 1, 5, 100, 4095])),
+            },
+            9 => format!("not {}", self.term(depth + 1)),
+            _ => format!("({})", self.expr(depth + 1)),
+        }
+    }
+
+    pub(crate) fn expr(&mut self, depth: usize) -> String {
+        let mut s = self.term(depth);
+        let n = self.rng.below(if depth > 1 { 2 } else { 4 });
+        for _ in 0..n {
+            let op = *self.rng.pick(&["and", "or", "&&", "||"]);
+            let rhs = if self.rng.chance(30) {
+                self.id(depth + 1)
+            } else {
+                self.term(depth + 1)
+            };
+            s = format!("{s} {op} {rhs}");
+        }
+        s
+    }
+}
+
+/// `FILTER_SEED`, or a fresh seed from the clock.
+pub(crate) fn seed() -> u64 {
+    std::env::var("FILTER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+}
+
+#[test]
+fn random_expressions_agree_with_libpcap() {
+    require_tcpdump();
+    let seed = seed();
+    let cases: usize = std::env::var("FILTER_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
+    let mut g = G {
+        rng: Rng(mix(seed)),
+    };
+    let exprs: Vec<(LinkType, String)> = (0..cases)
+        .map(|i| {
+            // Mostly Ethernet (where everything applies), some of each other link type.
+            let link = match i % 8 {
+                5 => LinkType::LinuxSll,
+                6 => LinkType::LinuxSll2,
+                7 => LinkType::RawIp,
+                _ => LinkType::Ethernet,
+            };
+            (link, g.expr(0))
+        })
+        .collect();
+    let eth = ethernet_corpus(mix(seed ^ 0x9e37_79b9_7f4a_7c15));
+    let corpora: Vec<(LinkType, Vec<Pkt>)> = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::RawIp,
+    ]
+    .into_iter()
+    .map(|l| {
+        (
+            l,
+            eth.iter()
+                .enumerate()
+                .filter_map(|(i, p)| convert(p, l, i))
+                .collect(),
+        )
+    })
+    .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(2, 8);
+    let chunk = exprs.len().div_ceil(threads);
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let hs: Vec<_> = exprs
+            .chunks(chunk)
+            .enumerate()
+            .map(|(t, part)| {
+                let scratch = dir.path().join(format!("e{t}"));
+                let corpora = &corpora;
+                s.spawn(move || {
+                    let mut fails = Vec::new();
+                    for (link, expr) in part {
+                        let pkts = &corpora.iter().find(|(l, _)| l == link).unwrap().1;
+                        let theirs = libpcap_program(*link, &scratch, expr);
+                        let ours = compile(expr, *link, Mode::File, 262_144);
+                        let tag = format!("[{}] {expr:?}", link.name());
+                        match (theirs, ours) {
+                            (Err(_), Err(_)) => {}
+                            (Err(t), Ok(_)) => fails.push(format!("{tag}: libpcap rejects ({t}), we accept")),
+                            (Ok(_), Err(e)) => fails.push(format!("{tag}: libpcap accepts, we reject: {e}")),
+                            (Ok(lp), Ok(op)) => {
+                                for (i, p) in pkts.iter().enumerate() {
+                                    let a = lp.matches(&p.data, p.wire_len, None) != 0;
+                                    let b = op.matches(&p.data, p.wire_len, None) != 0;
+                                    if a != b {
+                                        fails.push(format!(
+                                            "{tag}: packet {i} ({} of {} bytes): libpcap {a}, ours {b}",
+                                            p.data.len(),
+                                            p.wire_len
+                                        ));
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    fails
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "FILTER_SEED={seed}: {} of {cases} random expressions disagree with libpcap:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(60)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// Debugging aid: `FILTER_EXPR='...' cargo test -p snoopy-capture --test tests show_program
+/// -- --ignored --nocapture` prints our program and libpcap's.
+#[test]
+#[ignore]
+fn show_program() {
+    let expr = std::env::var("FILTER_EXPR").unwrap_or_else(|_| "tcp port 80".into());
+    let link = match std::env::var("FILTER_LINK").as_deref() {
+        Ok("RAW") => LinkType::RawIp,
+        Ok("LINUX_SLL") => LinkType::LinuxSll,
+        Ok("LINUX_SLL2") => LinkType::LinuxSll2,
+        _ => LinkType::Ethernet,
+    };
+    match compile(&expr, link, Mode::File, 262_144) {
+        Ok(p) => println!("ours:\n{}", p.disassemble()),
+        Err(e) => println!("ours: {e}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    match libpcap_program(link, &dir.path().join("e"), &expr) {
+        Ok(p) => println!("libpcap:\n{}", p.disassemble()),
+        Err(e) => println!("libpcap: {e}"),
+    }
+}

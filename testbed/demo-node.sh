@@ -4,7 +4,7 @@
 # Brings up the containerd testbed, starts two pods cnf-example-a and cnf-example-b in
 # namespace cnf-telco labelled networkMonitor=true (a pings b: pod to pod, never an outside
 # address), captures 50 packets of both with
-#     podtracer capture -l networkMonitor=true -n cnf-telco -c 50
+#     podtracer capture -l networkMonitor=true -n cnf-telco -c 50 icmp
 # printing the tcpdump-style lines per pod and the final counts, leaves demo.pcapng, and
 # tears everything down. KEEP=1 leaves the testbed and the pods running.
 set -euo pipefail
@@ -41,8 +41,8 @@ echo "cnf-example-a: $ip_a   cnf-example-b: $ip_b"
 step "podtracer pods -n cnf-telco -o wide"
 "$podtracer" pods -n cnf-telco -o wide
 
-step "podtracer capture -l networkMonitor=true -n cnf-telco -c 50 -w demo.pcapng --print"
-"$podtracer" capture -l networkMonitor=true -n cnf-telco -c 50 -w demo.pcapng --print
+step "podtracer capture -l networkMonitor=true -n cnf-telco -c 50 -w demo.pcapng --print icmp"
+"$podtracer" capture -l networkMonitor=true -n cnf-telco -c 50 -w demo.pcapng --print icmp
 
 step "demo.pcapng, as tshark sees it (packets per pod interface)"
 tshark -r demo.pcapng -T fields -e frame.interface_name 2>/dev/null | sort | uniq -c

@@ -108,6 +108,11 @@ pub struct CaptureSettings {
     block_timeout: Option<Duration>,
     /// The filter, compiled for the link type the capture is expected to have.
     filter: Option<Program>,
+    /// The filter words, to compile again for a socket whose link type was not the one
+    /// expected (a tunnel interface gives cooked headers, not Ethernet).
+    filter_words: Vec<String>,
+    /// The link type `filter` was compiled for.
+    link_guess: LinkType,
 }
 
 impl CaptureSettings {
@@ -130,6 +135,37 @@ impl CaptureSettings {
             builder = builder.filter(program.clone());
         }
         builder
+    }
+
+    /// Opens the capture in `namespace`; when the socket's link type is not the one the
+    /// filter was compiled for, compiles it again for the actual one and reopens.
+    pub fn open(&self, namespace: snoopy_netns::Namespace) -> Result<Capture> {
+        let again = namespace
+            .try_clone()
+            .context("duplicating the namespace handle")?;
+        let capture = self.builder(namespace).open()?;
+        if self.filter.is_none() || capture.link_type() == self.link_guess {
+            return Ok(capture);
+        }
+        let actual = capture.link_type();
+        drop(capture);
+        let mut recompiled = self.clone();
+        recompiled.filter = crate::filter::compile(
+            &self.filter_words,
+            actual,
+            Mode::Live,
+            self.effective_snaplen(),
+        )?;
+        recompiled.link_guess = actual;
+        Ok(recompiled.builder(again).open()?)
+    }
+
+    fn effective_snaplen(&self) -> u32 {
+        if self.snaplen == 0 {
+            262_144
+        } else {
+            self.snaplen
+        }
     }
 }
 
@@ -171,6 +207,8 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
             .is_text_on_stdout()
             .then_some(Duration::from_millis(20)),
         filter,
+        filter_words: args.filter.clone(),
+        link_guess,
     };
     let stop = StopHandle::new();
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -195,26 +233,9 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     }
     let target = resolved.targets.into_iter().next().expect("one target");
     let label = target.label.clone();
-    let namespace = target
-        .namespace
-        .try_clone()
-        .context("duplicating the namespace handle")?;
     let mut capture = settings
-        .builder(namespace)
-        .open()
+        .open(target.namespace)
         .with_context(|| format!("cannot capture in {label}"))?;
-    if settings.filter.is_some() && capture.link_type() != link_guess {
-        // A named interface without Ethernet headers (a tunnel): the capture is cooked, so
-        // the filter is compiled again for what the socket gives, and the socket reopened.
-        let actual = capture.link_type();
-        drop(capture);
-        let mut again = settings.clone();
-        again.filter = crate::filter::compile(&args.filter, actual, Mode::Live, snaplen)?;
-        capture = again
-            .builder(target.namespace)
-            .open()
-            .with_context(|| format!("cannot capture in {label}"))?;
-    }
     capture.set_stop_handle(stop.clone());
 
     let interface = capture.interfaces()[0].clone();

@@ -224,17 +224,18 @@ fn spawn(slot: usize, target: Target, settings: &CaptureSettings, tx: SyncSender
     let stop = StopHandle::new();
     let label = target.label.clone();
     let uid = target.pod.as_ref().map(|p| p.uid.clone());
-    let builder = settings.builder(target.namespace);
+    let settings = settings.clone();
+    let namespace = target.namespace;
     let thread_stop = stop.clone();
     let thread = std::thread::Builder::new()
         .name(format!("capture {label}"))
         .spawn(move || {
-            let outcome = match builder.open() {
+            let outcome = match settings.open(namespace) {
                 Err(e) => PodOutcome {
                     reason: None,
                     received: 0,
                     dropped: 0,
-                    error: Some(format!("cannot capture: {e}")),
+                    error: Some(format!("cannot capture: {e:#}")),
                 },
                 Ok(mut capture) => {
                     capture.set_stop_handle(thread_stop);

@@ -155,7 +155,7 @@ fn a_label_capture_writes_one_pcapng_interface_per_pod() -> Result<()> {
     assert!(seen_a >= 10 && seen_b >= 10, "a: {seen_a}, b: {seen_b}");
     assert!(seen_a.abs_diff(seen_b) <= 2, "a: {seen_a}, b: {seen_b}");
 
-    // Text: one line per packet, prefixed with the pod.
+    // Text: one line per packet, prefixed with the pod; the filter runs in every pod's socket.
     let out = podtracer()
         .args([
             "capture",
@@ -167,12 +167,13 @@ fn a_label_capture_writes_one_pcapng_interface_per_pod() -> Result<()> {
             &ns,
             "--duration",
             "1.5",
+            "icmp",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()?;
     assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout)?;
+    let text = String::from_utf8(out.stdout.clone())?;
     let request = format!("IP {a} > {b}: ICMP echo request");
     assert!(
         text.lines()
@@ -185,6 +186,11 @@ fn a_label_capture_writes_one_pcapng_interface_per_pod() -> Result<()> {
         "{text}"
     );
     assert!(!text.contains(&format!("{ns}/c ")), "{text}");
+    let others: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains(": ICMP echo "))
+        .collect();
+    assert!(others.is_empty(), "only what `icmp` keeps: {others:#?}");
     Ok(())
 }
 

@@ -58,6 +58,9 @@ struct RunArgs {
         default_value = "unix:///run/containerd/containerd.sock"
     )]
     runtime_endpoint: String,
+    /// Only serve CRs in this namespace (default: all namespaces).
+    #[arg(long, env = "SNOOPY_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "SNOOPY_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -113,6 +116,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         podtracer_image: args.podtracer_image,
         image_pull_policy: args.image_pull_policy,
         runtime_endpoint: args.runtime_endpoint,
+        watch_namespace: args.watch_namespace,
         ..Settings::default()
     };
     tracing::info!(namespace = %settings.namespace, image = %settings.podtracer_image, "snoopy-operator starting");

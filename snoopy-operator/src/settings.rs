@@ -19,6 +19,8 @@ pub struct Settings {
     pub limits: (String, String),
     /// How many runs of a scheduled SnoopyJob keep their Jobs and status entries.
     pub history_runs: usize,
+    /// Only serve CRs in this namespace (all namespaces when `None`).
+    pub watch_namespace: Option<String>,
 }
 
 impl Default for Settings {
@@ -34,6 +36,7 @@ impl Default for Settings {
             requests: ("50m".into(), "32Mi".into()),
             limits: ("1".into(), "256Mi".into()),
             history_runs: 3,
+            watch_namespace: None,
         }
     }
 }

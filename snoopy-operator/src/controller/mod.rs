@@ -206,7 +206,10 @@ pub async fn run(ctx: Arc<Context>) {
 /// One controller: the CRs, the Jobs they own (by label) and the pods they select.
 pub async fn controller<K: CaptureResource>(ctx: Arc<Context>) {
     let client = ctx.client.clone();
-    let crs: Api<K> = Api::all(client.clone());
+    let crs: Api<K> = match &ctx.settings.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
     let jobs: Api<Job> = Api::namespaced(client.clone(), &ctx.settings.namespace);
     let pods: Api<Pod> = Api::all(client);
     let kind = K::kind(&()).to_string();

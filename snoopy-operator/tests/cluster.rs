@@ -28,6 +28,7 @@ where
         + serde::de::DeserializeOwned
         + std::fmt::Debug,
 {
+    let _kubelet = Reaper::start(client, op);
     let api: Api<K> = Api::namespaced(client.clone(), ns);
     for cr in crs {
         let _ = api.delete(cr, &DeleteParams::default()).await;
@@ -277,6 +278,7 @@ async fn deleting_the_cr_leaves_nothing_behind() {
     .await;
     let finalizers = api.get("gone").await.unwrap().finalizers().to_vec();
     assert_eq!(finalizers, [naming::FINALIZER]);
+    let _kubelet = Reaper::start(&client, &op);
     api.delete("gone", &DeleteParams::default()).await.unwrap();
     wait_for(T, "CR, Jobs and Job pods all gone", || {
         let (client, op, uid, pods, api) = (

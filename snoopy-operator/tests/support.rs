@@ -179,6 +179,41 @@ pub async fn finish_job_pods(
     }
 }
 
+/// Acts as the kubelet for pod deletion: a pod bound to a node is only removed once its
+/// kubelet confirms, and there is none here, so pods marked for deletion in `ns` are removed
+/// at once. Stops when dropped.
+pub struct Reaper(tokio::task::JoinHandle<()>);
+
+impl Reaper {
+    pub fn start(client: &Client, ns: &str) -> Self {
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        Self(tokio::spawn(async move {
+            loop {
+                if let Ok(pods) = api.list(&ListParams::default()).await {
+                    for p in pods
+                        .items
+                        .iter()
+                        .filter(|p| p.metadata.deletion_timestamp.is_some())
+                    {
+                        let dp = DeleteParams {
+                            grace_period_seconds: Some(0),
+                            ..DeleteParams::default()
+                        };
+                        let _ = api.delete(&p.name_any(), &dp).await;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }))
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The Jobs of a CR in the operator's namespace.
 pub async fn jobs_of(client: &Client, op_ns: &str, cr_uid: &str) -> Vec<Job> {
     let api: Api<Job> = Api::namespaced(client.clone(), op_ns);

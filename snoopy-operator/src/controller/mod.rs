@@ -219,7 +219,10 @@ pub async fn controller<K: CaptureResource>(ctx: Arc<Context>) {
         naming::MANAGED_BY_VALUE,
         naming::OWNER_KIND
     );
-    let controller = Controller::new(crs, watcher::Config::default().any_semantic());
+    // A burst of pod events (a Deployment scaled to 200) becomes a few reconciles, not 200.
+    let config = kube::runtime::controller::Config::default().debounce(Duration::from_millis(200));
+    let controller =
+        Controller::new(crs, watcher::Config::default().any_semantic()).with_config(config);
     let store = controller.store();
     controller
         .watches(

@@ -494,3 +494,83 @@ async fn vanished_targets_are_gone_and_followed_pods_are_added() {
     );
     teardown::<SnoopyJob>(&client, &ns, &op, &["f"], operator).await;
 }
+
+/// A schedule: nothing before the first tick, then one Job per target labelled with the
+/// tick, and the next tick announced.
+#[tokio::test]
+async fn a_schedule_starts_a_run_at_each_tick() {
+    let (client, ns, op) = setup("cron").await;
+    running_pod(
+        &client,
+        &ns,
+        "a",
+        &[("networkMonitor", "true")],
+        "node-a",
+        "10.213.77.60",
+    )
+    .await;
+    let operator = Operator::start(&client, &op, &ns);
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let created = jiff::Timestamp::now();
+    let uid = api
+        .create(
+            &PostParams::default(),
+            &snoopyjob("cron", &ns, json!({"schedule": "* * * * *"})),
+        )
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let tick = snoopy_operator::schedule::Schedule::parse("* * * * *")
+        .unwrap()
+        .next_after(created)
+        .unwrap();
+    if (tick.as_second() - jiff::Timestamp::now().as_second()) > 3 {
+        let status = wait_for(T, "Scheduled", || {
+            let api = api.clone();
+            async move {
+                status_of(&api, "cron")
+                    .await
+                    .filter(|s| s.phase == Some(Phase::Scheduled))
+            }
+        })
+        .await;
+        assert_eq!(status.next_schedule_time, Some(tick.to_string()));
+        assert!(
+            jobs_of(&client, &op, &uid).await.is_empty(),
+            "a Job before the first tick"
+        );
+    }
+    let jobs = wait_for(Duration::from_secs(90), "the first tick's Job", || {
+        let (client, op, uid) = (client.clone(), op.clone(), uid.clone());
+        async move {
+            let jobs = jobs_of(&client, &op, &uid).await;
+            (!jobs.is_empty()).then_some(jobs)
+        }
+    })
+    .await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].labels()[naming::RUN], tick.as_second().to_string());
+    // The Job appears within seconds of the tick, not at some later poll.
+    let late = jiff::Timestamp::now().as_second() - tick.as_second();
+    assert!(late <= 5, "the run started {late} s after its tick");
+    let status = wait_for(T, "lastScheduleTime", || {
+        let api = api.clone();
+        async move {
+            status_of(&api, "cron")
+                .await
+                .filter(|s| s.last_schedule_time.is_some() && s.target_count == 1)
+        }
+    })
+    .await;
+    assert_eq!(status.last_schedule_time, Some(tick.to_string()));
+    assert_eq!(
+        status.next_schedule_time,
+        Some(
+            jiff::Timestamp::from_second(tick.as_second() + 60)
+                .unwrap()
+                .to_string()
+        )
+    );
+    teardown::<SnoopyJob>(&client, &ns, &op, &["cron"], operator).await;
+}

@@ -1,0 +1,159 @@
+# shellcheck shell=bash disable=SC2034  # variables are used by the scripts that source this
+# Shared settings and helpers of the Kubernetes testbed scripts (testbed/k8s/*.sh). Sourced.
+#
+# Every path, port and name the cluster owns is set here once, so `up` and `down` can never
+# disagree about what to create and what to remove.
+
+K8S_VERSION=1.20.2
+K8S_CACHE="${SNOOPY_CACHE:-$HOME/.cache/snoopy}/kubernetes-$K8S_VERSION"
+K8S_BIN="$K8S_CACHE/bin"
+K8S_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl"
+
+log() { printf 'k8s: %s\n' "$*" >&2; }
+die() {
+    printf 'k8s: error: %s\n' "$*" >&2
+    exit 1
+}
+
+require_root() {
+    [ "$(id -u)" -eq 0 ] || die "must run as root (apt, etcd/apiserver state under /run, kubelet)"
+}
+
+# --- the cluster's state, identities and addresses --------------------------------------
+# Everything a running control plane owns lives under K8S_RUN (a tmpfs on these machines:
+# etcd's fsyncs cost nothing and a reboot leaves nothing behind).
+K8S_RUN="${SNOOPY_RUN:-/run/snoopy}/k8s"
+K8S_PKI="$K8S_RUN/pki"
+K8S_LOGS="$K8S_RUN/log"
+K8S_TOKENS="$K8S_RUN/tokens.csv"
+ADMIN_KUBECONFIG="$K8S_RUN/admin.kubeconfig"
+K8S_LOCK=/run/snoopy-k8s.lock
+
+# Loopback only. Not the usual 2379/2380 so a system etcd (if any) is never touched.
+ETCD_PORT="${SNOOPY_ETCD_PORT:-12379}"
+ETCD_PEER_PORT="${SNOOPY_ETCD_PEER_PORT:-12380}"
+APISERVER_PORT="${SNOOPY_APISERVER_PORT:-6443}"
+APISERVER_URL="https://127.0.0.1:$APISERVER_PORT"
+# ClusterIPs are handed out from here; nothing routes it (there is no kube-proxy), and it is
+# next to, not inside, the containerd testbed's pod /24 (10.213.77.0/24).
+SERVICE_CIDR="${SNOOPY_SERVICE_CIDR:-10.213.78.0/24}"
+# ttlSecondsAfterFinished is alpha in 1.20: the TTL controller runs only with this gate.
+FEATURE_GATES="TTLAfterFinished=true"
+
+# The single node (node.sh).
+NODE_NAME="${SNOOPY_NODE_NAME:-snoopy-node}"
+K8S_NODE_DIR="${SNOOPY_K8S_NODE_DIR:-/var/lib/snoopy-k8s}"
+KUBELET_ROOT="$K8S_NODE_DIR/kubelet"
+
+# Prints the PID recorded for a component if that process still runs with our state dir on
+# its command line; a stale PID file (or a recycled PID) prints nothing.
+component_pid() {
+    local pidfile="$K8S_RUN/$1.pid" pid cmd
+    [ -f "$pidfile" ] || return 0
+    pid="$(cat "$pidfile")"
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
+    cmd="$( (tr '\0' ' ' <"/proc/$pid/cmdline") 2>/dev/null)" || return 0
+    case "$cmd" in
+    *"$K8S_RUN/"*) echo "$pid" ;;
+    esac
+}
+
+# Starts a component in its own session (it outlives this shell and is stopped only by its
+# PID), with its output in K8S_LOGS/NAME.log. Arguments: NAME PROGRAM ARGS...
+start_component() {
+    local name="$1"
+    shift
+    mkdir -p "$K8S_LOGS"
+    setsid "$@" >"$K8S_LOGS/$name.log" 2>&1 </dev/null &
+    echo "$!" >"$K8S_RUN/$name.pid"
+    log "started $name (PID $!, log $K8S_LOGS/$name.log)"
+}
+
+# Stops a PID: TERM, wait up to SECS, then KILL and wait again.
+stop_pid() {
+    local pid="$1" secs="${2:-10}" i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < secs * 20; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.05
+    done
+    log "PID $pid ignored TERM for ${secs} s: KILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.05
+    done
+    log "warning: PID $pid did not exit"
+}
+
+stop_component() {
+    local name="$1" pid
+    pid="$(component_pid "$name")"
+    if [ -n "$pid" ]; then
+        log "stopping $name (PID $pid)"
+        stop_pid "$pid" "${2:-10}"
+    fi
+    rm -f "$K8S_RUN/$name.pid"
+}
+
+# Fails with the component's last log lines when it is not running.
+require_running() {
+    local name="$1"
+    if [ -z "$(component_pid "$name")" ]; then
+        tail -n 25 "$K8S_LOGS/$name.log" >&2 2>/dev/null || true
+        die "$name exited (log: $K8S_LOGS/$name.log)"
+    fi
+}
+
+kubectl_admin() {
+    "$K8S_BIN/kubectl" --kubeconfig "$ADMIN_KUBECONFIG" "$@"
+}
+
+apiserver_ready() {
+    [ -f "$ADMIN_KUBECONFIG" ] && kubectl_admin get --raw /readyz --request-timeout=3s >/dev/null 2>&1
+}
+
+# Writes a kubeconfig for a token identity. Arguments: FILE USER TOKEN
+write_kubeconfig() {
+    local file="$1" user="$2" token="$3" ca
+    ca="$(base64 -w0 <"$K8S_PKI/ca.crt")"
+    (
+        umask 077
+        cat >"$file" <<KUBECONFIG
+# Written by snoopy testbed/k8s/control-plane.sh for $user.
+apiVersion: v1
+kind: Config
+clusters:
+- name: snoopy
+  cluster:
+    server: $APISERVER_URL
+    certificate-authority-data: $ca
+users:
+- name: $user
+  user:
+    token: $token
+contexts:
+- name: snoopy
+  context:
+    cluster: snoopy
+    user: $user
+current-context: snoopy
+KUBECONFIG
+    )
+}
+
+# Elapsed wall time since $1 (an EPOCHREALTIME value), in milliseconds.
+ms_since() {
+    local now="${EPOCHREALTIME/./}" then="${1/./}"
+    echo $(((now - then) / 1000))
+}
+
+# The node's own address: a veth pair that never leaves the host (this kernel has no dummy
+# driver). The kubelet refuses a loopback node IP, and binding its anonymous, AlwaysAllow API to
+# the machine's real interface would expose exec-into-pods to the network: this address is
+# reachable only from this machine.
+NODE_LINK="${SNOOPY_NODE_LINK:-snoopyk8s0}"
+NODE_LINK_PEER="${NODE_LINK}p"
+NODE_IP="${SNOOPY_NODE_IP:-10.213.79.1}"
+KUBELET_PORT="${SNOOPY_KUBELET_PORT:-10250}"
+KUBELET_HEALTHZ_PORT="${SNOOPY_KUBELET_HEALTHZ_PORT:-10248}"

@@ -1,0 +1,103 @@
+# Shared settings and helpers of the containerd testbed scripts. Sourced, not run.
+#
+# Every path, name and address the testbed owns is set here, once, so that `up` and `down`
+# can never disagree about what to create and what to remove. Each may be overridden from the
+# environment (for example to run a second testbed beside the first), but the defaults are what
+# the tests and the demo use.
+
+SNOOPY_TESTBED_DIR="${SNOOPY_TESTBED_DIR:-/var/lib/snoopy-testbed}"
+SNOOPY_TESTBED_RUN="${SNOOPY_TESTBED_RUN:-/run/snoopy-testbed}"
+SNOOPY_TESTBED_BRIDGE="${SNOOPY_TESTBED_BRIDGE:-snoopycri0}"
+# A private /24 that exists only on the testbed bridge: pods get addresses here and have
+# no route anywhere else.
+SNOOPY_TESTBED_SUBNET="${SNOOPY_TESTBED_SUBNET:-10.213.77.0/24}"
+SNOOPY_TESTBED_NETWORK="${SNOOPY_TESTBED_NETWORK:-snoopy-testbed}"
+SNOOPY_IMAGE_CACHE="${SNOOPY_IMAGE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/snoopy/images}"
+
+CTD_ROOT="$SNOOPY_TESTBED_DIR/root"
+CTD_STATE="$SNOOPY_TESTBED_RUN/state"
+CTD_SOCK="$SNOOPY_TESTBED_RUN/containerd.sock"
+CTD_CONFIG="$SNOOPY_TESTBED_DIR/config.toml"
+CTD_CNI_DIR="$SNOOPY_TESTBED_DIR/cni"
+CTD_PIDFILE="$SNOOPY_TESTBED_RUN/containerd.pid"
+CTD_LOG="$SNOOPY_TESTBED_DIR/containerd.log"
+IP_FORWARD_SAVED="$SNOOPY_TESTBED_DIR/ip_forward.orig"
+
+# Full references: `ctr images import` renames short tags to `import-<date>:tag`.
+PAUSE_IMAGE="localhost/snoopy/pause:1"
+BUSYBOX_IMAGE="localhost/snoopy/busybox:1"
+
+APT_PACKAGES=(containerd runc containernetworking-plugins busybox-static umoci)
+
+log() { printf 'testbed: %s\n' "$*" >&2; }
+die() {
+    printf 'testbed: error: %s\n' "$*" >&2
+    exit 1
+}
+
+require_root() {
+    [ "$(id -u)" -eq 0 ] || die "must run as root (it starts containerd, creates a bridge and network namespaces)"
+}
+
+# Installs the Debian packages the testbed needs, but only when one is missing, so that `up`
+# on a prepared machine never touches apt.
+ensure_packages() {
+    local missing=()
+    command -v containerd >/dev/null || missing+=(containerd)
+    command -v runc >/dev/null || missing+=(runc)
+    [ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] && [ -x /usr/lib/cni/loopback ] ||
+        missing+=(containernetworking-plugins)
+    [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || missing+=(busybox-static)
+    command -v umoci >/dev/null || missing+=(umoci)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null ||
+            {
+                apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+            } || die "apt-get install ${missing[*]} failed"
+    fi
+}
+
+# Prints the PID of our containerd if it runs, else nothing. The PID file alone is not
+# trusted: the PID must still be a containerd started with our config.
+containerd_pid() {
+    [ -f "$CTD_PIDFILE" ] || return 0
+    local pid
+    pid="$(cat "$CTD_PIDFILE")"
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
+    local cmd
+    cmd="$( (tr '\0' ' ' <"/proc/$pid/cmdline") 2>/dev/null)" || return 0
+    case "$cmd" in
+    *"--config $CTD_CONFIG"*) echo "$pid" ;;
+    esac
+}
+
+# True when the socket answers containerd's own API.
+containerd_answers() {
+    [ -S "$CTD_SOCK" ] && timeout 5 ctr --address "$CTD_SOCK" version >/dev/null 2>&1
+}
+
+# PIDs of the runc shims serving our containerd: their command line names our socket.
+our_shims() {
+    local d cmd
+    for d in /proc/[0-9]*; do
+        # The process may be gone already: read errors are expected, not worth a message.
+        cmd="$( (tr '\0' ' ' <"$d/cmdline") 2>/dev/null)" || continue
+        case "$cmd" in
+        *containerd-shim*"-address $CTD_SOCK "*) echo "${d#/proc/}" ;;
+        esac
+    done
+}
+
+# All descendants of a PID, from one snapshot of the process table.
+descendants() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2; pids[NR] = $1 }
+        END {
+            for (i = 1; i <= NR; i++) {
+                p = pids[i]; q = parent[p]
+                while (q != "" && q != 0 && q != root) q = parent[q]
+                if (q == root) print p
+            }
+        }'
+}

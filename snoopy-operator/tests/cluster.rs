@@ -542,9 +542,12 @@ async fn a_schedule_starts_a_run_at_each_tick() {
         );
     }
     let jobs = wait_for(Duration::from_secs(90), "the first tick's Job", || {
-        let (client, op, uid) = (client.clone(), op.clone(), uid.clone());
+        let (client, op, uid, api) = (client.clone(), op.clone(), uid.clone(), api.clone());
         async move {
             let jobs = jobs_of(&client, &op, &uid).await;
+            if jobs.is_empty() {
+                eprintln!("{:?}", status_of(&api, "cron").await);
+            }
             (!jobs.is_empty()).then_some(jobs)
         }
     })

@@ -23,6 +23,12 @@ pub const HINT: &str =
 
 /// A client for the testbed apiserver; fails (never skips) when there is none.
 pub async fn client() -> Client {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
     assert!(
         std::env::var_os("KUBECONFIG").is_some(),
         "KUBECONFIG is not set: {HINT}"
@@ -83,6 +89,25 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
     let api: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
     api.create(&PostParams::default(), &ns).await.unwrap();
+    // Pods are admitted only once the namespace's default ServiceAccount has its token.
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), &name);
+    wait_for(
+        Duration::from_secs(30),
+        &format!("ServiceAccount default in {name}"),
+        || {
+            let sas = sas.clone();
+            async move {
+                sas.get_opt("default")
+                    .await
+                    .ok()??
+                    .secrets
+                    .filter(|s| !s.is_empty())
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
     name
 }
 

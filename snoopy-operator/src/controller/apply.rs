@@ -27,7 +27,6 @@ use crate::plan::Plan;
 
 /// How many Jobs are created at once (the API server handles these in parallel).
 const CREATE_CONCURRENCY: usize = 16;
-const FIELD_MANAGER: &str = "snoopy-operator";
 
 fn owner_of<K: CaptureResource>(cr: &K) -> Owner {
     Owner {
@@ -556,7 +555,12 @@ async fn create_jobs(
 }
 
 fn ok_degraded() -> (ConditionStatus, &'static str, String) {
-    (ConditionStatus::False, "AsExpected", String::new())
+    // Never an empty message: this 1.20 apiserver build reads "" in a custom resource as null.
+    (
+        ConditionStatus::False,
+        "AsExpected",
+        "no problem found".into(),
+    )
 }
 
 /// Ready and Degraded, keeping `lastTransitionTime` while a status does not change.
@@ -588,8 +592,10 @@ fn conditions(
         .collect()
 }
 
-/// Server-side apply of the whole status, skipped when nothing changed (so a reconcile
-/// triggered by our own status write ends there).
+/// Writes the whole status, skipped when nothing changed (so a reconcile triggered by our own
+/// status write ends there). A JSON merge patch, not server-side apply: the 1.20 apiserver's
+/// apply turns empty strings into nulls. Optional fields that are now unset are sent as
+/// null so they are removed; arrays are replaced as a whole.
 async fn write_status<K: CaptureResource>(
     ctx: &Context,
     cr: &K,
@@ -600,15 +606,24 @@ async fn write_status<K: CaptureResource>(
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &cr.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
-        "status": status,
-    });
+    let mut body = serde_json::to_value(&status).unwrap_or_default();
+    if let Some(fields) = body.as_object_mut() {
+        for key in [
+            "observedGeneration",
+            "phase",
+            "tool",
+            "conditions",
+            "lastScheduleTime",
+            "nextScheduleTime",
+            "targets",
+        ] {
+            fields.entry(key).or_insert(serde_json::Value::Null);
+        }
+    }
     api.patch_status(
         &cr.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "status": body })),
     )
     .await
     .map_err(kube_err(format!("update status of {}", cr.name_any())))?;

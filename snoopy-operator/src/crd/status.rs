@@ -69,7 +69,6 @@ pub struct Condition {
     /// A CamelCase word saying why.
     pub reason: String,
     /// A sentence for humans.
-    #[serde(default)]
     pub message: String,
     /// When `status` last changed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,13 +100,10 @@ pub struct TargetStatus {
     /// The target pod's uid (a pod re-created under the same name is a new target).
     pub pod_uid: String,
     /// The node the pod (and so its Job) runs on.
-    #[serde(default)]
     pub node: String,
     /// The run this entry belongs to (`once`, or the tick's Unix time for schedules).
-    #[serde(default)]
     pub run: String,
     /// The Job's name, in the operator's namespace.
-    #[serde(default)]
     pub job: String,
     /// Where the Job is.
     pub phase: TargetPhase,

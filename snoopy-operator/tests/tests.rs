@@ -6,4 +6,5 @@
 mod cluster;
 mod crdgen;
 mod manifests;
+mod rbac;
 mod support;

@@ -119,6 +119,21 @@ async fn run(client: &Client, n: usize) -> anyhow::Result<Result> {
             )
             .await?;
     }
+    // Pods are admitted only once the namespace's default ServiceAccount has its token.
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let waited = Instant::now();
+    while sas
+        .get_opt("default")
+        .await?
+        .and_then(|sa| sa.secrets)
+        .is_none_or(|s| s.is_empty())
+    {
+        anyhow::ensure!(
+            waited.elapsed() < Duration::from_secs(30),
+            "no token for the default ServiceAccount in {ns}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     futures::stream::iter(0..n)
         .map(|i| {

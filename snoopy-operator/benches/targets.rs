@@ -1,0 +1,299 @@
+//! Benchmark: a SnoopyJob selecting N pods (N = 50, 200) → time until all N Jobs exist, API
+//! requests the operator made, operator RSS.
+//!
+//! Needs the testbed apiserver (`testbed/k8s/control-plane.sh up`, `KUBECONFIG`). One kubelet
+//! cannot host 200 pods, so a Node object with no kubelet behind it is registered and the
+//! pods are bound to it with `nodeName` and marked Running, as a kubelet would: the operator
+//! (a separate process, the real binary) cannot tell the difference.
+//! Run: `cargo bench -p snoopy-operator --bench targets`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use snoopy_operator::crd::SnoopyJob;
+
+const NODE: &str = "snoopy-bench-node";
+const LISTEN: &str = "127.0.0.1:18191";
+
+struct Result {
+    targets: usize,
+    seconds: f64,
+    requests: f64,
+    rss_mb: f64,
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        eprintln!(
+            "KUBECONFIG is not set: run testbed/k8s/control-plane.sh up; eval $(testbed/k8s/control-plane.sh env)"
+        );
+        return ExitCode::FAILURE;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(bench()) {
+        Ok(ok) if ok => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench() -> anyhow::Result<bool> {
+    let client = Client::try_default().await?;
+    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        Api::all(client.clone());
+    for (_, crd) in snoopy_operator::crd::all() {
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply("snoopy-bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+    }
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(
+        json!({"metadata": {"name": NODE, "labels": {"snoopy-bench": "true"}}}),
+    )?;
+    nodes
+        .patch(
+            NODE,
+            &PatchParams::apply("snoopy-bench").force(),
+            &Patch::Apply(&json!({
+                "apiVersion": "v1", "kind": "Node", "metadata": node.metadata,
+            })),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await; // CRDs established
+    let mut results = Vec::new();
+    for n in [50, 200] {
+        results.push(run(&client, n).await?);
+    }
+    let _ = nodes.delete(NODE, &DeleteParams::default()).await;
+    println!(
+        "\n{:>8} {:>12} {:>14} {:>16} {:>10}",
+        "targets", "all Jobs (s)", "API requests", "requests/target", "RSS (MB)"
+    );
+    for r in &results {
+        println!(
+            "{:>8} {:>12.3} {:>14} {:>16.2} {:>10.1}",
+            r.targets,
+            r.seconds,
+            r.requests,
+            r.requests / r.targets as f64,
+            r.rss_mb
+        );
+    }
+    let big = results.last().expect("two runs");
+    let ok = big.seconds <= 2.0 && big.rss_mb <= 50.0;
+    println!(
+        "targets: 200 Jobs in <= 2 s: {}; RSS <= 50 MB: {}",
+        big.seconds <= 2.0,
+        big.rss_mb <= 50.0
+    );
+    Ok(ok)
+}
+
+async fn run(client: &Client, n: usize) -> anyhow::Result<Result> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis()
+        % 1_000_000;
+    let ns = format!("bench-t-{n}-{stamp}");
+    let op = format!("bench-op-{n}-{stamp}");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for name in [&ns, &op] {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+            )
+            .await?;
+    }
+    // Pods are admitted only once the namespace's default ServiceAccount has its token.
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let waited = Instant::now();
+    while sas
+        .get_opt("default")
+        .await?
+        .and_then(|sa| sa.secrets)
+        .is_none_or(|s| s.is_empty())
+    {
+        anyhow::ensure!(
+            waited.elapsed() < Duration::from_secs(30),
+            "no token for the default ServiceAccount in {ns}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let pods = pods.clone();
+            async move {
+                let name = format!("web-{i}");
+                let pod: Pod = serde_json::from_value(json!({
+                    "metadata": {"name": name, "labels": {"app": "web"}},
+                    "spec": {"nodeName": NODE, "containers": [{"name": "app", "image": "localhost/snoopy/busybox:1"}]},
+                }))?;
+                pods.create(&PostParams::default(), &pod).await?;
+                let ip = format!("10.213.{}.{}", 100 + i / 250, 1 + i % 250);
+                let status = json!({"status": {"phase": "Running", "podIP": ip}});
+                pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    let mut operator = start_operator(&op, &ns)?;
+    wait_ready(&mut operator).await?;
+    let before = metric(&scrape()?, "snoopy_operator_api_requests_total");
+
+    let sj: SnoopyJob = serde_json::from_value(json!({
+        "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
+        "metadata": {"name": "bench", "namespace": ns},
+        "spec": {"targetNamespace": ns, "podSelector": {"matchLabels": {"app": "web"}},
+                 "tool": {"capture": {"packetCount": 10}}},
+    }))?;
+    let sjs: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &op);
+    let start = Instant::now();
+    sjs.create(&PostParams::default(), &sj).await?;
+    loop {
+        let have = jobs
+            .list_metadata(&ListParams::default())
+            .await?
+            .items
+            .len();
+        if have >= n {
+            break;
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "only {have} of {n} Jobs after 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    // Let the status settle, then count everything this CR cost.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let requests = metric(&scrape()?, "snoopy_operator_api_requests_total") - before;
+    let rss_mb = rss_kib(operator.id())? as f64 / 1024.0;
+
+    // Cleanup: the operator deletes the Jobs; pods on the kubelet-less node are removed at once.
+    sjs.delete("bench", &DeleteParams::default()).await?;
+    let job_pods: Api<Pod> = Api::namespaced(client.clone(), &op);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sjs.get_opt("bench").await?.is_some() && Instant::now() < deadline {
+        for p in job_pods.list(&ListParams::default()).await?.items {
+            if p.metadata.deletion_timestamp.is_some() {
+                let _ = job_pods
+                    .delete(
+                        &p.name_any(),
+                        &DeleteParams {
+                            grace_period_seconds: Some(0),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    operator.kill()?;
+    operator.wait()?;
+    for name in [&ns, &op] {
+        let _ = namespaces.delete(name, &DeleteParams::default()).await;
+    }
+    for p in pods.list(&ListParams::default()).await?.items {
+        let _ = pods
+            .delete(
+                &p.name_any(),
+                &DeleteParams {
+                    grace_period_seconds: Some(0),
+                    ..Default::default()
+                },
+            )
+            .await;
+    }
+    Ok(Result {
+        targets: n,
+        seconds,
+        requests,
+        rss_mb,
+    })
+}
+
+fn start_operator(op: &str, ns: &str) -> anyhow::Result<Child> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_snoopy-operator"))
+        .args([
+            "--namespace",
+            op,
+            "--watch-namespace",
+            ns,
+            "--listen",
+            LISTEN,
+        ])
+        .env("RUST_LOG", "warn")
+        .spawn()?)
+}
+
+async fn wait_ready(child: &mut Child) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("the operator exited: {status}");
+        }
+        if get("/readyz").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "the operator did not become ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn get(path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(LISTEN)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+fn scrape() -> anyhow::Result<String> {
+    Ok(get("/metrics")?)
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM"))?;
+    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
+}

@@ -1,0 +1,355 @@
+//! Status from what exists: a target's phase from its Job (and the Job's pod), the CR's
+//! phase and counters from its targets. Pure functions, so the reconciler's status is a
+//! function of the cluster state and nothing else.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::crd::{Phase, TargetPhase, TargetStatus};
+use crate::job::Target;
+use crate::naming;
+use crate::report;
+
+/// The entry for a target whose Job does not exist (yet, or any more).
+pub fn without_job(target: &Target, run: &str, job_name: &str, pod_alive: bool) -> TargetStatus {
+    let mut status = TargetStatus {
+        namespace: target.namespace.clone(),
+        pod: target.name.clone(),
+        pod_uid: target.uid.clone(),
+        node: target.node.clone(),
+        run: run.to_owned(),
+        job: job_name.to_owned(),
+        phase: TargetPhase::Pending,
+        ..Default::default()
+    };
+    if !pod_alive {
+        gone(&mut status);
+    }
+    status
+}
+
+/// The entry for a target from its Job, the Job's pods, and whether the target pod still
+/// exists. `previous` keeps what only an earlier observation knew (the counters of a pod
+/// that has since been garbage-collected).
+pub fn from_job(
+    job: &Job,
+    pods: &[&Pod],
+    pod_alive: bool,
+    previous: Option<&TargetStatus>,
+) -> TargetStatus {
+    let labels = job.metadata.labels.clone().unwrap_or_default();
+    let annotations = job.metadata.annotations.clone().unwrap_or_default();
+    let target_name = annotations
+        .get(naming::TARGET_ANNOTATION)
+        .and_then(|t| t.split_once('/').map(|(_, n)| n.to_owned()))
+        .or_else(|| labels.get(naming::TARGET_POD).cloned())
+        .unwrap_or_default();
+    let node = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.node_name.clone())
+        .unwrap_or_default();
+    let mut status = TargetStatus {
+        namespace: labels
+            .get(naming::TARGET_NAMESPACE)
+            .cloned()
+            .unwrap_or_default(),
+        pod: target_name,
+        pod_uid: labels.get(naming::TARGET_UID).cloned().unwrap_or_default(),
+        node,
+        run: labels.get(naming::RUN).cloned().unwrap_or_default(),
+        job: job.metadata.name.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let js = job.status.clone().unwrap_or_default();
+    status.start_time = js.start_time.as_ref().map(|t| t.0.to_string());
+    status.completion_time = js.completion_time.as_ref().map(|t| t.0.to_string());
+    let condition = |type_: &str| {
+        js.conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == type_ && c.status == "True")
+            .cloned()
+    };
+    let message = termination_message(pods);
+    if let Some(m) = &message {
+        let counters = report::parse(m);
+        status.packets_captured = counters.captured;
+        status.packets_dropped = counters.dropped;
+    }
+    if status.packets_captured.is_none()
+        && let Some(p) = previous
+    {
+        status.packets_captured = p.packets_captured;
+        status.packets_dropped = p.packets_dropped;
+    }
+    status.phase = if condition("Complete").is_some() || js.succeeded.unwrap_or(0) > 0 {
+        TargetPhase::Succeeded
+    } else if let Some(failed) = condition("Failed") {
+        status.reason = failed.reason.clone().or_else(|| Some("JobFailed".into()));
+        status.message = message
+            .as_deref()
+            .and_then(report::error_line)
+            .or(failed.message.clone());
+        TargetPhase::Failed
+    } else if js.failed.unwrap_or(0) > 0 {
+        status.reason = Some("JobFailed".into());
+        status.message = message.as_deref().and_then(report::error_line);
+        TargetPhase::Failed
+    } else if pods
+        .iter()
+        .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+    {
+        TargetPhase::Running
+    } else {
+        TargetPhase::Pending
+    };
+    if !pod_alive && !status.phase.is_final() {
+        gone(&mut status);
+    }
+    status
+}
+
+fn gone(status: &mut TargetStatus) {
+    status.phase = TargetPhase::Gone;
+    status.reason = Some("TargetPodDeleted".into());
+    status.message = Some(format!(
+        "pod {}/{} (uid {}) went away before its Job finished",
+        status.namespace, status.pod, status.pod_uid
+    ));
+}
+
+/// The newest terminated container message among the Job's pods.
+fn termination_message(pods: &[&Pod]) -> Option<String> {
+    let mut newest: Option<(String, String)> = None;
+    for pod in pods {
+        for cs in pod
+            .status
+            .iter()
+            .flat_map(|s| s.container_statuses.iter().flatten())
+        {
+            if let Some(t) = cs.state.as_ref().and_then(|s| s.terminated.as_ref())
+                && let Some(m) = t.message.clone().filter(|m| !m.trim().is_empty())
+            {
+                let when = t
+                    .finished_at
+                    .as_ref()
+                    .map(|f| f.0.to_string())
+                    .unwrap_or_default();
+                if newest.as_ref().is_none_or(|(w, _)| when >= *w) {
+                    newest = Some((when, m));
+                }
+            }
+        }
+    }
+    newest.map(|(_, m)| m)
+}
+
+/// Counts and the overall phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// The CR's phase.
+    pub phase: Phase,
+    /// Targets in total.
+    pub total: i32,
+    /// Targets whose Job succeeded.
+    pub succeeded: i32,
+    /// Targets whose Job failed or whose pod went away.
+    pub failed: i32,
+}
+
+/// Sums up the targets. `waiting` is true when more work is expected later (a schedule, or
+/// `follow`): then finished targets make the CR `Scheduled`/`Running`, not final.
+pub fn summarize(targets: &[TargetStatus], scheduled: bool) -> Summary {
+    let count = |f: fn(TargetPhase) -> bool| {
+        i32::try_from(targets.iter().filter(|t| f(t.phase)).count()).unwrap_or(i32::MAX)
+    };
+    let total = count(|_| true);
+    let succeeded = count(|p| p == TargetPhase::Succeeded);
+    let failed = count(|p| matches!(p, TargetPhase::Failed | TargetPhase::Gone));
+    let active = targets
+        .iter()
+        .any(|t| matches!(t.phase, TargetPhase::Running));
+    let pending = targets.iter().any(|t| t.phase == TargetPhase::Pending);
+    let phase = if active {
+        Phase::Running
+    } else if pending || total == 0 {
+        if scheduled && !pending {
+            Phase::Scheduled
+        } else {
+            Phase::Pending
+        }
+    } else if scheduled {
+        Phase::Scheduled
+    } else if failed > 0 {
+        Phase::Failed
+    } else {
+        Phase::Succeeded
+    };
+    Summary {
+        phase,
+        total,
+        succeeded,
+        failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::TcpdumpSpec;
+    use crate::job::{Owner, build};
+    use crate::plan::Plan;
+    use crate::settings::Settings;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
+    };
+
+    fn job() -> Job {
+        let owner = Owner {
+            kind: "Tcpdump".into(),
+            name: "t".into(),
+            namespace: "ns".into(),
+            uid: "u".into(),
+        };
+        let target = Target {
+            namespace: "ns".into(),
+            name: "web-1".into(),
+            uid: "p1".into(),
+            node: "n1".into(),
+        };
+        let plan = Plan::try_from(&TcpdumpSpec {
+            name: "x".into(),
+            target_namespace: "ns".into(),
+            pod_label: Default::default(),
+            interface_name: "eth0".into(),
+            packet_count: 5,
+        })
+        .unwrap();
+        build(&owner, &target, "once", &plan, &Settings::default())
+    }
+
+    fn with_condition(mut job: Job, type_: &str, reason: Option<&str>) -> Job {
+        job.status = Some(JobStatus {
+            conditions: Some(vec![JobCondition {
+                type_: type_.into(),
+                status: "True".into(),
+                reason: reason.map(Into::into),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+        job
+    }
+
+    fn pod(phase: &str, message: Option<&str>) -> Pod {
+        Pod {
+            status: Some(PodStatus {
+                phase: Some(phase.into()),
+                container_statuses: message.map(|m| {
+                    vec![ContainerStatus {
+                        name: "podtracer".into(),
+                        state: Some(ContainerState {
+                            terminated: Some(ContainerStateTerminated {
+                                message: Some(m.into()),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn target_phases_from_jobs() {
+        let j = job();
+        let s = from_job(&j, &[], true, None);
+        assert_eq!(
+            (s.phase, s.pod.as_str(), s.node.as_str(), s.run.as_str()),
+            (TargetPhase::Pending, "web-1", "n1", "once")
+        );
+        let running = pod("Running", None);
+        assert_eq!(
+            from_job(&j, &[&running], true, None).phase,
+            TargetPhase::Running
+        );
+
+        let done = with_condition(job(), "Complete", None);
+        let ok = pod("Succeeded", Some(r#"{"captured":50,"dropped":1}"#));
+        let s = from_job(&done, &[&ok], true, None);
+        assert_eq!(
+            (s.phase, s.packets_captured, s.packets_dropped),
+            (TargetPhase::Succeeded, Some(50), Some(1))
+        );
+        // The pod is gone later: the counters are kept from the previous status.
+        let again = from_job(&done, &[], false, Some(&s));
+        assert_eq!(
+            (again.phase, again.packets_captured),
+            (TargetPhase::Succeeded, Some(50))
+        );
+
+        let failed = with_condition(job(), "Failed", Some("BackoffLimitExceeded"));
+        let bad = pod(
+            "Failed",
+            Some("0 packets captured\npodtracer: no interface eth9 in the pod\n"),
+        );
+        let s = from_job(&failed, &[&bad], true, None);
+        assert_eq!(s.phase, TargetPhase::Failed);
+        assert_eq!(s.reason.as_deref(), Some("BackoffLimitExceeded"));
+        assert_eq!(
+            s.message.as_deref(),
+            Some("podtracer: no interface eth9 in the pod")
+        );
+    }
+
+    #[test]
+    fn a_vanished_target_is_gone_unless_finished() {
+        let s = from_job(&job(), &[&pod("Running", None)], false, None);
+        assert_eq!(
+            (s.phase, s.reason.as_deref()),
+            (TargetPhase::Gone, Some("TargetPodDeleted"))
+        );
+        let t = Target {
+            namespace: "ns".into(),
+            name: "a".into(),
+            uid: "u".into(),
+            node: "n".into(),
+        };
+        assert_eq!(without_job(&t, "once", "j", false).phase, TargetPhase::Gone);
+        assert_eq!(
+            without_job(&t, "once", "j", true).phase,
+            TargetPhase::Pending
+        );
+    }
+
+    #[test]
+    fn summaries() {
+        let t = |phase| TargetStatus {
+            phase,
+            ..Default::default()
+        };
+        use TargetPhase::*;
+        assert_eq!(summarize(&[], false).phase, Phase::Pending);
+        assert_eq!(
+            summarize(&[t(Succeeded), t(Running)], false).phase,
+            Phase::Running
+        );
+        let s = summarize(&[t(Succeeded), t(Succeeded)], false);
+        assert_eq!(
+            (s.phase, s.total, s.succeeded, s.failed),
+            (Phase::Succeeded, 2, 2, 0)
+        );
+        let s = summarize(&[t(Succeeded), t(Gone)], false);
+        assert_eq!((s.phase, s.failed), (Phase::Failed, 1));
+        assert_eq!(summarize(&[t(Succeeded)], true).phase, Phase::Scheduled);
+        assert_eq!(summarize(&[], true).phase, Phase::Scheduled);
+        assert_eq!(summarize(&[t(Pending)], false).phase, Phase::Pending);
+    }
+}

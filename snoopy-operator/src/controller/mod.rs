@@ -1,0 +1,274 @@
+//! The reconciler (the kube-rs controller-rs shape): a [`Context`], the free functions
+//! [`reconcile`] and [`error_policy`], a finalizer for cleanup, and [`run`] wiring the
+//! watches. Level-triggered: every reconcile reads Jobs, pods and the CR and converges;
+//! Job names are deterministic, so repeating a reconcile (or restarting mid-way) never
+//! duplicates a Job.
+
+mod apply;
+mod targets;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{info, instrument, warn};
+
+use crate::crd::{CaptureStatus, SnoopyJob, Tcpdump};
+use crate::metrics::{ErrorLabels, KindLabels, Metrics};
+use crate::naming;
+use crate::plan::{Invalid, Namespaces, Plan};
+use crate::selector;
+use crate::settings::Settings;
+
+/// What every reconcile gets.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// Job settings.
+    pub settings: Settings,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Who publishes Events.
+    pub reporter: Reporter,
+}
+
+/// Reconcile failures (they are retried by [`error_policy`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call failed.
+    #[error("{action}: {source}")]
+    Kube {
+        /// What was being done (`list Jobs in snoopy-operator`).
+        action: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Adding or removing the finalizer, or the cleanup, failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    /// Cleanup is waiting for Jobs to disappear.
+    #[error("waiting for {0} Jobs to be deleted")]
+    JobsRemain(usize),
+    /// A Job with our name exists but belongs to something else (a hash collision or a
+    /// foreign object).
+    #[error("Job {0} exists and is not ours (owner-uid label differs); delete it or rename the CR")]
+    Conflict(String),
+}
+
+impl Error {
+    fn short(&self) -> &'static str {
+        match self {
+            Self::Kube { .. } => "kube",
+            Self::Finalizer(_) => "finalizer",
+            Self::JobsRemain(_) => "jobs_remain",
+            Self::Conflict(_) => "conflict",
+        }
+    }
+}
+
+/// Wraps a client error with what was being done.
+pub(crate) fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Kube { action, source }
+}
+
+/// A custom resource the operator turns into Jobs (both kinds share everything below).
+pub trait CaptureResource:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The validated plan, or why the CR cannot run.
+    fn plan(&self) -> Result<Plan, Invalid>;
+    /// The current status.
+    fn capture_status(&self) -> Option<&CaptureStatus>;
+}
+
+impl CaptureResource for Tcpdump {
+    fn plan(&self) -> Result<Plan, Invalid> {
+        Plan::try_from(&self.spec)
+    }
+    fn capture_status(&self) -> Option<&CaptureStatus> {
+        self.status.as_ref()
+    }
+}
+
+impl CaptureResource for SnoopyJob {
+    fn plan(&self) -> Result<Plan, Invalid> {
+        Plan::try_from(&self.spec)
+    }
+    fn capture_status(&self) -> Option<&CaptureStatus> {
+        self.status.as_ref()
+    }
+}
+
+/// Reconciles one CR: the finalizer first, then converge (or clean up when deleted).
+#[instrument(skip_all, fields(kind = %K::kind(&()), cr = %format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())))]
+pub async fn reconcile<K: CaptureResource>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    let kind = K::kind(&()).to_string();
+    ctx.metrics
+        .reconciles
+        .get_or_create(&KindLabels { kind: kind.clone() })
+        .inc();
+    let started = std::time::Instant::now();
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, naming::FINALIZER, obj, |event| async {
+        match event {
+            Finalizer::Apply(cr) => apply::apply(cr, &ctx).await,
+            Finalizer::Cleanup(cr) => apply::cleanup(cr, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics
+        .duration
+        .get_or_create(&KindLabels { kind })
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Retries failed reconciles: soon when cleanup waits for Jobs, later for API errors.
+pub fn error_policy<K: CaptureResource>(obj: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
+    let inner = match error {
+        Error::Finalizer(e) => match e.as_ref() {
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            _ => error,
+        },
+        other => other,
+    };
+    ctx.metrics
+        .errors
+        .get_or_create(&ErrorLabels {
+            kind: K::kind(&()).to_string(),
+            error: inner.short().into(),
+        })
+        .inc();
+    if matches!(inner, Error::JobsRemain(_)) {
+        return Action::requeue(Duration::from_secs(1));
+    }
+    warn!(cr = %obj.name_any(), error = %error, "reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Fails with a hint when the CRDs are not installed (a list of each kind answers 404).
+pub async fn check_crds(client: &Client) -> anyhow::Result<()> {
+    async fn check<K: CaptureResource>(client: &Client) -> anyhow::Result<()> {
+        let api: Api<K> = Api::all(client.clone());
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => anyhow::bail!(
+                "the {} CRD ({}) is not installed: run `kubectl apply -k snoopy-operator/config/crd` (or `make deploy`)",
+                K::kind(&()),
+                K::api_version(&())
+            ),
+            Err(e) => {
+                Err(anyhow::Error::new(e)
+                    .context(format!("listing {} to check its CRD", K::kind(&()))))
+            }
+        }
+    }
+    check::<Tcpdump>(client).await?;
+    check::<SnoopyJob>(client).await
+}
+
+/// Runs both controllers until a shutdown signal.
+pub async fn run(ctx: Arc<Context>) {
+    futures::join!(
+        controller::<Tcpdump>(ctx.clone()),
+        controller::<SnoopyJob>(ctx)
+    );
+}
+
+/// One controller: the CRs, the Jobs they own (by label) and the pods they select.
+pub async fn controller<K: CaptureResource>(ctx: Arc<Context>) {
+    let client = ctx.client.clone();
+    let crs: Api<K> = match &ctx.settings.watch_namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ctx.settings.namespace);
+    let pods: Api<Pod> = Api::all(client);
+    let kind = K::kind(&()).to_string();
+    let job_labels = format!(
+        "{}={},{}={kind}",
+        naming::MANAGED_BY,
+        naming::MANAGED_BY_VALUE,
+        naming::OWNER_KIND
+    );
+    // A burst of pod events (a Deployment scaled to 200) becomes a few reconciles, not 200.
+    let config = kube::runtime::controller::Config::default().debounce(Duration::from_millis(200));
+    let controller =
+        Controller::new(crs, watcher::Config::default().any_semantic()).with_config(config);
+    let store = controller.store();
+    controller
+        .watches(
+            jobs,
+            watcher::Config::default()
+                .labels(&job_labels)
+                .any_semantic(),
+            owner_of::<K>,
+        )
+        .watches(
+            pods,
+            watcher::Config::default().any_semantic(),
+            move |pod: Pod| {
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|cr| selects(cr.as_ref(), &pod))
+                    .map(|cr| ObjectRef::from_obj(cr.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .shutdown_on_signal()
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                info!(error = %e, "controller event");
+            }
+        })
+        .await;
+}
+
+/// The CR a Job belongs to, from its annotation.
+fn owner_of<K: CaptureResource>(job: Job) -> Option<ObjectRef<K>> {
+    let owner = job.annotations().get(naming::OWNER_ANNOTATION)?;
+    let (ns, name) = owner.split_once('/')?;
+    Some(ObjectRef::new(name).within(ns))
+}
+
+/// Whether a pod event concerns a CR: the pod is in its namespace and matches its selector.
+/// Selector-based namespaces cannot be checked without the namespace's labels, so those CRs
+/// are reconciled for every pod that matches the pod selector.
+fn selects<K: CaptureResource>(cr: &K, pod: &Pod) -> bool {
+    let Ok(plan) = cr.plan() else { return false };
+    let in_namespace = match &plan.namespaces {
+        Namespaces::Named(ns) => pod.namespace().as_deref() == Some(ns.as_str()),
+        Namespaces::Selector(_) => true,
+    };
+    in_namespace && selector::matches(&plan.pod_selector, pod.labels())
+}

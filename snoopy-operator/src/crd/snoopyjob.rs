@@ -1,0 +1,214 @@
+//! `SnoopyJob` (`snoopy.fennecproject.io/v1alpha1`): the full API.
+
+// Several `printcolumn(...)` entries share keys such as `type_`: that is the kube derive's
+// syntax, not a duplicated attribute.
+#![allow(clippy::duplicated_attributes)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::CaptureStatus;
+
+/// Run a tool "as" every pod that matches the selectors: one Job per target pod, on that
+/// pod's node, now or on a cron schedule.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "snoopy.fennecproject.io",
+    version = "v1alpha1",
+    kind = "SnoopyJob",
+    namespaced,
+    status = "CaptureStatus",
+    shortname = "sj",
+    category = "snoopy",
+    printcolumn(name = "Tool", type_ = "string", json_path = ".status.tool"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Targets", type_ = "integer", json_path = ".status.targetCount"),
+    printcolumn(name = "Succeeded", type_ = "integer", json_path = ".status.succeeded"),
+    printcolumn(
+        name = "Schedule",
+        type_ = "string",
+        json_path = ".spec.schedule",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Last run",
+        type_ = "date",
+        json_path = ".status.lastScheduleTime",
+        priority = "1"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SnoopyJobSpec {
+    /// The namespace of the target pods. Exactly one of `targetNamespace` and
+    /// `namespaceSelector` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_namespace: Option<String>,
+    /// Namespaces (by label) whose pods are targets, instead of one `targetNamespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Which pods are targets (a standard label selector; an empty one matches every pod).
+    pub pod_selector: LabelSelector,
+    /// Only pods running on nodes with all of these labels are targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_selector: Option<BTreeMap<String, String>>,
+    /// What runs in each Job: exactly one tool.
+    pub tool: ToolSpec,
+    /// A cron schedule (5 fields, UTC): the operator starts a run per tick. Without one the
+    /// SnoopyJob runs once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// `snapshot` (default): the pods that match when a run starts. `follow`: pods that start
+    /// matching later get their own Job too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<TargetMode>,
+    /// Where results go: the Job logs (default) or a volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputSpec>,
+    /// Passed to every Job: how long it may run before it is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<i64>,
+    /// Passed to every Job: delete it this long after it finished (needs the
+    /// TTLAfterFinished feature gate on Kubernetes 1.20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// While true no new Jobs (or runs) are started; running ones go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+}
+
+/// The tool a SnoopyJob runs; exactly one field is set.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolSpec {
+    /// Capture packets (podtracer capture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureTool>,
+    /// Record flows (podtracer flows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flows: Option<FlowsTool>,
+    /// Run a host tool in the pod's network namespace (podtracer exec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecTool>,
+}
+
+/// `podtracer capture` options.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureTool {
+    /// Interface inside the pod (default: `eth0`; `any` for all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// A tcpdump filter expression; it is compiled before any Job is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Bytes kept of each packet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 262144))]
+    pub snaplen: Option<u32>,
+    /// Stop after this many packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub packet_count: Option<i64>,
+    /// Stop after this long (`30s`, `5m`, `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Output format (default: `text` for logs, `pcapng` for a volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<CaptureFormat>,
+}
+
+/// Capture output formats, as podtracer's `--format`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureFormat {
+    /// tcpdump-style lines.
+    Text,
+    /// One JSON object per packet.
+    Json,
+    /// pcap file.
+    Pcap,
+    /// pcapng file.
+    Pcapng,
+}
+
+/// `podtracer flows` options.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowsTool {
+    /// Stop after this long (`30s`, `5m`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    /// Print the flow table this often.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+}
+
+/// `podtracer exec`: a host program run in the pod's network namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecTool {
+    /// The program (e.g. `iperf3`, `ip`, `ss`), looked up in the podtracer image's PATH.
+    pub command: String,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+/// Which pods a run targets.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetMode {
+    /// The pods that match when the run starts.
+    #[default]
+    Snapshot,
+    /// Also pods that start matching later.
+    Follow,
+}
+
+/// Where a Job's results go.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputSpec {
+    /// Write into a volume as `NS_POD_RUN.pcapng` instead of the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume: Option<VolumeOutput>,
+}
+
+/// A volume for results; exactly one source is set.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeOutput {
+    /// A PersistentVolumeClaim in the operator's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<PvcOutput>,
+    /// A directory on the target pod's node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<HostPathOutput>,
+}
+
+/// A PVC for results.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PvcOutput {
+    /// The claim's name (in the operator's namespace: Jobs run there).
+    pub claim_name: String,
+}
+
+/// A node directory for results.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPathOutput {
+    /// An absolute path on the node (created when missing).
+    pub path: String,
+}

@@ -1,0 +1,481 @@
+//! The Job for one target pod: a pure function of the CR, the target and the settings.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, HostPathVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::ObjectMeta;
+
+use crate::crd::CaptureFormat;
+use crate::naming;
+use crate::plan::{Output, Plan, Tool};
+use crate::settings::Settings;
+
+/// The CR a Job belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// `Tcpdump` or `SnoopyJob`.
+    pub kind: String,
+    /// CR name.
+    pub name: String,
+    /// CR namespace.
+    pub namespace: String,
+    /// CR uid.
+    pub uid: String,
+}
+
+impl Owner {
+    /// The readable start of Job names: `tcpdump` (as the proof of concept) or `snoopy`.
+    pub fn job_prefix(&self) -> &'static str {
+        if self.kind == "Tcpdump" {
+            "tcpdump"
+        } else {
+            "snoopy"
+        }
+    }
+}
+
+/// The pod a Job works on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Target {
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Pod uid.
+    pub uid: String,
+    /// The node the pod runs on.
+    pub node: String,
+}
+
+/// The Job's name for this target and run.
+pub fn job_name(owner: &Owner, target: &Target, run: &str) -> String {
+    naming::job_name(
+        owner.job_prefix(),
+        &target.name,
+        &owner.uid,
+        &target.uid,
+        run,
+    )
+}
+
+/// Labels that find every Job of one CR.
+pub fn owner_selector(owner_uid: &str) -> String {
+    format!(
+        "{}={},{}={owner_uid}",
+        naming::MANAGED_BY,
+        naming::MANAGED_BY_VALUE,
+        naming::OWNER_UID
+    )
+}
+
+const OUTPUT_DIR: &str = "/output";
+const CONTAINER: &str = "podtracer";
+
+/// The Job that runs `plan`'s tool as `target`, on `target`'s node, in the operator's namespace.
+pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &Settings) -> Job {
+    let labels = labels(owner, target, run);
+    let annotations = BTreeMap::from([
+        (
+            naming::OWNER_ANNOTATION.to_owned(),
+            format!("{}/{}", owner.namespace, owner.name),
+        ),
+        (
+            naming::TARGET_ANNOTATION.to_owned(),
+            format!("{}/{}", target.namespace, target.name),
+        ),
+    ]);
+    let mut mounts = vec![
+        VolumeMount {
+            name: "host-proc".into(),
+            mount_path: "/host/proc".into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: "runtime-socket".into(),
+            mount_path: settings.runtime_socket_path().into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    ];
+    let mut volumes = vec![
+        host_path_volume("host-proc", "/proc", "Directory"),
+        host_path_volume("runtime-socket", settings.runtime_socket_path(), "Socket"),
+    ];
+    match &plan.output {
+        Output::Logs => {}
+        Output::Pvc(claim) => {
+            volumes.push(Volume {
+                name: "output".into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.clone(),
+                    read_only: None,
+                }),
+                ..Default::default()
+            });
+            mounts.push(VolumeMount {
+                name: "output".into(),
+                mount_path: OUTPUT_DIR.into(),
+                ..Default::default()
+            });
+        }
+        Output::HostPath(path) => {
+            volumes.push(host_path_volume("output", path, "DirectoryOrCreate"));
+            mounts.push(VolumeMount {
+                name: "output".into(),
+                mount_path: OUTPUT_DIR.into(),
+                ..Default::default()
+            });
+        }
+    }
+    let quantities = |(cpu, mem): &(String, String)| {
+        BTreeMap::from([
+            ("cpu".to_owned(), Quantity(cpu.clone())),
+            ("memory".to_owned(), Quantity(mem.clone())),
+        ])
+    };
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(settings.podtracer_image.clone()),
+        image_pull_policy: Some(settings.image_pull_policy.clone()),
+        args: Some(podtracer_args(target, run, plan, settings)),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&settings.requests)),
+            limits: Some(quantities(&settings.limits)),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            privileged: Some(false),
+            // Root in the container, but only with the capabilities podtracer needs.
+            run_as_user: Some(0),
+            capabilities: Some(Capabilities {
+                add: Some(settings.capabilities.clone()),
+                drop: Some(vec!["ALL".into()]),
+            }),
+            read_only_root_filesystem: Some(true),
+            ..Default::default()
+        }),
+        termination_message_path: Some("/dev/termination-log".into()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        volume_mounts: Some(mounts),
+        ..Default::default()
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(job_name(owner, target, run)),
+            namespace: Some(settings.namespace.clone()),
+            labels: Some(labels.clone()),
+            annotations: Some(annotations),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(0),
+            active_deadline_seconds: plan.active_deadline_seconds,
+            ttl_seconds_after_finished: plan.ttl_seconds_after_finished,
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    node_name: Some(target.node.clone()),
+                    host_pid: Some(true),
+                    restart_policy: Some("Never".into()),
+                    // Jobs talk to the container runtime, never to the API server.
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    // The target may be on a tainted node (control plane, dedicated tenants).
+                    tolerations: Some(vec![Toleration {
+                        operator: Some("Exists".into()),
+                        ..Default::default()
+                    }]),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// The `podtracer` command line for one target.
+pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settings) -> Vec<String> {
+    let mut args: Vec<String> = vec![plan.tool.name().into()];
+    args.extend([
+        "--pod".into(),
+        target.name.clone(),
+        "--namespace".into(),
+        target.namespace.clone(),
+        "--runtime-endpoint".into(),
+        settings.runtime_endpoint.clone(),
+    ]);
+    match &plan.tool {
+        Tool::Capture(c) => {
+            args.extend(["-i".into(), c.interface.clone()]);
+            if let Some(n) = c.count {
+                args.extend(["-c".into(), n.to_string()]);
+            }
+            if let Some(d) = &c.duration {
+                args.extend(["--duration".into(), d.clone()]);
+            }
+            if let Some(s) = c.snaplen {
+                args.extend(["-s".into(), s.to_string()]);
+            }
+            let (format, ext) = match c.format {
+                CaptureFormat::Text => ("text", "txt"),
+                CaptureFormat::Json => ("json", "json"),
+                CaptureFormat::Pcap => ("pcap", "pcap"),
+                CaptureFormat::Pcapng => ("pcapng", "pcapng"),
+            };
+            args.extend(["--format".into(), format.into()]);
+            if plan.output != Output::Logs {
+                args.extend([
+                    "-w".into(),
+                    format!(
+                        "{OUTPUT_DIR}/{}_{}_{run}.{ext}",
+                        target.namespace, target.name
+                    ),
+                ]);
+            }
+            // Line-buffered so `kubectl logs` shows packets as they come.
+            args.push("-l".into());
+            args.extend(["--termination-log".into(), "/dev/termination-log".into()]);
+            if let Some(f) = &c.filter {
+                args.push("--".into());
+                args.push(f.clone());
+            }
+        }
+        Tool::Flows { duration, interval } => {
+            if let Some(d) = duration {
+                args.extend(["--duration".into(), d.clone()]);
+            }
+            if let Some(i) = interval {
+                args.extend(["--interval".into(), i.clone()]);
+            }
+        }
+        Tool::Exec {
+            command,
+            args: rest,
+        } => {
+            args.push("--".into());
+            args.push(command.clone());
+            args.extend(rest.iter().cloned());
+        }
+    }
+    args
+}
+
+fn labels(owner: &Owner, target: &Target, run: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        (
+            naming::MANAGED_BY.to_owned(),
+            naming::MANAGED_BY_VALUE.to_owned(),
+        ),
+        (naming::OWNER_UID.to_owned(), owner.uid.clone()),
+        (naming::OWNER_KIND.to_owned(), owner.kind.clone()),
+        (naming::OWNER_NAMESPACE.to_owned(), owner.namespace.clone()),
+        (
+            naming::TARGET_NAMESPACE.to_owned(),
+            target.namespace.clone(),
+        ),
+        (naming::TARGET_UID.to_owned(), target.uid.clone()),
+        (naming::RUN.to_owned(), run.to_owned()),
+    ]);
+    if let Some(v) = naming::label_value(&owner.name) {
+        labels.insert(naming::OWNER_NAME.to_owned(), v);
+    }
+    if let Some(v) = naming::label_value(&target.name) {
+        labels.insert(naming::TARGET_POD.to_owned(), v);
+    }
+    labels
+}
+
+fn host_path_volume(name: &str, path: &str, type_: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        host_path: Some(HostPathVolumeSource {
+            path: path.into(),
+            type_: Some(type_.into()),
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::TcpdumpSpec;
+
+    fn owner() -> Owner {
+        Owner {
+            kind: "Tcpdump".into(),
+            name: "tcpdump-sample".into(),
+            namespace: "cnf-telco".into(),
+            uid: "cr-uid".into(),
+        }
+    }
+
+    fn target() -> Target {
+        Target {
+            namespace: "cnf-telco".into(),
+            name: "cnf-example-pod-1".into(),
+            uid: "pod-uid".into(),
+            node: "node-a".into(),
+        }
+    }
+
+    fn poc_plan() -> Plan {
+        Plan::try_from(&TcpdumpSpec {
+            name: "test-pcap".into(),
+            target_namespace: "cnf-telco".into(),
+            pod_label: [("networkMonitor".to_owned(), "true".to_owned())].into(),
+            interface_name: "eth0".into(),
+            packet_count: 50,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn the_job_runs_on_the_pods_node_with_least_privilege() {
+        let settings = Settings::default();
+        let job = build(
+            &owner(),
+            &target(),
+            naming::RUN_ONCE,
+            &poc_plan(),
+            &settings,
+        );
+        assert_eq!(job.metadata.namespace.as_deref(), Some("snoopy-operator"));
+        let name = job.metadata.name.clone().unwrap();
+        assert!(name.starts_with("tcpdump-cnf-example-pod-1-"), "{name}");
+        let spec = job.spec.unwrap();
+        assert_eq!(spec.backoff_limit, Some(0));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.node_name.as_deref(), Some("node-a"));
+        assert_eq!(pod.host_pid, Some(true));
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(
+            pod.tolerations.unwrap()[0].operator.as_deref(),
+            Some("Exists")
+        );
+        let c = &pod.containers[0];
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.privileged, Some(false));
+        let caps = sc.capabilities.as_ref().unwrap();
+        assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_owned()][..]));
+        assert_eq!(caps.add.as_ref().unwrap(), &settings.capabilities);
+        assert!(
+            c.resources
+                .as_ref()
+                .unwrap()
+                .limits
+                .as_ref()
+                .unwrap()
+                .contains_key("memory")
+        );
+        assert_eq!(
+            c.termination_message_policy.as_deref(),
+            Some("FallbackToLogsOnError")
+        );
+        let mounts = c.volume_mounts.as_ref().unwrap();
+        assert!(
+            mounts.iter().all(|m| m.read_only == Some(true)),
+            "{mounts:?}"
+        );
+        let vols = pod.volumes.unwrap();
+        let paths: Vec<_> = vols
+            .iter()
+            .filter_map(|v| v.host_path.as_ref().map(|h| h.path.as_str()))
+            .collect();
+        assert_eq!(paths, ["/proc", "/run/containerd/containerd.sock"]);
+        let args = c.args.clone().unwrap();
+        assert_eq!(
+            args,
+            [
+                "capture",
+                "--pod",
+                "cnf-example-pod-1",
+                "--namespace",
+                "cnf-telco",
+                "--runtime-endpoint",
+                "unix:///run/containerd/containerd.sock",
+                "-i",
+                "eth0",
+                "-c",
+                "50",
+                "--format",
+                "text",
+                "-l",
+                "--termination-log",
+                "/dev/termination-log"
+            ]
+        );
+        let labels = job.metadata.labels.unwrap();
+        assert_eq!(labels[naming::OWNER_UID], "cr-uid");
+        assert_eq!(labels[naming::TARGET_UID], "pod-uid");
+        assert_eq!(labels[naming::TARGET_POD], "cnf-example-pod-1");
+        assert_eq!(labels[naming::OWNER_KIND], "Tcpdump");
+    }
+
+    #[test]
+    fn volume_output_filter_and_exec() {
+        let mut plan = poc_plan();
+        let Tool::Capture(c) = &mut plan.tool else {
+            unreachable!()
+        };
+        c.filter = Some("icmp and host 10.0.0.2".into());
+        c.format = CaptureFormat::Pcapng;
+        plan.output = Output::HostPath("/var/lib/snoopy".into());
+        let job = build(
+            &owner(),
+            &target(),
+            "1700000000",
+            &plan,
+            &Settings::default(),
+        );
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let args = pod.containers[0].args.clone().unwrap();
+        let w = args.iter().position(|a| a == "-w").unwrap();
+        assert_eq!(
+            args[w + 1],
+            "/output/cnf-telco_cnf-example-pod-1_1700000000.pcapng"
+        );
+        assert_eq!(&args[args.len() - 2..], ["--", "icmp and host 10.0.0.2"]);
+        assert!(pod.volumes.unwrap().iter().any(|v| v.name == "output"));
+
+        plan.tool = Tool::Exec {
+            command: "iperf3".into(),
+            args: vec!["-s".into(), "-1".into()],
+        };
+        let args = podtracer_args(&target(), "once", &plan, &Settings::default());
+        assert_eq!(args[0], "exec");
+        assert_eq!(&args[args.len() - 4..], ["--", "iperf3", "-s", "-1"]);
+    }
+
+    #[test]
+    fn long_names_stay_valid() {
+        let mut t = target();
+        t.name = "p".repeat(200);
+        let mut o = owner();
+        o.name = "c".repeat(200);
+        let job = build(&o, &t, "once", &poc_plan(), &Settings::default());
+        assert!(job.metadata.name.unwrap().len() <= 63);
+        let labels = job.metadata.labels.unwrap();
+        assert!(
+            !labels.contains_key(naming::OWNER_NAME) && !labels.contains_key(naming::TARGET_POD)
+        );
+        assert!(labels.values().all(|v| v.len() <= 63));
+        assert!(
+            job.metadata.annotations.unwrap()[naming::TARGET_ANNOTATION]
+                .ends_with(&"p".repeat(200))
+        );
+    }
+}

@@ -1,0 +1,59 @@
+//! The RBAC manifests are least privilege: no wildcard anywhere, Jobs only through a Role in
+//! the operator's namespace, nothing that writes pods.
+
+use std::path::Path;
+
+fn documents(file: &str) -> Vec<serde_yaml::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config/rbac")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect()
+}
+
+fn strings(rule: &serde_yaml::Value, key: &str) -> Vec<String> {
+    rule[key]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn rbac_has_no_wildcards_and_jobs_only_in_the_operator_namespace() {
+    let cluster = &documents("cluster_role.yaml")[0];
+    let role = &documents("role.yaml")[0];
+    assert_eq!(cluster["kind"].as_str(), Some("ClusterRole"));
+    assert_eq!(role["kind"].as_str(), Some("Role"));
+    assert_eq!(
+        role["metadata"]["namespace"].as_str(),
+        Some("snoopy-operator")
+    );
+    for doc in [cluster, role] {
+        for rule in doc["rules"].as_sequence().unwrap() {
+            for key in ["apiGroups", "resources", "verbs"] {
+                let values = strings(rule, key);
+                assert!(
+                    values.iter().all(|v| !v.contains('*')),
+                    "wildcard in {key}: {values:?}"
+                );
+            }
+        }
+    }
+    for rule in cluster["rules"].as_sequence().unwrap() {
+        let resources = strings(rule, "resources");
+        let verbs = strings(rule, "verbs");
+        assert!(
+            !resources.contains(&"jobs".to_owned()),
+            "Jobs must come from the namespaced Role"
+        );
+        if resources.contains(&"pods".to_owned()) {
+            assert_eq!(verbs, ["get", "list", "watch"], "pods are read only");
+        }
+    }
+    let job_rule = &role["rules"][0];
+    assert_eq!(strings(job_rule, "resources"), ["jobs"]);
+}

@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup testbed-up testbed-down demo demo-node
+.PHONY: test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup testbed-up testbed-down demo demo-node test-cluster k8s-build control-plane-up cluster-up cluster-down cluster-selftest images deploy undeploy crdgen bench-operator
 
 test: lint examples unit
 
@@ -14,8 +14,50 @@ lint:
 
 # The tests bring up the containerd testbed themselves (testbed/containerd.sh up is
 # idempotent); it is taken down again afterwards, whatever the outcome.
+# The operator's tests against a real kube-apiserver run in `make test-cluster` (they need
+# Kubernetes built from source: testbed/k8s/build.sh).
+CLUSTER_TESTS = package(snoopy-operator) and (test(/^cluster::/) or test(/^rbac::/))
+
 unit:
-	$(CARGO) nextest run --workspace --no-fail-fast; status=$$?; testbed/containerd.sh down >/dev/null; exit $$status
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not ($(CLUSTER_TESTS))'; status=$$?; testbed/containerd.sh down >/dev/null; exit $$status
+
+# The operator against a real Kubernetes 1.20.2 control plane (etcd, apiserver,
+# controller-manager on loopback; built once and cached by testbed/k8s/build.sh).
+test-cluster:
+	testbed/k8s/build.sh >/dev/null
+	testbed/k8s/control-plane.sh up >/dev/null
+	eval "$$(testbed/k8s/control-plane.sh env)" && $(CARGO) nextest run --no-fail-fast -E '$(CLUSTER_TESTS)'; status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
+
+# Kubernetes on this machine (see testbed/k8s/README.md).
+k8s-build:
+	testbed/k8s/build.sh
+control-plane-up:
+	testbed/k8s/control-plane.sh up
+cluster-up:
+	testbed/k8s/control-plane.sh up
+	testbed/k8s/node.sh up
+cluster-down:
+	testbed/k8s/control-plane.sh down
+cluster-selftest:
+	testbed/k8s/selftest.sh
+
+# Images for the testbed's containerd (umoci, no registry).
+images: release
+	$(CARGO) build --release -p snoopy-operator
+	testbed/images/build-snoopy.sh target/release/podtracer target/release/snoopy-operator
+
+# The operator's manifests (kubectl's built-in kustomize) and generated CRDs.
+deploy:
+	kubectl apply -k snoopy-operator/config/default
+undeploy:
+	kubectl delete -k snoopy-operator/config/default --ignore-not-found
+crdgen:
+	$(CARGO) run -q -p snoopy-operator -- crdgen --out snoopy-operator/config/crd
+
+# 50/200-target operator benchmark against the real apiserver.
+bench-operator:
+	testbed/k8s/control-plane.sh up >/dev/null
+	eval "$$(testbed/k8s/control-plane.sh env)" && $(CARGO) bench -p snoopy-operator --bench targets; status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
 
 testbed-up:
 	testbed/containerd.sh up

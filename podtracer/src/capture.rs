@@ -78,6 +78,11 @@ pub struct CaptureArgs {
     #[arg(short = 'e')]
     pub link_header: bool,
 
+    /// When the capture ends, write `{"captured":N,"received":M,"dropped":K}` to this file
+    /// (a Kubernetes Job's /dev/termination-log carries the counts to the operator).
+    #[arg(long, value_name = "PATH")]
+    pub termination_log: Option<std::path::PathBuf>,
+
     /// Print absolute TCP sequence numbers.
     #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
     pub absolute_seq: bool,
@@ -268,6 +273,12 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     let flushed = sink.flush();
     drop(progress);
     let stats = capture.stats()?;
+    write_termination_log(
+        args.termination_log.as_deref(),
+        stats.captured,
+        stats.received.unwrap_or(0),
+        stats.dropped.unwrap_or(0),
+    );
     if !args.quiet {
         if capture.end_reason() == Some(EndReason::InterfaceGone) {
             eprintln!(
@@ -282,6 +293,21 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         );
     }
     finish(outcome.and(flushed.map_err(anyhow::Error::from)))
+}
+
+/// Writes the counts for whoever started us (the operator reads a Job's termination
+/// message). A failure to write is reported but does not fail a capture that worked.
+pub fn write_termination_log(
+    path: Option<&std::path::Path>,
+    captured: u64,
+    received: u64,
+    dropped: u64,
+) {
+    let Some(path) = path else { return };
+    let json = format!(r#"{{"captured":{captured},"received":{received},"dropped":{dropped}}}"#);
+    if let Err(e) = std::fs::write(path, json) {
+        eprintln!("podtracer: writing {}: {e}", path.display());
+    }
 }
 
 /// tcpdump's closing statistics.

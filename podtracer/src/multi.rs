@@ -15,7 +15,7 @@ use anyhow::Result;
 use snoopy_capture::afpacket::{EndReason, StopHandle};
 use snoopy_capture::{Interface, OwnedPacket, PacketSource};
 
-use crate::capture::{CaptureArgs, CaptureSettings, finish, print_totals};
+use crate::capture::{CaptureArgs, CaptureSettings, finish, print_totals, write_termination_log};
 use crate::output::{Format, OutputSpec, TextLook};
 use crate::target::{Resolved, Target};
 
@@ -142,21 +142,24 @@ pub fn run(
             let _ = thread.join();
         }
     }
-    if !args.quiet {
-        let mut received = 0;
-        let mut dropped = 0;
-        for slot in &slots {
-            let (r, d) = slot
-                .outcome
-                .as_ref()
-                .map_or((0, 0), |o| (o.received, o.dropped));
-            received += r;
-            dropped += d;
+    let mut received = 0;
+    let mut dropped = 0;
+    for slot in &slots {
+        let (r, d) = slot
+            .outcome
+            .as_ref()
+            .map_or((0, 0), |o| (o.received, o.dropped));
+        received += r;
+        dropped += d;
+        if !args.quiet {
             eprintln!(
                 "podtracer: {}: {} packets captured, {r} received by filter, {d} dropped by kernel",
                 slot.label, slot.written
             );
         }
+    }
+    write_termination_log(args.termination_log.as_deref(), written, received, dropped);
+    if !args.quiet {
         print_totals(written, received, dropped);
     }
     if slots

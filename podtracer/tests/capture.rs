@@ -100,6 +100,8 @@ fn pcapng_by_netns_is_read_by_tcpdump_and_tshark_with_the_same_bytes() -> Result
         "8",
         "-w",
         file.to_str().unwrap(),
+        "--termination-log",
+        dir.path().join("termination-log").to_str().unwrap(),
     ])?;
     pair.a.run(&[
         "ping",
@@ -114,6 +116,9 @@ fn pcapng_by_netns_is_read_by_tcpdump_and_tshark_with_the_same_bytes() -> Result
     let out = wait_with_timeout(capture, Duration::from_secs(10))?;
     assert!(out.status.success(), "{out:?}");
     assert_eq!(captured_count(&String::from_utf8_lossy(&out.stderr))?, 8);
+    let log = std::fs::read_to_string(dir.path().join("termination-log"))?;
+    assert!(log.starts_with(r#"{"captured":8,"received":"#), "{log}");
+    assert!(log.ends_with(r#","dropped":0}"#), "{log}");
     let rows = tshark_fields(
         &file,
         &[

@@ -245,7 +245,7 @@ pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settin
                 ]);
             }
             // Line-buffered so `kubectl logs` shows packets as they come.
-            args.push("-l".into());
+            args.push("--line-buffered".into());
             args.extend(["--termination-log".into(), "/dev/termination-log".into()]);
             if let Some(f) = &c.filter {
                 args.push("--".into());
@@ -413,7 +413,7 @@ mod tests {
                 "50",
                 "--format",
                 "text",
-                "-l",
+                "--line-buffered",
                 "--termination-log",
                 "/dev/termination-log"
             ]

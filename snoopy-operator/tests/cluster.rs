@@ -511,16 +511,17 @@ async fn a_schedule_starts_a_run_at_each_tick() {
     .await;
     let operator = Operator::start(&client, &op, &ns);
     let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
-    let created = jiff::Timestamp::now();
-    let uid = api
+    let cr = api
         .create(
             &PostParams::default(),
             &snoopyjob("cron", &ns, json!({"schedule": "* * * * *"})),
         )
         .await
-        .unwrap()
-        .uid()
         .unwrap();
+    let uid = cr.uid().unwrap();
+    // The operator counts ticks from the server's creationTimestamp (whole seconds), not from
+    // this process's clock: near a minute boundary the two name different first ticks.
+    let created = cr.metadata.creation_timestamp.clone().unwrap().0;
     let tick = snoopy_operator::schedule::Schedule::parse("* * * * *")
         .unwrap()
         .next_after(created)

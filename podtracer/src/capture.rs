@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Args};
-use snoopy_capture::afpacket::{Capture, CaptureBuilder, EndReason, Event, StopHandle};
+use snoopy_capture::afpacket::{
+    Capture, CaptureBuilder, DEFAULT_SNAPLEN, EndReason, Event, StopHandle,
+};
 use snoopy_capture::filter::{Instruction, Mode, Program};
 use snoopy_capture::{LinkType, PacketSink, PacketSource};
 
@@ -107,6 +109,7 @@ pub struct CaptureArgs {
 #[derive(Debug, Clone)]
 pub struct CaptureSettings {
     interface: Option<String>,
+    /// The snapshot length, 0 already replaced by the default.
     snaplen: u32,
     promiscuous: bool,
     buffer_kib: Option<usize>,
@@ -155,22 +158,10 @@ impl CaptureSettings {
         let actual = capture.link_type();
         drop(capture);
         let mut recompiled = self.clone();
-        recompiled.filter = crate::filter::compile(
-            &self.filter_words,
-            actual,
-            Mode::Live,
-            self.effective_snaplen(),
-        )?;
+        recompiled.filter =
+            crate::filter::compile(&self.filter_words, actual, Mode::Live, self.snaplen)?;
         recompiled.link_guess = actual;
         Ok(recompiled.builder(again).open()?)
-    }
-
-    fn effective_snaplen(&self) -> u32 {
-        if self.snaplen == 0 {
-            262_144
-        } else {
-            self.snaplen
-        }
     }
 }
 
@@ -180,7 +171,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     // The kernel runs the filter, so it is compiled before the socket exists: for `any`
     // the link type is Linux cooked v2, otherwise Ethernet (checked once open).
     let snaplen = if args.snaplen == 0 {
-        262_144
+        DEFAULT_SNAPLEN
     } else {
         args.snaplen
     };
@@ -204,7 +195,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     let output = OutputSpec::resolve(args.write.as_deref(), args.format, many, args.print);
     let settings = CaptureSettings {
         interface: args.interface.clone(),
-        snaplen: args.snaplen,
+        snaplen,
         promiscuous: !args.no_promiscuous,
         buffer_kib: args.buffer_kib,
         // People watch text output: hand packets over sooner.

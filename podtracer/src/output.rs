@@ -139,7 +139,13 @@ impl PacketSink for FanOut {
     }
 
     fn write_packet(&mut self, interface: u32, packet: &Packet<'_>) -> snoopy_capture::Result<()> {
-        for (sink, id) in self.sinks.iter_mut().zip(&self.ids[interface as usize]) {
+        let ids = self.ids.get(interface as usize).ok_or_else(|| {
+            snoopy_capture::Error::Unsupported(format!(
+                "output: packet of interface {interface}, but only {} were added",
+                self.ids.len()
+            ))
+        })?;
+        for (sink, id) in self.sinks.iter_mut().zip(ids) {
             sink.write_packet(*id, packet)?;
         }
         Ok(())

@@ -92,11 +92,11 @@ impl<W: Write> PacketSink for JsonSink<W> {
 
     fn write_packet(&mut self, interface: u32, packet: &Packet<'_>) -> Result<()> {
         let Some(iface) = self.interfaces.get(interface as usize) else {
-            return Err(Error::Unsupported(format!(
-                "{}: packet of interface {interface}, but only {} were added",
-                self.name,
-                self.interfaces.len()
-            )));
+            return Err(super::unknown_interface(
+                &self.name,
+                interface,
+                self.interfaces.len(),
+            ));
         };
         let decoded = decode::decode(iface.link_type, packet.data);
         self.stats.record(&decoded);

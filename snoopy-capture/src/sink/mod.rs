@@ -25,3 +25,10 @@ pub trait PacketSink {
     /// is a valid file even if the process is killed next.
     fn flush(&mut self) -> Result<()>;
 }
+
+/// The error for a packet whose interface id was never handed out by `add_interface`.
+pub(crate) fn unknown_interface(sink: &str, interface: u32, added: usize) -> crate::Error {
+    crate::Error::Unsupported(format!(
+        "{sink}: packet of interface {interface}, but only {added} were added"
+    ))
+}

@@ -120,10 +120,11 @@ impl<W: Write> PacketSink for PcapSink<W> {
 
     fn write_packet(&mut self, interface: u32, packet: &Packet<'_>) -> Result<()> {
         if interface >= self.interfaces {
-            return Err(Error::Unsupported(format!(
-                "{}: packet of interface {interface}, but only {} were added",
-                self.name, self.interfaces
-            )));
+            return Err(super::unknown_interface(
+                &self.name,
+                interface,
+                self.interfaces as usize,
+            ));
         }
         if !self.header_written {
             self.write_header()?;

@@ -129,11 +129,11 @@ impl<W: Write> PacketSink for PcapNgSink<W> {
 
     fn write_packet(&mut self, interface: u32, packet: &Packet<'_>) -> Result<()> {
         let Some(&snaplen) = self.snaplens.get(interface as usize) else {
-            return Err(Error::Unsupported(format!(
-                "{}: packet of interface {interface}, but only {} were added",
-                self.name,
-                self.snaplens.len()
-            )));
+            return Err(super::unknown_interface(
+                &self.name,
+                interface,
+                self.snaplens.len(),
+            ));
         };
         // Written by hand rather than with pcap-file's EnhancedPacketBlock: its Block::write_to
         // serialises every block twice (once into io::sink() to learn the length) with one

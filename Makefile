@@ -5,7 +5,7 @@ CARGO ?= cargo
 
 .PHONY: test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup testbed-up testbed-down demo demo-node test-cluster k8s-build control-plane-up cluster-up cluster-down cluster-selftest images deploy undeploy crdgen bench-operator
 
-test: lint examples unit
+test: lint examples unit test-cluster
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -17,16 +17,25 @@ lint:
 # The operator's tests against a real kube-apiserver run in `make test-cluster` (they need
 # Kubernetes built from source: testbed/k8s/build.sh).
 CLUSTER_TESTS = package(snoopy-operator) and (test(/^cluster::/) or test(/^rbac::/))
+NODE_TESTS = package(snoopy-operator) and test(/^node::/)
 
 unit:
-	$(CARGO) nextest run --workspace --no-fail-fast -E 'not ($(CLUSTER_TESTS))'; status=$$?; testbed/containerd.sh down >/dev/null; exit $$status
+	$(CARGO) nextest run --workspace --no-fail-fast -E 'not ($(CLUSTER_TESTS)) and not ($(NODE_TESTS))'; status=$$?; testbed/containerd.sh down >/dev/null; exit $$status
 
-# The operator against a real Kubernetes 1.20.2 control plane (etcd, apiserver,
-# controller-manager on loopback; built once and cached by testbed/k8s/build.sh).
+# The operator against a real Kubernetes 1.20.2 (built once and cached by
+# testbed/k8s/build.sh): first the reconciler in-process against the control plane alone
+# (etcd, apiserver, controller-manager on loopback), then end to end with the node (scheduler,
+# kubelet on the containerd testbed), the operator deployed from its manifests and real
+# podtracer Jobs. Everything is torn down afterwards, whatever the outcome.
 test-cluster:
 	testbed/k8s/build.sh >/dev/null
 	testbed/k8s/control-plane.sh up >/dev/null
-	eval "$$(testbed/k8s/control-plane.sh env)" && $(CARGO) nextest run --no-fail-fast -E '$(CLUSTER_TESTS)'; status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
+	eval "$$(testbed/k8s/control-plane.sh env)" \
+	  && $(CARGO) nextest run --no-fail-fast -E '$(CLUSTER_TESTS)' \
+	  && testbed/k8s/node.sh up >/dev/null \
+	  && $(MAKE) --no-print-directory images >/dev/null \
+	  && $(CARGO) nextest run --no-fail-fast -E '$(NODE_TESTS)'; \
+	  status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
 
 # Kubernetes on this machine (see testbed/k8s/README.md).
 k8s-build:

@@ -246,10 +246,13 @@ fn pod_target(client: &RuntimeClient, pod: &Pod, container: Option<&str>) -> Res
     } else if pod.host_network {
         // hostNetwork pods share the node's namespace: capture there.
         Namespace::from_pid(1, NamespaceKind::Net)?
+    } else if let Some(pid) = pod.sandbox_pid {
+        // The sandbox's PID first: /proc/PID/ns/net works from any mount namespace that sees
+        // the node's PIDs (a Job with hostPID), while the runtime's netns path
+        // (/var/run/netns/cni-…) exists only in the node's mount namespace.
+        Namespace::from_pid(pid, NamespaceKind::Net)?
     } else if let Some(path) = &pod.netns_path {
         Namespace::from_path(path, NamespaceKind::Net)?
-    } else if let Some(pid) = pod.sandbox_pid {
-        Namespace::from_pid(pid, NamespaceKind::Net)?
     } else {
         bail!("pod {label} has no network namespace the runtime reports (is it ready?)");
     };

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, HostPathVolumeSource, PersistentVolumeClaimVolumeSource, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, HostPathVolumeSource,
+    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SecurityContext, Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
@@ -103,9 +104,24 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
             ..Default::default()
         },
     ];
+    // The root filesystem is read-only, but tools run by `exec` need scratch space (iperf3
+    // creates its buffer file with mkstemp in /tmp): a small emptyDir.
+    mounts.push(VolumeMount {
+        name: "tmp".into(),
+        mount_path: "/tmp".into(),
+        ..Default::default()
+    });
     let mut volumes = vec![
         host_path_volume("host-proc", "/proc", "Directory"),
         host_path_volume("runtime-socket", settings.runtime_socket_path(), "Socket"),
+        Volume {
+            name: "tmp".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("64Mi".into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
     ];
     match &plan.output {
         Output::Logs => {}
@@ -386,10 +402,20 @@ mod tests {
             Some("FallbackToLogsOnError")
         );
         let mounts = c.volume_mounts.as_ref().unwrap();
+        // Every host mount is read-only; only the scratch emptyDir at /tmp is writable.
         assert!(
-            mounts.iter().all(|m| m.read_only == Some(true)),
+            mounts
+                .iter()
+                .all(|m| m.read_only == Some(true) || m.name == "tmp"),
             "{mounts:?}"
         );
+        let tmp = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "tmp");
+        assert!(tmp.unwrap().empty_dir.is_some(), "{tmp:?}");
         let vols = pod.volumes.unwrap();
         let paths: Vec<_> = vols
             .iter()

@@ -6,5 +6,6 @@
 mod cluster;
 mod crdgen;
 mod manifests;
+mod node;
 mod rbac;
 mod support;

@@ -1,0 +1,543 @@
+//! End to end on a real node: the operator deployed in-cluster from its manifests (under its
+//! own ServiceAccount), real target pods on the testbed kubelet, real podtracer Jobs.
+//!
+//! Needs `testbed/k8s/node.sh up` and the images (`make images`); `make test-cluster` does
+//! both. These tests fail (never skip) when the node or the images are missing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use snoopy_operator::controller::CaptureResource;
+use snoopy_operator::crd::{CaptureStatus, Phase, SnoopyJob, TargetPhase, Tcpdump};
+
+use crate::support::{client, delete_namespace, jobs_of, namespace, wait_for};
+
+/// The operator's namespace in its manifests.
+const OPERATOR_NS: &str = "snoopy-operator";
+/// Where real Jobs take their time: image already local, but pods start in 1–3 s each.
+const T: Duration = Duration::from_secs(120);
+const NODE_HINT: &str = "run `testbed/k8s/node.sh up` and `make images` (or `make test-cluster`)";
+
+fn manifests(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Runs kubectl (the testbed's, from PATH) with an argv; panics with its stderr on failure.
+fn kubectl(args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("kubectl {args:?}: {e}: {NODE_HINT}"));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The Ready node of the testbed, labelled as the samples and the manager expect.
+async fn ready_node(client: &Client) -> String {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let ready = nodes
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .find(|n| {
+            n.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .unwrap_or_else(|| panic!("no Ready node: {NODE_HINT}"));
+    let name = ready.name_any();
+    kubectl(&[
+        "label",
+        "node",
+        &name,
+        "cnf-telco=true",
+        "management=true",
+        "--overwrite",
+    ]);
+    name
+}
+
+/// Deploys the operator from `config/testbed` (the default manifests plus the testbed's host
+/// network patch) and waits until it is available. Idempotent: every test calls it.
+async fn deploy_operator(client: &Client) -> String {
+    let node = ready_node(client).await;
+    kubectl(&["apply", "-k", manifests("config/testbed").to_str().unwrap()]);
+    let api: Api<Deployment> = Api::namespaced(client.clone(), OPERATOR_NS);
+    wait_for(T, "the operator Deployment available", || {
+        let api = api.clone();
+        async move {
+            let d = api.get_opt("snoopy-operator").await.ok()??;
+            let status = d.status?;
+            (status.available_replicas? >= 1 && status.updated_replicas? >= 1).then_some(())
+        }
+    })
+    .await;
+    node
+}
+
+/// A busybox pod running `command` (argv); waits until Running and returns its IP.
+async fn busybox_pod(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    labels: &[(&str, &str)],
+    command: &[&str],
+) -> String {
+    let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": "localhost/snoopy/busybox:1",
+                "imagePullPolicy": "Never", "command": command}],
+        },
+    }))
+    .unwrap();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    api.create(&PostParams::default(), &pod).await.unwrap();
+    wait_for(T, &format!("pod {ns}/{name} Running"), || {
+        let api = api.clone();
+        async move {
+            let status = api.get(name).await.ok()?.status?;
+            (status.phase.as_deref() == Some("Running"))
+                .then_some(status.pod_ip)
+                .flatten()
+        }
+    })
+    .await
+}
+
+async fn status_of<K: CaptureResource>(api: &Api<K>, name: &str) -> Option<CaptureStatus> {
+    api.get(name).await.ok()?.capture_status().cloned()
+}
+
+/// Waits until the CR's phase is final and returns its status.
+async fn finished<K: CaptureResource>(api: &Api<K>, name: &str) -> CaptureStatus {
+    wait_for(T, &format!("{name} finished"), || async {
+        status_of(api, name)
+            .await
+            .filter(|s| matches!(s.phase, Some(Phase::Succeeded | Phase::Failed)))
+    })
+    .await
+}
+
+/// The log of the (one) pod of a Job.
+async fn job_log(client: &Client, job: &str) -> String {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
+    let pod = pods
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+        .unwrap()
+        .items
+        .pop()
+        .unwrap_or_else(|| panic!("Job {job} has no pod"));
+    pods.logs(&pod.name_any(), &LogParams::default())
+        .await
+        .unwrap()
+}
+
+/// Deletes a CR and waits until it, its Jobs and their pods are gone.
+async fn delete_and_check_nothing_left<K: CaptureResource>(
+    client: &Client,
+    api: &Api<K>,
+    name: &str,
+    uid: &str,
+) {
+    api.delete(name, &DeleteParams::default()).await.unwrap();
+    let selector = snoopy_operator::job::owner_selector(uid);
+    wait_for(T, &format!("{name}, its Jobs and their pods gone"), || {
+        let (api, client, selector) = (api.clone(), client.clone(), selector.clone());
+        async move {
+            let cr_gone = api.get_opt(name).await.ok()?.is_none();
+            let jobs: Api<Job> = Api::namespaced(client.clone(), OPERATOR_NS);
+            let pods: Api<Pod> = Api::namespaced(client, OPERATOR_NS);
+            let lp = ListParams::default().labels(&selector);
+            let left =
+                jobs.list(&lp).await.ok()?.items.len() + pods.list(&lp).await.ok()?.items.len();
+            (cr_gone && left == 0).then_some(())
+        }
+    })
+    .await;
+}
+
+/// Packet lines of a podtracer text log: everything but its own `podtracer:` messages and
+/// the closing counters.
+fn packet_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| !l.starts_with("podtracer:") && !l.contains(" packets ") && !l.is_empty())
+        .collect()
+}
+
+/// The proof of concept, as its README tells it: the sample Deployment (two pods pinging each
+/// other) and the sample Tcpdump → one Job per pod on the pod's node, 50 packets each in the
+/// Job logs with the ICMP exchange between the two pod IPs, the CR Succeeded with the counts.
+/// Then the Job's capabilities are shown to be the minimum: its pod with any one of them
+/// removed fails, naming the missing capability.
+#[tokio::test]
+async fn the_poc_sample_captures_icmp_between_its_two_pods_with_three_capabilities() {
+    let client = client().await;
+    let node = deploy_operator(&client).await;
+    let deployment = manifests("config/samples/sample-deployment.yaml");
+    let sample = manifests("config/samples/pcap_v1alpha1_tcpdump.yaml");
+    kubectl(&["apply", "-f", deployment.to_str().unwrap()]);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "cnf-telco");
+    let targets: Vec<Pod> = wait_for(T, "both sample pods Running", || {
+        let pods = pods.clone();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels("networkMonitor=true"))
+                .await
+                .ok()?
+                .items;
+            let running = list.iter().filter(|p| {
+                p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                    && p.metadata.deletion_timestamp.is_none()
+            });
+            (running.count() == 2).then_some(list)
+        }
+    })
+    .await;
+    let ips: BTreeMap<String, String> = targets
+        .iter()
+        .map(|p| {
+            let ip = p.status.as_ref().unwrap().pod_ip.clone().unwrap();
+            (p.name_any(), ip)
+        })
+        .collect();
+
+    // A CR left by an earlier run would already show its old status: start from none.
+    kubectl(&[
+        "delete",
+        "-f",
+        sample.to_str().unwrap(),
+        "--ignore-not-found",
+    ]);
+    kubectl(&["apply", "-f", sample.to_str().unwrap()]);
+    let api: Api<Tcpdump> = Api::namespaced(client.clone(), "cnf-telco");
+    let uid = api.get("tcpdump-sample").await.unwrap().uid().unwrap();
+    let status = finished(&api, "tcpdump-sample").await;
+    assert_eq!(status.phase, Some(Phase::Succeeded), "{status:#?}");
+    assert_eq!((status.target_count, status.succeeded), (2, 2));
+
+    let jobs = jobs_of(&client, OPERATOR_NS, &uid).await;
+    assert_eq!(jobs.len(), 2, "exactly one Job per labelled pod");
+    let mut seen = Vec::new();
+    for job in &jobs {
+        let spec = job.spec.as_ref().unwrap().template.spec.clone().unwrap();
+        assert_eq!(spec.node_name.as_deref(), Some(node.as_str()));
+        let args = spec.containers[0].args.clone().unwrap();
+        let target = args[args.iter().position(|a| a == "--pod").unwrap() + 1].clone();
+        let target_node = pods.get(&target).await.unwrap().spec.unwrap().node_name;
+        assert_eq!(
+            spec.node_name,
+            target_node,
+            "Job {} on its pod's node",
+            job.name_any()
+        );
+        let complete = job.status.as_ref().and_then(|s| s.conditions.as_ref());
+        assert!(
+            complete.is_some_and(|c| c
+                .iter()
+                .any(|c| c.type_ == "Complete" && c.status == "True")),
+            "{job:?}"
+        );
+
+        let log = job_log(&client, &job.name_any()).await;
+        let lines = packet_lines(&log);
+        assert_eq!(lines.len(), 50, "50 packet lines in {log}");
+        assert!(log.contains("50 packets captured"), "{log}");
+        let me = &ips[&target];
+        let peer = ips.values().find(|ip| *ip != me).unwrap();
+        for (from, to, what) in [(me, peer, "echo request"), (peer, me, "echo reply")]
+            .into_iter()
+            .chain([(peer, me, "echo request"), (me, peer, "echo reply")])
+        {
+            let want = format!("IP {from} > {to}: ICMP {what}");
+            assert!(
+                log.contains(&want),
+                "no {want:?} in the log of {target}:\n{log}"
+            );
+        }
+        seen.push(target);
+    }
+    seen.sort();
+    assert_eq!(seen, ips.keys().cloned().collect::<Vec<_>>());
+    for t in &status.targets {
+        assert_eq!(t.phase, TargetPhase::Succeeded, "{t:?}");
+        assert_eq!(t.packets_captured, Some(50), "{t:?}");
+        assert_eq!(t.node, node);
+        assert!(
+            t.start_time.is_some() && t.completion_time.is_some(),
+            "{t:?}"
+        );
+    }
+
+    minimal_capabilities(&client, &jobs[0]).await;
+
+    delete_and_check_nothing_left(&client, &api, "tcpdump-sample", &uid).await;
+    kubectl(&["delete", "-f", deployment.to_str().unwrap(), "--wait=false"]);
+}
+
+/// The Job's pod template with one capability removed at a time, run as plain pods: each
+/// fails and says which capability is missing. The full set is the one that just succeeded.
+async fn minimal_capabilities(client: &Client, job: &Job) {
+    let template = job.spec.as_ref().unwrap().template.clone();
+    let spec = template.spec.unwrap();
+    let caps = spec.containers[0]
+        .security_context
+        .as_ref()
+        .and_then(|s| s.capabilities.as_ref())
+        .and_then(|c| c.add.clone())
+        .unwrap();
+    let mut sorted = caps.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["NET_RAW", "SYS_ADMIN", "SYS_PTRACE"]);
+    let privileged = spec.containers[0]
+        .security_context
+        .as_ref()
+        .and_then(|s| s.privileged);
+    assert_ne!(privileged, Some(true), "the Job must not be privileged");
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
+    let mut names = Vec::new();
+    for cap in &caps {
+        let mut spec = spec.clone();
+        let ctx = spec.containers[0].security_context.as_mut().unwrap();
+        let add = ctx.capabilities.as_mut().unwrap().add.as_mut().unwrap();
+        add.retain(|c| c != cap);
+        let name = format!("caps-without-{}", cap.to_lowercase().replace('_', "-"));
+        let pod = Pod {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([("snoopy-test".to_string(), "caps".to_string())].into()),
+                ..Default::default()
+            },
+            spec: Some(spec),
+            status: None,
+        };
+        let _ = pods.delete(&name, &DeleteParams::default()).await;
+        wait_for(T, &format!("old {name} gone"), || {
+            let pods = pods.clone();
+            let name = name.clone();
+            async move { pods.get_opt(&name).await.ok()?.is_none().then_some(()) }
+        })
+        .await;
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+        names.push((cap.clone(), name));
+    }
+    for (cap, name) in &names {
+        wait_for(T, &format!("{name} Failed"), || {
+            let pods = pods.clone();
+            async move {
+                let phase = pods.get(name).await.ok()?.status?.phase?;
+                assert_ne!(phase, "Succeeded", "{name} succeeded without {cap}");
+                (phase == "Failed").then_some(())
+            }
+        })
+        .await;
+        let log = pods.logs(name, &LogParams::default()).await.unwrap();
+        assert!(
+            log.contains(&format!("CAP_{cap}")),
+            "the pod without {cap} must name it: {log}"
+        );
+        pods.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+}
+
+/// A SnoopyJob capture with a filter and a hostPath output: each target's pcapng file on
+/// the node holds only the packets the filter keeps (read by tshark), as many as asked.
+#[tokio::test]
+async fn a_filtered_capture_writes_pcapng_files_tshark_reads() {
+    let client = client().await;
+    deploy_operator(&client).await;
+    let ns = namespace(&client, "e2e-volume").await;
+    let labels = [("networkMonitor", "true")];
+    let ip_b = busybox_pod(&client, &ns, "b", &labels, &["sleep", "3600"]).await;
+    busybox_pod(&client, &ns, "a", &labels, &["ping", "-i", "0.2", &ip_b]).await;
+    let dir = PathBuf::from(format!("/tmp/snoopy-e2e-{ns}"));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let cr: SnoopyJob = serde_json::from_value(json!({
+        "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
+        "metadata": {"name": "echo-requests", "namespace": ns},
+        "spec": {
+            "targetNamespace": ns,
+            "podSelector": {"matchLabels": {"networkMonitor": "true"}},
+            "tool": {"capture": {"interface": "eth0", "filter": "icmp[icmptype] == icmp-echo",
+                                 "packetCount": 10, "format": "pcapng"}},
+            "output": {"volume": {"hostPath": {"path": dir}}},
+            "activeDeadlineSeconds": 60,
+        },
+    }))
+    .unwrap();
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let uid = api
+        .create(&PostParams::default(), &cr)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let status = finished(&api, "echo-requests").await;
+    assert_eq!(status.phase, Some(Phase::Succeeded), "{status:#?}");
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for (file, pod) in files.iter().zip(["a", "b"]) {
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with(&format!("{ns}_{pod}_")) && name.ends_with(".pcapng"),
+            "{name}"
+        );
+        let out = Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(file)
+            .args(["-T", "fields", "-e", "icmp.type", "-e", "ip.dst"])
+            .output()
+            .expect("tshark (apt-get install tshark)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows = String::from_utf8(out.stdout).unwrap();
+        let rows: Vec<&str> = rows.lines().collect();
+        assert_eq!(rows.len(), 10, "{name}: {rows:?}");
+        for row in rows {
+            assert_eq!(row, format!("8\t{ip_b}"), "{name}: only echo requests to b");
+        }
+    }
+    for t in &status.targets {
+        assert_eq!(t.packets_captured, Some(10), "{t:?}");
+    }
+    delete_and_check_nothing_left(&client, &api, "echo-requests", &uid).await;
+    delete_namespace(&client, &ns).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `exec` runs iperf3 "as" two pods: a server in one, a client in the other, through the pod
+/// network; the client's Job log holds the iperf3 result.
+#[tokio::test]
+async fn exec_runs_iperf3_between_two_pods() {
+    let client = client().await;
+    deploy_operator(&client).await;
+    let ns = namespace(&client, "e2e-iperf").await;
+    let server_ip = busybox_pod(
+        &client,
+        &ns,
+        "server",
+        &[("role", "iperf-server")],
+        &["sleep", "3600"],
+    )
+    .await;
+    busybox_pod(
+        &client,
+        &ns,
+        "client",
+        &[("role", "iperf-client")],
+        &["sleep", "3600"],
+    )
+    .await;
+    let exec = |name: &str, role: &str, args: serde_json::Value| -> SnoopyJob {
+        serde_json::from_value(json!({
+            "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "targetNamespace": ns,
+                "podSelector": {"matchLabels": {"role": role}},
+                "tool": {"exec": {"command": "iperf3", "args": args}},
+                "activeDeadlineSeconds": 90,
+            },
+        }))
+        .unwrap()
+    };
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let server = api
+        .create(
+            &PostParams::default(),
+            &exec(
+                "iperf3-server",
+                "iperf-server",
+                json!(["-s", "-1", "--forceflush"]),
+            ),
+        )
+        .await
+        .unwrap();
+    // The client may only start once the server listens: wait for its banner.
+    let server_uid = server.uid().unwrap();
+    wait_for(T, "the iperf3 server listening", || {
+        let client = client.clone();
+        let uid = server_uid.clone();
+        async move {
+            let job = jobs_of(&client, OPERATOR_NS, &uid).await.pop()?;
+            let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
+            let pod = pods
+                .list(&ListParams::default().labels(&format!("job-name={}", job.name_any())))
+                .await
+                .ok()?
+                .items
+                .pop()?;
+            let log = pods
+                .logs(&pod.name_any(), &LogParams::default())
+                .await
+                .ok()?;
+            log.contains("Server listening").then_some(())
+        }
+    })
+    .await;
+    let client_cr = api
+        .create(
+            &PostParams::default(),
+            &exec(
+                "iperf3-client",
+                "iperf-client",
+                json!(["-c", server_ip, "-t", "2"]),
+            ),
+        )
+        .await
+        .unwrap();
+    for name in ["iperf3-client", "iperf3-server"] {
+        let status = finished(&api, name).await;
+        assert_eq!(status.phase, Some(Phase::Succeeded), "{name}: {status:#?}");
+    }
+    let job = jobs_of(&client, OPERATOR_NS, &client_cr.uid().unwrap())
+        .await
+        .pop()
+        .unwrap();
+    let log = job_log(&client, &job.name_any()).await;
+    assert!(
+        log.contains(&format!("connected to {server_ip} port 5201")),
+        "{log}"
+    );
+    for want in ["sender", "receiver", "iperf Done."] {
+        assert!(
+            log.contains(want),
+            "no {want:?} in the client's log:\n{log}"
+        );
+    }
+    for (name, uid) in [
+        ("iperf3-client", client_cr.uid().unwrap()),
+        ("iperf3-server", server_uid),
+    ] {
+        delete_and_check_nothing_left(&client, &api, name, &uid).await;
+    }
+    delete_namespace(&client, &ns).await;
+}

@@ -218,6 +218,10 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
                 default_key,
             },
         );
+    let output = OutputSpec {
+        kafka_buffer: args.sinks.sink_buffer,
+        ..output
+    };
     let settings = CaptureSettings {
         interface: args.interface.clone(),
         snaplen,

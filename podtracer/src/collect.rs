@@ -221,8 +221,7 @@ impl Collector {
         }
         self.packets += owned.len() as u64;
         if self.follow {
-            let sink = self.sink_open()?;
-            let _ = sink;
+            self.sink_open()?;
             self.add_new_interfaces()?;
             let sink = self.sink.as_mut().expect("opened");
             for p in &owned {

@@ -57,6 +57,8 @@ pub struct OutputSpec {
     pub files: Vec<PathBuf>,
     /// Node, run and default key of the Kafka messages.
     pub identity: CaptureIdentity,
+    /// Bytes each Kafka sink buffers while the brokers are away.
+    pub kafka_buffer: usize,
 }
 
 /// The opened sinks: what packets go to, and the Kafka sinks' handles for the final flush.
@@ -89,6 +91,7 @@ impl OutputSpec {
             kafka: Vec::new(),
             files: Vec::new(),
             identity: CaptureIdentity::default(),
+            kafka_buffer: BatchLimits::default().buffer_bytes,
         }
     }
 
@@ -141,6 +144,7 @@ impl OutputSpec {
                 kafka: Vec::new(),
                 files: Vec::new(),
                 identity: CaptureIdentity::default(),
+                kafka_buffer: 0,
             };
             sinks.push(printer.open_main(text)?);
         }
@@ -152,9 +156,15 @@ impl OutputSpec {
         let mut deliveries = Vec::new();
         for settings in &self.kafka {
             let name = format!("kafka://{}/{}", settings.brokers.join(","), settings.topic);
-            let sink =
-                KafkaPacketSink::connect(settings, self.identity.clone(), BatchLimits::default())
-                    .with_context(|| format!("--sink {name}"))?;
+            let sink = KafkaPacketSink::connect(
+                settings,
+                self.identity.clone(),
+                BatchLimits {
+                    buffer_bytes: self.kafka_buffer,
+                    ..BatchLimits::default()
+                },
+            )
+            .with_context(|| format!("--sink {name}"))?;
             deliveries.push((name, sink.delivery()));
             sinks.push(Box::new(sink));
         }

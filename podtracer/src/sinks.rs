@@ -13,9 +13,6 @@ use clap::Args;
 use serde::Serialize;
 use snoopy_capture::sink::kafka::{DeliveryHandle, DeliveryReport, KafkaRecordSink, KafkaSettings};
 
-/// Bytes of records waiting for the brokers before new ones are dropped.
-const RECORD_BUFFER_BYTES: usize = 16 << 20;
-
 /// The `--sink` options shared by `capture`, `flows` and `probe`.
 #[derive(Debug, Clone, Args)]
 pub struct SinkArgs {
@@ -29,6 +26,11 @@ pub struct SinkArgs {
     /// How long to keep sending what is buffered for Kafka once the work is done.
     #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "10s")]
     pub sink_timeout: Duration,
+
+    /// Bytes buffered for each Kafka sink while the brokers are slow or away; beyond it new
+    /// messages are dropped (counted) so that the capture never waits.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 << 20)]
+    pub sink_buffer: usize,
 
     /// Id of this run, in every Kafka message's `run` header (default: NODE-PID-TIME).
     #[arg(long, value_name = "ID", env = "SNOOPY_RUN_ID")]
@@ -192,7 +194,7 @@ impl RecordSinks {
         let mut kafka = Vec::new();
         for settings in args.kafka(default_topic)? {
             let name = format!("kafka://{}/{}", settings.brokers.join(","), settings.topic);
-            let sink = KafkaRecordSink::connect(&settings, &node, &run, RECORD_BUFFER_BYTES)
+            let sink = KafkaRecordSink::connect(&settings, &node, &run, args.sink_buffer)
                 .with_context(|| format!("--sink {name}"))?;
             kafka.push((name, sink));
         }

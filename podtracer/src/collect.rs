@@ -349,7 +349,9 @@ impl Collector {
             out.flush()?;
         }
         if self.table {
-            print!("{}", self.summary.render());
+            let mut stdout = std::io::stdout();
+            stdout.write_all(self.summary.render().as_bytes())?;
+            stdout.flush()?;
         }
         let bad = if self.bad > 0 {
             format!(", {} unreadable", self.bad)

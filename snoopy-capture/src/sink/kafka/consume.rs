@@ -71,13 +71,15 @@ pub fn consume<E>(
                     source,
                 })?;
             let start = offset(&pc, OffsetAt::Earliest).await?;
-            let end = offset(&pc, OffsetAt::Latest).await?;
-            readers.push((pc, start, end));
+            // The end is the high watermark of the first fetch, not ListOffsets(latest):
+            // tansu 0.6 answers that with the last batch's base offset + 1, short of the
+            // end when a batch holds several records.
+            readers.push((pc, start, None::<i64>));
         }
         loop {
             let mut pending = false;
             for (pc, next, end) in readers.iter_mut() {
-                if !options.follow && *next >= *end {
+                if !options.follow && end.is_some_and(|end| *next >= end) {
                     continue;
                 }
                 pending = true;
@@ -89,17 +91,15 @@ pub fn consume<E>(
                         context: format!("fetching {}/{} at {next}", pc.topic(), pc.partition()),
                         source,
                     })?;
-                if !options.follow {
-                    // Ends at the end known when reading started, even if it grows.
-                    *end = (*end).min(high.max(*next));
-                }
+                // Ends at the end known when reading started, even if it grows.
+                let end = *end.get_or_insert(high.max(*next));
                 let mut batch = Vec::with_capacity(records.len());
                 for r in records {
                     if r.offset < *next {
                         continue; // a fetch can start at the batch holding `next`
                     }
-                    if !options.follow && r.offset >= *end {
-                        *next = *end;
+                    if !options.follow && r.offset >= end {
+                        *next = end;
                         break;
                     }
                     *next = r.offset + 1;

@@ -15,7 +15,9 @@ use snoopy_capture::afpacket::{
 use snoopy_capture::filter::{Instruction, Mode, Program};
 use snoopy_capture::{LinkType, PacketSink, PacketSource};
 
-use crate::output::{Format, OutputSpec, TextLook};
+use snoopy_capture::sink::kafka::{CaptureIdentity, DEFAULT_PACKETS_TOPIC, DeliveryReport};
+
+use crate::output::{Format, Opened, OutputSpec, TextLook};
 use crate::progress::Progress;
 use crate::target::TargetArgs;
 
@@ -56,9 +58,12 @@ pub struct CaptureArgs {
     #[arg(short = 'w', value_name = "FILE")]
     pub write: Option<PathBuf>,
 
-    /// With -w, also print the packets as text on stdout.
-    #[arg(long, requires = "write")]
+    /// With -w or --sink, also print the packets as text on stdout.
+    #[arg(long)]
     pub print: bool,
+
+    #[command(flatten)]
+    pub sinks: crate::sinks::SinkArgs,
 
     /// Output format (default: text without -w, pcap with -w).
     #[arg(long, value_enum, value_name = "FORMAT")]
@@ -190,9 +195,33 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     if args.print && args.write.as_deref() == Some(std::path::Path::new("-")) {
         bail!("--print with -w - would mix text and packets on stdout; write to a file");
     }
+    if args.print && args.write.is_none() && args.sinks.sinks.is_empty() {
+        bail!("--print needs -w FILE or --sink URL (without them packets are printed anyway)");
+    }
+    let kafka = args.sinks.kafka(DEFAULT_PACKETS_TOPIC)?;
     let resolved = args.target.resolve()?;
     let many = resolved.follower.is_some();
-    let output = OutputSpec::resolve(args.write.as_deref(), args.format, many, args.print);
+    let default_key = resolved
+        .targets
+        .first()
+        .map(|t| t.label.clone())
+        .unwrap_or_default();
+    let output = OutputSpec::resolve(args.write.as_deref(), args.format, many, args.print)
+        .with_sinks(
+            args.write.as_deref(),
+            args.print,
+            kafka,
+            args.sinks.files(),
+            CaptureIdentity {
+                node: crate::sinks::node_name(),
+                run: args.sinks.run(),
+                default_key,
+            },
+        );
+    let output = OutputSpec {
+        kafka_buffer: args.sinks.sink_buffer,
+        ..output
+    };
     let settings = CaptureSettings {
         interface: args.interface.clone(),
         snaplen,
@@ -241,7 +270,10 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
             interface.name, interface.link_type, interface.snaplen
         );
     }
-    let mut sink = output.open(look)?;
+    let Opened {
+        mut sink,
+        deliveries,
+    } = output.open(look)?;
     let mut described = interface.clone();
     described.description = Some(format!("{} in {label}", interface.name));
     let sink_interface = sink.add_interface(&described)?;
@@ -264,11 +296,13 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     let flushed = sink.flush();
     drop(progress);
     let stats = capture.stats()?;
+    let reports = crate::sinks::finish_all(&deliveries, args.sinks.sink_timeout, args.quiet);
     write_termination_log(
         args.termination_log.as_deref(),
         stats.captured,
         stats.received.unwrap_or(0),
         stats.dropped.unwrap_or(0),
+        crate::sinks::total(&reports).as_ref(),
     );
     if !args.quiet {
         if capture.end_reason() == Some(EndReason::InterfaceGone) {
@@ -287,15 +321,29 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
 }
 
 /// Writes the counts for whoever started us (the operator reads a Job's termination
-/// message). A failure to write is reported but does not fail a capture that worked.
+/// message): `{"captured":N,"received":M,"dropped":K}`, plus with Kafka sinks
+/// `"kafka":{"sent":S,"sent_messages":…,"buffered":B,"dropped":D,"failed_attempts":…}`.
+/// A failure to write is reported but does not fail a capture that worked.
 pub fn write_termination_log(
     path: Option<&std::path::Path>,
     captured: u64,
     received: u64,
     dropped: u64,
+    kafka: Option<&DeliveryReport>,
 ) {
     let Some(path) = path else { return };
-    let json = format!(r#"{{"captured":{captured},"received":{received},"dropped":{dropped}}}"#);
+    let mut json = serde_json::json!({
+        "captured": captured,
+        "received": received,
+        "dropped": dropped,
+    });
+    if let Some(report) = kafka {
+        let mut report = report.clone();
+        // The termination message is small (4 KiB): the error text stays in the log.
+        report.last_error = None;
+        json["kafka"] = serde_json::to_value(report).unwrap_or_default();
+    }
+    let json = json.to_string();
     if let Err(e) = std::fs::write(path, json) {
         eprintln!("podtracer: writing {}: {e}", path.display());
     }

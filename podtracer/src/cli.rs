@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::capture::CaptureArgs;
+use crate::collect::CollectArgs;
 use crate::exec::ExecArgs;
 use crate::flows::FlowsArgs;
 use crate::pods::PodsArgs;
@@ -55,6 +56,11 @@ pub enum Command {
         after_help = "Examples:\n  podtracer read web.pcap 'tcp port 80'\n  podtracer read web.pcapng -w dns.pcap udp port 53\n  podtracer read web.pcap -d 'host 10.0.0.1'"
     )]
     Read(ReadArgs),
+    /// Read a Kafka topic back: packets into one pcapng, flow/probe records as JSON or a table.
+    #[command(
+        after_help = "Examples:\n  podtracer collect kafka://kafka:9092/snoopy.packets -w merged.pcapng\n  podtracer collect kafka://kafka:9092/snoopy.packets --key shop/web-0 --since 10m -w web.pcapng\n  podtracer collect kafka://kafka:9092/snoopy.packets --follow -w - | tshark -r -\n  podtracer collect kafka://kafka:9092/snoopy.flows -o table\n  podtracer collect kafka://kafka:9092/snoopy.probes -o json"
+    )]
+    Collect(CollectArgs),
 }
 
 #[cfg(test)]

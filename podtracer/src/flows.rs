@@ -42,6 +42,9 @@ pub struct FlowsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
+    #[command(flatten)]
+    pub sinks: crate::sinks::SinkArgs,
+
     /// Read packets from a pcap or pcapng file instead of capturing (`-` for stdin).
     #[arg(short = 'r', value_name = "FILE", group = "target")]
     pub read: Option<PathBuf>,
@@ -131,11 +134,22 @@ pub fn run(args: FlowsArgs) -> Result<ExitCode> {
         FlowsOutput::Json
     });
     let names = pod_names(&args.target);
-    let mut view = View::new(format, args.sort, args.top, names);
+    // The records' key: the pod (NS/POD, pid:N, a netns path) or the file read.
+    let key = match &args.read {
+        Some(path) => path.display().to_string(),
+        None => args.target.resolve_one()?.label,
+    };
+    let sinks = crate::sinks::RecordSinks::open(
+        &args.sinks,
+        snoopy_capture::sink::kafka::DEFAULT_FLOWS_TOPIC,
+        &key,
+    )?;
+    let mut view = View::new(format, args.sort, args.top, names, sinks);
     let result = match &args.read {
         Some(path) => offline(path, config, args.count, &mut view),
         None => live(&args, &args.target, config, &mut view),
     };
+    let result = result.and_then(|()| view.sinks.finish(false).map(drop));
     match result {
         Err(e) if crate::is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e),
@@ -296,6 +310,8 @@ struct View {
     pending: Vec<FlowRecord>,
     /// The latest finished records, for the table.
     recent: std::collections::VecDeque<FlowRecord>,
+    /// `--sink`s: every record, snapshot and summary as JSON.
+    sinks: crate::sinks::RecordSinks,
 }
 
 /// Records held before they are written (JSON).
@@ -305,7 +321,13 @@ const PENDING_LIMIT: usize = 1024;
 const MAX_AGGREGATE_KEYS: usize = 10_000;
 
 impl View {
-    fn new(format: FlowsOutput, sort: SortBy, top: usize, names: PodNames) -> Self {
+    fn new(
+        format: FlowsOutput,
+        sort: SortBy,
+        top: usize,
+        names: PodNames,
+        sinks: crate::sinks::RecordSinks,
+    ) -> Self {
         View {
             format,
             sort,
@@ -315,11 +337,16 @@ impl View {
             aggregates: Aggregates::new(names, MAX_AGGREGATE_KEYS),
             pending: Vec::new(),
             recent: std::collections::VecDeque::new(),
+            sinks,
         }
     }
 
     fn finished(&mut self, mut record: FlowRecord) {
         self.aggregates.add(&mut record);
+        if let Err(e) = self.sinks.send("flow", &record) {
+            // A file sink that cannot be written is reported, not fatal to the capture.
+            eprintln!("podtracer: {e:#}");
+        }
         match self.format {
             FlowsOutput::Json => {
                 self.pending.push(record);
@@ -369,6 +396,20 @@ impl View {
         for r in &mut open_named {
             shown.add(r);
         }
+        if !self.sinks.is_empty() {
+            let destinations = self.sorted_destinations(&shown);
+            let pairs = shown.pairs();
+            self.sinks.send(
+                "snapshot",
+                &Snapshot {
+                    kind: "snapshot",
+                    time_ns: nanos(now),
+                    table: table.stats(),
+                    destinations: &destinations,
+                    pod_pairs: &pairs,
+                },
+            )?;
+        }
         match self.format {
             FlowsOutput::Json => {
                 let destinations = self.sorted_destinations(&shown);
@@ -404,6 +445,16 @@ impl View {
     ) -> Result<()> {
         let destinations = self.sorted_destinations(&self.aggregates);
         let pairs = self.aggregates.pairs();
+        self.sinks.send(
+            "summary",
+            &Snapshot {
+                kind: "summary",
+                time_ns: nanos(now),
+                table: table.stats(),
+                destinations: &destinations,
+                pod_pairs: &pairs,
+            },
+        )?;
         match self.format {
             FlowsOutput::Json => self.write_json(&Snapshot {
                 kind: "summary",

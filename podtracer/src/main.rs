@@ -9,6 +9,7 @@
 
 mod capture;
 mod cli;
+mod collect;
 mod duration;
 mod exec;
 mod filter;
@@ -20,6 +21,7 @@ mod probe;
 mod progress;
 mod read;
 mod runtime;
+mod sinks;
 mod target;
 
 use std::process::ExitCode;
@@ -49,6 +51,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
         cli::Command::Flows(args) => flows::run(args),
         cli::Command::Probe(args) => probe::run(args),
         cli::Command::Pods(args) => pods::run(args),
+        cli::Command::Collect(args) => collect::run(args),
     }
 }
 

@@ -69,7 +69,10 @@ pub fn run(
     for target in targets {
         slots.push(spawn(slots.len(), target, settings, tx.clone()));
     }
-    let mut sink = output.open(look)?;
+    let crate::output::Opened {
+        mut sink,
+        deliveries,
+    } = output.open(look)?;
     let limit = args.count.unwrap_or(u64::MAX);
     let mut written = 0u64;
     let mut last_poll = Instant::now();
@@ -108,9 +111,11 @@ pub fn run(
                     let mut named = interface.clone();
                     // pcapng names each interface NS/POD/IFACE so Wireshark attributes every
                     // packet; text lines are prefixed with NS/POD.
+                    // With --sink, always NS/POD/IFACE: the Kafka sink keys messages by the
+                    // part before the last '/'.
                     named.name = match output.format {
-                        Format::Text | Format::Json => label.clone(),
-                        Format::Pcap | Format::Pcapng => format!("{label}/{}", interface.name),
+                        Format::Text | Format::Json if !output.has_sinks() => label.clone(),
+                        _ => format!("{label}/{}", interface.name),
                     };
                     named.description = Some(format!("pod {label}, interface {}", interface.name));
                     slots[slot].sink_interface = Some(sink.add_interface(&named)?);
@@ -158,7 +163,14 @@ pub fn run(
             );
         }
     }
-    write_termination_log(args.termination_log.as_deref(), written, received, dropped);
+    let reports = crate::sinks::finish_all(&deliveries, args.sinks.sink_timeout, args.quiet);
+    write_termination_log(
+        args.termination_log.as_deref(),
+        written,
+        received,
+        dropped,
+        crate::sinks::total(&reports).as_ref(),
+    );
     if !args.quiet {
         print_totals(written, received, dropped);
     }

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use snoopy_capture::decode::SummaryOptions;
+use snoopy_capture::sink::kafka::{
+    BatchLimits, CaptureIdentity, DeliveryHandle, KafkaPacketSink, KafkaSettings,
+};
 use snoopy_capture::sink::{JsonSink, PcapNgSink, PcapSink, TextSink};
 use snoopy_capture::{Interface, Packet, PacketSink};
 
@@ -45,6 +48,25 @@ pub struct OutputSpec {
     pub format: Format,
     /// The file, or `None` for stdout (`-w -` or no `-w`).
     pub path: Option<PathBuf>,
+    /// Whether the main output (the file, or stdout) is written at all: not when only
+    /// `--sink`s are given.
+    pub main: bool,
+    /// Kafka topics (`--sink kafka://…`).
+    pub kafka: Vec<KafkaSettings>,
+    /// pcapng files (`--sink file://…`).
+    pub files: Vec<PathBuf>,
+    /// Node, run and default key of the Kafka messages.
+    pub identity: CaptureIdentity,
+    /// Bytes each Kafka sink buffers while the brokers are away.
+    pub kafka_buffer: usize,
+}
+
+/// The opened sinks: what packets go to, and the Kafka sinks' handles for the final flush.
+pub struct Opened {
+    /// Every sink, behind one.
+    pub sink: Box<dyn PacketSink>,
+    /// `(name, handle)` of each Kafka sink.
+    pub deliveries: Vec<(String, DeliveryHandle)>,
 }
 
 impl OutputSpec {
@@ -65,30 +87,96 @@ impl OutputSpec {
             print: print && write.is_some(),
             format,
             path,
+            main: true,
+            kafka: Vec::new(),
+            files: Vec::new(),
+            identity: CaptureIdentity::default(),
+            kafka_buffer: BatchLimits::default().buffer_bytes,
         }
+    }
+
+    /// Adds the `--sink`s. Without `-w`, only they are written (and text lines on stdout
+    /// only with `--print`).
+    pub fn with_sinks(
+        mut self,
+        write: Option<&Path>,
+        print: bool,
+        kafka: Vec<KafkaSettings>,
+        files: Vec<PathBuf>,
+        identity: CaptureIdentity,
+    ) -> Self {
+        if (!kafka.is_empty() || !files.is_empty()) && write.is_none() {
+            self.main = false;
+            self.print = print;
+        }
+        self.kafka = kafka;
+        self.files = files;
+        self.identity = identity;
+        self
+    }
+
+    /// Whether any `--sink` is given.
+    pub fn has_sinks(&self) -> bool {
+        !self.kafka.is_empty() || !self.files.is_empty()
     }
 
     /// Whether text lines go to stdout (then stdout may be a terminal).
     pub fn is_text_on_stdout(&self) -> bool {
-        self.print || (self.path.is_none() && matches!(self.format, Format::Text | Format::Json))
+        self.print
+            || (self.main
+                && self.path.is_none()
+                && matches!(self.format, Format::Text | Format::Json))
     }
 
-    /// Opens the sink. Output is buffered; `flush` on the sink pushes it out.
-    pub fn open(&self, text: TextLook) -> Result<Box<dyn PacketSink>> {
-        let main = self.open_main(text)?;
-        if !self.print {
-            return Ok(main);
+    /// Opens the sinks (Kafka ones connect now: bad settings fail here, within seconds).
+    /// Output is buffered; `flush` on the sink pushes it out.
+    pub fn open(&self, text: TextLook) -> Result<Opened> {
+        let mut sinks: Vec<Box<dyn PacketSink>> = Vec::new();
+        if self.main {
+            sinks.push(self.open_main(text)?);
         }
-        let printer = OutputSpec {
-            print: false,
-            format: Format::Text,
-            path: None,
+        if self.print {
+            let printer = OutputSpec {
+                print: false,
+                format: Format::Text,
+                path: None,
+                main: true,
+                kafka: Vec::new(),
+                files: Vec::new(),
+                identity: CaptureIdentity::default(),
+                kafka_buffer: 0,
+            };
+            sinks.push(printer.open_main(text)?);
         }
-        .open_main(text)?;
-        Ok(Box::new(FanOut {
-            sinks: vec![main, printer],
-            ids: Vec::new(),
-        }))
+        for path in &self.files {
+            sinks.push(Box::new(PcapNgSink::create(path).with_context(|| {
+                format!("--sink file://{}: cannot create", path.display())
+            })?));
+        }
+        let mut deliveries = Vec::new();
+        for settings in &self.kafka {
+            let name = format!("kafka://{}/{}", settings.brokers.join(","), settings.topic);
+            let sink = KafkaPacketSink::connect(
+                settings,
+                self.identity.clone(),
+                BatchLimits {
+                    buffer_bytes: self.kafka_buffer,
+                    ..BatchLimits::default()
+                },
+            )
+            .with_context(|| format!("--sink {name}"))?;
+            deliveries.push((name, sink.delivery()));
+            sinks.push(Box::new(sink));
+        }
+        let sink = if sinks.len() == 1 {
+            sinks.pop().expect("one sink")
+        } else {
+            Box::new(FanOut {
+                sinks,
+                ids: Vec::new(),
+            })
+        };
+        Ok(Opened { sink, deliveries })
     }
 
     fn open_main(&self, text: TextLook) -> Result<Box<dyn PacketSink>> {

@@ -56,6 +56,9 @@ pub struct ProbeArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
+    #[command(flatten)]
+    pub sinks: crate::sinks::SinkArgs,
+
     /// Connect to HOST:PORT (repeatable).
     #[arg(long = "tcp", value_name = "HOST:PORT")]
     pub tcp: Vec<String>,
@@ -277,6 +280,11 @@ pub fn run(args: ProbeArgs) -> Result<ExitCode> {
         );
     }
     let target = args.target.resolve_one()?;
+    let mut sinks = crate::sinks::RecordSinks::open(
+        &args.sinks,
+        snoopy_capture::sink::kafka::DEFAULT_PROBES_TOPIC,
+        &target.label,
+    )?;
     let namespace = &target.namespace;
     let conf = &conf;
     let settings = Settings {
@@ -313,6 +321,10 @@ pub fn run(args: ProbeArgs) -> Result<ExitCode> {
         ProbeOutput::Text => out.write_all(render(&reports, &target.label).as_bytes())?,
     }
     out.flush()?;
+    for report in &reports {
+        sinks.send("probe", report)?;
+    }
+    sinks.finish(false)?;
     Ok(if reports.iter().all(|r| r.successes > 0) {
         ExitCode::SUCCESS
     } else {

@@ -63,11 +63,13 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
     }
     .with_context(|| format!("cannot read {}", args.file.display()))?;
     let output = OutputSpec::resolve(args.write.as_deref(), args.format, false, false);
-    let mut sink = output.open(TextLook {
-        link_header: args.link_header,
-        line_buffered: false,
-        ..TextLook::default()
-    })?;
+    let mut sink = output
+        .open(TextLook {
+            link_header: args.link_header,
+            line_buffered: false,
+            ..TextLook::default()
+        })?
+        .sink;
     // Per source interface: the sink's interface and the filter compiled for its link type.
     let mut interfaces: Vec<Option<(u32, Option<Matcher>)>> = Vec::new();
     let limit = args.count.unwrap_or(u64::MAX);

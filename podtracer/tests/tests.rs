@@ -5,6 +5,7 @@ mod errors;
 mod exec;
 mod filter;
 mod flows;
+mod kafka;
 mod pods;
 mod probe;
 mod runtime;

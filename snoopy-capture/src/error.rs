@@ -76,6 +76,11 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// Talking to Kafka failed (feature `kafka`).
+    #[cfg(feature = "kafka")]
+    #[error(transparent)]
+    Kafka(#[from] crate::sink::kafka::KafkaError),
+
     /// A filter program could not be used.
     #[error("filter: {0}")]
     Filter(String),

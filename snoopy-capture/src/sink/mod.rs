@@ -1,8 +1,11 @@
-//! Where packets go: pcap and pcapng files, tcpdump-style text, JSON lines.
+//! Where packets go: pcap and pcapng files, tcpdump-style text, JSON lines, and (feature
+//! `kafka`) Kafka topics.
 
 use crate::{Interface, Packet, Result};
 
 mod json;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod pcap;
 mod pcapng;
 mod text;

@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup testbed-up testbed-down demo demo-node test-cluster k8s-build control-plane-up cluster-up cluster-down cluster-selftest images deploy undeploy crdgen bench-operator
+.PHONY: bench-kafka kafka-up kafka-down test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup testbed-up testbed-down demo demo-node test-cluster k8s-build control-plane-up cluster-up cluster-down cluster-selftest images deploy undeploy crdgen bench-operator
 
 test: lint examples unit test-cluster
 
@@ -67,6 +67,17 @@ crdgen:
 bench-operator:
 	testbed/k8s/control-plane.sh up >/dev/null
 	eval "$$(testbed/k8s/control-plane.sh env)" && $(CARGO) bench -p snoopy-operator --bench targets; status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
+
+# Packets -> Kafka (tansu on loopback) vs file sink vs tcpdump, same flood, same run.
+bench-kafka: release
+	testbed/kafka.sh up >/dev/null
+	python3 bench/kafka.py; status=$$?; testbed/kafka.sh down >/dev/null; exit $$status
+
+# The testbed's Kafka-protocol broker (tansu, memory storage, 127.0.0.1:19092).
+kafka-up:
+	testbed/kafka.sh up
+kafka-down:
+	testbed/kafka.sh down
 
 testbed-up:
 	testbed/containerd.sh up

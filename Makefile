@@ -56,10 +56,12 @@ images: release
 	testbed/images/build-snoopy.sh target/release/podtracer target/release/snoopy-operator
 
 # The operator's manifests (kubectl's built-in kustomize) and generated CRDs.
+# DEPLOY_DIR=snoopy-operator/config/testbed on this machine's testbed cluster (no kube-proxy).
+DEPLOY_DIR ?= snoopy-operator/config/default
 deploy:
-	kubectl apply -k snoopy-operator/config/default
+	kubectl apply -k $(DEPLOY_DIR)
 undeploy:
-	kubectl delete -k snoopy-operator/config/default --ignore-not-found
+	kubectl delete -k $(DEPLOY_DIR) --ignore-not-found
 crdgen:
 	$(CARGO) run -q -p snoopy-operator -- crdgen --out snoopy-operator/config/crd
 
@@ -95,9 +97,11 @@ build:
 release:
 	$(CARGO) build --release -p podtracer
 
-# The demo: two pods on a private containerd, captured by label (see testbed/demo-node.sh).
-demo: demo-node
+# The demo: the proof of concept on a real single-node Kubernetes (testbed/demo-cluster.sh).
+demo:
+	testbed/demo-cluster.sh
 
+# Without Kubernetes: two pods on a private containerd, captured by label (testbed/demo-node.sh).
 demo-node:
 	testbed/demo-node.sh
 

@@ -212,6 +212,19 @@ async fn the_poc_sample_captures_icmp_between_its_two_pods_with_three_capabiliti
         }
     })
     .await;
+    // Captured from the start, the pods' first seconds are their search for each other:
+    // begin once both ping.
+    for pod in &targets {
+        let name = pod.name_any();
+        wait_for(T, &format!("{name} pinging its sibling"), || {
+            let (pods, name) = (pods.clone(), name.clone());
+            async move {
+                let log = pods.logs(&name, &LogParams::default()).await.ok()?;
+                log.contains("pinging ").then_some(())
+            }
+        })
+        .await;
+    }
     let ips: BTreeMap<String, String> = targets
         .iter()
         .map(|p| {

@@ -26,7 +26,7 @@ use crate::naming;
 use crate::plan::Plan;
 
 /// How many Jobs are created at once (the API server handles these in parallel).
-const CREATE_CONCURRENCY: usize = 16;
+const CREATE_CONCURRENCY: usize = 48;
 
 fn owner_of<K: CaptureResource>(cr: &K) -> Owner {
     Owner {

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The demo: the seed's proof of concept, on one machine, with a real Kubernetes.
+#
+# Starts Kubernetes 1.20.2 (testbed/k8s: control plane + one node on the containerd testbed),
+# labels the node cnf-telco=true and management=true, applies the sample Deployment (two pods
+# in cnf-telco labelled networkMonitor=true, pinging each other — never an outside address),
+# deploys the operator from its manifests, shows the CRD, applies the Tcpdump sample, shows the
+# Jobs (one per pod) and their pods, prints the captured ICMP lines from the Job logs and the
+# CR's status, and tears everything down.
+#
+# KEEP=1 leaves the cluster running. A cluster that was already up is reused and left up.
+# The first run builds Kubernetes from Debian's source (~25 min, cached by testbed/k8s/build.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+show() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
+started=$(date +%s.%N)
+
+was_up=0
+if testbed/k8s/node.sh status >/dev/null 2>&1; then was_up=1; fi
+
+cleanup() {
+  local status=$?
+  if [ "${KEEP:-0}" = 1 ] || [ "$was_up" = 1 ]; then
+    step "leaving the cluster up (eval \"\$(testbed/k8s/control-plane.sh env)\"; make cluster-down)"
+  else
+    step "tearing down (testbed/k8s/control-plane.sh down)"
+    testbed/k8s/control-plane.sh down >/dev/null 2>&1 || true
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+
+step "building podtracer and snoopy-operator (release)"
+cargo build --quiet --release -p podtracer -p snoopy-operator
+
+step "building Kubernetes 1.20.2 (cached after the first time)"
+testbed/k8s/build.sh >/dev/null
+
+step "starting the cluster: control plane, then the node on the containerd testbed"
+testbed/k8s/control-plane.sh up >/dev/null
+testbed/k8s/node.sh up >/dev/null
+eval "$(testbed/k8s/control-plane.sh env)"
+show kubectl get nodes -o wide
+
+step "importing the podtracer and operator images into the node's containerd (no registry)"
+testbed/images/build-snoopy.sh target/release/podtracer target/release/snoopy-operator >/dev/null
+
+step "labelling the node as the proof of concept's README does"
+show kubectl label node snoopy-node cnf-telco=true management=true --overwrite
+
+step "the tenant: sample-deployment.yaml (namespace cnf-telco, two pods pinging each other)"
+show kubectl apply -f snoopy-operator/config/samples/sample-deployment.yaml
+show kubectl rollout status -n cnf-telco deployment/cnf-example-pod --timeout=120s
+show kubectl get pods -n cnf-telco -l networkMonitor=true -o wide
+# The pods first look for each other on the pod network; start the capture once both ping.
+for _ in $(seq 1 120); do
+  pinging=0
+  for pod in $(kubectl get pods -n cnf-telco -l networkMonitor=true -o name); do
+    if kubectl logs -n cnf-telco "$pod" 2>/dev/null | grep -q '^pinging '; then pinging=$((pinging + 1)); fi
+  done
+  [ "$pinging" -ge 2 ] && break
+  sleep 0.5
+done
+for pod in $(kubectl get pods -n cnf-telco -l networkMonitor=true -o name); do
+  printf '%s: ' "$pod"; kubectl logs -n cnf-telco "$pod" | head -n 1
+done
+
+step "deploying the operator (make deploy, with the testbed's host-network patch)"
+make --no-print-directory deploy DEPLOY_DIR=snoopy-operator/config/testbed
+show kubectl rollout status -n snoopy-operator deployment/snoopy-operator --timeout=120s
+
+step "the CRDs"
+show kubectl get crd tcpdumps.pcap.fennecproject.io snoopyjobs.snoopy.fennecproject.io
+show kubectl explain tcpdump.spec
+
+step "the Tcpdump sample: capture 50 packets on every networkMonitor=true pod"
+# A CR left by an earlier run would show its old status.
+kubectl delete -f snoopy-operator/config/samples/pcap_v1alpha1_tcpdump.yaml --ignore-not-found >/dev/null
+show cat snoopy-operator/config/samples/pcap_v1alpha1_tcpdump.yaml
+show kubectl apply -f snoopy-operator/config/samples/pcap_v1alpha1_tcpdump.yaml
+
+phase=""
+for _ in $(seq 1 240); do
+  phase=$(kubectl get tcpdump -n cnf-telco tcpdump-sample -o jsonpath='{.status.phase}' 2>/dev/null || true)
+  case "$phase" in Succeeded | Failed) break ;; esac
+  sleep 0.5
+done
+
+step "one Job per pod, each on its pod's node"
+show kubectl get jobs,pods -n snoopy-operator -l app.kubernetes.io/managed-by=snoopy-operator -o wide
+
+step "the captured packets, from the Job logs"
+for job in $(kubectl get jobs -n snoopy-operator -l app.kubernetes.io/managed-by=snoopy-operator -o name); do
+  printf '\n\033[1m%s\033[0m\n' "$job"
+  kubectl logs -n snoopy-operator "$job" | grep -E 'podtracer:|ICMP echo|packets' | head -12
+  echo "…"
+done
+
+step "the Tcpdump's status"
+show kubectl get tcpdump -n cnf-telco
+kubectl get tcpdump -n cnf-telco tcpdump-sample \
+  -o jsonpath='{range .status.targets[*]}{.pod}{"\t"}{.node}{"\t"}{.phase}{"\t"}{.packetsCaptured} captured, {.packetsDropped} dropped{"\n"}{end}'
+
+end=$(date +%s.%N)
+step "done: the Tcpdump ended ${phase:-without a phase} in $(printf '%.1f' "$(echo "$end - $started" | bc)") s (before teardown)"
+[ "$phase" = Succeeded ]

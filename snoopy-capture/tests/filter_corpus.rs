@@ -425,8 +425,22 @@ pub fn tcpdump_keeps(pcap: &Path, expr_file: &Path, expr: &str) -> Result<Vec<us
 
 /// libpcap's own program for `expr` (`tcpdump -ddd -y LINK`), or its error.
 pub fn libpcap_program(link: LinkType, expr_file: &Path, expr: &str) -> Result<Program, String> {
+    libpcap_program_with(link, expr_file, expr, true)
+}
+
+/// [`libpcap_program`], optionally without libpcap's optimizer (`tcpdump -O`).
+pub fn libpcap_program_with(
+    link: LinkType,
+    expr_file: &Path,
+    expr: &str,
+    optimize: bool,
+) -> Result<Program, String> {
     std::fs::write(expr_file, expr).map_err(|e| e.to_string())?;
-    let out = Command::new("tcpdump")
+    let mut tcpdump = Command::new("tcpdump");
+    if !optimize {
+        tcpdump.arg("-O");
+    }
+    let out = tcpdump
         .args(["-ddd", "-y", link.name(), "-F"])
         .arg(expr_file)
         .output()

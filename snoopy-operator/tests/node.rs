@@ -606,25 +606,33 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// Every message of `topic`, as `podtracer collect` reads them.
-    fn messages(&self, topic: &str) -> Vec<snoopy_capture::sink::kafka::Message> {
-        use snoopy_capture::sink::kafka::{ConsumeOptions, KafkaSettings, consume};
+    /// Every message of `topic`, as `podtracer collect` reads them (the consumer runs a
+    /// runtime of its own: off the test's).
+    async fn messages(&self, topic: &str) -> Vec<snoopy_capture::sink::kafka::Message> {
         let url = format!("kafka://{}/{topic}", self.address());
-        let settings = KafkaSettings::from_url(&url).unwrap();
-        let mut all = Vec::new();
-        consume(
-            &settings,
-            &ConsumeOptions::default(),
-            &std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            |batch| {
-                all.extend(batch);
-                Ok::<(), ()>(())
-            },
-        )
-        .unwrap_or_else(|e| panic!("reading {url}: {e}"))
-        .unwrap();
-        all
+        tokio::task::spawn_blocking(move || read_topic(&url))
+            .await
+            .unwrap()
     }
+}
+
+/// Every message of the topic `url` names.
+fn read_topic(url: &str) -> Vec<snoopy_capture::sink::kafka::Message> {
+    use snoopy_capture::sink::kafka::{ConsumeOptions, KafkaSettings, consume};
+    let settings = KafkaSettings::from_url(url).unwrap();
+    let mut all = Vec::new();
+    consume(
+        &settings,
+        &ConsumeOptions::default(),
+        &std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        |batch| {
+            all.extend(batch);
+            Ok::<(), ()>(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("reading {url}: {e}"))
+    .unwrap();
+    all
 }
 
 impl Drop for Broker {
@@ -717,7 +725,7 @@ async fn kafka_output_lands_both_targets_packets_on_the_topic() {
         );
     }
 
-    let messages = broker.messages("snoopy.packets");
+    let messages = broker.messages("snoopy.packets").await;
     let dir = tempfile::tempdir().unwrap();
     let merged_path = dir.path().join("merged.pcapng");
     let mut merged = Vec::new();

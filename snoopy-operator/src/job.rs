@@ -396,6 +396,12 @@ fn kafka_env(owner: &Owner, run: &str, k: &Kafka) -> Vec<EnvVar> {
 }
 
 /// The Secrets, mounted read-only (files mode 0400: only podtracer, root, reads them).
+///
+/// `optional`: a missing Secret would otherwise keep the pod in `ContainerCreating` until
+/// the deadline, its reason only in events the operator does not read. Optional, the pod
+/// starts and fails at once: podtracer names the missing file (TLS), or kubelet reports
+/// `CreateContainerConfigError` naming the Secret (the SASL user name is a reference); both
+/// reach the target's status.
 fn kafka_volumes(k: &Kafka) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
@@ -413,7 +419,7 @@ fn kafka_volumes(k: &Kafka) -> (Vec<Volume>, Vec<VolumeMount>) {
             secret: Some(SecretVolumeSource {
                 secret_name: Some(secret.clone()),
                 default_mode: Some(0o400),
-                optional: Some(false),
+                optional: Some(true),
                 items: None,
             }),
             ..Default::default()
@@ -783,7 +789,7 @@ mod tests {
             let v = volumes.iter().find(|v| v.name == name).unwrap();
             let s = v.secret.as_ref().unwrap();
             assert_eq!(s.secret_name.as_deref(), Some(secret));
-            assert_eq!(s.default_mode, Some(0o400));
+            assert_eq!((s.default_mode, s.optional), (Some(0o400), Some(true)));
             let m = c
                 .volume_mounts
                 .iter()

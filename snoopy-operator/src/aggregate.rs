@@ -77,12 +77,21 @@ pub fn from_job(
         let counters = report::parse(m);
         status.packets_captured = counters.captured;
         status.packets_dropped = counters.dropped;
+        if let Some(k) = counters.kafka {
+            status.kafka_sent = Some(k.sent);
+            status.kafka_dropped = Some(k.dropped + k.buffered);
+            status.kafka_failed_attempts = Some(k.failed_attempts);
+        }
     }
     if status.packets_captured.is_none()
+        && status.kafka_sent.is_none()
         && let Some(p) = previous
     {
         status.packets_captured = p.packets_captured;
         status.packets_dropped = p.packets_dropped;
+        status.kafka_sent = p.kafka_sent;
+        status.kafka_dropped = p.kafka_dropped;
+        status.kafka_failed_attempts = p.kafka_failed_attempts;
     }
     status.phase = if condition("Complete").is_some() || js.succeeded.unwrap_or(0) > 0 {
         TargetPhase::Succeeded
@@ -103,6 +112,10 @@ pub fn from_job(
     {
         TargetPhase::Running
     } else {
+        if let Some((reason, message)) = stuck(pods) {
+            status.reason = Some(reason);
+            status.message = Some(message);
+        }
         TargetPhase::Pending
     };
     if !pod_alive && !status.phase.is_final() {
@@ -118,6 +131,36 @@ fn gone(status: &mut TargetStatus) {
         "pod {}/{} (uid {}) went away before its Job finished",
         status.namespace, status.pod, status.pod_uid
     ));
+}
+
+/// Why a Job's pod cannot start its container, when kubelet says so: a Secret or key the
+/// Job refers to (Kafka SASL credentials) is missing — `CreateContainerConfigError` with
+/// `secret "x" not found`. (A missing Secret *volume* only shows in events: the pod stays
+/// `ContainerCreating`.)
+fn stuck(pods: &[&Pod]) -> Option<(String, String)> {
+    pods.iter()
+        .flat_map(|p| {
+            p.status
+                .iter()
+                .flat_map(|s| s.container_statuses.iter().flatten())
+        })
+        .filter_map(|cs| cs.state.as_ref()?.waiting.as_ref())
+        .find(|w| {
+            matches!(
+                w.reason.as_deref(),
+                Some("CreateContainerConfigError" | "CreateContainerError")
+            )
+        })
+        .map(|w| {
+            let reason = w.reason.clone().unwrap_or_default();
+            let message = w.message.clone().unwrap_or_else(|| reason.clone());
+            (
+                reason,
+                format!(
+                    "{message} (Secrets must be in the operator's namespace, where the Jobs run)"
+                ),
+            )
+        })
 }
 
 /// The newest terminated container message among the Job's pods.
@@ -204,7 +247,7 @@ mod tests {
     use crate::settings::Settings;
     use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
     use k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
+        ContainerState, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, PodStatus,
     };
 
     fn job() -> Job {
@@ -306,6 +349,51 @@ mod tests {
         assert_eq!(
             s.message.as_deref(),
             Some("podtracer: no interface eth9 in the pod")
+        );
+    }
+
+    #[test]
+    fn kafka_counters_and_a_missing_secret() {
+        let done = with_condition(job(), "Complete", None);
+        let ok = pod(
+            "Succeeded",
+            Some(
+                r#"{"captured":10,"received":10,"dropped":0,"kafka":{"sent":10,"sent_messages":2,"buffered":1,"dropped":2,"failed_attempts":3}}"#,
+            ),
+        );
+        let s = from_job(&done, &[&ok], true, None);
+        assert_eq!(
+            (
+                s.packets_captured,
+                s.kafka_sent,
+                s.kafka_dropped,
+                s.kafka_failed_attempts
+            ),
+            (Some(10), Some(10), Some(3), Some(3))
+        );
+        let again = from_job(&done, &[], true, Some(&s));
+        assert_eq!((again.kafka_sent, again.kafka_dropped), (Some(10), Some(3)));
+
+        let mut waiting = pod("Pending", None);
+        waiting.status.as_mut().unwrap().container_statuses = Some(vec![ContainerStatus {
+            name: "podtracer".into(),
+            state: Some(ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some("CreateContainerConfigError".into()),
+                    message: Some(r#"secret "kafka-creds" not found"#.into()),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]);
+        let s = from_job(&job(), &[&waiting], true, None);
+        assert_eq!(s.phase, TargetPhase::Pending);
+        assert_eq!(s.reason.as_deref(), Some("CreateContainerConfigError"));
+        let message = s.message.unwrap();
+        assert!(
+            message.contains(r#"secret "kafka-creds" not found"#)
+                && message.contains("operator's namespace"),
+            "{message}"
         );
     }
 

@@ -4,16 +4,17 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, HostPathVolumeSource,
-    PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec, ResourceRequirements,
-    SecurityContext, Toleration, Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
+    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SecretKeySelector, SecretVolumeSource, SecurityContext, Toleration,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 
 use crate::crd::CaptureFormat;
 use crate::naming;
-use crate::plan::{Output, Plan, Tool};
+use crate::plan::{Kafka, Output, Plan, Tool};
 use crate::settings::Settings;
 
 /// The CR a Job belongs to.
@@ -76,6 +77,16 @@ pub fn owner_selector(owner_uid: &str) -> String {
 
 const OUTPUT_DIR: &str = "/output";
 const CONTAINER: &str = "podtracer";
+/// Where the Kafka TLS Secret is mounted in the Job.
+pub const KAFKA_TLS_DIR: &str = "/etc/snoopy/kafka-tls";
+/// Where the Kafka SASL Secret is mounted in the Job.
+pub const KAFKA_SASL_DIR: &str = "/etc/snoopy/kafka-sasl";
+
+/// The run id podtracer puts into every Kafka message's `run` header: the CR and the run,
+/// so a consumer can tell runs (and SnoopyJobs) apart on a shared topic.
+pub fn kafka_run_id(owner: &Owner, run: &str) -> String {
+    format!("{}/{}/{run}", owner.namespace, owner.name)
+}
 
 /// The Job that runs `plan`'s tool as `target`, on `target`'s node, in the operator's namespace.
 pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &Settings) -> Job {
@@ -149,6 +160,18 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
             });
         }
     }
+    let mut env = Vec::new();
+    if let Some(kafka) = &plan.kafka {
+        env = kafka_env(owner, run, kafka);
+        let (v, m) = kafka_volumes(kafka);
+        volumes.extend(v);
+        mounts.extend(m);
+    }
+    // Kafka Jobs use the node's network so they reach brokers the pod network may not
+    // (podtracer opens the capture socket in the pod's namespace on a thread of its own;
+    // the producer threads stay in the node's). ClusterFirstWithHostNet keeps cluster DNS
+    // names (`kafka.ns.svc`) resolvable there.
+    let host_network = plan.kafka.is_some();
     let quantities = |(cpu, mem): &(String, String)| {
         BTreeMap::from([
             ("cpu".to_owned(), Quantity(cpu.clone())),
@@ -160,6 +183,7 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
         image: Some(settings.podtracer_image.clone()),
         image_pull_policy: Some(settings.image_pull_policy.clone()),
         args: Some(podtracer_args(target, run, plan, settings)),
+        env: (!env.is_empty()).then_some(env),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&settings.requests)),
             limits: Some(quantities(&settings.limits)),
@@ -201,6 +225,8 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
                 spec: Some(PodSpec {
                     node_name: Some(target.node.clone()),
                     host_pid: Some(true),
+                    host_network: host_network.then_some(true),
+                    dns_policy: host_network.then(|| "ClusterFirstWithHostNet".into()),
                     restart_policy: Some("Never".into()),
                     // Jobs talk to the container runtime, never to the API server.
                     automount_service_account_token: Some(false),
@@ -250,7 +276,13 @@ pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settin
                 CaptureFormat::Pcap => ("pcap", "pcap"),
                 CaptureFormat::Pcapng => ("pcapng", "pcapng"),
             };
-            args.extend(["--format".into(), format.into()]);
+            // With only Kafka there is no log or file output: packets go to the topic.
+            if plan.kafka.is_none() || plan.output != Output::Logs {
+                args.extend(["--format".into(), format.into()]);
+            }
+            if let Some(k) = &plan.kafka {
+                args.extend(["--sink".into(), sink_url(k)]);
+            }
             if plan.output != Output::Logs {
                 args.extend([
                     "-w".into(),
@@ -275,6 +307,9 @@ pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settin
             if let Some(i) = interval {
                 args.extend(["--interval".into(), i.clone()]);
             }
+            if let Some(k) = &plan.kafka {
+                args.extend(["--sink".into(), sink_url(k)]);
+            }
         }
         Tool::Exec {
             command,
@@ -286,6 +321,117 @@ pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settin
         }
     }
     args
+}
+
+/// `kafka://B1,B2/TOPIC`, or `kafkas://…` with TLS (brokers and topic are validated: no
+/// character in them can change the URL's meaning).
+pub fn sink_url(k: &Kafka) -> String {
+    let scheme = if k.tls.is_some() { "kafkas" } else { "kafka" };
+    format!("{scheme}://{}/{}", k.brokers.join(","), k.topic)
+}
+
+/// podtracer's `SNOOPY_KAFKA_*` settings: file paths into the mounted Secrets (secrets never
+/// appear in the Job's spec or command line), plus the node name and the run id.
+fn kafka_env(owner: &Owner, run: &str, k: &Kafka) -> Vec<EnvVar> {
+    let value = |name: &str, value: String| EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    };
+    let mut env = vec![
+        EnvVar {
+            name: "NODE_NAME".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "spec.nodeName".into(),
+                    api_version: None,
+                }),
+                ..Default::default()
+            }),
+        },
+        value("SNOOPY_RUN_ID", kafka_run_id(owner, run)),
+    ];
+    if let Some(tls) = &k.tls {
+        env.push(value(
+            "SNOOPY_KAFKA_TLS_CA_FILE",
+            format!("{KAFKA_TLS_DIR}/{}", tls.ca_key),
+        ));
+        if let Some((cert, key)) = &tls.client {
+            env.push(value(
+                "SNOOPY_KAFKA_TLS_CERT_FILE",
+                format!("{KAFKA_TLS_DIR}/{cert}"),
+            ));
+            env.push(value(
+                "SNOOPY_KAFKA_TLS_KEY_FILE",
+                format!("{KAFKA_TLS_DIR}/{key}"),
+            ));
+        }
+    }
+    if let Some(sasl) = &k.sasl {
+        env.push(value(
+            "SNOOPY_KAFKA_SASL_MECHANISM",
+            sasl.mechanism.as_str().into(),
+        ));
+        // A reference, not a value: a missing Secret or key shows in the pod's status as
+        // CreateContainerConfigError naming it, which the target's status repeats.
+        env.push(EnvVar {
+            name: "SNOOPY_KAFKA_SASL_USERNAME".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: sasl.secret_name.clone(),
+                    key: sasl.username_key.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
+        });
+        env.push(value(
+            "SNOOPY_KAFKA_SASL_PASSWORD_FILE",
+            format!("{KAFKA_SASL_DIR}/{}", sasl.password_key),
+        ));
+    }
+    env
+}
+
+/// The Secrets, mounted read-only (files mode 0400: only podtracer, root, reads them).
+///
+/// `optional`: a missing Secret would otherwise keep the pod in `ContainerCreating` until
+/// the deadline, its reason only in events the operator does not read. Optional, the pod
+/// starts and fails at once: podtracer names the missing file (TLS), or kubelet reports
+/// `CreateContainerConfigError` naming the Secret (the SASL user name is a reference); both
+/// reach the target's status.
+fn kafka_volumes(k: &Kafka) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    let secrets = [
+        k.tls
+            .as_ref()
+            .map(|t| ("kafka-tls", KAFKA_TLS_DIR, &t.secret_name)),
+        k.sasl
+            .as_ref()
+            .map(|s| ("kafka-sasl", KAFKA_SASL_DIR, &s.secret_name)),
+    ];
+    for (name, dir, secret) in secrets.into_iter().flatten() {
+        volumes.push(Volume {
+            name: name.into(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(secret.clone()),
+                default_mode: Some(0o400),
+                optional: Some(true),
+                items: None,
+            }),
+            ..Default::default()
+        });
+        mounts.push(VolumeMount {
+            name: name.into(),
+            mount_path: dir.into(),
+            read_only: Some(true),
+            ..Default::default()
+        });
+    }
+    (volumes, mounts)
 }
 
 fn labels(owner: &Owner, target: &Target, run: &str) -> BTreeMap<String, String> {
@@ -484,6 +630,195 @@ mod tests {
         let args = podtracer_args(&target(), "once", &plan, &Settings::default());
         assert_eq!(args[0], "exec");
         assert_eq!(&args[args.len() - 4..], ["--", "iperf3", "-s", "-1"]);
+    }
+
+    fn kafka_plan(tls: bool, sasl: bool, output: Output) -> Plan {
+        use crate::crd::SaslMechanism;
+        use crate::plan::{KafkaSasl, KafkaTls};
+        let mut plan = poc_plan();
+        plan.output = output;
+        if plan.output != Output::Logs {
+            let Tool::Capture(c) = &mut plan.tool else {
+                unreachable!()
+            };
+            c.format = CaptureFormat::Pcapng;
+        }
+        plan.kafka = Some(Kafka {
+            brokers: vec!["10.0.0.5:9092".into(), "kafka.data.svc:9093".into()],
+            topic: "snoopy.packets".into(),
+            tls: tls.then(|| KafkaTls {
+                secret_name: "kafka-tls".into(),
+                ca_key: "ca.crt".into(),
+                client: Some(("tls.crt".into(), "tls.key".into())),
+            }),
+            sasl: sasl.then(|| KafkaSasl {
+                mechanism: SaslMechanism::ScramSha512,
+                secret_name: "kafka-user".into(),
+                username_key: "user".into(),
+                password_key: "pass".into(),
+            }),
+        });
+        plan
+    }
+
+    fn env_of(c: &Container) -> BTreeMap<String, EnvVar> {
+        c.env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn kafka_jobs_sink_to_the_topic_from_the_node_network() {
+        let job = build(
+            &owner(),
+            &target(),
+            "once",
+            &kafka_plan(false, false, Output::Logs),
+            &Settings::default(),
+        );
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.host_network, Some(true));
+        assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"));
+        assert_eq!(pod.host_pid, Some(true), "the pod's netns is found by PID");
+        let c = &pod.containers[0];
+        let args = c.args.clone().unwrap();
+        let sink = args.iter().position(|a| a == "--sink").unwrap();
+        assert_eq!(
+            args[sink + 1],
+            "kafka://10.0.0.5:9092,kafka.data.svc:9093/snoopy.packets"
+        );
+        assert!(
+            !args.iter().any(|a| a == "-w" || a == "--format"),
+            "only Kafka: no file, no log format: {args:?}"
+        );
+        assert!(args.contains(&"--termination-log".to_owned()));
+        let env = env_of(c);
+        assert_eq!(
+            env["NODE_NAME"]
+                .value_from
+                .as_ref()
+                .unwrap()
+                .field_ref
+                .as_ref()
+                .unwrap()
+                .field_path,
+            "spec.nodeName"
+        );
+        assert_eq!(
+            env["SNOOPY_RUN_ID"].value.as_deref(),
+            Some("cnf-telco/tcpdump-sample/once")
+        );
+        assert!(
+            !env.keys().any(|k| k.contains("TLS") || k.contains("SASL")),
+            "{env:?}"
+        );
+        assert!(!pod.volumes.unwrap().iter().any(|v| v.secret.is_some()));
+
+        // Without Kafka: the pod network, no environment.
+        let plain = build(
+            &owner(),
+            &target(),
+            "once",
+            &poc_plan(),
+            &Settings::default(),
+        );
+        let pod = plain.spec.unwrap().template.spec.unwrap();
+        assert_eq!((pod.host_network, pod.dns_policy), (None, None));
+        assert!(pod.containers[0].env.is_none());
+    }
+
+    #[test]
+    fn kafka_tls_and_sasl_come_from_read_only_secrets() {
+        let job = build(
+            &owner(),
+            &target(),
+            "1700000000",
+            &kafka_plan(true, true, Output::HostPath("/var/lib/snoopy".into())),
+            &Settings::default(),
+        );
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        let c = &pod.containers[0];
+        let args = c.args.clone().unwrap();
+        let sink = args.iter().position(|a| a == "--sink").unwrap();
+        assert!(args[sink + 1].starts_with("kafkas://"), "{args:?}");
+        // The volume as well: the pcapng file, in the format asked.
+        let w = args.iter().position(|a| a == "-w").unwrap();
+        assert!(args[w + 1].ends_with("_1700000000.pcapng"));
+        assert_eq!(
+            args[args.iter().position(|a| a == "--format").unwrap() + 1],
+            "pcapng"
+        );
+        let env = env_of(c);
+        let value = |k: &str| env[k].value.clone().unwrap();
+        assert_eq!(
+            value("SNOOPY_KAFKA_TLS_CA_FILE"),
+            format!("{KAFKA_TLS_DIR}/ca.crt")
+        );
+        assert_eq!(
+            value("SNOOPY_KAFKA_TLS_CERT_FILE"),
+            format!("{KAFKA_TLS_DIR}/tls.crt")
+        );
+        assert_eq!(
+            value("SNOOPY_KAFKA_TLS_KEY_FILE"),
+            format!("{KAFKA_TLS_DIR}/tls.key")
+        );
+        assert_eq!(value("SNOOPY_KAFKA_SASL_MECHANISM"), "SCRAM-SHA-512");
+        assert_eq!(
+            value("SNOOPY_KAFKA_SASL_PASSWORD_FILE"),
+            format!("{KAFKA_SASL_DIR}/pass")
+        );
+        assert!(!env.contains_key("SNOOPY_KAFKA_SASL_PASSWORD"));
+        let user = env["SNOOPY_KAFKA_SASL_USERNAME"]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .clone()
+            .unwrap();
+        assert_eq!(
+            (user.name.as_str(), user.key.as_str()),
+            ("kafka-user", "user")
+        );
+        let volumes = pod.volumes.unwrap();
+        for (name, secret, dir) in [
+            ("kafka-tls", "kafka-tls", KAFKA_TLS_DIR),
+            ("kafka-sasl", "kafka-user", KAFKA_SASL_DIR),
+        ] {
+            let v = volumes.iter().find(|v| v.name == name).unwrap();
+            let s = v.secret.as_ref().unwrap();
+            assert_eq!(s.secret_name.as_deref(), Some(secret));
+            assert_eq!((s.default_mode, s.optional), (Some(0o400), Some(true)));
+            let m = c
+                .volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| m.name == name)
+                .unwrap();
+            assert_eq!((m.mount_path.as_str(), m.read_only), (dir, Some(true)));
+        }
+        // No secret value anywhere in the Job.
+        let text = serde_json::to_string(&c).unwrap();
+        assert!(!text.contains("SNOOPY_KAFKA_SASL_PASSWORD\""), "{text}");
+    }
+
+    #[test]
+    fn flows_to_kafka() {
+        let mut plan = kafka_plan(false, false, Output::Logs);
+        plan.tool = Tool::Flows {
+            duration: Some("30s".into()),
+            interval: None,
+        };
+        plan.kafka.as_mut().unwrap().topic = "snoopy.flows".into();
+        let args = podtracer_args(&target(), "once", &plan, &Settings::default());
+        assert_eq!(
+            &args[args.len() - 2..],
+            [
+                "--sink",
+                "kafka://10.0.0.5:9092,kafka.data.svc:9093/snoopy.flows"
+            ]
+        );
     }
 
     #[test]

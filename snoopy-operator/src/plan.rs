@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use crate::crd::{CaptureFormat, SnoopyJobSpec, TargetMode, TcpdumpSpec};
+use crate::crd::{
+    CaptureFormat, KafkaOutput, SaslMechanism, SnoopyJobSpec, TargetMode, TcpdumpSpec,
+};
 use crate::schedule::Schedule;
 use crate::{filter, selector};
 
@@ -79,6 +81,48 @@ pub enum Output {
     HostPath(String),
 }
 
+/// Kafka output, validated: what the Job's `--sink` and environment are made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kafka {
+    /// `HOST:PORT` each.
+    pub brokers: Vec<String>,
+    /// The topic (the tool's default when the spec names none).
+    pub topic: String,
+    /// TLS settings from a Secret.
+    pub tls: Option<KafkaTls>,
+    /// SASL settings from a Secret.
+    pub sasl: Option<KafkaSasl>,
+}
+
+/// TLS files in a Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaTls {
+    /// The Secret (operator's namespace).
+    pub secret_name: String,
+    /// Key of the CA PEM.
+    pub ca_key: String,
+    /// Keys of the client certificate and its private key (mutual TLS).
+    pub client: Option<(String, String)>,
+}
+
+/// SASL credentials in a Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSasl {
+    /// The mechanism.
+    pub mechanism: SaslMechanism,
+    /// The Secret (operator's namespace).
+    pub secret_name: String,
+    /// Key of the user name.
+    pub username_key: String,
+    /// Key of the password.
+    pub password_key: String,
+}
+
+/// podtracer's default topics.
+pub const DEFAULT_PACKETS_TOPIC: &str = "snoopy.packets";
+/// Default topic of flow records.
+pub const DEFAULT_FLOWS_TOPIC: &str = "snoopy.flows";
+
 /// A validated CR.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -96,6 +140,8 @@ pub struct Plan {
     pub mode: TargetMode,
     /// Output.
     pub output: Output,
+    /// Kafka output (besides the logs or the volume).
+    pub kafka: Option<Kafka>,
     /// Job deadline.
     pub active_deadline_seconds: Option<i64>,
     /// Job TTL.
@@ -142,6 +188,7 @@ impl TryFrom<&TcpdumpSpec> for Plan {
             schedule: None,
             mode: TargetMode::Snapshot,
             output: Output::Logs,
+            kafka: None,
             active_deadline_seconds: None,
             ttl_seconds_after_finished: None,
             suspend: false,
@@ -193,7 +240,9 @@ impl TryFrom<&SnoopyJobSpec> for Plan {
                 }
             },
         };
-        let tool = tool(spec, &output)?;
+        let kafka_spec = spec.output.as_ref().and_then(|o| o.kafka.as_ref());
+        let tool = tool(spec, &output, kafka_spec.is_some())?;
+        let kafka = kafka_spec.map(|k| kafka(k, &tool)).transpose()?;
         let schedule = spec
             .schedule
             .as_deref()
@@ -208,6 +257,7 @@ impl TryFrom<&SnoopyJobSpec> for Plan {
             schedule,
             mode: spec.targets.unwrap_or_default(),
             output,
+            kafka,
             active_deadline_seconds: spec.active_deadline_seconds,
             ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
             suspend: spec.suspend.unwrap_or(false),
@@ -215,7 +265,7 @@ impl TryFrom<&SnoopyJobSpec> for Plan {
     }
 }
 
-fn tool(spec: &SnoopyJobSpec, output: &Output) -> Result<Tool, Invalid> {
+fn tool(spec: &SnoopyJobSpec, output: &Output, kafka: bool) -> Result<Tool, Invalid> {
     let t = &spec.tool;
     match (&t.capture, &t.flows, &t.exec) {
         (Some(c), None, None) => {
@@ -237,6 +287,14 @@ fn tool(spec: &SnoopyJobSpec, output: &Output) -> Result<Tool, Invalid> {
                 return Err(invalid(
                     "InvalidSpec",
                     "a volume output needs format pcap or pcapng",
+                ));
+            }
+            // With only Kafka, packets go to the topic as pcapng messages: a log format
+            // would print nothing and a file format has no file to go to.
+            if kafka && *output == Output::Logs && c.format.is_some() {
+                return Err(invalid(
+                    "InvalidSpec",
+                    "tool.capture.format applies to the log or a volume; with only output.kafka leave it unset (Kafka messages are pcapng)",
                 ));
             }
             if c.packet_count.is_none()
@@ -282,6 +340,172 @@ fn tool(spec: &SnoopyJobSpec, output: &Output) -> Result<Tool, Invalid> {
             "InvalidSpec",
             "set exactly one of tool.capture, tool.flows and tool.exec",
         )),
+    }
+}
+
+/// Kafka output: brokers, topic, Secret references.
+fn kafka(k: &KafkaOutput, tool: &Tool) -> Result<Kafka, Invalid> {
+    let default_topic = match tool {
+        Tool::Capture(_) => DEFAULT_PACKETS_TOPIC,
+        Tool::Flows { .. } => DEFAULT_FLOWS_TOPIC,
+        Tool::Exec { .. } => {
+            return Err(invalid(
+                "InvalidSpec",
+                "output.kafka is for capture and flows; exec output goes to the Job log",
+            ));
+        }
+    };
+    if k.brokers.is_empty() {
+        return Err(invalid(
+            "InvalidSpec",
+            "output.kafka.brokers is empty: list at least one HOST:PORT",
+        ));
+    }
+    for b in &k.brokers {
+        check_broker(b)?;
+    }
+    let topic = k.topic.clone().unwrap_or_else(|| default_topic.to_owned());
+    let topic_ok = !topic.is_empty()
+        && topic.len() <= 249
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !topic_ok {
+        return Err(invalid(
+            "InvalidSpec",
+            format!(
+                "output.kafka.topic {topic:?}: a topic name is 1-249 letters, digits, '.', '_' and '-'"
+            ),
+        ));
+    }
+    let tls = k
+        .tls
+        .as_ref()
+        .map(|t| -> Result<KafkaTls, Invalid> {
+            let secret_name = check_secret_name("output.kafka.tls.secretName", &t.secret_name)?;
+            let ca_key = check_secret_key("output.kafka.tls.caKey", t.ca_key.as_deref(), "ca.crt")?;
+            let client = match (&t.cert_key, &t.key_key) {
+                (None, None) => None,
+                (Some(c), Some(k)) => Some((
+                    check_secret_key("output.kafka.tls.certKey", Some(c), "")?,
+                    check_secret_key("output.kafka.tls.keyKey", Some(k), "")?,
+                )),
+                _ => {
+                    return Err(invalid(
+                        "InvalidSpec",
+                        "output.kafka.tls: set both certKey and keyKey (mutual TLS) or neither",
+                    ));
+                }
+            };
+            Ok(KafkaTls {
+                secret_name,
+                ca_key,
+                client,
+            })
+        })
+        .transpose()?;
+    let sasl = k
+        .sasl
+        .as_ref()
+        .map(|s| -> Result<KafkaSasl, Invalid> {
+            Ok(KafkaSasl {
+                mechanism: s.mechanism,
+                secret_name: check_secret_name("output.kafka.sasl.secretName", &s.secret_name)?,
+                username_key: check_secret_key(
+                    "output.kafka.sasl.usernameKey",
+                    s.username_key.as_deref(),
+                    "username",
+                )?,
+                password_key: check_secret_key(
+                    "output.kafka.sasl.passwordKey",
+                    s.password_key.as_deref(),
+                    "password",
+                )?,
+            })
+        })
+        .transpose()?;
+    Ok(Kafka {
+        brokers: k.brokers.clone(),
+        topic,
+        tls,
+        sasl,
+    })
+}
+
+/// `HOST:PORT`: a DNS name or IPv4 address, or `[IPv6]`, and a port 1-65535. Nothing that
+/// could change the meaning of the `kafka://` URL it goes into (`,`, `/`, spaces).
+fn check_broker(b: &str) -> Result<(), Invalid> {
+    let bad = |why: &str| {
+        invalid(
+            "InvalidSpec",
+            format!(
+                "output.kafka.brokers: {b:?} {why}; expected HOST:PORT (e.g. kafka.example:9092, 10.0.0.5:9092, [fd00::5]:9092)"
+            ),
+        )
+    };
+    let (host, port) = b.rsplit_once(':').ok_or_else(|| bad("has no port"))?;
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => {}
+        _ => return Err(bad("has no valid port")),
+    }
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            })
+    };
+    if host_ok {
+        Ok(())
+    } else {
+        Err(bad("is not a host name or IP address"))
+    }
+}
+
+/// A Secret's name: a DNS subdomain.
+fn check_secret_name(field: &str, name: &str) -> Result<String, Invalid> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(invalid(
+            "InvalidSpec",
+            format!(
+                "{field} {name:?} is not a Secret name (lowercase letters, digits, '-', '.'); the Secret must be in the operator's namespace"
+            ),
+        ))
+    }
+}
+
+/// A key of a Secret (it becomes a file name in the Job): letters, digits, `-`, `_`, `.`.
+fn check_secret_key(field: &str, key: Option<&str>, default: &str) -> Result<String, Invalid> {
+    let key = key.unwrap_or(default);
+    let ok = !key.is_empty()
+        && key.len() <= 253
+        && key != "."
+        && key != ".."
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(key.to_owned())
+    } else {
+        Err(invalid(
+            "InvalidSpec",
+            format!("{field} {key:?} is not a Secret key (letters, digits, '-', '_', '.')"),
+        ))
     }
 }
 
@@ -352,7 +576,7 @@ fn check_duration(text: &str) -> Result<(), Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{CaptureTool, ExecTool, ToolSpec};
+    use crate::crd::{CaptureTool, ExecTool, FlowsTool, KafkaOutput, OutputSpec, ToolSpec};
 
     fn snoopy(tool: ToolSpec) -> SnoopyJobSpec {
         SnoopyJobSpec {
@@ -470,5 +694,133 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(Plan::try_from(&snoopy(exec)).unwrap().tool.name(), "exec");
+    }
+
+    fn with_kafka(tool: ToolSpec, kafka: serde_json::Value) -> SnoopyJobSpec {
+        let mut s = snoopy(tool);
+        s.output = Some(OutputSpec {
+            volume: None,
+            kafka: Some(serde_json::from_value::<KafkaOutput>(kafka).unwrap()),
+        });
+        s
+    }
+
+    fn kafka_err(tool: ToolSpec, kafka: serde_json::Value) -> Invalid {
+        Plan::try_from(&with_kafka(tool, kafka)).unwrap_err()
+    }
+
+    #[test]
+    fn kafka_output_validation() {
+        use serde_json::json;
+        let plan = Plan::try_from(&with_kafka(
+            capture(None),
+            json!({"brokers": ["10.0.0.5:9092", "kafka-0.kafka.data.svc:9093", "[fd00::5]:9092"]}),
+        ))
+        .unwrap();
+        let k = plan.kafka.unwrap();
+        assert_eq!(k.topic, DEFAULT_PACKETS_TOPIC);
+        assert_eq!((k.tls, k.sasl), (None, None));
+        let flows = ToolSpec {
+            flows: Some(FlowsTool::default()),
+            ..Default::default()
+        };
+        let plan = Plan::try_from(&with_kafka(flows, json!({"brokers": ["k:9092"]}))).unwrap();
+        assert_eq!(plan.kafka.unwrap().topic, DEFAULT_FLOWS_TOPIC);
+
+        let err = kafka_err(capture(None), json!({"brokers": []}));
+        assert_eq!(err.reason, "InvalidSpec");
+        assert!(err.message.contains("brokers is empty"), "{err}");
+        for bad in [
+            "kafka",
+            "kafka:",
+            "kafka:0",
+            "kafka:99999",
+            ":9092",
+            "a,b:9092",
+            "a/b:9092",
+            "a b:9092",
+            "-a:9092",
+            "[zz::1]:9092",
+            "fd00::5:9092",
+        ] {
+            let err = kafka_err(capture(None), json!({"brokers": ["ok:9092", bad]}));
+            assert!(
+                err.message.contains(&format!("{bad:?}")) && err.message.contains("HOST:PORT"),
+                "{bad}: {err}"
+            );
+        }
+        let err = kafka_err(
+            capture(None),
+            json!({"brokers": ["k:9092"], "topic": "a/b"}),
+        );
+        assert!(err.message.contains("topic"), "{err}");
+
+        let exec = ToolSpec {
+            exec: Some(ExecTool {
+                command: "ip".into(),
+                args: vec![],
+            }),
+            ..Default::default()
+        };
+        let err = kafka_err(exec, json!({"brokers": ["k:9092"]}));
+        assert!(err.message.contains("exec"), "{err}");
+
+        // Only Kafka: a log/file format means nothing.
+        let mut text = capture(None);
+        text.capture.as_mut().unwrap().format = Some(CaptureFormat::Text);
+        let err = kafka_err(text, json!({"brokers": ["k:9092"]}));
+        assert!(err.message.contains("format"), "{err}");
+        // Kafka and a volume: both, the file in pcapng.
+        let mut both = with_kafka(capture(None), json!({"brokers": ["k:9092"]}));
+        both.output.as_mut().unwrap().volume =
+            Some(serde_json::from_value(json!({"hostPath": {"path": "/var/lib/snoopy"}})).unwrap());
+        let plan = Plan::try_from(&both).unwrap();
+        assert_eq!(plan.output, Output::HostPath("/var/lib/snoopy".into()));
+        assert!(plan.kafka.is_some());
+
+        let plan = Plan::try_from(&with_kafka(
+            capture(None),
+            json!({"brokers": ["k:9093"],
+                   "tls": {"secretName": "kafka-ca"},
+                   "sasl": {"mechanism": "SCRAM-SHA-256", "secretName": "kafka-user"}}),
+        ))
+        .unwrap();
+        let k = plan.kafka.unwrap();
+        let tls = k.tls.unwrap();
+        assert_eq!((tls.ca_key.as_str(), tls.client), ("ca.crt", None));
+        let sasl = k.sasl.unwrap();
+        assert_eq!(sasl.mechanism, SaslMechanism::ScramSha256);
+        assert_eq!(
+            (sasl.username_key.as_str(), sasl.password_key.as_str()),
+            ("username", "password")
+        );
+        for (kafka, want) in [
+            (
+                json!({"brokers": ["k:1"], "tls": {"secretName": "s", "certKey": "tls.crt"}}),
+                "both certKey and keyKey",
+            ),
+            (
+                json!({"brokers": ["k:1"], "tls": {"secretName": "Bad_Name"}}),
+                "operator's namespace",
+            ),
+            (
+                json!({"brokers": ["k:1"], "tls": {"secretName": "s", "caKey": "../ca"}}),
+                "caKey",
+            ),
+            (
+                json!({"brokers": ["k:1"], "sasl": {"mechanism": "PLAIN", "secretName": ""}}),
+                "sasl.secretName",
+            ),
+        ] {
+            let err = kafka_err(capture(None), kafka);
+            assert!(err.message.contains(want), "{want}: {err}");
+        }
+        // The mechanism is an enum in the schema: an unknown one does not even parse.
+        assert!(
+            serde_json::from_value::<KafkaOutput>(
+                json!({"brokers": ["k:1"], "sasl": {"mechanism": "GSSAPI", "secretName": "s"}})
+            )
+            .is_err()
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! What podtracer reports back through the container's termination message.
 //!
-//! podtracer writes `{"captured":N,"received":M,"dropped":K}` to the file named by
+//! podtracer writes `{"captured":N,"received":M,"dropped":K}` (plus, with a Kafka sink,
+//! `"kafka":{"sent":S,"sent_messages":…,"buffered":B,"dropped":D,"failed_attempts":F}`) to the
+//! file named by
 //! `--termination-log` (the Job passes `/dev/termination-log`); kubelet puts it into the
 //! pod's `containerStatuses[].state.terminated.message`. When podtracer fails, the Job's
 //! `terminationMessagePolicy: FallbackToLogsOnError` puts the log tail there instead, which
@@ -15,6 +17,25 @@ pub struct Counters {
     pub captured: Option<u64>,
     /// Packets the kernel dropped (ring full).
     pub dropped: Option<u64>,
+    /// What the Kafka sink(s) delivered, summed, when there was one.
+    #[serde(default)]
+    pub kafka: Option<KafkaCounters>,
+}
+
+/// podtracer's Kafka delivery report (`sinks::total`): packets or records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct KafkaCounters {
+    /// Acknowledged by the brokers.
+    pub sent: u64,
+    /// Messages they came in.
+    pub sent_messages: u64,
+    /// Still buffered (unsent) when podtracer had to end.
+    pub buffered: u64,
+    /// Dropped because the buffer was full.
+    pub dropped: u64,
+    /// Produce attempts that failed and were retried.
+    pub failed_attempts: u64,
 }
 
 /// Reads counters from a termination message: the JSON form, else tcpdump's summary lines.
@@ -27,6 +48,7 @@ pub fn parse(message: &str) -> Counters {
             .or_else(|| number_before(message, " packet captured")),
         dropped: number_before(message, " packets dropped by kernel")
             .or_else(|| number_before(message, " packet dropped by kernel")),
+        kafka: None,
     }
 }
 
@@ -62,7 +84,8 @@ mod tests {
             parse(r#"{"captured":50,"received":52,"dropped":0}"#),
             Counters {
                 captured: Some(50),
-                dropped: Some(0)
+                dropped: Some(0),
+                kafka: None,
             }
         );
         let text = "12:00:00.1 IP a > b: ICMP echo request\n50 packets captured\n52 packets received by filter\n3 packets dropped by kernel\n";
@@ -70,20 +93,46 @@ mod tests {
             parse(text),
             Counters {
                 captured: Some(50),
-                dropped: Some(3)
+                dropped: Some(3),
+                kafka: None,
             }
         );
         assert_eq!(
             parse("1 packet captured"),
             Counters {
                 captured: Some(1),
-                dropped: None
+                dropped: None,
+                kafka: None,
             }
         );
         assert_eq!(
             parse("podtracer: no such interface eth9"),
             Counters::default()
         );
+    }
+
+    #[test]
+    fn the_kafka_member_parses_and_keeps_the_packet_counts() {
+        // As podtracer's write_termination_log writes it (serde_json of DeliveryReport).
+        let message = r#"{"captured":10,"dropped":1,"kafka":{"buffered":2,"dropped":3,"failed_attempts":4,"sent":10,"sent_messages":5},"received":12}"#;
+        assert_eq!(
+            parse(message),
+            Counters {
+                captured: Some(10),
+                dropped: Some(1),
+                kafka: Some(KafkaCounters {
+                    sent: 10,
+                    sent_messages: 5,
+                    buffered: 2,
+                    dropped: 3,
+                    failed_attempts: 4,
+                }),
+            }
+        );
+        assert_eq!(error_line(message), None, "a report is not an error");
+        // A newer podtracer may add members: still read.
+        let c = parse(r#"{"captured":7,"dropped":0,"kafka":{"sent":7,"later":true}}"#);
+        assert_eq!((c.captured, c.kafka.map(|k| k.sent)), (Some(7), Some(7)));
     }
 
     #[test]

@@ -554,3 +554,232 @@ async fn exec_runs_iperf3_between_two_pods() {
     }
     delete_namespace(&client, &ns).await;
 }
+
+/// A Kafka-protocol broker of this test (tansu, in memory) on 127.0.0.1, with podtracer's
+/// default topics; killed by its PID on drop.
+struct Broker {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Broker {
+    /// `$SNOOPY_TANSU`, else where `testbed/kafka.sh up` builds it.
+    fn tansu() -> PathBuf {
+        if let Some(path) = std::env::var_os("SNOOPY_TANSU") {
+            return path.into();
+        }
+        let cache = std::env::var_os("SNOOPY_CACHE").map_or_else(
+            || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/snoopy"),
+            PathBuf::from,
+        );
+        let path = cache.join("tansu-0.6.0/bin/tansu");
+        assert!(
+            path.is_file(),
+            "the Kafka test broker is missing: {} — build it with `testbed/kafka.sh up`",
+            path.display()
+        );
+        path
+    }
+
+    fn start() -> Broker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listener = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(Self::tansu())
+            .args(["broker", "--storage-engine", "memory://tansu/"])
+            .args(["--listener-url", &listener])
+            .args(["--advertised-listener-url", &listener])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting tansu");
+        let broker = Broker { port, child };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tansu does not answer on {listener}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = Command::new(Self::tansu())
+            .args(["topic", "create", "snoopy.packets", "--broker", &listener])
+            .args(["--partitions", "3"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tansu topic create: {out:?}");
+        broker
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Every message of `topic`, as `podtracer collect` reads them (the consumer runs a
+    /// runtime of its own: off the test's).
+    async fn messages(&self, topic: &str) -> Vec<snoopy_capture::sink::kafka::Message> {
+        let url = format!("kafka://{}/{topic}", self.address());
+        tokio::task::spawn_blocking(move || read_topic(&url))
+            .await
+            .unwrap()
+    }
+}
+
+/// Every message of the topic `url` names.
+fn read_topic(url: &str) -> Vec<snoopy_capture::sink::kafka::Message> {
+    use snoopy_capture::sink::kafka::{ConsumeOptions, KafkaSettings, consume};
+    let settings = KafkaSettings::from_url(url).unwrap();
+    let mut all = Vec::new();
+    consume(
+        &settings,
+        &ConsumeOptions::default(),
+        &std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        |batch| {
+            all.extend(batch);
+            Ok::<(), ()>(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("reading {url}: {e}"))
+    .unwrap();
+    all
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tshark -T fields -e ip.src -e ip.dst -e icmp.type` of a pcapng file.
+fn icmp_rows(file: &Path) -> Vec<String> {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(file)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+            "-e",
+            "icmp.type",
+        ])
+        .output()
+        .expect("tshark (apt-get install tshark)");
+    assert!(
+        out.status.success(),
+        "tshark -r {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `output.kafka`: each capture Job (on the node's network) sends its pod's packets to a
+/// broker on the node's loopback — only reachable because the producer stays in the node's
+/// network namespace — while the socket captures inside the pod (the packets are the ICMP
+/// exchange between the two pod IPs). The topic holds 10 packets under each key `NS/POD`,
+/// with the Job's node and run in the headers; tshark reads them; the status counts them.
+#[tokio::test]
+async fn kafka_output_lands_both_targets_packets_on_the_topic() {
+    let broker = Broker::start();
+    let client = client().await;
+    let node = deploy_operator(&client).await;
+    let ns = namespace(&client, "e2e-kafka").await;
+    let labels = [("networkMonitor", "true")];
+    let ip_b = busybox_pod(&client, &ns, "b", &labels, &["sleep", "3600"]).await;
+    let ip_a = busybox_pod(&client, &ns, "a", &labels, &["ping", "-i", "0.2", &ip_b]).await;
+
+    let cr: SnoopyJob = serde_json::from_value(json!({
+        "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
+        "metadata": {"name": "to-kafka", "namespace": ns},
+        "spec": {
+            "targetNamespace": ns,
+            "podSelector": {"matchLabels": {"networkMonitor": "true"}},
+            "tool": {"capture": {"interface": "eth0", "filter": "icmp", "packetCount": 10}},
+            "output": {"kafka": {"brokers": [broker.address()]}},
+            "activeDeadlineSeconds": 90,
+        },
+    }))
+    .unwrap();
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let uid = api
+        .create(&PostParams::default(), &cr)
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let status = finished(&api, "to-kafka").await;
+    assert_eq!(status.phase, Some(Phase::Succeeded), "{status:#?}");
+    assert_eq!((status.target_count, status.succeeded), (2, 2));
+    for t in &status.targets {
+        assert_eq!(t.packets_captured, Some(10), "{t:?}");
+        assert_eq!(t.kafka_sent, Some(10), "{t:?}");
+        assert_eq!(t.kafka_dropped, Some(0), "{t:?}");
+    }
+    for job in jobs_of(&client, OPERATOR_NS, &uid).await {
+        let pod = job.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.host_network, Some(true));
+        let args = pod.containers[0].args.clone().unwrap();
+        let sink = args.iter().position(|a| a == "--sink").unwrap();
+        assert_eq!(
+            args[sink + 1],
+            format!("kafka://{}/snoopy.packets", broker.address())
+        );
+    }
+
+    let messages = broker.messages("snoopy.packets").await;
+    let dir = tempfile::tempdir().unwrap();
+    let merged_path = dir.path().join("merged.pcapng");
+    let mut merged = Vec::new();
+    for (pod, me, peer) in [("a", &ip_a, &ip_b), ("b", &ip_b, &ip_a)] {
+        let key = format!("{ns}/{pod}");
+        let mine: Vec<_> = messages
+            .iter()
+            .filter(|m| m.key.as_deref() == Some(key.as_str()))
+            .collect();
+        assert!(
+            !mine.is_empty(),
+            "no message keyed {key} among {:?}",
+            messages.iter().map(|m| &m.key).collect::<Vec<_>>()
+        );
+        let mut file = Vec::new();
+        for m in &mine {
+            let header = |h: &str| String::from_utf8_lossy(&m.headers[h]).into_owned();
+            assert_eq!(header("node"), node, "{key}: the Job's NODE_NAME");
+            assert_eq!(header("run"), format!("{ns}/to-kafka/once"), "{key}");
+            // Each message is a complete pcapng section; sections concatenate.
+            file.extend_from_slice(&m.value);
+        }
+        merged.extend_from_slice(&file);
+        let path = dir.path().join(format!("{pod}.pcapng"));
+        std::fs::write(&path, &file).unwrap();
+        let rows = icmp_rows(&path);
+        assert_eq!(rows.len(), 10, "{key}: {rows:?}");
+        for row in &rows {
+            // Only the exchange between the two pods, seen from inside pod `pod`.
+            assert!(
+                *row == format!("{me}\t{peer}\t8")
+                    || *row == format!("{me}\t{peer}\t0")
+                    || *row == format!("{peer}\t{me}\t8")
+                    || *row == format!("{peer}\t{me}\t0"),
+                "{key}: {row:?}"
+            );
+        }
+    }
+    std::fs::write(&merged_path, &merged).unwrap();
+    assert_eq!(icmp_rows(&merged_path).len(), 20, "both pods' packets");
+
+    delete_and_check_nothing_left(&client, &api, "to-kafka", &uid).await;
+    delete_namespace(&client, &ns).await;
+}

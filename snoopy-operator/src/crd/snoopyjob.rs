@@ -70,7 +70,7 @@ pub struct SnoopyJobSpec {
     /// matching later get their own Job too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<TargetMode>,
-    /// Where results go: the Job logs (default) or a volume.
+    /// Where results go: the Job logs (default), a volume, and/or a Kafka topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputSpec>,
     /// Passed to every Job: how long it may run before it is stopped.
@@ -183,6 +183,95 @@ pub struct OutputSpec {
     /// Write into a volume as `NS_POD_RUN.pcapng` instead of the log.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<VolumeOutput>,
+    /// Send packets (capture) or flow records (flows) to a Kafka topic, keyed by the target
+    /// pod (`NS/POD`). Combines with `volume` (a local pcapng copy as well); not for exec.
+    /// Capture and flows Jobs with Kafka output use the node's network (`hostNetwork`) so
+    /// they reach brokers outside the pod network; the capture socket is still opened in
+    /// the target pod's network namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaOutput>,
+}
+
+/// A Kafka topic for results (podtracer's `--sink kafka://…`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaOutput {
+    /// Bootstrap brokers as `HOST:PORT` (a DNS name, an IPv4 address or a bracketed IPv6
+    /// address, and a port), as reachable from the node the Job runs on.
+    pub brokers: Vec<String>,
+    /// The topic (letters, digits, `.`, `_`, `-`; it must exist). Default:
+    /// `snoopy.packets` for capture, `snoopy.flows` for flows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// Connect with TLS (`kafkas://`), trusting the CA in a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<KafkaTls>,
+    /// Authenticate with SASL, credentials from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sasl: Option<KafkaSasl>,
+}
+
+/// TLS to the brokers; the PEM files come from a Secret mounted read-only into the Job.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaTls {
+    /// The Secret, in the operator's namespace (Jobs run there and can only mount Secrets
+    /// of their own namespace).
+    pub secret_name: String,
+    /// The Secret's key holding the PEM CA certificate(s) that signed the brokers'
+    /// certificates (default `ca.crt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_key: Option<String>,
+    /// For mutual TLS: the key holding the PEM client certificate (with `keyKey`; e.g.
+    /// `tls.crt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_key: Option<String>,
+    /// For mutual TLS: the key holding the client certificate's PEM private key (with
+    /// `certKey`; e.g. `tls.key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_key: Option<String>,
+}
+
+/// SASL authentication; the user name and password come from a Secret.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KafkaSasl {
+    /// The mechanism: `PLAIN` (use it only with TLS), `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub mechanism: SaslMechanism,
+    /// The Secret, in the operator's namespace (where the Jobs run).
+    pub secret_name: String,
+    /// The Secret's key holding the user name (default `username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_key: Option<String>,
+    /// The Secret's key holding the password (default `password`); the Job reads it from
+    /// a read-only file, never from its command line or spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_key: Option<String>,
+}
+
+/// SASL mechanisms podtracer speaks.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SaslMechanism {
+    /// RFC 4616 user name and password in clear (inside TLS).
+    #[serde(rename = "PLAIN")]
+    Plain,
+    /// RFC 7677 SCRAM with SHA-256.
+    #[serde(rename = "SCRAM-SHA-256")]
+    ScramSha256,
+    /// SCRAM with SHA-512.
+    #[serde(rename = "SCRAM-SHA-512")]
+    ScramSha512,
+}
+
+impl SaslMechanism {
+    /// The name podtracer's `SNOOPY_KAFKA_SASL_MECHANISM` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "PLAIN",
+            Self::ScramSha256 => "SCRAM-SHA-256",
+            Self::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
 }
 
 /// A volume for results; exactly one source is set.

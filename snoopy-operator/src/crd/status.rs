@@ -119,6 +119,17 @@ pub struct TargetStatus {
     /// Packets the kernel dropped, as reported by podtracer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub packets_dropped: Option<u64>,
+    /// Packets (capture) or records (flows) the Kafka brokers acknowledged, as reported by
+    /// podtracer when the Job ended (with `output.kafka`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_sent: Option<u64>,
+    /// Packets or records never sent to Kafka: dropped because the buffer was full while
+    /// the brokers were slow or away, plus those still buffered when the Job had to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_dropped: Option<u64>,
+    /// Produce attempts that failed and were retried (a broker unreachable for a while).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_failed_attempts: Option<u64>,
     /// When the Job started (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,

@@ -22,7 +22,7 @@ const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
 /// Arguments of `podtracer collect`.
 #[derive(Debug, Args)]
 pub struct CollectArgs {
-    /// The topic: kafka://BROKER[:PORT][,BROKER…]/TOPIC (kafkas:// for TLS; TLS/SASL settings
+    /// The topic: `kafka://BROKER[:PORT][,BROKER…]/TOPIC` (kafkas:// for TLS; TLS/SASL settings
     /// from SNOOPY_KAFKA_* variables, as for --sink).
     #[arg(value_name = "URL")]
     pub url: String,

@@ -16,7 +16,7 @@ use snoopy_capture::sink::kafka::{DeliveryHandle, DeliveryReport, KafkaRecordSin
 /// The `--sink` options shared by `capture`, `flows` and `probe`.
 #[derive(Debug, Clone, Args)]
 pub struct SinkArgs {
-    /// Also send results here (repeatable): kafka://BROKER[:PORT][,BROKER…][/TOPIC]
+    /// Also send results here (repeatable): `kafka://BROKER[:PORT][,BROKER…][/TOPIC]`
     /// (TLS with kafkas://; default topics snoopy.packets, snoopy.flows, snoopy.probes) or
     /// file://PATH. Kafka TLS/SASL settings come from SNOOPY_KAFKA_* variables or the file
     /// SNOOPY_KAFKA_CONFIG names.

@@ -57,3 +57,38 @@ fn rbac_has_no_wildcards_and_jobs_only_in_the_operator_namespace() {
     let job_rule = &role["rules"][0];
     assert_eq!(strings(job_rule, "resources"), ["jobs"]);
 }
+
+/// Every sample resource is one the operator accepts: it deserializes into its Rust type and
+/// passes the same validation the reconciler runs before creating Jobs.
+#[test]
+fn every_sample_cr_is_valid() {
+    use snoopy_operator::controller::CaptureResource;
+    use snoopy_operator::crd::{SnoopyJob, Tcpdump};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml")
+            || path.file_name().unwrap() == "kustomization.yaml"
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
+            let name = format!("{}: {:?}", path.display(), value["metadata"]["name"]);
+            let plan = match value["kind"].as_str() {
+                Some("SnoopyJob") => serde_yaml::from_value::<SnoopyJob>(value)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"))
+                    .plan(),
+                Some("Tcpdump") => serde_yaml::from_value::<Tcpdump>(value)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"))
+                    .plan(),
+                _ => continue,
+            };
+            plan.unwrap_or_else(|e| panic!("{name}: {e}"));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "only {checked} sample resources found");
+}

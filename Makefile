@@ -33,7 +33,7 @@ test-cluster:
 	eval "$$(testbed/k8s/control-plane.sh env)" \
 	  && $(CARGO) nextest run --no-fail-fast -E '$(CLUSTER_TESTS)' \
 	  && testbed/k8s/node.sh up >/dev/null \
-	  && $(MAKE) --no-print-directory images >/dev/null \
+	  && $(MAKE) --no-print-directory images PROFILE=debug >/dev/null \
 	  && $(CARGO) nextest run --no-fail-fast -E '$(NODE_TESTS)'; \
 	  status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
 
@@ -51,9 +51,11 @@ cluster-selftest:
 	testbed/k8s/selftest.sh
 
 # Images for the testbed's containerd (umoci, no registry).
-images: release
-	$(CARGO) build --release -p snoopy-operator
-	testbed/images/build-snoopy.sh target/release/podtracer target/release/snoopy-operator
+# PROFILE=debug reuses the binaries the tests built (test-cluster does: no second build).
+PROFILE ?= release
+images:
+	$(CARGO) build $(if $(filter release,$(PROFILE)),--release) -p podtracer -p snoopy-operator
+	testbed/images/build-snoopy.sh target/$(PROFILE)/podtracer target/$(PROFILE)/snoopy-operator
 
 # The operator's manifests (kubectl's built-in kustomize) and generated CRDs.
 # DEPLOY_DIR=snoopy-operator/config/testbed on this machine's testbed cluster (no kube-proxy).

@@ -117,8 +117,10 @@ fn pcapng_by_netns_is_read_by_tcpdump_and_tshark_with_the_same_bytes() -> Result
     assert!(out.status.success(), "{out:?}");
     assert_eq!(captured_count(&String::from_utf8_lossy(&out.stderr))?, 8);
     let log = std::fs::read_to_string(dir.path().join("termination-log"))?;
-    assert!(log.starts_with(r#"{"captured":8,"received":"#), "{log}");
-    assert!(log.ends_with(r#","dropped":0}"#), "{log}");
+    let counts: serde_json::Value = serde_json::from_str(&log)?;
+    assert_eq!(counts["captured"], 8, "{log}");
+    assert!(counts["received"].as_u64().is_some_and(|r| r >= 8), "{log}");
+    assert_eq!(counts["dropped"], 0, "{log}");
     let rows = tshark_fields(
         &file,
         &[

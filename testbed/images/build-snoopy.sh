@@ -24,7 +24,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PODTRACER_IMAGE="${SNOOPY_PODTRACER_IMAGE:-localhost/snoopy/podtracer:latest}"
 OPERATOR_IMAGE="${SNOOPY_OPERATOR_IMAGE:-localhost/snoopy/snoopy-operator:latest}"
 # Bump when the recipe changes, so cached archives are rebuilt.
-RECIPE=1
+RECIPE=2
 # Host tools the podtracer image carries for `podtracer exec` (Debian: iperf3, iproute2).
 EXEC_TOOLS="iperf3 ip ss"
 
@@ -39,6 +39,8 @@ copy_with_libs() {
     local rootfs="$1" src="$2" dst="$3" lib
     mkdir -p "$rootfs$(dirname "$dst")"
     cp -L "$src" "$rootfs$dst"
+    # Debug info is for the build machine, not the image (a debug operator is ~250 MB with it).
+    strip --strip-debug "$rootfs$dst" 2>/dev/null || true
     chmod 755 "$rootfs$dst"
     # ldd lines: "libx.so => /path (0x…)", or "/lib64/ld-linux-x86-64.so.2 (0x…)" for the loader;
     # "statically linked" / "not a dynamic executable" yields nothing to copy.

@@ -99,6 +99,10 @@ fn fold(op: u16, a: u32, b: u32) -> R<u32> {
 fn execute(vals: &mut Values, stmts: &[Instruction], alter: bool) -> R<(Val, Val)> {
     let (mut a, mut x): (Val, Val) = (0, 0);
     let mut mem: HashMap<u32, Val> = HashMap::new();
+    // Values this pass made constant by simplifying an `op x` with a known X (`mul x`, X = 0
+    // → 0). libpcap only rewrites such an `op x` to `op #c` in this pass and simplifies it in
+    // the next, so for its shift check below A is still unknown.
+    let mut known_only_later: std::collections::HashSet<Val> = std::collections::HashSet::new();
     for s in stmts {
         let k = s.k;
         let code = s.code;
@@ -150,7 +154,9 @@ fn execute(vals: &mut Values, stmts: &[Instruction], alter: bool) -> R<(Val, Val
                     match vals.konst(x) {
                         Some(c) if alter => {
                             // libpcap rewrites `op x` to `op #c` and checks the shift then.
-                            if matches!(op, LSH | RSH) && c > 31 && vals.konst(a).is_none() {
+                            let a_unknown_to_libpcap =
+                                vals.konst(a).is_none() || known_only_later.contains(&a);
+                            if matches!(op, LSH | RSH) && c > 31 && a_unknown_to_libpcap {
                                 return Err(CompileError::invalid("shift by more than 31 bits"));
                             }
                             (true, c)
@@ -166,7 +172,11 @@ fn execute(vals: &mut Values, stmts: &[Instruction], alter: bool) -> R<(Val, Val
                             match op {
                                 ADD | LSH | RSH | OR | XOR => continue,
                                 MUL | AND => {
+                                    let x_form = code & X != 0;
                                     a = vals.k(0);
+                                    if x_form {
+                                        known_only_later.insert(a);
+                                    }
                                     continue;
                                 }
                                 DIV => return Err(CompileError::invalid("division by zero")),

@@ -58,13 +58,14 @@ show kubectl get pods -n cnf-telco -l networkMonitor=true -o wide
 for _ in $(seq 1 120); do
   pinging=0
   for pod in $(kubectl get pods -n cnf-telco -l networkMonitor=true -o name); do
-    if kubectl logs -n cnf-telco "$pod" 2>/dev/null | grep -q '^pinging '; then pinging=$((pinging + 1)); fi
+    # (no `grep -q`: with pipefail, kubectl's SIGPIPE when grep exits early would read as "no")
+    if [ "$(kubectl logs -n cnf-telco "$pod" 2>/dev/null | grep -c '^pinging ')" -gt 0 ]; then pinging=$((pinging + 1)); fi
   done
   [ "$pinging" -ge 2 ] && break
   sleep 0.5
 done
 for pod in $(kubectl get pods -n cnf-telco -l networkMonitor=true -o name); do
-  printf '%s: ' "$pod"; kubectl logs -n cnf-telco "$pod" | head -n 1
+  printf '%s: ' "$pod"; kubectl logs -n cnf-telco "$pod" | awk 'NR == 1'
 done
 
 step "deploying the operator (make deploy, with the testbed's host-network patch)"
@@ -73,6 +74,14 @@ show kubectl rollout status -n snoopy-operator deployment/snoopy-operator --time
 
 step "the CRDs"
 show kubectl get crd tcpdumps.pcap.fennecproject.io snoopyjobs.snoopy.fennecproject.io
+# A fresh CRD reaches the published OpenAPI schema (what explain reads) a few seconds after it
+# is established.
+kubectl wait --for condition=established --timeout=60s \
+  crd/tcpdumps.pcap.fennecproject.io crd/snoopyjobs.snoopy.fennecproject.io >/dev/null
+for _ in $(seq 1 60); do
+  kubectl explain tcpdump.spec >/dev/null 2>&1 && break
+  sleep 0.5
+done
 show kubectl explain tcpdump.spec
 
 step "the Tcpdump sample: capture 50 packets on every networkMonitor=true pod"
@@ -94,7 +103,8 @@ show kubectl get jobs,pods -n snoopy-operator -l app.kubernetes.io/managed-by=sn
 step "the captured packets, from the Job logs"
 for job in $(kubectl get jobs -n snoopy-operator -l app.kubernetes.io/managed-by=snoopy-operator -o name); do
   printf '\n\033[1m%s\033[0m\n' "$job"
-  kubectl logs -n snoopy-operator "$job" | grep -E 'podtracer:|ICMP echo|packets' | head -12
+  # awk, not head: head exits early and, with pipefail, the SIGPIPE would end the demo.
+  kubectl logs -n snoopy-operator "$job" | grep -E 'podtracer:|ICMP echo|packets' | awk 'NR <= 12'
   echo "…"
 done
 

@@ -218,6 +218,14 @@ async fn racing_and_restarted_operators_create_no_duplicates() {
         };
         o.metrics.jobs_created.get_or_create(&kind).get()
     };
+    // The counters move when each operator's batch of creates returns, a moment after the
+    // Jobs are visible: wait for five, then check that no more come.
+    wait_for(T, "five creations counted", || {
+        let n = created(&a) + created(&b);
+        async move { (n >= 5).then_some(()) }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(created(&a) + created(&b), 5);
     // Stop both mid-flight and start a fresh one: it adopts the existing Jobs.
     drop(a);

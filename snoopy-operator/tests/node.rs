@@ -74,9 +74,20 @@ async fn ready_node(client: &Client) -> String {
 
 /// Deploys the operator from `config/testbed` (the default manifests plus the testbed's host
 /// network patch) and waits until it is available. Idempotent: every test calls it.
+///
+/// nextest runs each test in its own process, and two `kubectl apply` at once can both find
+/// the Deployment missing and both create it (one fails with AlreadyExists), so the apply
+/// holds an exclusive lock on a file shared by the test processes.
 async fn deploy_operator(client: &Client) -> String {
     let node = ready_node(client).await;
-    kubectl(&["apply", "-k", manifests("config/testbed").to_str().unwrap()]);
+    {
+        let lock_path = std::env::temp_dir().join("snoopy-node-tests-deploy.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .unwrap_or_else(|e| panic!("create {}: {e}", lock_path.display()));
+        lock.lock()
+            .unwrap_or_else(|e| panic!("flock {}: {e}", lock_path.display()));
+        kubectl(&["apply", "-k", manifests("config/testbed").to_str().unwrap()]);
+    }
     let api: Api<Deployment> = Api::namespaced(client.clone(), OPERATOR_NS);
     wait_for(T, "the operator Deployment available", || {
         let api = api.clone();

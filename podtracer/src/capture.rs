@@ -299,9 +299,12 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     let reports = crate::sinks::finish_all(&deliveries, args.sinks.sink_timeout, args.quiet);
     write_termination_log(
         args.termination_log.as_deref(),
-        stats.captured,
-        stats.received.unwrap_or(0),
-        stats.dropped.unwrap_or(0),
+        &Totals {
+            captured: stats.captured,
+            received: stats.received.unwrap_or(0),
+            dropped: stats.dropped.unwrap_or(0),
+            target_gone: capture.end_reason() == Some(EndReason::InterfaceGone),
+        },
         crate::sinks::total(&reports).as_ref(),
     );
     if !args.quiet {
@@ -320,23 +323,37 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     finish(outcome.and(flushed.map_err(anyhow::Error::from)))
 }
 
+/// The closing counts of a capture, for the termination log.
+pub struct Totals {
+    /// Packets written.
+    pub captured: u64,
+    /// Packets the filter accepted.
+    pub received: u64,
+    /// Packets the kernel dropped.
+    pub dropped: u64,
+    /// The capture ended because the target's interface went away (its pod was deleted).
+    pub target_gone: bool,
+}
+
 /// Writes the counts for whoever started us (the operator reads a Job's termination
-/// message): `{"captured":N,"received":M,"dropped":K}`, plus with Kafka sinks
+/// message): `{"captured":N,"received":M,"dropped":K}`, plus `"target_gone":true` when the
+/// capture ended because the pod went away, and with Kafka sinks
 /// `"kafka":{"sent":S,"sent_messages":…,"buffered":B,"dropped":D,"failed_attempts":…}`.
 /// A failure to write is reported but does not fail a capture that worked.
 pub fn write_termination_log(
     path: Option<&std::path::Path>,
-    captured: u64,
-    received: u64,
-    dropped: u64,
+    totals: &Totals,
     kafka: Option<&DeliveryReport>,
 ) {
     let Some(path) = path else { return };
     let mut json = serde_json::json!({
-        "captured": captured,
-        "received": received,
-        "dropped": dropped,
+        "captured": totals.captured,
+        "received": totals.received,
+        "dropped": totals.dropped,
     });
+    if totals.target_gone {
+        json["target_gone"] = true.into();
+    }
     if let Some(report) = kafka {
         let mut report = report.clone();
         // The termination message is small (4 KiB): the error text stays in the log.

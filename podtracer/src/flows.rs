@@ -10,13 +10,14 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use snoopy_capture::PacketSource;
-use snoopy_capture::afpacket::{CaptureBuilder, Event, StopHandle};
+use snoopy_capture::afpacket::{CaptureBuilder, EndReason, Event, StopHandle};
 use snoopy_capture::flow::{
     self, Aggregates, DestinationSummary, FlowConfig, FlowRecord, FlowTable, PairSummary, PodNames,
     TableStats,
 };
 use snoopy_capture::source::FileSource;
 
+use crate::capture::Totals;
 use crate::target::TargetArgs;
 
 /// With pods named through the runtime (`--pod`), every pod IP on this node is shown as
@@ -88,6 +89,11 @@ pub struct FlowsArgs {
     /// Most flows tracked at once (the least recently seen is evicted and counted).
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_flows: usize,
+
+    /// At the end of a live run, write the packet and Kafka counts as JSON to this file, as
+    /// `capture` does (a Kubernetes Job's /dev/termination-log carries them to the operator).
+    #[arg(long, value_name = "PATH")]
+    pub termination_log: Option<PathBuf>,
 }
 
 /// Output formats of `flows`.
@@ -146,10 +152,20 @@ pub fn run(args: FlowsArgs) -> Result<ExitCode> {
     )?;
     let mut view = View::new(format, args.sort, args.top, names, sinks);
     let result = match &args.read {
-        Some(path) => offline(path, config, args.count, &mut view),
-        None => live(&args, &args.target, config, &mut view),
+        Some(path) => offline(path, config, args.count, &mut view).map(|()| None),
+        None => live(&args, &args.target, config, &mut view).map(Some),
     };
-    let result = result.and_then(|()| view.sinks.finish(false).map(drop));
+    let result = result.and_then(|totals| {
+        let reports = view.sinks.finish(false)?;
+        if let Some(totals) = totals {
+            crate::capture::write_termination_log(
+                args.termination_log.as_deref(),
+                &totals,
+                crate::sinks::total(&reports).as_ref(),
+            );
+        }
+        Ok(())
+    });
     match result {
         Err(e) if crate::is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e),
@@ -217,7 +233,14 @@ fn wall_clock() -> Duration {
         .unwrap_or_default()
 }
 
-fn live(args: &FlowsArgs, target: &TargetArgs, config: FlowConfig, view: &mut View) -> Result<()> {
+/// Meters the target's traffic until the count, the duration, a signal or the interface
+/// going away ends it; returns the capture's totals.
+fn live(
+    args: &FlowsArgs,
+    target: &TargetArgs,
+    config: FlowConfig,
+    view: &mut View,
+) -> Result<Totals> {
     let target = target.resolve_one()?;
     let mut builder = CaptureBuilder::new()
         .namespace(target.namespace)
@@ -280,6 +303,10 @@ fn live(args: &FlowsArgs, target: &TargetArgs, config: FlowConfig, view: &mut Vi
     view.flush_records()?;
     let stats = capture.stats()?;
     view.summary(&table, &label, Some(started.elapsed()), wall_clock())?;
+    let target_gone = capture.end_reason() == Some(EndReason::InterfaceGone);
+    if target_gone {
+        eprintln!("podtracer: {label} went away (pod deleted?); flows ended");
+    }
     eprintln!(
         "podtracer: {} packets captured, {} dropped by kernel, {} flows, {} evicted",
         stats.captured,
@@ -287,7 +314,12 @@ fn live(args: &FlowsArgs, target: &TargetArgs, config: FlowConfig, view: &mut Vi
         table.stats().flows,
         table.stats().evicted
     );
-    Ok(())
+    Ok(Totals {
+        captured: stats.captured,
+        received: stats.received.unwrap_or(0),
+        dropped: stats.dropped.unwrap_or(0),
+        target_gone,
+    })
 }
 
 fn capture_interface_name(capture: &snoopy_capture::afpacket::Capture) -> String {

@@ -15,7 +15,9 @@ use anyhow::Result;
 use snoopy_capture::afpacket::{EndReason, StopHandle};
 use snoopy_capture::{Interface, OwnedPacket, PacketSource};
 
-use crate::capture::{CaptureArgs, CaptureSettings, finish, print_totals, write_termination_log};
+use crate::capture::{
+    CaptureArgs, CaptureSettings, Totals, finish, print_totals, write_termination_log,
+};
 use crate::output::{Format, OutputSpec, TextLook};
 use crate::target::{Resolved, Target};
 
@@ -164,11 +166,15 @@ pub fn run(
         }
     }
     let reports = crate::sinks::finish_all(&deliveries, args.sinks.sink_timeout, args.quiet);
+    // Several pods: one going away is part of following them, not the end of the run.
     write_termination_log(
         args.termination_log.as_deref(),
-        written,
-        received,
-        dropped,
+        &Totals {
+            captured: written,
+            received,
+            dropped,
+            target_gone: false,
+        },
         crate::sinks::total(&reports).as_ref(),
     );
     if !args.quiet {

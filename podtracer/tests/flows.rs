@@ -144,6 +144,8 @@ fn live_flows_by_pid_report_established_refused_and_unanswered() -> Result<()> {
     let _server = servers(&pair.b)?;
     wait_for_port(&pair.a, &pair.b.ip.to_string(), 8080)?;
     let pod = pair.a.resident()?;
+    let dir = tempfile::tempdir()?;
+    let termination_log = dir.path().join("termination-log");
     let flows = start_flows(&[
         "--pid",
         &pod.pid().to_string(),
@@ -155,6 +157,8 @@ fn live_flows_by_pid_report_established_refused_and_unanswered() -> Result<()> {
         "500ms",
         "--duration",
         "20s",
+        "--termination-log",
+        termination_log.to_str().unwrap(),
     ])?;
     clients(&pair.a, &pair.b.ip.to_string())?;
     std::thread::sleep(Duration::from_millis(300));
@@ -173,6 +177,21 @@ fn live_flows_by_pid_report_established_refused_and_unanswered() -> Result<()> {
         .collect();
     assert_eq!(udp.len(), 1);
     assert_eq!(udp[0]["answered"], false);
+    // The counts a Job's termination message carries to the operator: at least every
+    // packet the flow records account for.
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&termination_log)?)?;
+    let in_flows: u64 = lines
+        .iter()
+        .filter(|v| v["type"] == "flow")
+        .map(|v| v["fwd"]["packets"].as_u64().unwrap() + v["rev"]["packets"].as_u64().unwrap())
+        .sum();
+    let captured = report["captured"].as_u64().context("captured")?;
+    assert!(
+        in_flows > 0 && captured >= in_flows,
+        "{report} vs {in_flows}"
+    );
+    assert_eq!(report["dropped"], 0, "{report}");
+    assert_eq!(report.get("target_gone"), None, "{report}");
     Ok(())
 }
 

@@ -253,6 +253,46 @@ fn a_pod_deleted_during_a_label_capture_ends_its_part_and_the_others_go_on() -> 
     Ok(())
 }
 
+/// The operator's case: one Job captures one pod, and the pod is deleted. The capture ends
+/// by itself (exit 0), the file holds every packet counted, and the termination log says
+/// the target went away (the operator shows the target Gone with the counts).
+#[test]
+fn a_pod_deleted_during_its_capture_ends_it_and_the_termination_log_says_so() -> Result<()> {
+    let pods = TestPods::new()?;
+    let ns = unique_namespace("gone");
+    let (_, b) = pods.sleeper(&ns, "b", &[])?;
+    let (a_sandbox, _) = pods.pinger(&ns, "a", &[], b)?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("a.pcapng");
+    let log = dir.path().join("termination-log");
+    let ep = pods.endpoint_arg();
+    let capture = start_capture(&[
+        "--runtime-endpoint",
+        &ep,
+        "--pod",
+        "a",
+        "-n",
+        &ns,
+        "-w",
+        file.to_str().unwrap(),
+        "--termination-log",
+        log.to_str().unwrap(),
+    ])?;
+    std::thread::sleep(Duration::from_millis(1500));
+    pods.delete(&a_sandbox)?;
+    // No signal: the vanished interface ends it.
+    let out = wait_with_timeout(capture, Duration::from_secs(15))?;
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("went away"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&log)?)?;
+    assert_eq!(report["target_gone"], true, "{report}");
+    let captured = captured_count(&stderr)?;
+    assert_eq!(report["captured"], captured, "{report}");
+    assert!(captured >= 5, "a's pings before it went: {captured}");
+    assert_file_holds(&file, captured)
+}
+
 #[test]
 fn exec_runs_in_pods_by_name_and_by_label() -> Result<()> {
     let pods = TestPods::new()?;

@@ -154,3 +154,15 @@ pub fn tcp_and_udp_client(end: &End, to: &str) -> Result<()> {
     end.run(&["python3", "-c", &script])?;
     Ok(())
 }
+
+/// Asserts that `file` holds exactly the `captured` packets podtracer counted (tshark reads it).
+pub fn assert_file_holds(file: &Path, captured: u64) -> Result<()> {
+    let rows = tshark_fields(file, &["frame.number"])?;
+    assert_eq!(
+        rows.len() as u64,
+        captured,
+        "every counted packet is in {}",
+        file.display()
+    );
+    Ok(())
+}

@@ -73,8 +73,10 @@ pub fn from_job(
             .cloned()
     };
     let message = termination_message(pods);
+    let mut reported_gone = false;
     if let Some(m) = &message {
         let counters = report::parse(m);
+        reported_gone = counters.target_gone;
         status.packets_captured = counters.captured;
         status.packets_dropped = counters.dropped;
         if let Some(k) = counters.kafka {
@@ -118,7 +120,10 @@ pub fn from_job(
         }
         TargetPhase::Pending
     };
-    if !pod_alive && !status.phase.is_final() {
+    // Once gone, a target stays gone: the Job that then ends (its capture stopped by the
+    // vanished interface, reported by podtracer) does not make it Succeeded.
+    let was_gone = previous.is_some_and(|p| p.phase == TargetPhase::Gone);
+    if reported_gone || was_gone || (!pod_alive && !status.phase.is_final()) {
         gone(&mut status);
     }
     status
@@ -127,10 +132,16 @@ pub fn from_job(
 fn gone(status: &mut TargetStatus) {
     status.phase = TargetPhase::Gone;
     status.reason = Some("TargetPodDeleted".into());
-    status.message = Some(format!(
+    let mut message = format!(
         "pod {}/{} (uid {}) went away before its Job finished",
         status.namespace, status.pod, status.pod_uid
-    ));
+    );
+    if let Some(n) = status.packets_captured {
+        message.push_str(&format!(
+            "; the {n} packets captured until then were written"
+        ));
+    }
+    status.message = Some(message);
 }
 
 /// Why a Job's pod cannot start its container, when kubelet says so: a Secret or key the
@@ -411,6 +422,27 @@ mod tests {
             node: "n".into(),
         };
         assert_eq!(without_job(&t, "once", "j", false).phase, TargetPhase::Gone);
+        // The Job then ends because the capture lost its interface: still Gone, with the
+        // counts podtracer wrote.
+        let done = with_condition(job(), "Complete", None);
+        let cut = pod(
+            "Succeeded",
+            Some(r#"{"captured":7,"dropped":0,"target_gone":true}"#),
+        );
+        let s = from_job(&done, &[&cut], false, None);
+        assert_eq!(
+            (s.phase, s.reason.as_deref(), s.packets_captured),
+            (TargetPhase::Gone, Some("TargetPodDeleted"), Some(7))
+        );
+        assert!(
+            s.message.as_deref().unwrap().contains("the 7 packets"),
+            "{s:?}"
+        );
+        // Seen gone while running, then complete without the report (its pod collected):
+        // stays Gone.
+        let running_gone = from_job(&job(), &[&pod("Running", None)], false, None);
+        let s = from_job(&done, &[], false, Some(&running_gone));
+        assert_eq!(s.phase, TargetPhase::Gone);
         assert_eq!(
             without_job(&t, "once", "j", true).phase,
             TargetPhase::Pending

@@ -210,7 +210,7 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
             name: Some(job_name(owner, target, run)),
             namespace: Some(settings.namespace.clone()),
             labels: Some(labels.clone()),
-            annotations: Some(annotations),
+            annotations: Some(annotations.clone()),
             ..Default::default()
         },
         spec: Some(JobSpec {
@@ -218,8 +218,12 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
             active_deadline_seconds: plan.active_deadline_seconds,
             ttl_seconds_after_finished: plan.ttl_seconds_after_finished,
             template: PodTemplateSpec {
+                // The pod carries the owner too: its phase changes (Running) reach the CR's
+                // status through the controller's pod watch, as the Job object does not
+                // change when its pod starts.
                 metadata: Some(ObjectMeta {
                     labels: Some(labels),
+                    annotations: Some(annotations),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
@@ -310,6 +314,7 @@ pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settin
             if let Some(k) = &plan.kafka {
                 args.extend(["--sink".into(), sink_url(k)]);
             }
+            args.extend(["--termination-log".into(), "/dev/termination-log".into()]);
         }
         Tool::Exec {
             command,
@@ -813,10 +818,12 @@ mod tests {
         plan.kafka.as_mut().unwrap().topic = "snoopy.flows".into();
         let args = podtracer_args(&target(), "once", &plan, &Settings::default());
         assert_eq!(
-            &args[args.len() - 2..],
+            &args[args.len() - 4..],
             [
                 "--sink",
-                "kafka://10.0.0.5:9092,kafka.data.svc:9093/snoopy.flows"
+                "kafka://10.0.0.5:9092,kafka.data.svc:9093/snoopy.flows",
+                "--termination-log",
+                "/dev/termination-log"
             ]
         );
     }

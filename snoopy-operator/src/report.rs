@@ -1,6 +1,7 @@
 //! What podtracer reports back through the container's termination message.
 //!
-//! podtracer writes `{"captured":N,"received":M,"dropped":K}` (plus, with a Kafka sink,
+//! podtracer writes `{"captured":N,"received":M,"dropped":K}` (plus `"target_gone":true` when
+//! the pod went away during the capture, and with a Kafka sink
 //! `"kafka":{"sent":S,"sent_messages":…,"buffered":B,"dropped":D,"failed_attempts":F}`) to the
 //! file named by
 //! `--termination-log` (the Job passes `/dev/termination-log`); kubelet puts it into the
@@ -20,6 +21,10 @@ pub struct Counters {
     /// What the Kafka sink(s) delivered, summed, when there was one.
     #[serde(default)]
     pub kafka: Option<KafkaCounters>,
+    /// The capture ended because the target pod's interface went away (the pod was
+    /// deleted while its Job ran); what was captured until then was written.
+    #[serde(default)]
+    pub target_gone: bool,
 }
 
 /// podtracer's Kafka delivery report (`sinks::total`): packets or records.
@@ -49,6 +54,7 @@ pub fn parse(message: &str) -> Counters {
         dropped: number_before(message, " packets dropped by kernel")
             .or_else(|| number_before(message, " packet dropped by kernel")),
         kafka: None,
+        target_gone: false,
     }
 }
 
@@ -86,6 +92,7 @@ mod tests {
                 captured: Some(50),
                 dropped: Some(0),
                 kafka: None,
+                target_gone: false,
             }
         );
         let text = "12:00:00.1 IP a > b: ICMP echo request\n50 packets captured\n52 packets received by filter\n3 packets dropped by kernel\n";
@@ -95,6 +102,7 @@ mod tests {
                 captured: Some(50),
                 dropped: Some(3),
                 kafka: None,
+                target_gone: false,
             }
         );
         assert_eq!(
@@ -103,6 +111,7 @@ mod tests {
                 captured: Some(1),
                 dropped: None,
                 kafka: None,
+                target_gone: false,
             }
         );
         assert_eq!(
@@ -127,9 +136,12 @@ mod tests {
                     dropped: 3,
                     failed_attempts: 4,
                 }),
+                target_gone: false,
             }
         );
         assert_eq!(error_line(message), None, "a report is not an error");
+        let gone = parse(r#"{"captured":3,"received":3,"dropped":0,"target_gone":true}"#);
+        assert!(gone.target_gone && gone.captured == Some(3), "{gone:?}");
         // A newer podtracer may add members: still read.
         let c = parse(r#"{"captured":7,"dropped":0,"kafka":{"sent":7,"later":true}}"#);
         assert_eq!((c.captured, c.kafka.map(|k| k.sent)), (Some(7), Some(7)));

@@ -69,13 +69,6 @@ fn snoopyjob(name: &str, ns: &str, extra: serde_json::Value) -> SnoopyJob {
     .unwrap()
 }
 
-async fn status_of<K>(api: &Api<K>, name: &str) -> Option<snoopy_operator::crd::CaptureStatus>
-where
-    K: snoopy_operator::controller::CaptureResource,
-{
-    api.get(name).await.ok()?.capture_status().cloned()
-}
-
 /// The proof of concept: a Tcpdump CR → one Job per labelled pod, on its node; Jobs finish
 /// with podtracer's counters → the CR shows both targets Succeeded with 50 packets.
 #[tokio::test]

@@ -12,13 +12,13 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use snoopy_operator::controller::CaptureResource;
-use snoopy_operator::crd::{CaptureStatus, Phase, SnoopyJob, TargetPhase, Tcpdump};
+use snoopy_operator::crd::{CaptureStatus, Phase, SnoopyJob, TargetPhase, TargetStatus, Tcpdump};
 
-use crate::support::{client, delete_namespace, jobs_of, namespace, wait_for};
+use crate::support::{client, delete_namespace, jobs_of, namespace, status_of, wait_for};
 
 /// The operator's namespace in its manifests.
 const OPERATOR_NS: &str = "snoopy-operator";
@@ -133,10 +133,6 @@ async fn busybox_pod(
     .await
 }
 
-async fn status_of<K: CaptureResource>(api: &Api<K>, name: &str) -> Option<CaptureStatus> {
-    api.get(name).await.ok()?.capture_status().cloned()
-}
-
 /// Waits until the CR's phase is final and returns its status.
 async fn finished<K: CaptureResource>(api: &Api<K>, name: &str) -> CaptureStatus {
     wait_for(T, &format!("{name} finished"), || async {
@@ -147,18 +143,49 @@ async fn finished<K: CaptureResource>(api: &Api<K>, name: &str) -> CaptureStatus
     .await
 }
 
-/// The log of the (one) pod of a Job.
-async fn job_log(client: &Client, job: &str) -> String {
+/// The log of the (one) pod of a Job, once it has a pod with a log.
+async fn try_job_log(client: &Client, job: &str) -> Option<String> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
     let pod = pods
         .list(&ListParams::default().labels(&format!("job-name={job}")))
         .await
-        .unwrap()
+        .ok()?
         .items
-        .pop()
-        .unwrap_or_else(|| panic!("Job {job} has no pod"));
-    pods.logs(&pod.name_any(), &LogParams::default())
+        .pop()?;
+    pods.logs(&pod.name_any(), &LogParams::default()).await.ok()
+}
+
+/// The log of the (one) pod of a finished Job.
+async fn job_log(client: &Client, job: &str) -> String {
+    try_job_log(client, job)
         .await
+        .unwrap_or_else(|| panic!("Job {job} has no pod with a log"))
+}
+
+/// A hostPath output directory on the node for the CRs of `ns`, empty.
+fn output_dir(ns: &str) -> PathBuf {
+    let dir = PathBuf::from(format!("/tmp/snoopy-e2e-{ns}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Creates SnoopyJob `name` in `ns` with `spec` (its JSON form) and returns its uid.
+async fn create_snoopyjob(
+    api: &Api<SnoopyJob>,
+    ns: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> String {
+    let cr: SnoopyJob = serde_json::from_value(json!({
+        "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &cr)
+        .await
+        .unwrap()
+        .uid()
         .unwrap()
 }
 
@@ -393,29 +420,23 @@ async fn a_filtered_capture_writes_pcapng_files_tshark_reads() {
     let labels = [("networkMonitor", "true")];
     let ip_b = busybox_pod(&client, &ns, "b", &labels, &["sleep", "3600"]).await;
     busybox_pod(&client, &ns, "a", &labels, &["ping", "-i", "0.2", &ip_b]).await;
-    let dir = PathBuf::from(format!("/tmp/snoopy-e2e-{ns}"));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = output_dir(&ns);
 
-    let cr: SnoopyJob = serde_json::from_value(json!({
-        "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
-        "metadata": {"name": "echo-requests", "namespace": ns},
-        "spec": {
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let uid = create_snoopyjob(
+        &api,
+        &ns,
+        "echo-requests",
+        json!({
             "targetNamespace": ns,
             "podSelector": {"matchLabels": {"networkMonitor": "true"}},
             "tool": {"capture": {"interface": "eth0", "filter": "icmp[icmptype] == icmp-echo",
                                  "packetCount": 10, "format": "pcapng"}},
             "output": {"volume": {"hostPath": {"path": dir}}},
             "activeDeadlineSeconds": 60,
-        },
-    }))
-    .unwrap();
-    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
-    let uid = api
-        .create(&PostParams::default(), &cr)
-        .await
-        .unwrap()
-        .uid()
-        .unwrap();
+        }),
+    )
+    .await;
     let status = finished(&api, "echo-requests").await;
     assert_eq!(status.phase, Some(Phase::Succeeded), "{status:#?}");
 
@@ -431,19 +452,7 @@ async fn a_filtered_capture_writes_pcapng_files_tshark_reads() {
             name.starts_with(&format!("{ns}_{pod}_")) && name.ends_with(".pcapng"),
             "{name}"
         );
-        let out = Command::new("tshark")
-            .args(["-n", "-r"])
-            .arg(file)
-            .args(["-T", "fields", "-e", "icmp.type", "-e", "ip.dst"])
-            .output()
-            .expect("tshark (apt-get install tshark)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rows = String::from_utf8(out.stdout).unwrap();
-        let rows: Vec<&str> = rows.lines().collect();
+        let rows = tshark_rows(file, &["icmp.type", "ip.dst"]);
         assert_eq!(rows.len(), 10, "{name}: {rows:?}");
         for row in rows {
             assert_eq!(row, format!("8\t{ip_b}"), "{name}: only echo requests to b");
@@ -453,6 +462,175 @@ async fn a_filtered_capture_writes_pcapng_files_tshark_reads() {
         assert_eq!(t.packets_captured, Some(10), "{t:?}");
     }
     delete_and_check_nothing_left(&client, &api, "echo-requests", &uid).await;
+    delete_namespace(&client, &ns).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The targets of a CR whose pod is named `pod`.
+fn target<'a>(status: &'a CaptureStatus, pod: &str) -> Option<&'a TargetStatus> {
+    status.targets.iter().find(|t| t.pod == pod)
+}
+
+/// `tshark -n -r FILE -T fields -e F1 -e F2 …`: one tab-separated row per packet.
+fn tshark_rows(file: &Path, fields: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"]).arg(file).args(["-T", "fields"]);
+    for field in fields {
+        cmd.args(["-e", field]);
+    }
+    let out = cmd.output().expect("tshark (apt-get install tshark)");
+    assert!(
+        out.status.success(),
+        "tshark -r {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `ip.src`, `ip.dst` and `icmp.type` of each packet.
+fn icmp_rows(file: &Path) -> Vec<String> {
+    tshark_rows(file, &["ip.src", "ip.dst", "icmp.type"])
+}
+
+/// `targets: follow` on a real Deployment: a pod scaled up later gets its own Job; a target
+/// pod deleted while its Job captures ends `Gone` with a reason, and the packets captured
+/// until then are in a valid pcapng on the volume, while the other target's capture goes on
+/// to `Succeeded`; the replacement pod the Deployment starts is followed too.
+#[tokio::test]
+async fn follow_picks_up_a_scaled_up_pod_and_a_deleted_target_ends_gone() {
+    let client = client().await;
+    deploy_operator(&client).await;
+    let ns = namespace(&client, "e2e-follow").await;
+    let peer = busybox_pod(&client, &ns, "peer", &[], &["sleep", "3600"]).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "pinger"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "pinger"}},
+            "template": {
+                "metadata": {"labels": {"app": "pinger"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "main", "image": "localhost/snoopy/busybox:1",
+                        "imagePullPolicy": "Never", "command": ["ping", "-i", "0.2", peer]}],
+                },
+            },
+        },
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let dir = output_dir(&ns);
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let uid = create_snoopyjob(
+        &api,
+        &ns,
+        "follow",
+        json!({
+            "targetNamespace": ns,
+            "podSelector": {"matchLabels": {"app": "pinger"}},
+            "targets": "follow",
+            "tool": {"capture": {"interface": "eth0", "filter": "icmp", "duration": "20s",
+                                 "format": "pcapng"}},
+            "output": {"volume": {"hostPath": {"path": dir}}},
+            "activeDeadlineSeconds": 120,
+        }),
+    )
+    .await;
+
+    // A Job is capturing once its log says so.
+    let capturing = |exclude: Vec<String>| {
+        let (api, client) = (api.clone(), client.clone());
+        async move {
+            wait_for(
+                T,
+                &format!("a target other than {exclude:?} capturing"),
+                || {
+                    let (api, client, exclude) = (api.clone(), client.clone(), exclude.clone());
+                    async move {
+                        let status = status_of(&api, "follow").await?;
+                        for t in &status.targets {
+                            if t.phase == TargetPhase::Running && !exclude.contains(&t.pod) {
+                                let log = try_job_log(&client, &t.job).await?;
+                                if log.contains("listening on") {
+                                    return Some(t.clone());
+                                }
+                            }
+                        }
+                        None
+                    }
+                },
+            )
+            .await
+        }
+    };
+    let first = capturing(vec![]).await;
+    deployments
+        .patch(
+            "pinger",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
+        )
+        .await
+        .unwrap();
+    let second = capturing(vec![first.pod.clone()]).await;
+    assert_ne!(first.job, second.job, "one Job per target");
+    // Let the first capture see some pings, then delete its pod.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    pods.delete(&first.pod, &DeleteParams::default())
+        .await
+        .unwrap();
+
+    let status = wait_for(T, "the first target Gone, the second Succeeded", || async {
+        let status = status_of(&api, "follow").await?;
+        let a = target(&status, &first.pod)?;
+        let b = target(&status, &second.pod)?;
+        (a.phase == TargetPhase::Gone && a.completion_time.is_some() && b.phase.is_final())
+            .then_some(status)
+    })
+    .await;
+    let gone = target(&status, &first.pod).unwrap();
+    assert_eq!(gone.reason.as_deref(), Some("TargetPodDeleted"), "{gone:?}");
+    let captured = gone.packets_captured.expect("the Gone target's count");
+    assert!(captured >= 5, "pings before the pod went: {gone:?}");
+    let log = job_log(&client, &gone.job).await;
+    assert!(
+        log.contains("went away"),
+        "the capture ended because the pod went, not by its duration:\n{log}"
+    );
+    let other = target(&status, &second.pod).unwrap();
+    assert_eq!(other.phase, TargetPhase::Succeeded, "unaffected: {other:?}");
+    // The Deployment replaced the deleted pod: followed too.
+    let third = wait_for(T, "the replacement pod followed", || async {
+        let status = status_of(&api, "follow").await?;
+        status
+            .targets
+            .into_iter()
+            .find(|t| t.pod != first.pod && t.pod != second.pod)
+    })
+    .await;
+    assert_ne!(third.phase, TargetPhase::Gone, "{third:?}");
+
+    for t in [gone, other] {
+        let file = dir.join(format!("{ns}_{}_{}.pcapng", t.pod, t.run));
+        assert!(file.exists(), "{} missing", file.display());
+        assert_eq!(
+            Some(tshark_rows(&file, &["frame.number"]).len() as u64),
+            t.packets_captured,
+            "{}: every counted packet is in the file",
+            t.pod
+        );
+    }
+
+    delete_and_check_nothing_left(&client, &api, "follow", &uid).await;
     delete_namespace(&client, &ns).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -512,17 +690,7 @@ async fn exec_runs_iperf3_between_two_pods() {
         let uid = server_uid.clone();
         async move {
             let job = jobs_of(&client, OPERATOR_NS, &uid).await.pop()?;
-            let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
-            let pod = pods
-                .list(&ListParams::default().labels(&format!("job-name={}", job.name_any())))
-                .await
-                .ok()?
-                .items
-                .pop()?;
-            let log = pods
-                .logs(&pod.name_any(), &LogParams::default())
-                .await
-                .ok()?;
+            let log = try_job_log(&client, &job.name_any()).await?;
             log.contains("Server listening").then_some(())
         }
     })
@@ -666,36 +834,6 @@ impl Drop for Broker {
     }
 }
 
-/// `tshark -T fields -e ip.src -e ip.dst -e icmp.type` of a pcapng file.
-fn icmp_rows(file: &Path) -> Vec<String> {
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(file)
-        .args([
-            "-T",
-            "fields",
-            "-e",
-            "ip.src",
-            "-e",
-            "ip.dst",
-            "-e",
-            "icmp.type",
-        ])
-        .output()
-        .expect("tshark (apt-get install tshark)");
-    assert!(
-        out.status.success(),
-        "tshark -r {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 /// `output.kafka`: each capture Job (on the node's network) sends its pod's packets to a
 /// broker on the node's loopback — only reachable because the producer stays in the node's
 /// network namespace — while the socket captures inside the pod (the packets are the ICMP
@@ -711,25 +849,20 @@ async fn kafka_output_lands_both_targets_packets_on_the_topic() {
     let ip_b = busybox_pod(&client, &ns, "b", &labels, &["sleep", "3600"]).await;
     let ip_a = busybox_pod(&client, &ns, "a", &labels, &["ping", "-i", "0.2", &ip_b]).await;
 
-    let cr: SnoopyJob = serde_json::from_value(json!({
-        "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
-        "metadata": {"name": "to-kafka", "namespace": ns},
-        "spec": {
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let uid = create_snoopyjob(
+        &api,
+        &ns,
+        "to-kafka",
+        json!({
             "targetNamespace": ns,
             "podSelector": {"matchLabels": {"networkMonitor": "true"}},
             "tool": {"capture": {"interface": "eth0", "filter": "icmp", "packetCount": 10}},
             "output": {"kafka": {"brokers": [broker.address()]}},
             "activeDeadlineSeconds": 90,
-        },
-    }))
-    .unwrap();
-    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
-    let uid = api
-        .create(&PostParams::default(), &cr)
-        .await
-        .unwrap()
-        .uid()
-        .unwrap();
+        }),
+    )
+    .await;
     let status = finished(&api, "to-kafka").await;
     assert_eq!(status.phase, Some(Phase::Succeeded), "{status:#?}");
     assert_eq!((status.target_count, status.succeeded), (2, 2));

@@ -240,6 +240,14 @@ impl Drop for Reaper {
 }
 
 /// The Jobs of a CR in the operator's namespace.
+/// The CR's status, if it exists and has one.
+pub async fn status_of<K: controller::CaptureResource>(
+    api: &Api<K>,
+    name: &str,
+) -> Option<snoopy_operator::crd::CaptureStatus> {
+    api.get(name).await.ok()?.capture_status().cloned()
+}
+
 pub async fn jobs_of(client: &Client, op_ns: &str, cr_uid: &str) -> Vec<Job> {
     let api: Api<Job> = Api::namespaced(client.clone(), op_ns);
     let mut jobs = api

@@ -236,6 +236,10 @@ pub async fn controller<K: CaptureResource>(ctx: Arc<Context>) {
             pods,
             watcher::Config::default().any_semantic(),
             move |pod: Pod| {
+                // A Job's own pod (Pending → Running) concerns the CR that owns the Job.
+                if let Some(owner) = job_pod_owner::<K>(&pod) {
+                    return vec![owner];
+                }
                 store
                     .state()
                     .into_iter()
@@ -256,7 +260,24 @@ pub async fn controller<K: CaptureResource>(ctx: Arc<Context>) {
 
 /// The CR a Job belongs to, from its annotation.
 fn owner_of<K: CaptureResource>(job: Job) -> Option<ObjectRef<K>> {
-    let owner = job.annotations().get(naming::OWNER_ANNOTATION)?;
+    owner_ref(job.annotations())
+}
+
+/// The CR of kind `K` a Job's pod belongs to: managed by this operator, of this kind.
+fn job_pod_owner<K: CaptureResource>(pod: &Pod) -> Option<ObjectRef<K>> {
+    let labels = pod.labels();
+    let ours = labels.get(naming::MANAGED_BY).map(String::as_str) == Some(naming::MANAGED_BY_VALUE)
+        && labels.get(naming::OWNER_KIND).map(String::as_str) == Some(&*K::kind(&()));
+    if !ours {
+        return None;
+    }
+    owner_ref(pod.annotations())
+}
+
+fn owner_ref<K: CaptureResource>(
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> Option<ObjectRef<K>> {
+    let owner = annotations.get(naming::OWNER_ANNOTATION)?;
     let (ns, name) = owner.split_once('/')?;
     Some(ObjectRef::new(name).within(ns))
 }
@@ -271,4 +292,61 @@ fn selects<K: CaptureResource>(cr: &K, pod: &Pod) -> bool {
         Namespaces::Selector(_) => true,
     };
     in_namespace && selector::matches(&plan.pod_selector, pod.labels())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::TcpdumpSpec;
+    use crate::job::{Owner, Target, build};
+
+    /// A Job's pod (as the Job controller makes it from the template) leads to its CR, of
+    /// the right kind only; a target pod does not.
+    #[test]
+    fn a_job_pod_leads_to_its_owner() {
+        let owner = Owner {
+            kind: "Tcpdump".into(),
+            name: "t".into(),
+            namespace: "cnf-telco".into(),
+            uid: "u".into(),
+        };
+        let target = Target {
+            namespace: "cnf-telco".into(),
+            name: "p".into(),
+            uid: "pu".into(),
+            node: "n".into(),
+        };
+        let plan = Plan::try_from(&TcpdumpSpec {
+            name: "t".into(),
+            target_namespace: "cnf-telco".into(),
+            pod_label: [("a".to_owned(), "b".to_owned())].into(),
+            interface_name: "eth0".into(),
+            packet_count: 5,
+        })
+        .unwrap();
+        let job = build(
+            &owner,
+            &target,
+            naming::RUN_ONCE,
+            &plan,
+            &Settings::default(),
+        );
+        let pod = Pod {
+            metadata: job.spec.unwrap().template.metadata.unwrap(),
+            ..Default::default()
+        };
+        assert_eq!(
+            job_pod_owner::<Tcpdump>(&pod),
+            Some(ObjectRef::new("t").within("cnf-telco"))
+        );
+        assert_eq!(job_pod_owner::<SnoopyJob>(&pod), None);
+        let target_pod = Pod {
+            metadata: kube::api::ObjectMeta {
+                labels: Some([("a".to_owned(), "b".to_owned())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(job_pod_owner::<Tcpdump>(&target_pod), None);
+    }
 }

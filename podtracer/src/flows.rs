@@ -18,7 +18,7 @@ use snoopy_capture::flow::{
 use snoopy_capture::source::FileSource;
 
 use crate::capture::Totals;
-use crate::target::TargetArgs;
+use crate::target::{Target, TargetArgs};
 
 /// With pods named through the runtime (`--pod`), every pod IP on this node is shown as
 /// `NS/POD`; with `--pid`/`--netns`/`-r` nothing names the addresses.
@@ -126,6 +126,14 @@ struct Snapshot<'a> {
     pod_pairs: &'a [PairSummary],
 }
 
+/// Where `flows` reads packets from.
+enum Input<'a> {
+    /// A capture file (`-r`).
+    File(&'a PathBuf),
+    /// A live capture in the target's network namespace.
+    Live(Target),
+}
+
 /// Runs `flows` to its end and prints the result.
 pub fn run(args: FlowsArgs) -> Result<ExitCode> {
     let config = FlowConfig {
@@ -140,10 +148,15 @@ pub fn run(args: FlowsArgs) -> Result<ExitCode> {
         FlowsOutput::Json
     });
     let names = pod_names(&args.target);
-    // The records' key: the pod (NS/POD, pid:N, a netns path) or the file read.
-    let key = match &args.read {
-        Some(path) => path.display().to_string(),
-        None => args.target.resolve_one()?.label,
+    // The target is resolved once (a runtime query for --pod); the records' key is the pod
+    // (NS/POD, pid:N, a netns path) or the file read.
+    let input = match &args.read {
+        Some(path) => Input::File(path),
+        None => Input::Live(args.target.resolve_one()?),
+    };
+    let key = match &input {
+        Input::File(path) => path.display().to_string(),
+        Input::Live(target) => target.label.clone(),
     };
     let sinks = crate::sinks::RecordSinks::open(
         &args.sinks,
@@ -151,9 +164,9 @@ pub fn run(args: FlowsArgs) -> Result<ExitCode> {
         &key,
     )?;
     let mut view = View::new(format, args.sort, args.top, names, sinks);
-    let result = match &args.read {
-        Some(path) => offline(path, config, args.count, &mut view).map(|()| None),
-        None => live(&args, &args.target, config, &mut view).map(Some),
+    let result = match input {
+        Input::File(path) => offline(path, config, args.count, &mut view).map(|()| None),
+        Input::Live(target) => live(&args, target, config, &mut view).map(Some),
     };
     let result = result.and_then(|totals| {
         let reports = view.sinks.finish(false)?;
@@ -235,13 +248,7 @@ fn wall_clock() -> Duration {
 
 /// Meters the target's traffic until the count, the duration, a signal or the interface
 /// going away ends it; returns the capture's totals.
-fn live(
-    args: &FlowsArgs,
-    target: &TargetArgs,
-    config: FlowConfig,
-    view: &mut View,
-) -> Result<Totals> {
-    let target = target.resolve_one()?;
+fn live(args: &FlowsArgs, target: Target, config: FlowConfig, view: &mut View) -> Result<Totals> {
     let mut builder = CaptureBuilder::new()
         .namespace(target.namespace)
         // Idle events let the table expire flows and the view refresh with no traffic.

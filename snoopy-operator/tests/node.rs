@@ -101,6 +101,16 @@ async fn deploy_operator(client: &Client) -> String {
     node
 }
 
+/// A fresh namespace with two pods labelled `networkMonitor: "true"`: `b` sleeping and `a`
+/// pinging `b` five times a second. Returns the namespace and the IPs of a and b.
+async fn pinging_pair(client: &Client, prefix: &str) -> (String, String, String) {
+    let ns = namespace(client, prefix).await;
+    let labels = [("networkMonitor", "true")];
+    let ip_b = busybox_pod(client, &ns, "b", &labels, &["sleep", "3600"]).await;
+    let ip_a = busybox_pod(client, &ns, "a", &labels, &["ping", "-i", "0.2", &ip_b]).await;
+    (ns, ip_a, ip_b)
+}
+
 /// A busybox pod running `command` (argv); waits until Running and returns its IP.
 async fn busybox_pod(
     client: &Client,
@@ -416,10 +426,7 @@ async fn minimal_capabilities(client: &Client, job: &Job) {
 async fn a_filtered_capture_writes_pcapng_files_tshark_reads() {
     let client = client().await;
     deploy_operator(&client).await;
-    let ns = namespace(&client, "e2e-volume").await;
-    let labels = [("networkMonitor", "true")];
-    let ip_b = busybox_pod(&client, &ns, "b", &labels, &["sleep", "3600"]).await;
-    busybox_pod(&client, &ns, "a", &labels, &["ping", "-i", "0.2", &ip_b]).await;
+    let (ns, _, ip_b) = pinging_pair(&client, "e2e-volume").await;
     let dir = output_dir(&ns);
 
     let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
@@ -644,10 +651,7 @@ async fn follow_picks_up_a_scaled_up_pod_and_a_deleted_target_ends_gone() {
 async fn flows_jobs_log_the_pods_conversation_with_pod_names() {
     let client = client().await;
     deploy_operator(&client).await;
-    let ns = namespace(&client, "e2e-flows").await;
-    let labels = [("networkMonitor", "true")];
-    let ip_b = busybox_pod(&client, &ns, "b", &labels, &["sleep", "3600"]).await;
-    let ip_a = busybox_pod(&client, &ns, "a", &labels, &["ping", "-i", "0.2", &ip_b]).await;
+    let (ns, ip_a, ip_b) = pinging_pair(&client, "e2e-flows").await;
     let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
     let uid = create_snoopyjob(
         &api,
@@ -904,10 +908,7 @@ async fn kafka_output_lands_both_targets_packets_on_the_topic() {
     let broker = Broker::start();
     let client = client().await;
     let node = deploy_operator(&client).await;
-    let ns = namespace(&client, "e2e-kafka").await;
-    let labels = [("networkMonitor", "true")];
-    let ip_b = busybox_pod(&client, &ns, "b", &labels, &["sleep", "3600"]).await;
-    let ip_a = busybox_pod(&client, &ns, "a", &labels, &["ping", "-i", "0.2", &ip_b]).await;
+    let (ns, ip_a, ip_b) = pinging_pair(&client, "e2e-kafka").await;
 
     let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
     let uid = create_snoopyjob(

@@ -295,30 +295,21 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     );
     let flushed = sink.flush();
     drop(progress);
-    let stats = capture.stats()?;
+    let totals = Totals::of(&mut capture)?;
     let reports = crate::sinks::finish_all(&deliveries, args.sinks.sink_timeout, args.quiet);
     write_termination_log(
         args.termination_log.as_deref(),
-        &Totals {
-            captured: stats.captured,
-            received: stats.received.unwrap_or(0),
-            dropped: stats.dropped.unwrap_or(0),
-            target_gone: capture.end_reason() == Some(EndReason::InterfaceGone),
-        },
+        &totals,
         crate::sinks::total(&reports).as_ref(),
     );
     if !args.quiet {
-        if capture.end_reason() == Some(EndReason::InterfaceGone) {
+        if totals.target_gone {
             eprintln!(
                 "podtracer: {} went away (pod deleted?); capture ended, everything captured was written",
                 interface.name
             );
         }
-        print_totals(
-            stats.captured,
-            stats.received.unwrap_or(0),
-            stats.dropped.unwrap_or(0),
-        );
+        print_totals(&totals);
     }
     finish(outcome.and(flushed.map_err(anyhow::Error::from)))
 }
@@ -333,6 +324,19 @@ pub struct Totals {
     pub dropped: u64,
     /// The capture ended because the target's interface went away (its pod was deleted).
     pub target_gone: bool,
+}
+
+impl Totals {
+    /// The totals of a finished capture: its counters and why it ended.
+    pub fn of(capture: &mut Capture) -> Result<Totals> {
+        let stats = capture.stats()?;
+        Ok(Totals {
+            captured: stats.captured,
+            received: stats.received.unwrap_or(0),
+            dropped: stats.dropped.unwrap_or(0),
+            target_gone: capture.end_reason() == Some(EndReason::InterfaceGone),
+        })
+    }
 }
 
 /// Writes the counts for whoever started us (the operator reads a Job's termination
@@ -367,10 +371,10 @@ pub fn write_termination_log(
 }
 
 /// tcpdump's closing statistics.
-pub fn print_totals(captured: u64, received: u64, dropped: u64) {
-    eprintln!("{captured} packets captured");
-    eprintln!("{received} packets received by filter");
-    eprintln!("{dropped} packets dropped by kernel");
+pub fn print_totals(totals: &Totals) {
+    eprintln!("{} packets captured", totals.captured);
+    eprintln!("{} packets received by filter", totals.received);
+    eprintln!("{} packets dropped by kernel", totals.dropped);
 }
 
 /// A closed pipe at the end is a normal end (`podtracer … | head`).

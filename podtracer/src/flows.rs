@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use snoopy_capture::PacketSource;
-use snoopy_capture::afpacket::{CaptureBuilder, EndReason, Event, StopHandle};
+use snoopy_capture::afpacket::{CaptureBuilder, Event, StopHandle};
 use snoopy_capture::flow::{
     self, Aggregates, DestinationSummary, FlowConfig, FlowRecord, FlowTable, PairSummary, PodNames,
     TableStats,
@@ -308,25 +308,19 @@ fn live(args: &FlowsArgs, target: Target, config: FlowConfig, view: &mut View) -
         view.finished(record);
     }
     view.flush_records()?;
-    let stats = capture.stats()?;
+    let totals = Totals::of(&mut capture)?;
     view.summary(&table, &label, Some(started.elapsed()), wall_clock())?;
-    let target_gone = capture.end_reason() == Some(EndReason::InterfaceGone);
-    if target_gone {
+    if totals.target_gone {
         eprintln!("podtracer: {label} went away (pod deleted?); flows ended");
     }
     eprintln!(
         "podtracer: {} packets captured, {} dropped by kernel, {} flows, {} evicted",
-        stats.captured,
-        stats.dropped.unwrap_or(0),
+        totals.captured,
+        totals.dropped,
         table.stats().flows,
         table.stats().evicted
     );
-    Ok(Totals {
-        captured: stats.captured,
-        received: stats.received.unwrap_or(0),
-        dropped: stats.dropped.unwrap_or(0),
-        target_gone,
-    })
+    Ok(totals)
 }
 
 fn capture_interface_name(capture: &snoopy_capture::afpacket::Capture) -> String {

@@ -167,18 +167,19 @@ pub fn run(
     }
     let reports = crate::sinks::finish_all(&deliveries, args.sinks.sink_timeout, args.quiet);
     // Several pods: one going away is part of following them, not the end of the run.
+    let totals = Totals {
+        captured: written,
+        received,
+        dropped,
+        target_gone: false,
+    };
     write_termination_log(
         args.termination_log.as_deref(),
-        &Totals {
-            captured: written,
-            received,
-            dropped,
-            target_gone: false,
-        },
+        &totals,
         crate::sinks::total(&reports).as_ref(),
     );
     if !args.quiet {
-        print_totals(written, received, dropped);
+        print_totals(&totals);
     }
     if slots
         .iter()

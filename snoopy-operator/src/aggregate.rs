@@ -73,17 +73,13 @@ pub fn from_job(
             .cloned()
     };
     let message = termination_message(pods);
-    let mut reported_gone = false;
-    if let Some(m) = &message {
-        let counters = report::parse(m);
-        reported_gone = counters.target_gone;
-        status.packets_captured = counters.captured;
-        status.packets_dropped = counters.dropped;
-        if let Some(k) = counters.kafka {
-            status.kafka_sent = Some(k.sent);
-            status.kafka_dropped = Some(k.dropped + k.buffered);
-            status.kafka_failed_attempts = Some(k.failed_attempts);
-        }
+    let counters = message.as_deref().map(report::parse).unwrap_or_default();
+    status.packets_captured = counters.captured;
+    status.packets_dropped = counters.dropped;
+    if let Some(k) = counters.kafka {
+        status.kafka_sent = Some(k.sent);
+        status.kafka_dropped = Some(k.dropped + k.buffered);
+        status.kafka_failed_attempts = Some(k.failed_attempts);
     }
     if status.packets_captured.is_none()
         && status.kafka_sent.is_none()
@@ -123,7 +119,7 @@ pub fn from_job(
     // Once gone, a target stays gone: the Job that then ends (its capture stopped by the
     // vanished interface, reported by podtracer) does not make it Succeeded.
     let was_gone = previous.is_some_and(|p| p.phase == TargetPhase::Gone);
-    if reported_gone || was_gone || (!pod_alive && !status.phase.is_final()) {
+    if counters.target_gone || was_gone || (!pod_alive && !status.phase.is_final()) {
         gone(&mut status);
     }
     status

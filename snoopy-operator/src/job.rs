@@ -77,6 +77,9 @@ pub fn owner_selector(owner_uid: &str) -> String {
 
 const OUTPUT_DIR: &str = "/output";
 const CONTAINER: &str = "podtracer";
+/// Where podtracer writes its counts; kubelet makes the file the container's termination
+/// message, which the operator reads back (`report`).
+const TERMINATION_LOG: &str = "/dev/termination-log";
 /// Where the Kafka TLS Secret is mounted in the Job.
 pub const KAFKA_TLS_DIR: &str = "/etc/snoopy/kafka-tls";
 /// Where the Kafka SASL Secret is mounted in the Job.
@@ -200,7 +203,7 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
             read_only_root_filesystem: Some(true),
             ..Default::default()
         }),
-        termination_message_path: Some("/dev/termination-log".into()),
+        termination_message_path: Some(TERMINATION_LOG.into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(mounts),
         ..Default::default()
@@ -298,7 +301,7 @@ pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settin
             }
             // Line-buffered so `kubectl logs` shows packets as they come.
             args.push("--line-buffered".into());
-            args.extend(["--termination-log".into(), "/dev/termination-log".into()]);
+            args.extend(["--termination-log".into(), TERMINATION_LOG.into()]);
             if let Some(f) = &c.filter {
                 args.push("--".into());
                 args.push(f.clone());
@@ -314,7 +317,7 @@ pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settin
             if let Some(k) = &plan.kafka {
                 args.extend(["--sink".into(), sink_url(k)]);
             }
-            args.extend(["--termination-log".into(), "/dev/termination-log".into()]);
+            args.extend(["--termination-log".into(), TERMINATION_LOG.into()]);
         }
         Tool::Exec {
             command,
@@ -475,12 +478,14 @@ fn host_path_volume(name: &str, path: &str, type_: &str) -> Volume {
     }
 }
 
+/// The PoC's Tcpdump, one of its pods and its plan, for the tests of this crate.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use super::{Owner, Target};
     use crate::crd::TcpdumpSpec;
+    use crate::plan::Plan;
 
-    fn owner() -> Owner {
+    pub(crate) fn owner() -> Owner {
         Owner {
             kind: "Tcpdump".into(),
             name: "tcpdump-sample".into(),
@@ -489,7 +494,7 @@ mod tests {
         }
     }
 
-    fn target() -> Target {
+    pub(crate) fn target() -> Target {
         Target {
             namespace: "cnf-telco".into(),
             name: "cnf-example-pod-1".into(),
@@ -498,7 +503,7 @@ mod tests {
         }
     }
 
-    fn poc_plan() -> Plan {
+    pub(crate) fn poc_plan() -> Plan {
         Plan::try_from(&TcpdumpSpec {
             name: "test-pcap".into(),
             target_namespace: "cnf-telco".into(),
@@ -508,6 +513,12 @@ mod tests {
         })
         .unwrap()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{owner, poc_plan, target};
+    use super::*;
 
     #[test]
     fn the_job_runs_on_the_pods_node_with_least_privilege() {

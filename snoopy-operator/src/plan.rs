@@ -10,7 +10,9 @@ use crate::crd::{
     CaptureFormat, KafkaOutput, SaslMechanism, SnoopyJobSpec, TargetMode, TcpdumpSpec,
 };
 use crate::schedule::Schedule;
+// podtracer's default topics (the operator names them when the spec does not).
 use crate::{filter, selector};
+use snoopy_capture::sink::{DEFAULT_FLOWS_TOPIC, DEFAULT_PACKETS_TOPIC};
 
 /// Which namespaces hold the targets.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,11 +119,6 @@ pub struct KafkaSasl {
     /// Key of the password.
     pub password_key: String,
 }
-
-/// podtracer's default topics.
-pub const DEFAULT_PACKETS_TOPIC: &str = "snoopy.packets";
-/// Default topic of flow records.
-pub const DEFAULT_FLOWS_TOPIC: &str = "snoopy.flows";
 
 /// A validated CR.
 #[derive(Debug, Clone, PartialEq)]

@@ -53,8 +53,7 @@ pub fn parse(message: &str) -> Counters {
             .or_else(|| number_before(message, " packet captured")),
         dropped: number_before(message, " packets dropped by kernel")
             .or_else(|| number_before(message, " packet dropped by kernel")),
-        kafka: None,
-        target_gone: false,
+        ..Counters::default()
     }
 }
 

@@ -15,6 +15,14 @@ pub use pcap::PcapSink;
 pub use pcapng::{DEFAULT_APPLICATION, PcapNgSink};
 pub use text::TextSink;
 
+/// The default Kafka topic for packets. Outside the `kafka` feature so that what starts
+/// podtracer with a sink (the operator) names the same topics without the Kafka client.
+pub const DEFAULT_PACKETS_TOPIC: &str = "snoopy.packets";
+/// The default Kafka topic for flow records.
+pub const DEFAULT_FLOWS_TOPIC: &str = "snoopy.flows";
+/// The default Kafka topic for probe results.
+pub const DEFAULT_PROBES_TOPIC: &str = "snoopy.probes";
+
 /// A destination for captured packets.
 pub trait PacketSink {
     /// Registers an interface and returns the id to pass with its packets. Interfaces may be

@@ -297,38 +297,18 @@ fn selects<K: CaptureResource>(cr: &K, pod: &Pod) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::TcpdumpSpec;
-    use crate::job::{Owner, Target, build};
+    use crate::job::build;
+    use crate::job::fixtures::{owner, poc_plan, target};
 
     /// A Job's pod (as the Job controller makes it from the template) leads to its CR, of
     /// the right kind only; a target pod does not.
     #[test]
     fn a_job_pod_leads_to_its_owner() {
-        let owner = Owner {
-            kind: "Tcpdump".into(),
-            name: "t".into(),
-            namespace: "cnf-telco".into(),
-            uid: "u".into(),
-        };
-        let target = Target {
-            namespace: "cnf-telco".into(),
-            name: "p".into(),
-            uid: "pu".into(),
-            node: "n".into(),
-        };
-        let plan = Plan::try_from(&TcpdumpSpec {
-            name: "t".into(),
-            target_namespace: "cnf-telco".into(),
-            pod_label: [("a".to_owned(), "b".to_owned())].into(),
-            interface_name: "eth0".into(),
-            packet_count: 5,
-        })
-        .unwrap();
         let job = build(
-            &owner,
-            &target,
+            &owner(),
+            &target(),
             naming::RUN_ONCE,
-            &plan,
+            &poc_plan(),
             &Settings::default(),
         );
         let pod = Pod {
@@ -337,12 +317,12 @@ mod tests {
         };
         assert_eq!(
             job_pod_owner::<Tcpdump>(&pod),
-            Some(ObjectRef::new("t").within("cnf-telco"))
+            Some(ObjectRef::new("tcpdump-sample").within("cnf-telco"))
         );
         assert_eq!(job_pod_owner::<SnoopyJob>(&pod), None);
         let target_pod = Pod {
             metadata: kube::api::ObjectMeta {
-                labels: Some([("a".to_owned(), "b".to_owned())].into()),
+                labels: Some([("networkMonitor".to_owned(), "true".to_owned())].into()),
                 ..Default::default()
             },
             ..Default::default()

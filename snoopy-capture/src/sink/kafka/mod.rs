@@ -51,10 +51,11 @@ mod settings;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::{DEFAULT_FLOWS_TOPIC, DEFAULT_PACKETS_TOPIC, DEFAULT_PROBES_TOPIC};
 pub use consume::{ConsumeOptions, Message, consume};
-pub use packets::{BatchLimits, CaptureIdentity, DEFAULT_PACKETS_TOPIC, KafkaPacketSink};
+pub use packets::{BatchLimits, CaptureIdentity, KafkaPacketSink};
 pub use producer::{DeliveryHandle, DeliveryReport};
-pub use records::{DEFAULT_FLOWS_TOPIC, DEFAULT_PROBES_TOPIC, KafkaRecordSink};
+pub use records::KafkaRecordSink;
 pub use settings::{
     ENV_CLIENT_ID, ENV_CONFIG, ENV_SASL_MECHANISM, ENV_SASL_PASSWORD, ENV_SASL_PASSWORD_FILE,
     ENV_SASL_USERNAME, ENV_TLS_CA_FILE, ENV_TLS_CERT_FILE, ENV_TLS_KEY_FILE, KafkaSettings, Sasl,

@@ -9,9 +9,6 @@ use crate::sink::PcapNgSink;
 use crate::sink::pcapng::write_epb;
 use crate::{Interface, Packet, PacketSink, Result};
 
-/// The default topic for packets.
-pub const DEFAULT_PACKETS_TOPIC: &str = "snoopy.packets";
-
 /// How packets are grouped into messages.
 #[derive(Debug, Clone)]
 pub struct BatchLimits {

@@ -5,11 +5,6 @@ use std::collections::BTreeMap;
 use super::producer::{DeliveryHandle, Outgoing, Producer};
 use super::{KafkaError, KafkaSettings};
 
-/// The default topic for flow records.
-pub const DEFAULT_FLOWS_TOPIC: &str = "snoopy.flows";
-/// The default topic for probe results.
-pub const DEFAULT_PROBES_TOPIC: &str = "snoopy.probes";
-
 /// Produces one message per JSON record (the value is the record's JSON text, no newline),
 /// keyed by the target (`NS/POD`, `pid:N`, a netns path), with headers `node`, `run`,
 /// `kind` (the record's `type`, e.g. `flow`, `summary`, `probe`) and `content-type`

@@ -71,13 +71,15 @@ start_component() {
     # 9>&-: fd 9 holds the up/down lock (flock); a daemon inheriting it would keep the lock
     # for its whole life and every later `up` or `down` would wait forever.
     setsid "$@" >"$K8S_LOGS/$name.log" 2>&1 </dev/null 9>&- &
-    local pid=$! i
+    local pid=$! t="$EPOCHREALTIME"
     echo "$pid" >"$K8S_RUN/$name.pid"
     # Until the forked shell has exec'd the program, its command line is still this script's
-    # and component_pid would call it gone: wait for the exec (or the exit).
-    for ((i = 0; i < 100; i++)); do
-        [ -n "$(component_pid "$name")" ] && break
-        kill -0 "$pid" 2>/dev/null || break
+    # and component_pid would call it gone: wait for the exec (or the exit), however long it
+    # takes. (A 2 s limit here is the likeliest reason CI once said "etcd exited" with an
+    # empty log right after a clean build, when the disk was busy writing the build back.)
+    # `alive`, not `kill -0`: a child that exited is our zombie until reaped.
+    while [ -z "$(component_pid "$name")" ] && alive "$pid"; do
+        [ "$(ms_since "$t")" -lt 60000 ] || die "$name did not start within 60 s (PID $pid never ran $1)"
         sleep 0.02
     done
     log "started $name (PID $pid, log $K8S_LOGS/$name.log)"
@@ -125,7 +127,14 @@ require_running() {
     local name="$1"
     if [ -z "$(component_pid "$name")" ]; then
         tail -n 25 "$K8S_LOGS/$name.log" >&2 2>/dev/null || true
-        die "$name exited (log: $K8S_LOGS/$name.log)"
+        # Started by this shell: its exit status (128+N for signal N) says how it ended.
+        local pid status=""
+        pid="$(cat "$K8S_RUN/$name.pid" 2>/dev/null)"
+        if [ -n "$pid" ]; then
+            wait "$pid" 2>/dev/null
+            status=", exit status $?"
+        fi
+        die "$name exited$status (log: $K8S_LOGS/$name.log)"
     fi
 }
 

@@ -3,11 +3,23 @@
 
 CARGO ?= cargo
 
-.PHONY: bench-kafka kafka-up kafka-down test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup testbed-up testbed-down demo demo-node test-cluster k8s-build control-plane-up cluster-up cluster-down cluster-selftest images deploy undeploy crdgen bench-operator
+.PHONY: setup check-setup bench-kafka kafka-up kafka-down test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup testbed-up testbed-down demo demo-node test-cluster k8s-build control-plane-up cluster-up cluster-down cluster-selftest images deploy undeploy crdgen bench-operator
 
-test: lint examples unit test-cluster
+test: setup lint examples unit test-cluster
+
+# What every entry point runs first (testbed/setup.sh: Debian packages, the deb-src stanza for
+# Kubernetes' source, rustfmt/clippy/cargo-nextest, the tansu broker): idempotent, one line per
+# part, root only when something must be installed. SETUP_PARTS narrows it per entry point.
+setup:
+	testbed/setup.sh $(SETUP_PARTS)
+
+# The setup's system part in a fresh Debian 12 root (debootstrap), then every deb: program of
+# testbed/programs.txt must be there: proof that setup.sh does not lean on this machine's history.
+check-setup:
+	testbed/check-setup.sh
 
 lint:
+	python3 testbed/programs.py check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
@@ -68,12 +80,14 @@ crdgen:
 	$(CARGO) run -q -p snoopy-operator -- crdgen --out snoopy-operator/config/crd
 
 # 50/200-target operator benchmark against the real apiserver.
-bench-operator:
+bench-operator: SETUP_PARTS = packages deb-src
+bench-operator: setup
 	testbed/k8s/control-plane.sh up >/dev/null
 	eval "$$(testbed/k8s/control-plane.sh env)" && $(CARGO) bench -p snoopy-operator --bench targets; status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
 
 # Packets -> Kafka (tansu on loopback) vs file sink vs tcpdump, same flood, same run.
-bench-kafka: release
+bench-kafka: SETUP_PARTS = packages tansu
+bench-kafka: setup release
 	testbed/kafka.sh up >/dev/null
 	python3 bench/kafka.py; status=$$?; testbed/kafka.sh down >/dev/null; exit $$status
 
@@ -100,30 +114,33 @@ release:
 	$(CARGO) build --release -p podtracer
 
 # The demo: the proof of concept on a real single-node Kubernetes (testbed/demo-cluster.sh).
-demo:
+demo: SETUP_PARTS = packages deb-src
+demo: setup
 	testbed/demo-cluster.sh
 
 # Without Kubernetes: two pods on a private containerd, captured by label (testbed/demo-node.sh).
-demo-node:
+demo-node: SETUP_PARTS = packages
+demo-node: setup
 	testbed/demo-node.sh
 
 # Capture benchmark: podtracer vs tcpdump on a 64-byte UDP flood through a veth pair.
 bench: bench-capture bench-startup bench-flows bench-filter
 
-bench-capture: release
+bench-capture bench-startup bench-flows bench-filter: SETUP_PARTS = packages
+bench-capture: setup release
 	python3 bench/capture.py --podtracer target/release/podtracer
 
 # Start-up latency of `capture --pod` (CRI lookup + netns + ring), median of 20 runs.
-bench-startup: release
+bench-startup: setup release
 	$(CARGO) build --release --quiet -p snoopy-examples --example testbed_pods
 	python3 bench/startup.py --podtracer target/release/podtracer; status=$$?; testbed/containerd.sh down >/dev/null; exit $$status
 
 # Flow benchmark: podtracer flows -r vs tshark -z conv,tcp vs tcpdump -r on a generated
 # 1 M-packet pcap (no root, no network).
-bench-flows: release
+bench-flows: setup release
 	python3 bench/flows.py --podtracer target/release/podtracer
 
 # Filter benchmark: podtracer read vs tcpdump -r on a generated 1M-packet pcap, same
 # expressions, CPU time ratio printed.
-bench-filter: release
+bench-filter: setup release
 	python3 bench/filter_read.py --podtracer target/release/podtracer

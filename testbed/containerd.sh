@@ -10,7 +10,10 @@
 # It owns: its root/state dirs and socket, a CNI bridge on a private /24 with no route
 # outside that /24, the pods' network namespaces and cgroups, and restores net.ipv4.ip_forward.
 # See shared/TESTBED.md section 2 for why each setting is what it is.
-set -euo pipefail
+set -Eeuo pipefail
+# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
+# too; only in the main shell, not in $( ), where a failure may be expected and handled.)
+trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testbed/lib.sh

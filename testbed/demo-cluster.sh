@@ -10,7 +10,10 @@
 #
 # KEEP=1 leaves the cluster running. A cluster that was already up is reused and left up.
 # The first run builds Kubernetes from Debian's source (~25 min, cached by testbed/k8s/build.sh).
-set -euo pipefail
+set -Eeuo pipefail
+# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
+# too; only in the main shell, not in $( ), where a failure may be expected and handled.)
+trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }

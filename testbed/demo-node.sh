@@ -7,14 +7,19 @@
 #     podtracer capture -l networkMonitor=true -n cnf-telco -c 50 icmp
 # printing the tcpdump-style lines per pod and the final counts, leaves demo.pcapng, and
 # tears everything down. KEEP=1 leaves the testbed and the pods running.
-set -euo pipefail
+set -Eeuo pipefail
+# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
+# too; only in the main shell, not in $( ), where a failure may be expected and handled.)
+trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2' ERR
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 started=$(date +%s.%N)
 
 step "building podtracer and the pod helper"
-cargo build --quiet -p podtracer -p snoopy-examples --example testbed_pods
+# Two builds: with `--example`, cargo builds only that example, not podtracer's binary.
+cargo build --quiet -p podtracer
+cargo build --quiet -p snoopy-examples --example testbed_pods
 podtracer=target/debug/podtracer
 pods=target/debug/examples/testbed_pods
 

@@ -10,7 +10,10 @@
 #   localhost/snoopy/pause:1    the sandbox ("pause") image: busybox `sleep` for ~68 years
 #   localhost/snoopy/busybox:1  a pod image with every busybox applet (sh, ping, nc, ip, sleep…);
 #                               its default command sleeps, so a pod just stays up.
-set -euo pipefail
+set -Eeuo pipefail
+# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
+# too; only in the main shell, not in $( ), where a failure may be expected and handled.)
+trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testbed/lib.sh

@@ -11,7 +11,10 @@
 # Idempotent. Settings: SNOOPY_KAFKA_PORT (default 19092), SNOOPY_CACHE (default
 # ~/.cache/snoopy: the binary goes to $SNOOPY_CACHE/tansu-0.6.0/bin/tansu), SNOOPY_RUN (default
 # /run/snoopy: PID file and log under $SNOOPY_RUN/kafka/).
-set -euo pipefail
+set -Eeuo pipefail
+# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
+# too; only in the main shell, not in $( ), where a failure may be expected and handled.)
+trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 TANSU_VERSION=0.6.0
 SNOOPY_CACHE="${SNOOPY_CACHE:-$HOME/.cache/snoopy}"
@@ -32,10 +35,7 @@ die() {
 
 build() {
     [ -x "$TANSU" ] && return 0
-    command -v cargo >/dev/null || die "cargo is needed to build tansu"
-    log "building tansu $TANSU_VERSION into $TANSU_ROOT (about 10 minutes on 2 cores, once)"
-    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --root "$TANSU_ROOT" ||
-        die "cargo install tansu failed"
+    SNOOPY_CACHE="$SNOOPY_CACHE" "$(dirname "${BASH_SOURCE[0]}")/setup.sh" tansu || die "building tansu failed (the reason is above)"
 }
 
 pid() {

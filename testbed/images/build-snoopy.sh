@@ -15,7 +15,10 @@
 # a binary built on this machine runs unchanged in the image. Archives are cached under
 # ~/.cache/snoopy/images/snoopy, keyed by the inputs' checksums; the testbed containerd must be
 # up (testbed/containerd.sh up). Prints the imported references.
-set -euo pipefail
+set -Eeuo pipefail
+# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
+# too; only in the main shell, not in $( ), where a failure may be expected and handled.)
+trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testbed/lib.sh

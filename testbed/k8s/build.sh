@@ -10,7 +10,10 @@
 #
 # Overrides: SNOOPY_CACHE (default ~/.cache/snoopy), SNOOPY_K8S_SRC_UPSTREAM (the Debian
 # upstream version to fetch, default 1.20.5+really1.20.2).
-set -euo pipefail
+set -Eeuo pipefail
+# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
+# too; only in the main shell, not in $( ), where a failure may be expected and handled.)
+trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testbed/k8s/lib.sh
@@ -22,7 +25,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SRC_UPSTREAM="${SNOOPY_K8S_SRC_UPSTREAM:-1.20.5+really$K8S_VERSION}"
 SRC_VERSION=""
 BUILD_DIR="$K8S_CACHE/build"
-SRC_LIST=/etc/apt/sources.list.d/snoopy-deb-src.sources
 REFLECT2_SRC=/usr/share/gocode/src/github.com/modern-go/reflect2
 WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet cmd/kubectl"
 
@@ -33,46 +35,23 @@ have_all() {
     done
 }
 
-# Writes a deb-src entry for bookworm/main with the URI and key of the existing deb entry, so
-# the source comes from the same mirror apt already uses (no host name is written here).
-# Prints the newest available Debian version of the source package with upstream SRC_UPSTREAM.
+# The newest available Debian version of the source package with upstream SRC_UPSTREAM, or
+# nothing. `apt-cache showsrc` exits 100 when there are no deb-src lines at all; that must
+# read as "nothing" (under pipefail it used to end this script silently, exit status 100).
 source_version() {
-    apt-cache showsrc kubernetes 2>/dev/null |
+    { apt-cache showsrc kubernetes 2>/dev/null || true; } |
         awk -v up="$SRC_UPSTREAM" '/^Version: / && index($2, up "-") == 1 { print $2 }' |
         sort -V | tail -n 1
 }
 
+# The deb-src stanza is testbed/setup.sh's (it writes it once, with the mirror apt already uses).
 ensure_deb_src() {
     SRC_VERSION="$(source_version)"
     [ -z "$SRC_VERSION" ] || return 0
-    local sources=/etc/apt/sources.list.d/debian.sources uri signed
-    [ -f "$sources" ] || die "$sources not found: cannot tell which mirror to fetch the kubernetes source package from; add a deb-src line for bookworm main yourself"
-    # The first stanza whose Suites include plain "bookworm" (not -security/-updates).
-    uri="$(awk '
-        BEGIN { RS = ""; FS = "\n" }
-        {
-            u = ""; ok = 0
-            for (i = 1; i <= NF; i++) {
-                if ($i ~ /^URIs:/) { u = $i; sub(/^URIs:[ \t]*/, "", u); sub(/[ \t].*/, "", u) }
-                if ($i ~ /^Suites:/ && $i ~ /[ \t]bookworm([ \t]|$)/) ok = 1
-            }
-            if (ok && u != "") { print u; exit }
-        }' "$sources")"
-    signed="$(awk '/^Signed-By:/ { print $2; exit }' "$sources")"
-    [ -n "$uri" ] || die "no bookworm stanza with URIs in $sources; add a deb-src line for bookworm main yourself"
-    log "adding deb-src for bookworm/main ($SRC_LIST)"
-    {
-        echo "# Written by snoopy testbed/k8s/build.sh: Kubernetes is built from Debian's source package."
-        echo "Types: deb-src"
-        echo "URIs: $uri"
-        echo "Suites: bookworm"
-        echo "Components: main"
-        if [ -n "$signed" ]; then echo "Signed-By: $signed"; fi
-    } >"$SRC_LIST"
-    apt-get update -qq >&2 || die "apt-get update failed (after adding $SRC_LIST)"
+    SNOOPY_K8S_SRC_UPSTREAM="$SRC_UPSTREAM" "$here/../setup.sh" deb-src ||
+        die "testbed/setup.sh deb-src failed: Kubernetes' source package cannot be fetched (the reason is above)"
     SRC_VERSION="$(source_version)"
-    [ -n "$SRC_VERSION" ] ||
-        die "no source package kubernetes $SRC_UPSTREAM-* available from $uri ('apt-cache showsrc kubernetes' lists: $(apt-cache showsrc kubernetes 2>/dev/null | awk '/^Version:/ { printf "%s ", $2 }'))"
+    [ -n "$SRC_VERSION" ] || die "no source package kubernetes $SRC_UPSTREAM-* after testbed/setup.sh deb-src"
 }
 
 apt_install() {

@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Installs what the demo, the tests and the benchmarks need on Debian 12, and nothing twice.
+#
+#   testbed/setup.sh               everything (what `make setup` runs)
+#   testbed/setup.sh PART...       only these parts, in this order:
+#       packages        the Debian packages named in testbed/programs.txt (apt-get update first
+#                       when one is missing)
+#       deb-src         a deb-src stanza for bookworm/main, so testbed/k8s/build.sh can fetch
+#                       Kubernetes' source package (same mirror and key as the existing deb lines)
+#       rust            rustfmt and clippy (rustup components), cargo-nextest
+#       tansu           the Kafka-protocol broker the Kafka tests and bench-kafka start (tansu
+#                       0.6.0, built once with cargo install into ~/.cache/snoopy, ~10 min)
+#   testbed/setup.sh --system      packages + deb-src (no Rust needed: what `make check-setup`
+#                                  runs inside a fresh Debian root)
+#
+# Every part prints one line: what it found present, or what it installs. Root is needed only
+# when something must be installed (run as root, with or without sudo). Overrides: SNOOPY_CACHE
+# (default ~/.cache/snoopy).
+set -Eeuo pipefail
+# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
+# too; only in the main shell, not in $( ), where a failure may be expected and handled.)
+trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2' ERR
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SNOOPY_CACHE="${SNOOPY_CACHE:-$HOME/.cache/snoopy}"
+TANSU_VERSION=0.6.0
+TANSU="$SNOOPY_CACHE/tansu-$TANSU_VERSION/bin/tansu"
+SRC_LIST=/etc/apt/sources.list.d/snoopy-deb-src.sources
+DEBIAN_SOURCES=/etc/apt/sources.list.d/debian.sources
+# The source package testbed/k8s/build.sh builds (bookworm ships upstream 1.20.2 under this version).
+K8S_SRC_UPSTREAM="${SNOOPY_K8S_SRC_UPSTREAM:-1.20.5+really1.20.2}"
+
+say() { printf 'setup: %-16s %s\n' "$1" "$2" >&2; }
+die() {
+    printf 'setup: error: %s\n' "$*" >&2
+    exit 1
+}
+need_root() {
+    [ "$(id -u)" -eq 0 ] ||
+        die "$1 needs root: run 'sudo make setup' (or 'make setup' as root, where there is no sudo)"
+}
+
+apt_updated=0
+apt_update() {
+    [ "$apt_updated" = 1 ] && return 0
+    apt-get update -qq >&2 || die "apt-get update failed: check the entries in /etc/apt/sources.list.d/ (the error is above)"
+    apt_updated=1
+}
+
+# --- packages ------------------------------------------------------------------------------
+part_packages() {
+    local all missing=() p
+    all="$(python3_or_die "$here/programs.py" packages)"
+    for p in $all; do
+        # dpkg-query fails for a package it has never heard of: that is "missing", not an error.
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        say packages "$(wc -w <<<"$all") Debian packages present"
+        return 0
+    fi
+    need_root "installing ${missing[*]}"
+    say packages "installing ${missing[*]}"
+    apt_update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+        die "apt-get install ${missing[*]} failed (the error is above)"
+}
+
+# programs.py lists the packages; python3 itself is one of them, so the very first run on a
+# machine without it installs it alone first.
+python3_or_die() {
+    if ! command -v python3 >/dev/null; then
+        need_root "installing python3"
+        say packages "installing python3 (to read testbed/programs.txt)"
+        apt_update
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >&2 ||
+            die "apt-get install python3 failed"
+    fi
+    python3 "$@" || die "python3 $* failed"
+}
+
+# --- deb-src ---------------------------------------------------------------------------------
+# The newest Debian version of the kubernetes source package with upstream K8S_SRC_UPSTREAM, or
+# nothing. `apt-cache showsrc` exits 100 when there are no deb-src lines at all: that is
+# "nothing", not a reason to stop (under pipefail it would end the script silently).
+kubernetes_source_version() {
+    { apt-cache showsrc kubernetes 2>/dev/null || true; } |
+        awk -v up="$K8S_SRC_UPSTREAM" '/^Version: / && index($2, up "-") == 1 { print $2 }' |
+        sort -V | tail -n 1
+}
+
+part_deb_src() {
+    local version
+    version="$(kubernetes_source_version)"
+    if [ -n "$version" ]; then
+        say deb-src "kubernetes $version source package available"
+        return 0
+    fi
+    need_root "writing $SRC_LIST"
+    [ -f "$DEBIAN_SOURCES" ] ||
+        die "$DEBIAN_SOURCES not found: cannot tell which mirror serves Debian's source packages; add a deb-src line for bookworm main yourself"
+    local uri signed
+    # The first stanza whose Suites include plain "bookworm" (not -security/-updates).
+    uri="$(awk '
+        BEGIN { RS = ""; FS = "\n" }
+        {
+            u = ""; ok = 0
+            for (i = 1; i <= NF; i++) {
+                if ($i ~ /^URIs:/) { u = $i; sub(/^URIs:[ \t]*/, "", u); sub(/[ \t].*/, "", u) }
+                if ($i ~ /^Suites:/ && $i ~ /[ \t]bookworm([ \t]|$)/) ok = 1
+            }
+            if (ok && u != "") { print u; exit }
+        }' "$DEBIAN_SOURCES")"
+    [ -n "$uri" ] || die "no bookworm stanza with URIs in $DEBIAN_SOURCES; add a deb-src line for bookworm main yourself"
+    signed="$(awk '/^Signed-By:/ { print $2; exit }' "$DEBIAN_SOURCES")"
+    {
+        echo "# Written by snoopy testbed/setup.sh: testbed/k8s/build.sh builds Kubernetes from Debian's source package."
+        echo "Types: deb-src"
+        echo "URIs: $uri"
+        echo "Suites: bookworm"
+        echo "Components: main"
+        if [ -n "$signed" ]; then echo "Signed-By: $signed"; fi
+    } >"$SRC_LIST"
+    apt_updated=0
+    apt_update
+    version="$(kubernetes_source_version)"
+    [ -n "$version" ] ||
+        die "wrote $SRC_LIST, but no source package kubernetes $K8S_SRC_UPSTREAM-* is offered ('apt-cache showsrc kubernetes' lists: $({ apt-cache showsrc kubernetes 2>/dev/null || true; } | awk '/^Version:/ { printf "%s ", $2 }'))"
+    say deb-src "added $SRC_LIST (kubernetes $version source package)"
+}
+
+# --- Rust ----------------------------------------------------------------------------------
+part_rust() {
+    command -v rustup >/dev/null && command -v cargo >/dev/null ||
+        die "Rust is missing: install it with rustup (the README's prerequisite), then run this again"
+    local installed added=() c
+    installed="$(rustup component list --installed 2>/dev/null || true)"
+    for c in rustfmt clippy; do
+        grep -q "^$c" <<<"$installed" && continue
+        rustup component add "$c" >&2 || die "rustup component add $c failed"
+        added+=("$c")
+    done
+    if ! cargo nextest --version >/dev/null 2>&1; then
+        say rust "installing cargo-nextest (cargo install --locked)"
+        cargo install cargo-nextest --locked >&2 || die "cargo install cargo-nextest --locked failed"
+        added+=(cargo-nextest)
+    fi
+    if [ "${#added[@]}" -gt 0 ]; then
+        say rust "added ${added[*]}"
+    else
+        say rust "rustfmt, clippy, cargo-nextest present"
+    fi
+}
+
+part_tansu() {
+    if [ -x "$TANSU" ]; then
+        say tansu "tansu $TANSU_VERSION present ($TANSU)"
+        return 0
+    fi
+    command -v cargo >/dev/null || die "cargo is needed to build tansu: install Rust first"
+    say tansu "building tansu $TANSU_VERSION into $(dirname "$(dirname "$TANSU")") (about 10 minutes on 2 cores, once)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore --root "$(dirname "$(dirname "$TANSU")")" >&2 ||
+        die "cargo install tansu --version $TANSU_VERSION failed (the error is above)"
+}
+
+main() {
+    local parts=("$@")
+    if [ "${#parts[@]}" -eq 0 ]; then
+        parts=(packages deb-src rust tansu)
+    elif [ "${parts[0]}" = --system ]; then
+        parts=(packages deb-src)
+    fi
+    local part
+    for part in "${parts[@]}"; do
+        case "$part" in
+        packages) part_packages ;;
+        deb-src) part_deb_src ;;
+        rust) part_rust ;;
+        tansu) part_tansu ;;
+        *) die "unknown part '$part' (parts: packages deb-src rust tansu, or --system)" ;;
+        esac
+    done
+}
+
+main "$@"

@@ -19,6 +19,7 @@ check-setup:
 	testbed/check-setup.sh
 
 lint:
+	python3 testbed/programs_test.py
 	python3 testbed/programs.py check
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -47,7 +47,7 @@ trap cleanup EXIT
 
 # A root left by an interrupted run may hold mounts: undo them before deleting it.
 if [ -d "$ROOT" ]; then
-    for m in "$ROOT/proc" "$ROOT/sys" "$ROOT/dev" "$ROOT/work"; do
+    for m in "$ROOT/var/cache/apt/archives" "$ROOT/work" "$ROOT/proc" "$ROOT/sys" "$ROOT/dev"; do
         umount -l "$m" 2>/dev/null || true
     done
     rm -rf --one-file-system "$ROOT"
@@ -69,8 +69,6 @@ debootstrap --variant=minbase --cache-dir="$archives" bookworm "$ROOT" "$mirror"
 # Same apt sources as this machine (deb lines only: the root has no deb-src until setup.sh adds it).
 rm -f "$ROOT/etc/apt/sources.list"
 cp "$SOURCES" "$ROOT/etc/apt/sources.list.d/debian.sources"
-[ -d "$(dirname "$(awk '/^Signed-By:/ { print $2; exit }' "$SOURCES")")" ] &&
-    cp -n /usr/share/keyrings/debian-archive-keyring.gpg "$ROOT/usr/share/keyrings/" 2>/dev/null || true
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # The root's apt keeps its downloads in the shared archive dir too.
 mkdir -p "$ROOT/var/cache/apt/archives"

@@ -40,10 +40,25 @@ need_root() {
         die "$1 needs root: run 'sudo make setup' (or 'make setup' as root, where there is no sudo)"
 }
 
+# apt's own output goes to a log, shown only when it fails: one line per part otherwise.
+APT_LOG="${TMPDIR:-/tmp}/snoopy-setup-apt.log"
+quietly() {
+    if ! "$@" >"$APT_LOG" 2>&1; then
+        tail -n 25 "$APT_LOG" >&2
+        return 1
+    fi
+}
+apt_install() {
+    apt_update
+    quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" ||
+        die "apt-get install $* failed (the end of its output is above; all of it in $APT_LOG)"
+}
+
 apt_updated=0
 apt_update() {
     [ "$apt_updated" = 1 ] && return 0
-    apt-get update -qq >&2 || die "apt-get update failed: check the entries in /etc/apt/sources.list.d/ (the error is above)"
+    quietly apt-get update ||
+        die "apt-get update failed: check the entries in /etc/apt/sources.list.d/ (the end of its output is above)"
     apt_updated=1
 }
 
@@ -61,9 +76,9 @@ part_packages() {
     fi
     need_root "installing ${missing[*]}"
     say packages "installing ${missing[*]}"
-    apt_update
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
-        die "apt-get install ${missing[*]} failed (the error is above)"
+    local started=$SECONDS
+    apt_install "${missing[@]}"
+    say packages "installed ${#missing[@]} packages in $((SECONDS - started)) s"
 }
 
 # programs.py lists the packages; python3 itself is one of them, so the very first run on a
@@ -72,9 +87,7 @@ python3_or_die() {
     if ! command -v python3 >/dev/null; then
         need_root "installing python3"
         say packages "installing python3 (to read testbed/programs.txt)"
-        apt_update
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 >&2 ||
-            die "apt-get install python3 failed"
+        apt_install python3
     fi
     python3 "$@" || die "python3 $* failed"
 }

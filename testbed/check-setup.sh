@@ -41,6 +41,7 @@ cleanup() {
     done
     if [ "${KEEP:-0}" != 1 ]; then
         rm -rf --one-file-system "$ROOT"
+        rm -f "$ROOT.debootstrap.log"
     fi
 }
 trap cleanup EXIT

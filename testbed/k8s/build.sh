@@ -54,9 +54,18 @@ ensure_deb_src() {
     [ -n "$SRC_VERSION" ] || die "no source package kubernetes $SRC_UPSTREAM-* after testbed/setup.sh deb-src"
 }
 
+# apt's output goes to a log, shown (its end) only when it fails.
+APT_LOG="$K8S_CACHE/apt.log"
+quietly() {
+    mkdir -p "$K8S_CACHE"
+    if ! "$@" >"$APT_LOG" 2>&1; then
+        tail -n 25 "$APT_LOG" >&2
+        return 1
+    fi
+}
 apt_install() {
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 ||
-        die "apt-get install $* failed"
+    quietly env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" ||
+        die "apt-get install $* failed (the end of its output is above; all of it in $APT_LOG)"
 }
 
 # Unpacks the source once; the unpacked tree is reused by a rebuild after a failed build.
@@ -70,7 +79,8 @@ fetch_source() {
     rm -rf "$BUILD_DIR"
     mkdir -p "$BUILD_DIR"
     log "apt-get source kubernetes=$SRC_VERSION into $BUILD_DIR"
-    (cd "$BUILD_DIR" && apt-get source -qq "kubernetes=$SRC_VERSION" >&2) || die "apt-get source kubernetes=$SRC_VERSION failed"
+    (cd "$BUILD_DIR" && quietly apt-get source "kubernetes=$SRC_VERSION") ||
+        die "apt-get source kubernetes=$SRC_VERSION failed (the end of its output is above; all of it in $APT_LOG)"
     [ -d "$tree" ] || die "apt-get source did not unpack $tree (found: $(ls "$BUILD_DIR"))"
     touch "$tree/.snoopy-unpacked"
     echo "$tree"
@@ -145,8 +155,8 @@ main() {
     fi
     ensure_deb_src
     log "apt-get build-dep kubernetes=$SRC_VERSION"
-    DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -qq "kubernetes=$SRC_VERSION" >&2 ||
-        die "apt-get build-dep kubernetes=$SRC_VERSION failed"
+    quietly env DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q "kubernetes=$SRC_VERSION" ||
+        die "apt-get build-dep kubernetes=$SRC_VERSION failed (the end of its output is above; all of it in $APT_LOG)"
     local tree
     tree="$(fetch_source)"
     patch_reflect2 "$tree"

@@ -1,10 +1,16 @@
 //! tcpdump filter expressions compiled to classic BPF, in pure Rust.
 //!
+//! `snoopy-filter` is Snoopy's filter compiler, a crate of its own because it needs nothing
+//! else of Snoopy: `snoopy-capture` attaches its programs to AF_PACKET sockets and runs them
+//! on files, and `snoopy-operator` uses it alone to validate the filters of custom resources
+//! before any Job exists. It has no I/O beyond reading `/etc/services` and `/etc/protocols`
+//! (as libpcap does), and no `unsafe`.
+//!
 //! [`compile`] turns a pcap-filter(7) expression into a [`Program`] of `struct sock_filter`
 //! instructions, for the kernel ([`Mode::Live`], attached to an AF_PACKET socket) or for
 //! files ([`Mode::File`], run by [`Program::matches`], or by a [`Matcher`] when the same
 //! program runs on many packets). The truth is libpcap 1.10: for every expression this
-//! module accepts, the program accepts exactly the packets libpcap's program for it
+//! crate accepts, the program accepts exactly the packets libpcap's program for it
 //! accepts, and it rejects what libpcap rejects. That is checked by differential tests
 //! against `tcpdump -r` on a generated corpus (hand-written and random expressions, every
 //! supported link type) and against `tcpdump -i lo -ddd` for the live VLAN dialect.
@@ -17,8 +23,7 @@
 //! tcpdump on truncated packets. The programs come out as compact as tcpdump's.
 //!
 //! ```
-//! use snoopy_capture::LinkType;
-//! use snoopy_capture::filter::{compile, Mode};
+//! use snoopy_filter::{LinkType, Mode, compile};
 //!
 //! let prog = compile("tcp port 80 or 443", LinkType::Ethernet, Mode::File, 262144).unwrap();
 //! let short = [0u8; 10];
@@ -59,22 +64,23 @@
 //! matches every tagged IPv4 packet); we keep the meaning of libpcap's unoptimized program
 //! (`tcpdump -O`), which the live test checks.
 
+#![forbid(unsafe_code)]
+
 mod bpf;
 mod codegen;
 mod disasm;
 mod error;
 mod interp;
 mod lexer;
+mod link;
 mod names;
 mod node;
 mod opt;
 mod parser;
 
-pub use error::{CompileError, ErrorKind};
+pub use error::{CompileError, Error, ErrorKind, Result};
 pub use interp::Matcher;
-
-use crate::LinkType;
-use crate::{Error, Result};
+pub use link::LinkType;
 
 /// One classic BPF instruction (`struct sock_filter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,9 +121,9 @@ impl Program {
         let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
         let count: usize = lines
             .next()
-            .ok_or_else(|| Error::Filter("empty program text".into()))?
+            .ok_or_else(|| Error::ProgramText("empty program text".into()))?
             .parse()
-            .map_err(|_| Error::Filter("first line must be the instruction count".into()))?;
+            .map_err(|_| Error::ProgramText("first line must be the instruction count".into()))?;
         let mut instructions = Vec::with_capacity(count);
         for (n, line) in lines.enumerate() {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -133,14 +139,14 @@ impl Program {
                 _ => None,
             };
             instructions.push(parsed.ok_or_else(|| {
-                Error::Filter(format!(
+                Error::ProgramText(format!(
                     "line {}: expected `code jt jf k` in decimal, got {line:?}",
                     n + 2
                 ))
             })?);
         }
         if instructions.len() != count {
-            return Err(Error::Filter(format!(
+            return Err(Error::ProgramText(format!(
                 "the first line says {count} instructions, {} follow",
                 instructions.len()
             )));
@@ -316,10 +322,4 @@ pub fn compile_words<S: AsRef<str>>(
         .collect::<Vec<_>>()
         .join(" ");
     compile(&expr, link, mode, snaplen)
-}
-
-impl From<CompileError> for Error {
-    fn from(e: CompileError) -> Self {
-        Error::Filter(e.to_string())
-    }
 }

@@ -1,15 +1,15 @@
 //! Random filter expressions generated from the pcap-filter grammar, compared with
 //! libpcap's own program for the same expression (`tcpdump -ddd`), both run by our
 //! interpreter on the corpus. The interpreter itself is checked against `tcpdump -r` by
-//! `filter_diff::hand_written_expressions_match_tcpdump`.
+//! `diff::hand_written_expressions_match_tcpdump`.
 //!
 //! `FILTER_SEED=N` replays a run, `FILTER_CASES=N` changes how many expressions (default
 //! 3000); the seed is printed on failure.
 
-use snoopy_capture::LinkType;
-use snoopy_capture::filter::{Mode, compile};
+use snoopy_filter::LinkType;
+use snoopy_filter::{Mode, compile};
 
-use crate::filter_corpus::*;
+use crate::corpus::*;
 
 const PNAMES_ADDR: [&str; 4] = ["ip", "arp", "rarp", "ip6"];
 const PNAMES_PORT: [&str; 3] = ["tcp", "udp", "sctp"];
@@ -290,7 +290,7 @@ fn random_expressions_agree_with_libpcap() {
                             (Err(_), Err(_)) => {}
                             // libpcap's optimizer itself can fail ("no destination found for
                             // block-local relative jump", seen in live mode); its unoptimized
-                            // program (`tcpdump -O`) is then the reference, as in filter_live.
+                            // program (`tcpdump -O`) is then the reference, as in `live`.
                             (Err(t), Ok(op)) => match libpcap_program_with(*link, &scratch, expr, false) {
                                 Ok(unopt) => {
                                     if let Some(i) = pkts.iter().position(|p| {

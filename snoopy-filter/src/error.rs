@@ -31,6 +31,19 @@ pub enum ErrorKind {
     /// Valid pcap-filter syntax that this compiler deliberately does not implement; see the
     /// list in the [crate documentation](crate).
     NotSupported,
+    /// The expression is longer than [`MAX_EXPRESSION_LEN`](crate::MAX_EXPRESSION_LEN) bytes.
+    TooLong,
+    /// Parentheses, `not`s or arithmetic nest deeper than
+    /// [`MAX_NESTING_DEPTH`](crate::MAX_NESTING_DEPTH) (libpcap's parser runs out of stack
+    /// there too: "memory exhausted").
+    TooDeep,
+    /// Before optimisation, the program would have more than
+    /// [`MAX_UNOPTIMIZED_INSNS`](crate::MAX_UNOPTIMIZED_INSNS) instructions: refused before
+    /// the optimiser spends seconds on it.
+    TooComplex,
+    /// The optimised program has more than [`BPF_MAXINSNS`](crate::BPF_MAXINSNS)
+    /// instructions, so the kernel would refuse to attach it.
+    TooManyInstructions,
 }
 
 /// An expression that could not be compiled, with the column (1-based, in characters) where
@@ -67,6 +80,20 @@ impl CompileError {
             kind: ErrorKind::NotSupported,
             column: None,
             message: format!("not supported: {}", construct.into()),
+        }
+    }
+
+    /// A limit of [`ErrorKind::TooLong`], [`ErrorKind::TooDeep`], [`ErrorKind::TooComplex`]
+    /// or [`ErrorKind::TooManyInstructions`]; the message names the limit.
+    pub(crate) fn limit(
+        kind: ErrorKind,
+        column: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        CompileError {
+            kind,
+            column,
+            message: message.into(),
         }
     }
 

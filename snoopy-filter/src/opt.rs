@@ -303,20 +303,30 @@ impl Graph {
     }
 
     /// gencode's blocks: one per test, wired by `and`/`or`/`not` (no sharing, no merging).
-    fn build(&mut self, node: &Node, t: usize, f: usize) -> usize {
-        match node {
-            Node::Const(true) => t,
-            Node::Const(false) => f,
-            Node::Not(a) => self.build(a, f, t),
-            Node::And(a, b) => {
-                let eb = self.build(b, t, f);
-                self.build(a, eb, f)
+    ///
+    /// Recurses only into right operands (whose depth the parser bounds); the left spine of
+    /// `a or b or c ...`, as long as the expression has terms, is walked in a loop.
+    fn build(&mut self, mut node: &Node, mut t: usize, mut f: usize) -> usize {
+        loop {
+            match node {
+                Node::Const(true) => return t,
+                Node::Const(false) => return f,
+                Node::Not(a) => {
+                    std::mem::swap(&mut t, &mut f);
+                    node = a;
+                }
+                Node::And(a, b) => {
+                    t = self.build(b, t, f);
+                    node = a;
+                }
+                Node::Or(a, b) => {
+                    f = self.build(b, t, f);
+                    node = a;
+                }
+                Node::Test { stmts, code, k } => {
+                    return self.add(stmts.clone(), *code, *k, t, f);
+                }
             }
-            Node::Or(a, b) => {
-                let eb = self.build(b, t, f);
-                self.build(a, t, eb)
-            }
-            Node::Test { stmts, code, k } => self.add(stmts.clone(), *code, *k, t, f),
         }
     }
 

@@ -3,5 +3,6 @@
 
 mod corpus;
 mod diff;
+mod limits;
 mod live;
 mod random;

@@ -77,6 +77,7 @@ impl G {
             6 => self.rng.pick(&PORT_NAMES).to_string(),
             7 => {
                 let (a, b) = (*self.rng.pick(&PORTS), *self.rng.pick(&PORTS));
+                let (a, b) = (self.range_end(a), self.range_end(b));
                 format!("{a}-{b}")
             }
             8 => format!("{}", self.rng.below(4)),
@@ -96,6 +97,20 @@ impl G {
                 self.rng.pick(&["and", "or"]),
                 self.id(depth + 1)
             ),
+        }
+    }
+
+    /// One end of a port range: mostly the number, sometimes a service name (a name with a
+    /// hyphen too: libpcap cuts the range at its first hyphen, so `ftp-data` is fine at the
+    /// end and wrong at the start).
+    fn range_end(&mut self, port: u16) -> String {
+        if self.rng.chance(30) {
+            (*self
+                .rng
+                .pick(&["http", "ssh", "domain", "ntp", "smtp", "ftp-data"]))
+            .to_string()
+        } else {
+            port.to_string()
         }
     }
 

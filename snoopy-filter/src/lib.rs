@@ -93,6 +93,11 @@ pub use error::{CompileError, Error, ErrorKind, Result};
 pub use interp::Matcher;
 pub use link::LinkType;
 
+// The README's example runs as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// One classic BPF instruction (`struct sock_filter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Instruction {

@@ -564,10 +564,16 @@ impl Pass<'_> {
             if guard > 100_000 || self.g.blocks[succ].is_ret() {
                 break;
             }
-            for d in 0..2 * n {
-                if !edom.get(edge_id, d) {
-                    continue;
-                }
+            // The dominating edges in ascending order, a word at a time: they are few (one
+            // path's), so skipping empty words makes this loop cheap on big programs.
+            let dominators = edom.row(edge_id).iter().enumerate().flat_map(|(w, &word)| {
+                std::iter::successors((word != 0).then_some(word), |x| {
+                    let rest = x & (x - 1);
+                    (rest != 0).then_some(rest)
+                })
+                .map(move |x| w * 64 + x.trailing_zeros() as usize)
+            });
+            for d in dominators.take_while(|&d| d < 2 * n) {
                 let (pred, dsense) = if d < n {
                     (self.by_id[d], true)
                 } else {

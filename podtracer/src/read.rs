@@ -121,6 +121,26 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
         }
         Ok(())
     })();
+    if outcome.is_ok() && args.dump == 0 && interfaces.iter().all(Option::is_none) {
+        // No packet came (or none reached a sink interface): the output is still a valid,
+        // empty capture, with the input's first interface, as tcpdump -w writes it.
+        if let Some(interface) = source.interfaces().first() {
+            // The filter is still checked, as tcpdump checks it before reading.
+            crate::filter::compile(
+                &args.filter,
+                interface.link_type,
+                Mode::File,
+                interface.snaplen.max(1),
+            )?;
+            sink.add_interface(interface)?;
+        }
+    }
+    if source.invalid_fractions() > 0 {
+        eprintln!(
+            "podtracer: warning: {} record(s) with a timestamp fraction of a second or more; kept, as tcpdump keeps them",
+            source.invalid_fractions()
+        );
+    }
     if args.dump > 0 && !dumped {
         // An empty file: still show the program, for Ethernet as tcpdump -d would.
         let program = crate::filter::compile(

@@ -178,6 +178,55 @@ fn read_keeps_what_tcpdump_keeps() -> Result<()> {
 }
 
 #[test]
+fn reading_a_file_without_packets_writes_a_valid_empty_file() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("empty.pcap");
+    // A pcap header alone: Ethernet, snaplen 65535, no records.
+    let mut header = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    header.extend(2u16.to_le_bytes());
+    header.extend(4u16.to_le_bytes());
+    for word in [0u32, 0, 65_535, 1] {
+        header.extend(word.to_le_bytes());
+    }
+    std::fs::write(&input, &header)?;
+    for (name, filter) in [
+        ("out.pcap", ""),
+        ("out.pcapng", ""),
+        ("filtered.pcap", "tcp"),
+    ] {
+        let output = dir.path().join(name);
+        let out = podtracer()
+            .arg("read")
+            .arg(&input)
+            .arg("-w")
+            .arg(&output)
+            .args(filter.split_whitespace())
+            .output()?;
+        assert!(out.status.success(), "{name}: {out:?}");
+        assert!(
+            std::fs::metadata(&output)?.len() > 0,
+            "{name}: empty output"
+        );
+        let check = Command::new("tcpdump").arg("-r").arg(&output).output()?;
+        assert!(
+            check.status.success(),
+            "{name}: tcpdump cannot read it: {check:?}"
+        );
+        assert!(check.stdout.is_empty(), "{name}: no packets");
+        let stderr = String::from_utf8_lossy(&check.stderr);
+        assert!(stderr.contains("EN10MB"), "{name}: {stderr}");
+    }
+    // A bad filter is still an error, packets or not.
+    let out = podtracer()
+        .arg("read")
+        .arg(&input)
+        .args(["-w", "/dev/null", "tcp", "and", "and"])
+        .output()?;
+    assert!(!out.status.success(), "{out:?}");
+    Ok(())
+}
+
+#[test]
 fn dash_d_prints_the_program_and_bad_filters_point_at_the_column() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let input = dir.path().join("in.pcap");

@@ -121,3 +121,15 @@ impl Error {
         }
     }
 }
+
+impl From<snoopy_filter::CompileError> for Error {
+    fn from(e: snoopy_filter::CompileError) -> Self {
+        Error::Filter(e.to_string())
+    }
+}
+
+impl From<snoopy_filter::Error> for Error {
+    fn from(e: snoopy_filter::Error) -> Self {
+        Error::Filter(e.to_string())
+    }
+}

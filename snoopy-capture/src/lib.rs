@@ -2,7 +2,8 @@
 //!
 //! `snoopy-capture` is the capture core of Snoopy: it opens AF_PACKET sockets with a
 //! TPACKET_V3 memory-mapped ring (optionally inside another network namespace, through
-//! [`snoopy_netns`]), attaches classic BPF filters in the kernel, writes pcap and pcapng,
+//! [`snoopy_netns`]), attaches classic BPF filters in the kernel (compiled from tcpdump
+//! expressions by [`snoopy_filter`], re-exported as [`filter`]), writes pcap and pcapng,
 //! decodes packets into tcpdump-style lines and JSON, and computes flows ([`flow`]: per
 //! conversation counters, TCP handshake outcomes and RTTs, retransmissions, success rates).
 //!
@@ -14,7 +15,9 @@
 pub mod afpacket;
 pub mod decode;
 mod error;
-pub mod filter;
+/// Filter expressions compiled to classic BPF: the [`snoopy_filter`] crate, re-exported so
+/// that `snoopy_capture::filter::compile` needs no second dependency.
+pub use snoopy_filter as filter;
 pub mod flow;
 mod packet;
 pub mod sink;

@@ -464,3 +464,77 @@ fn flush_makes_a_valid_file_while_writing() -> Result<()> {
     }
     Ok(())
 }
+
+/// `(incl_len, orig_len)` of every record of a little-endian pcap.
+fn record_lengths(bytes: &[u8]) -> Vec<(u32, u32)> {
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at + 16 <= bytes.len() {
+        let (incl, orig) = (word(at + 8), word(at + 12));
+        out.push((incl, orig));
+        at += 16 + incl as usize;
+    }
+    out
+}
+
+#[test]
+fn odd_records_are_taken_as_tcpdump_takes_them() -> Result<()> {
+    // tcpdump keeps reading past a timestamp fraction of 1.5 s, and keeps a `len` below the
+    // captured length as the file has it, through -w too. So do FileSource and PcapSink.
+    let frame = &sample_frames()[0];
+    let n = frame.len() as u32;
+    let mut bytes = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&4u16.to_le_bytes());
+    for word in [0u32, 0, 65_535, 1] {
+        bytes.extend_from_slice(&word.to_le_bytes());
+    }
+    for (sec, frac, orig) in [
+        (1_700_000_000, 10, n),
+        (1_700_000_001, 1_500_000, n),
+        (1_700_000_002, 20, n - 10),
+    ] {
+        for word in [sec, frac, n, orig] {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        bytes.extend_from_slice(frame);
+    }
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("odd.pcap");
+    std::fs::write(&input, &bytes)?;
+
+    let theirs = fixtures::tcpdump_packets(&input)?;
+    assert_eq!(theirs.len(), 3, "tcpdump reads every record");
+    let mut source = FileSource::open(&input)?;
+    let ours = read_all(&mut source)?;
+    assert_eq!(ours.len(), 3);
+    assert_eq!(source.invalid_fractions(), 1);
+    assert_eq!(ours[1].timestamp, Duration::new(1_700_000_002, 500_000_000));
+    // (tcpdump prints no bytes for the third: its printer stops at `len`.)
+    for (p, (_, data)) in ours.iter().zip(&theirs).take(2) {
+        assert_eq!(&p.data, data);
+    }
+    assert_eq!(ours[2].orig_len, n - 10);
+
+    // Written back: the lengths are the file's, as tcpdump -w writes them.
+    let mut sink = PcapSink::new(Vec::new(), "mem");
+    write_all(&mut sink, source.interfaces(), &ours)?;
+    let mine = sink.into_inner()?;
+    let tcpdump_w = dir.path().join("tcpdump.pcap");
+    let status = Command::new("tcpdump")
+        .args([
+            "-r",
+            input.to_str().unwrap(),
+            "-w",
+            tcpdump_w.to_str().unwrap(),
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .context("running tcpdump")?;
+    assert!(status.success());
+    let expected = vec![(n, n), (n, n), (n, n - 10)];
+    assert_eq!(record_lengths(&std::fs::read(&tcpdump_w)?), expected);
+    assert_eq!(record_lengths(&mine), expected);
+    Ok(())
+}

@@ -1,12 +1,11 @@
 //! Filter validation before any Job exists.
 //!
 //! The expression is compiled with the very compiler podtracer runs in the Jobs
-//! (`snoopy_capture::filter`, libpcap's semantics), so the operator's verdict cannot differ
-//! from the Job's. That module is pure (no I/O, no unsafe): linking it is a deliberate
-//! exception to "the operator never links the capture code".
+//! ([`snoopy_filter`], libpcap's semantics), so the operator's verdict cannot differ from
+//! the Job's. That crate is pure (no capture code, no unsafe) and stands alone, so the
+//! operator links it and not the capture code for this.
 
-use snoopy_capture::LinkType;
-use snoopy_capture::filter::{Mode, compile};
+use snoopy_filter::{LinkType, Mode, compile};
 
 /// Checks a tcpdump filter expression as podtracer will compile it for a live pod
 /// interface; the error says what is wrong and where.

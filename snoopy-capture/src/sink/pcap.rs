@@ -145,7 +145,8 @@ impl<W: Write> PacketSink for PcapSink<W> {
         header[0..4].copy_from_slice(&secs.to_le_bytes());
         header[4..8].copy_from_slice(&packet.timestamp.subsec_nanos().to_le_bytes());
         header[8..12].copy_from_slice(&caplen.to_le_bytes());
-        header[12..16].copy_from_slice(&packet.orig_len.max(caplen).to_le_bytes());
+        // The original length as given, never rewritten (tcpdump -w keeps a file's value).
+        header[12..16].copy_from_slice(&packet.orig_len.to_le_bytes());
         self.out
             .write_all(&header)
             .and_then(|()| self.out.write_all(data))

@@ -174,7 +174,8 @@ pub(crate) fn write_epb<W: Write>(
     head[12..16].copy_from_slice(&((ts >> 32) as u32).to_le_bytes());
     head[16..20].copy_from_slice(&(ts as u32).to_le_bytes());
     head[20..24].copy_from_slice(&(caplen as u32).to_le_bytes());
-    head[24..28].copy_from_slice(&packet.orig_len.max(caplen as u32).to_le_bytes());
+    // The original length as given, never rewritten (tcpdump -w keeps a file's value).
+    head[24..28].copy_from_slice(&packet.orig_len.to_le_bytes());
     let mut tail = [0u8; 7];
     tail[pad..pad + 4].copy_from_slice(&total.to_le_bytes());
     out.write_all(&head)?;

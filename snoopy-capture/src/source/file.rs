@@ -27,7 +27,8 @@ use pcap_file::{Endianness, PcapError, TsResolution};
 
 use crate::{Error, Interface, LinkType, Packet, PacketSource, Result, SourceStats};
 
-/// Initial read buffer size; it grows (up to [`MAX_RECORD`]) only for records larger than it.
+/// Initial read buffer size; it grows (up to [`MAX_RECORD`]) only for records larger than
+/// it, and only as their bytes arrive.
 const BUF_SIZE: usize = 1 << 20;
 
 /// The largest record accepted. libpcap refuses records larger than 256 KiB (its
@@ -148,10 +149,17 @@ struct Found {
 ///
 /// **Garbage in the middle.** Neither format has synchronisation markers, so reading cannot
 /// resume after corruption: a record with an impossible length (more than the snaplen or
-/// 256 KiB for pcap, not a multiple of 4 or more than 16 MiB for pcapng), an impossible
-/// timestamp fraction, mismatched pcapng block lengths, or a packet of an undeclared
-/// interface ends the stream with an [`Error::Pcap`] naming the byte offset. Every packet
-/// before it has been returned already.
+/// 256 KiB for pcap, and never more than 16 MiB; not a multiple of 4 or more than 16 MiB
+/// for pcapng), mismatched pcapng block lengths, or a packet of an undeclared interface ends
+/// the stream with an [`Error::Pcap`] naming the byte offset. Every packet before it has
+/// been returned already.
+///
+/// **Records as tcpdump reads them.** A pcap record whose timestamp fraction is a second or
+/// more (≥ 10^6 µs or 10^9 ns) is kept, as libpcap keeps it, its time read as seconds plus
+/// that fraction; [`FileSource::invalid_fractions`] counts them so that a caller can warn.
+/// A record's original length is passed on as the file has it, even when it is smaller than
+/// the captured length. Memory follows the bytes actually read: a header's snaplen or a
+/// record's claimed length never sizes a buffer before the bytes arrive.
 pub struct FileSource {
     reader: Box<dyn Read + Send>,
     /// Label for messages: the path, or `-` for stdin.
@@ -168,6 +176,8 @@ pub struct FileSource {
     interfaces: Vec<Interface>,
     captured: u64,
     truncated: Option<Truncation>,
+    /// pcap records kept with a timestamp fraction of a second or more.
+    invalid_fractions: u64,
 }
 
 impl std::fmt::Debug for FileSource {
@@ -215,6 +225,7 @@ impl FileSource {
             interfaces: Vec::new(),
             captured: 0,
             truncated: None,
+            invalid_fractions: 0,
         };
         source.read_file_header()?;
         Ok(source)
@@ -229,6 +240,13 @@ impl FileSource {
     /// has returned `Ok(None)`; `None` when it ended on a record boundary.
     pub fn truncated(&self) -> Option<Truncation> {
         self.truncated
+    }
+
+    /// How many pcap records so far had a timestamp fraction of a second or more (≥ 10^6
+    /// µs, ≥ 10^9 ns). tcpdump keeps such records and so does this reader, adding the
+    /// fraction to the seconds; the count lets a caller say so.
+    pub fn invalid_fractions(&self) -> u64 {
+        self.invalid_fractions
     }
 
     fn read_file_header(&mut self) -> Result<()> {
@@ -283,20 +301,24 @@ impl FileSource {
     }
 
     /// Makes at least `need` unconsumed bytes available; false at end of stream.
+    ///
+    /// The buffer grows only when it is full, doubling towards `need`: a record that claims
+    /// megabytes in a 40-byte file costs nothing beyond the initial buffer.
     fn fill(&mut self, need: usize) -> Result<bool> {
         while self.len - self.pos < need {
             if self.eof {
                 return Ok(false);
             }
-            if self.pos + need > self.buf.len() {
-                // Move the partial record to the front (and grow for a huge one).
+            if self.pos > 0 && self.pos + need > self.buf.len() {
+                // Move the partial record to the front.
                 self.buf.copy_within(self.pos..self.len, 0);
                 self.buf_offset += self.pos as u64;
                 self.len -= self.pos;
                 self.pos = 0;
-                if need > self.buf.len() {
-                    self.buf.resize(need.next_power_of_two(), 0);
-                }
+            }
+            if self.len == self.buf.len() {
+                let grown = (self.buf.len() * 2).min(need.next_power_of_two());
+                self.buf.resize(grown.max(self.len + 1), 0);
             }
             match self.reader.read(&mut self.buf[self.len..]) {
                 Ok(0) => self.eof = true,
@@ -349,8 +371,10 @@ impl FileSource {
             }
         };
         let incl_len = word(8) as usize;
-        // libpcap accepts records up to max(snaplen, 256 KiB); so do we.
-        let limit = (header.snaplen as usize).max(256 * 1024);
+        // libpcap accepts records up to 256 KiB whatever the snaplen says; we take up to
+        // the header's snaplen too, but never beyond MAX_RECORD (a header is data too: a
+        // snaplen of 4 GiB must not let a record claim that much).
+        let limit = (header.snaplen as usize).clamp(256 * 1024, MAX_RECORD);
         if incl_len > limit {
             let msg = format!("record claims {incl_len} captured bytes, more than {limit}");
             return Err(self.corrupt(self.offset(), &msg));
@@ -371,22 +395,25 @@ impl FileSource {
                 )
             })?
             .1;
-        let per_sec = match header.ts_resolution {
+        let per_sec: u64 = match header.ts_resolution {
             TsResolution::MicroSecond => 1_000_000,
             TsResolution::NanoSecond => 1_000_000_000,
         };
-        if raw.ts_frac >= per_sec {
-            let msg = format!("timestamp fraction {} is not below {per_sec}", raw.ts_frac);
-            return Err(self.corrupt(self.offset(), &msg));
+        let frac = u64::from(raw.ts_frac);
+        if frac >= per_sec {
+            // libpcap keeps the record (tcpdump prints and writes it); so do we, counted.
+            self.invalid_fractions += 1;
         }
-        let nanos = raw.ts_frac * (1_000_000_000 / per_sec);
+        let timestamp = Duration::from_secs(u64::from(raw.ts_sec))
+            + Duration::from_nanos(frac * (1_000_000_000 / per_sec));
         let start = self.pos + 16;
         let found = Found {
             start,
             end: start + incl_len,
-            timestamp: Duration::new(u64::from(raw.ts_sec), nanos),
-            // Some writers store orig_len 0 or less than caplen; the wire was at least caplen.
-            orig_len: raw.orig_len.max(raw.incl_len),
+            timestamp,
+            // As the file says, even below caplen (tcpdump keeps it too: data is not ours
+            // to change, and a filter's `len` must see what libpcap's sees).
+            orig_len: raw.orig_len,
             interface: 0,
         };
         self.pos = start + incl_len;
@@ -474,7 +501,7 @@ impl FileSource {
                         start: body_start + 20,
                         end: body_start + 20 + caplen,
                         timestamp: unit.to_duration(ticks),
-                        orig_len: orig_len.max(caplen as u32),
+                        orig_len,
                         interface: index,
                     })
                 }
@@ -494,7 +521,8 @@ impl FileSource {
                         start: body_start + 4,
                         end: body_start + 4 + caplen,
                         timestamp: Duration::ZERO,
-                        orig_len: orig_len.max(caplen as u32),
+                        // caplen is at most orig_len here.
+                        orig_len,
                         interface: index,
                     })
                 }
@@ -697,6 +725,114 @@ mod tests {
             .to_duration(5),
             Duration::ZERO
         );
+    }
+
+    /// A little-endian pcap: header with `magic` and `snaplen`, then `(sec, frac, incl,
+    /// orig, data)` records.
+    fn pcap(magic: u32, snaplen: u32, records: &[(u32, u32, u32, u32, &[u8])]) -> Vec<u8> {
+        let mut b = magic.to_le_bytes().to_vec();
+        b.extend_from_slice(&2u16.to_le_bytes());
+        b.extend_from_slice(&4u16.to_le_bytes());
+        for word in [0u32, 0, snaplen, 1] {
+            b.extend_from_slice(&word.to_le_bytes());
+        }
+        for (sec, frac, incl, orig, data) in records {
+            for word in [*sec, *frac, *incl, *orig] {
+                b.extend_from_slice(&word.to_le_bytes());
+            }
+            b.extend_from_slice(data);
+        }
+        b
+    }
+
+    #[test]
+    fn a_fraction_of_a_second_or_more_is_kept_and_counted() {
+        let data = [0u8; 20];
+        for (magic, frac, extra) in [
+            (0xa1b2_c3d4u32, 1_500_000u32, Duration::from_millis(1500)),
+            (0xa1b2_3c4d, 1_000_000_005, Duration::new(1, 5)),
+            // The largest fraction: 4295 s of microseconds, no overflow.
+            (
+                0xa1b2_c3d4,
+                u32::MAX,
+                Duration::from_micros(u64::from(u32::MAX)),
+            ),
+        ] {
+            let bytes = pcap(
+                magic,
+                65_535,
+                &[
+                    (100, 1, 20, 20, &data),
+                    (200, frac, 20, 20, &data),
+                    (300, 2, 20, 20, &data),
+                ],
+            );
+            let mut source = FileSource::from_reader(io::Cursor::new(bytes), "frac").unwrap();
+            let mut times = Vec::new();
+            while let Some(p) = source.next_packet().unwrap() {
+                times.push(p.timestamp);
+            }
+            assert_eq!(
+                times.len(),
+                3,
+                "every record is read, as tcpdump reads them"
+            );
+            assert_eq!(times[1], Duration::from_secs(200) + extra);
+            assert_eq!(source.invalid_fractions(), 1);
+        }
+    }
+
+    #[test]
+    fn the_original_length_is_never_rewritten() {
+        let data = [7u8; 60];
+        let bytes = pcap(
+            0xa1b2_c3d4,
+            65_535,
+            &[
+                (1, 0, 60, 40, &data),
+                (2, 0, 60, 0, &data),
+                (3, 0, 60, 1500, &data),
+            ],
+        );
+        let mut source = FileSource::from_reader(io::Cursor::new(bytes), "len").unwrap();
+        let mut lens = Vec::new();
+        while let Some(p) = source.next_packet().unwrap() {
+            assert_eq!(p.data.len(), 60);
+            lens.push(p.orig_len);
+        }
+        assert_eq!(lens, [40, 0, 1500]);
+    }
+
+    #[test]
+    fn a_header_snaplen_never_sizes_a_buffer() {
+        // 40 bytes: a header claiming a 4 GiB snaplen, a record header claiming 15 MiB
+        // (within the 16 MiB bound) and no data. Nothing is allocated for the claim.
+        let bytes = pcap(0xa1b2_c3d4, u32::MAX, &[(1, 0, 15 << 20, 15 << 20, &[])]);
+        assert_eq!(bytes.len(), 40);
+        let mut source = FileSource::from_reader(io::Cursor::new(bytes), "tiny").unwrap();
+        assert!(source.next_packet().unwrap().is_none());
+        assert_eq!(
+            source.truncated().map(|t| (t.offset, t.bytes)),
+            Some((24, 16))
+        );
+        assert_eq!(source.buf.len(), BUF_SIZE, "the buffer did not grow");
+        // A claim beyond the bound is corruption, whatever the header's snaplen.
+        let bytes = pcap(
+            0xa1b2_c3d4,
+            u32::MAX,
+            &[(1, 0, 0xffff_0000, 0xffff_0000, &[])],
+        );
+        let mut source = FileSource::from_reader(io::Cursor::new(bytes), "tiny").unwrap();
+        let err = source.next_packet().unwrap_err().to_string();
+        assert!(err.contains("more than 16777216"), "{err}");
+        assert_eq!(source.buf.len(), BUF_SIZE);
+        // A real record larger than the initial buffer still reads: the buffer grows as
+        // its bytes arrive.
+        let big = vec![1u8; 3 << 20];
+        let bytes = pcap(0xa1b2_c3d4, 4 << 20, &[(1, 0, 3 << 20, 3 << 20, &big)]);
+        let mut source = FileSource::from_reader(io::Cursor::new(bytes), "big").unwrap();
+        assert_eq!(source.next_packet().unwrap().unwrap().data.len(), 3 << 20);
+        assert!(source.buf.len() >= (3 << 20) + 16 && source.buf.len() <= 4 << 20);
     }
 
     #[test]

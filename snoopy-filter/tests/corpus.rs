@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
-use snoopy_capture::LinkType;
-use snoopy_capture::filter::Program;
+use snoopy_filter::LinkType;
+use snoopy_filter::Program;
 
 /// One corpus packet: captured bytes, length on the wire, and (for live-mode tests) the
 /// VLAN tag the kernel would have stripped.

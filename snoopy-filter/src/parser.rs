@@ -13,12 +13,24 @@ use super::codegen::{Addr, Arth, Dir, Gen, Proto, Qual};
 use super::error::{CompileError, ErrorKind};
 use super::lexer::{Kw, Tok, Token};
 use super::node::Node;
+use crate::MAX_NESTING_DEPTH;
 
 type R<T> = Result<T, CompileError>;
+
+/// How many nesting levels the parser takes on one stack before it moves to a new one (see
+/// [`Parser::nest`]).
+const LEVELS_PER_STACK: usize = 16;
+
+/// The stack of each thread the parser moves to: [`LEVELS_PER_STACK`] levels of an
+/// unoptimised build, with a wide margin (memory is committed only as it is touched).
+const SEGMENT_STACK: usize = 1024 * 1024;
 
 pub(crate) struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    /// How many nested constructs (parentheses, `not`, arithmetic operands) enclose the
+    /// current position; bounded by [`MAX_NESTING_DEPTH`] so the recursion is too.
+    depth: usize,
     pub(crate) generator: Gen,
 }
 
@@ -95,6 +107,7 @@ impl Parser {
         Parser {
             toks,
             pos: 0,
+            depth: 0,
             generator,
         }
     }
@@ -152,6 +165,58 @@ impl Parser {
         r
     }
 
+    /// Runs `f` one nesting level deeper; past [`MAX_NESTING_DEPTH`] levels, an error instead
+    /// (every recursion of the parser goes through here, so its depth is bounded).
+    ///
+    /// A level takes a few KiB of stack in a debug build (about 1.5 KiB optimised), so
+    /// [`MAX_NESTING_DEPTH`] levels would not fit on a small thread stack. Every
+    /// [`LEVELS_PER_STACK`] levels the parse therefore goes on, on a fresh thread with a
+    /// stack of its own ([`SEGMENT_STACK`]), while this one waits: the caller's stack holds
+    /// at most [`LEVELS_PER_STACK`] levels, whatever the expression. Ordinary filters nest
+    /// far less and never start a thread.
+    fn nest<T: Send>(&mut self, f: impl FnOnce(&mut Self) -> R<T> + Send) -> R<T> {
+        // Every caller has just taken the token that opens the level (`(`, `not`, ...).
+        let opener = self.toks[self.pos.saturating_sub(1)].col;
+        if self.depth >= MAX_NESTING_DEPTH {
+            return Err(CompileError::limit(
+                ErrorKind::TooDeep,
+                Some(opener),
+                format!(
+                    "expression nested too deeply: more than {MAX_NESTING_DEPTH} levels of \
+                     parentheses, `not` or arithmetic"
+                ),
+            ));
+        }
+        self.depth += 1;
+        let r = if self.depth.is_multiple_of(LEVELS_PER_STACK) {
+            let depth = self.depth;
+            std::thread::scope(|scope| {
+                let spawned = std::thread::Builder::new()
+                    .name("snoopy-filter-parse".into())
+                    .stack_size(SEGMENT_STACK)
+                    .spawn_scoped(scope, || f(&mut *self));
+                match spawned {
+                    Ok(handle) => handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    Err(e) => Err(CompileError::limit(
+                        ErrorKind::TooDeep,
+                        Some(opener),
+                        format!(
+                            "expression nested too deeply: no thread to parse beyond {} levels \
+                             ({e})",
+                            depth
+                        ),
+                    )),
+                }
+            })
+        } else {
+            f(self)
+        };
+        self.depth -= 1;
+        r
+    }
+
     /// `prog`: an empty expression accepts everything.
     pub(crate) fn program(&mut self) -> R<Node> {
         if *self.peek() == Tok::Eof {
@@ -201,6 +266,7 @@ impl Parser {
         });
         let id_err = match id {
             Ok(r) => return Ok(r),
+            Err(e) if e.kind == ErrorKind::TooDeep => return Err(e),
             Err(e) => e,
         };
         match self.attempt(|p| p.term(q)) {
@@ -213,16 +279,23 @@ impl Parser {
     fn term(&mut self, q0: Qual) -> R<(Node, Qual)> {
         if *self.peek() == Tok::Not {
             self.bump();
-            let (b, q) = self.term(q0)?;
+            let (b, q) = self.nest(|p| p.term(q0))?;
             return Ok((Node::not(b), q));
         }
         self.rterm(q0)
     }
 
+    /// Whether an arithmetic expression can start here: after any number of `(`, a number,
+    /// `len`, `-` or `proto[`. (Looking past the parentheses spares a doomed attempt at a
+    /// relation in `((tcp))` at every level, which made deep nesting quadratic.)
     fn starts_arth(&self) -> bool {
-        match self.peek() {
-            Tok::Num(_) | Tok::Kw(Kw::Len) | Tok::Sym('-') | Tok::Sym('(') => true,
-            Tok::Kw(k) => pname(*k).is_some() && *self.peek_at(1) == Tok::Sym('['),
+        let mut n = 0;
+        while *self.peek_at(n) == Tok::Sym('(') {
+            n += 1;
+        }
+        match self.peek_at(n) {
+            Tok::Num(_) | Tok::Kw(Kw::Len) | Tok::Sym('-') => true,
+            Tok::Kw(k) => pname(*k).is_some() && *self.peek_at(n + 1) == Tok::Sym('['),
             _ => false,
         }
     }
@@ -234,6 +307,11 @@ impl Parser {
                 Ok(b) => return Ok((b, Qual::ERR)),
                 Err(e) => rel_err = Some(e),
             }
+        }
+        if let Some(e) = rel_err.as_ref().filter(|e| e.kind == ErrorKind::TooDeep) {
+            // The other reading goes through the same parentheses: it would hit the limit
+            // too, after as much work again.
+            return Err(e.clone());
         }
         let r = self.attempt(|p| p.rterm_not_relation(q0));
         match (r, rel_err) {
@@ -248,7 +326,7 @@ impl Parser {
         match self.peek().clone() {
             Tok::Sym('(') => {
                 self.bump();
-                let (b, _) = self.expr(q0)?;
+                let (b, _) = self.nest(|p| p.expr(q0))?;
                 self.expect(Tok::Sym(')'))?;
                 // `paren expr ')'` passes on the qualifiers from before the parenthesis.
                 Ok((b, q0))
@@ -364,7 +442,7 @@ impl Parser {
             }
             Tok::Sym('(') => {
                 self.bump();
-                let n = self.pnum()?;
+                let n = self.nest(|p| p.pnum())?;
                 self.expect(Tok::Sym(')'))?;
                 Ok(n)
             }
@@ -381,22 +459,7 @@ impl Parser {
                 return Ok((b, q));
             }
             self.bump();
-            // `pid`: the first element is a `nid` or a `pnum`, never a parenthesised list.
-            let (mut b, _) = if *self.peek() == Tok::Sym('(') {
-                let v = self.pnum()?;
-                (self.generator.ncode(None, v, q)?, q)
-            } else {
-                self.id(q)?
-            };
-            while matches!(self.peek(), Tok::And | Tok::Or) {
-                let is_and = self.bump() == Tok::And;
-                let (b2, _) = self.id(q)?;
-                b = if is_and {
-                    Node::and(b, b2)
-                } else {
-                    Node::or(b, b2)
-                };
-            }
+            let b = self.nest(|p| p.pid(q))?;
             self.expect(Tok::Sym(')'))?;
             return Ok((b, q));
         }
@@ -404,7 +467,7 @@ impl Parser {
         let b = match self.peek().clone() {
             Tok::Not => {
                 self.bump();
-                let (b, q) = self.id(q)?;
+                let (b, q) = self.nest(|p| p.id(q))?;
                 return Ok((Node::not(b), q));
             }
             Tok::Num(v) => {
@@ -460,6 +523,27 @@ impl Parser {
         Ok((b.map_err(|e| e.at(col))?, q))
     }
 
+    /// `pid`: identifiers joined by `and`/`or` inside `( )`, read with the qualifiers `q`.
+    fn pid(&mut self, q: Qual) -> R<Node> {
+        // The first element is a `nid` or a `pnum`, never a parenthesised list.
+        let (mut b, _) = if *self.peek() == Tok::Sym('(') {
+            let v = self.pnum()?;
+            (self.generator.ncode(None, v, q)?, q)
+        } else {
+            self.id(q)?
+        };
+        while matches!(self.peek(), Tok::And | Tok::Or) {
+            let is_and = self.bump() == Tok::And;
+            let (b2, _) = self.id(q)?;
+            b = if is_and {
+                Node::and(b, b2)
+            } else {
+                Node::or(b, b2)
+            };
+        }
+        Ok(b)
+    }
+
     // ---- arithmetic ----------------------------------------------------------------------
 
     /// `arth relop arth`.
@@ -489,7 +573,7 @@ impl Parser {
             }
             let col = self.col();
             self.bump();
-            let rhs = self.arth(Some(prec))?;
+            let rhs = self.nest(|p| p.arth(Some(prec)))?;
             lhs = self.generator.arth(op, lhs, rhs).map_err(|e| e.at(col))?;
         }
         Ok(lhs)
@@ -508,19 +592,19 @@ impl Parser {
             }
             Tok::Sym('-') => {
                 self.bump();
-                let a = self.arth(Some(Some(UMINUS)))?;
+                let a = self.nest(|p| p.arth(Some(Some(UMINUS))))?;
                 Ok(self.generator.neg(a))
             }
             Tok::Sym('(') => {
                 self.bump();
-                let a = self.arth(None)?;
+                let a = self.nest(|p| p.arth(None))?;
                 self.expect(Tok::Sym(')'))?;
                 Ok(a)
             }
             Tok::Kw(k) if pname(k).is_some() => {
                 self.bump();
                 self.expect(Tok::Sym('['))?;
-                let index = self.arth(None)?;
+                let index = self.nest(|p| p.arth(None))?;
                 let mut size = 1;
                 if *self.peek() == Tok::Sym(':') {
                     self.bump();

@@ -448,19 +448,48 @@ pub(crate) fn port(name: &str) -> Option<(u16, PortProto)> {
 }
 
 /// A port range `a-b` as libpcap's `pcap_nametoportrange` resolves it.
+///
+/// Two numbers (`sscanf("%d-%d")`) are the range. Otherwise the text is cut at its *first*
+/// hyphen and each side resolved as `pcap_nametoport` does (through `getaddrinfo`, which
+/// takes a number as well as a service name): `smtp-25`, `25-domain`, `domain-smtp` and
+/// `telnet-ftp-data` are ranges, while `ftp-data-telnet` is not (`ftp` and `data-telnet`,
+/// no such service), exactly as in libpcap 1.10.
 pub(crate) fn port_range(name: &str) -> Option<(u32, u32, PortProto)> {
     if let Some((a, b)) = scan_two_ints(name) {
         return Some((a, b, PortProto::Any));
     }
     let (first, second) = name.split_once('-')?;
-    let (p1, proto1) = port(first)?;
-    let (p2, proto2) = port(second)?;
+    let (p1, proto1) = service_port(first)?;
+    let (p2, proto2) = service_port(second)?;
     let proto = if proto1 == proto2 {
         proto2
     } else {
         PortProto::Any
     };
     Some((p1.into(), p2.into(), proto))
+}
+
+/// A port as `pcap_nametoport` finds it with `getaddrinfo(NULL, name)`: a number, for TCP
+/// and UDP alike, or else a service name.
+fn service_port(name: &str) -> Option<(u16, PortProto)> {
+    match numeric_service(name) {
+        Some(n) => Some((n, PortProto::Any)),
+        None => port(name),
+    }
+}
+
+/// A service given as a number, read the way glibc's `getaddrinfo` reads it: all digits
+/// (`strtoul`, saturating on overflow), kept in an `int` — negative means "not a number",
+/// and the name lookup then fails — and put in the 16-bit port field, so `99999` is port
+/// 34463 and `4294967296` is port 0, as tcpdump shows.
+fn numeric_service(name: &str) -> Option<u16> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let v = name.parse::<u64>().unwrap_or(u64::MAX);
+    // Truncations of C's unsigned long -> int -> uint16_t conversions, deliberately.
+    let n = v as u32 as i32;
+    (n >= 0).then_some(n as u16)
 }
 
 /// `sscanf(s, "%d-%d")` succeeding with two conversions.
@@ -539,6 +568,19 @@ mod tests {
         assert_eq!(port("ssh"), Some((22, PortProto::Tcp)));
         assert_eq!(port("no-such-service"), None);
         assert_eq!(port_range("1-5"), Some((1, 5, PortProto::Any)));
+        // Names and numbers mixed, cut at the first hyphen (pcap_nametoportrange).
+        assert_eq!(port_range("smtp-25"), Some((25, 25, PortProto::Any)));
+        assert_eq!(port_range("25-domain"), Some((25, 53, PortProto::Any)));
+        assert_eq!(port_range("ssh-http"), Some((22, 80, PortProto::Tcp)));
+        assert_eq!(
+            port_range("telnet-ftp-data"),
+            Some((23, 20, PortProto::Tcp))
+        );
+        assert_eq!(port_range("ftp-data-telnet"), None);
+        assert_eq!(port_range("smtp-99999"), Some((25, 34463, PortProto::Any)));
+        assert_eq!(port_range("smtp-4294967296"), Some((25, 0, PortProto::Any)));
+        assert_eq!(port_range("smtp-4294967295"), None);
+        assert_eq!(port_range("smtp-"), None);
         assert_eq!(ip_proto("tcp"), Some(6));
         assert_eq!(ether_proto("ip6"), Some(0x86dd));
         assert_eq!(constant("tcp-ack"), Some(16));

@@ -1126,7 +1126,8 @@ impl Gen {
         b_tpid.prepend(patch);
         let mut b = Node::or(b0, b_tpid);
 
-        if let Some(Node::Test { stmts, code, k }) = b_vid {
+        if let Some(Node::Test { stmts, code, k }) = b_vid.as_ref() {
+            let (stmts, code, k) = (stmts.clone(), *code, *k);
             // gen_vlan_patch_vid_test: A = the metadata TCI if present, else the frame's.
             // As a tree: (present ? tci : frame) & 0xfff == vid, each side its own test.
             let tci = vec![

@@ -9,10 +9,10 @@
 
 use std::process::Command;
 
-use snoopy_capture::LinkType;
-use snoopy_capture::filter::{Mode, Program, compile};
+use snoopy_filter::LinkType;
+use snoopy_filter::{Mode, Program, compile};
 
-use crate::filter_corpus::*;
+use crate::corpus::*;
 
 /// A frame as a live socket sees it: data, and the tag the kernel stripped, if any.
 struct LivePkt {
@@ -171,13 +171,13 @@ fn random_live_vlan_expressions_match_libpcap() {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
     assert_eq!(euid, 0, "this test needs root (it opens lo)");
-    let seed = crate::filter_random::seed();
+    let seed = crate::random::seed();
     let cases: usize = std::env::var("FILTER_LIVE_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
-    let mut g = crate::filter_random::G {
-        rng: Rng(crate::filter_random::mix(seed ^ 0x11fe)),
+    let mut g = crate::random::G {
+        rng: Rng(crate::random::mix(seed ^ 0x11fe)),
     };
     let pkts = live_corpus();
     let dir = tempfile::tempdir().unwrap();

@@ -367,8 +367,15 @@ fn number(text: &str, col: usize) -> Result<u32, CompileError> {
 /// Splits `expr` into tokens, ending with [`Tok::Eof`].
 pub(crate) fn tokenize(expr: &str) -> Result<Vec<Token>, CompileError> {
     let s = expr.as_bytes();
-    // Columns count characters, not bytes, so the caret lines up in a terminal.
-    let col_of = |i: usize| expr[..i].chars().count() + 1;
+    // Columns count characters, not bytes, so the caret lines up in a terminal. Counted
+    // from the previous token on, not from the start each time (linear, not quadratic, in
+    // the expression's length).
+    let (mut counted_to, mut counted) = (0, 0);
+    let mut col_of = |i: usize| {
+        counted += expr[counted_to..i].chars().count();
+        counted_to = i;
+        counted + 1
+    };
     let mut out = Vec::new();
     let mut i = 0;
     while i < s.len() {

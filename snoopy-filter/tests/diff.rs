@@ -1,6 +1,6 @@
 //! Differential tests of the filter compiler against libpcap (through tcpdump).
 //!
-//! - Hand-written expressions (`filter_exprs.txt`), for every supported link type: the
+//! - Hand-written expressions (`exprs.txt`), for every supported link type: the
 //!   packets `tcpdump -r corpus.pcap -w - EXPR` keeps must be exactly the packets our
 //!   compiled program keeps in our interpreter. The same run checks the interpreter itself:
 //!   libpcap's own program for EXPR (`tcpdump -ddd`) run by our interpreter must keep that
@@ -15,10 +15,10 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use snoopy_capture::LinkType;
-use snoopy_capture::filter::{CompileError, ErrorKind, Mode, compile};
+use snoopy_filter::LinkType;
+use snoopy_filter::{CompileError, ErrorKind, Mode, compile};
 
-use crate::filter_corpus::*;
+use crate::corpus::*;
 
 const LINKS: [LinkType; 4] = [
     LinkType::Ethernet,
@@ -29,7 +29,7 @@ const LINKS: [LinkType; 4] = [
 const SNAPLEN: u32 = 262_144;
 
 fn hand_written() -> Vec<String> {
-    include_str!("filter_exprs.txt")
+    include_str!("exprs.txt")
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -200,6 +200,17 @@ fn rejected_expressions_are_rejected() {
         "ip[0] = 1 or 2",
         "tcp port 80 and 1.2.3.4",
         "port foo-bar-nope",
+        "tcp portrange ftp-data-telnet",
+        "portrange ftp-data-ftp-data",
+        "portrange smtp-nosuch",
+        "portrange nosuch-25",
+        "tcp portrange smtp-4294967295",
+        "tcp portrange smtp-2147483648",
+        "portrange 0x10-0x20",
+        "udp portrange smtp-ssh",
+        "tcp portrange smtp-",
+        "tcp portrange 1--5",
+        "tcp portrange 65536-70000",
         "port nosuchservice",
         "udp port ssh",
         "tcp port ntp",

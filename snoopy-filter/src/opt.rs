@@ -303,20 +303,30 @@ impl Graph {
     }
 
     /// gencode's blocks: one per test, wired by `and`/`or`/`not` (no sharing, no merging).
-    fn build(&mut self, node: &Node, t: usize, f: usize) -> usize {
-        match node {
-            Node::Const(true) => t,
-            Node::Const(false) => f,
-            Node::Not(a) => self.build(a, f, t),
-            Node::And(a, b) => {
-                let eb = self.build(b, t, f);
-                self.build(a, eb, f)
+    ///
+    /// Recurses only into right operands (whose depth the parser bounds); the left spine of
+    /// `a or b or c ...`, as long as the expression has terms, is walked in a loop.
+    fn build(&mut self, mut node: &Node, mut t: usize, mut f: usize) -> usize {
+        loop {
+            match node {
+                Node::Const(true) => return t,
+                Node::Const(false) => return f,
+                Node::Not(a) => {
+                    std::mem::swap(&mut t, &mut f);
+                    node = a;
+                }
+                Node::And(a, b) => {
+                    t = self.build(b, t, f);
+                    node = a;
+                }
+                Node::Or(a, b) => {
+                    f = self.build(b, t, f);
+                    node = a;
+                }
+                Node::Test { stmts, code, k } => {
+                    return self.add(stmts.clone(), *code, *k, t, f);
+                }
             }
-            Node::Or(a, b) => {
-                let eb = self.build(b, t, f);
-                self.build(a, t, eb)
-            }
-            Node::Test { stmts, code, k } => self.add(stmts.clone(), *code, *k, t, f),
         }
     }
 
@@ -554,10 +564,16 @@ impl Pass<'_> {
             if guard > 100_000 || self.g.blocks[succ].is_ret() {
                 break;
             }
-            for d in 0..2 * n {
-                if !edom.get(edge_id, d) {
-                    continue;
-                }
+            // The dominating edges in ascending order, a word at a time: they are few (one
+            // path's), so skipping empty words makes this loop cheap on big programs.
+            let dominators = edom.row(edge_id).iter().enumerate().flat_map(|(w, &word)| {
+                std::iter::successors((word != 0).then_some(word), |x| {
+                    let rest = x & (x - 1);
+                    (rest != 0).then_some(rest)
+                })
+                .map(move |x| w * 64 + x.trailing_zeros() as usize)
+            });
+            for d in dominators.take_while(|&d| d < 2 * n) {
                 let (pred, dsense) = if d < n {
                     (self.by_id[d], true)
                 } else {

@@ -1,10 +1,16 @@
 //! tcpdump filter expressions compiled to classic BPF, in pure Rust.
 //!
+//! `snoopy-filter` is Snoopy's filter compiler, a crate of its own because it needs nothing
+//! else of Snoopy: `snoopy-capture` attaches its programs to AF_PACKET sockets and runs them
+//! on files, and `snoopy-operator` uses it alone to validate the filters of custom resources
+//! before any Job exists. It has no I/O beyond reading `/etc/services` and `/etc/protocols`
+//! (as libpcap does), and no `unsafe`.
+//!
 //! [`compile`] turns a pcap-filter(7) expression into a [`Program`] of `struct sock_filter`
 //! instructions, for the kernel ([`Mode::Live`], attached to an AF_PACKET socket) or for
 //! files ([`Mode::File`], run by [`Program::matches`], or by a [`Matcher`] when the same
 //! program runs on many packets). The truth is libpcap 1.10: for every expression this
-//! module accepts, the program accepts exactly the packets libpcap's program for it
+//! crate accepts, the program accepts exactly the packets libpcap's program for it
 //! accepts, and it rejects what libpcap rejects. That is checked by differential tests
 //! against `tcpdump -r` on a generated corpus (hand-written and random expressions, every
 //! supported link type) and against `tcpdump -i lo -ddd` for the live VLAN dialect.
@@ -17,8 +23,7 @@
 //! tcpdump on truncated packets. The programs come out as compact as tcpdump's.
 //!
 //! ```
-//! use snoopy_capture::LinkType;
-//! use snoopy_capture::filter::{compile, Mode};
+//! use snoopy_filter::{LinkType, Mode, compile};
 //!
 //! let prog = compile("tcp port 80 or 443", LinkType::Ethernet, Mode::File, 262144).unwrap();
 //! let short = [0u8; 10];
@@ -53,11 +58,24 @@
 //!   `stp`, `ipx`, `netbeui`, ...) and 802.11, ATM, SS7, pflog keywords;
 //! - link types other than Ethernet, Linux cooked v1/v2 and raw IP.
 //!
+//! # Limits
+//!
+//! Every input gets an answer, never a crash: an expression longer than
+//! [`MAX_EXPRESSION_LEN`] ([`ErrorKind::TooLong`]), nested deeper than
+//! [`MAX_NESTING_DEPTH`] ([`ErrorKind::TooDeep`]; libpcap says "memory exhausted" for
+//! very deep ones), needing more than [`MAX_UNOPTIMIZED_INSNS`] instructions before
+//! optimisation ([`ErrorKind::TooComplex`]) or more than the kernel's [`BPF_MAXINSNS`]
+//! after ([`ErrorKind::TooManyInstructions`]) is refused with a message naming the limit.
+//! Compiling runs in bounded stack (a 256 KiB thread is enough) and the refusals take
+//! milliseconds.
+//!
 //! One deliberate difference from libpcap: in live mode, a `vlan ID` after another test
 //! (`ip6 and vlan 5`). libpcap 1.10's optimizer jumps into the middle of the VLAN-ID
 //! block there, testing the "tag present" flag instead of the tag (so `ip and vlan 1`
 //! matches every tagged IPv4 packet); we keep the meaning of libpcap's unoptimized program
 //! (`tcpdump -O`), which the live test checks.
+
+#![forbid(unsafe_code)]
 
 mod bpf;
 mod codegen;
@@ -65,16 +83,20 @@ mod disasm;
 mod error;
 mod interp;
 mod lexer;
+mod link;
 mod names;
 mod node;
 mod opt;
 mod parser;
 
-pub use error::{CompileError, ErrorKind};
+pub use error::{CompileError, Error, ErrorKind, Result};
 pub use interp::Matcher;
+pub use link::LinkType;
 
-use crate::LinkType;
-use crate::{Error, Result};
+// The README's example runs as a doctest, so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// One classic BPF instruction (`struct sock_filter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,9 +137,9 @@ impl Program {
         let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
         let count: usize = lines
             .next()
-            .ok_or_else(|| Error::Filter("empty program text".into()))?
+            .ok_or_else(|| Error::ProgramText("empty program text".into()))?
             .parse()
-            .map_err(|_| Error::Filter("first line must be the instruction count".into()))?;
+            .map_err(|_| Error::ProgramText("first line must be the instruction count".into()))?;
         let mut instructions = Vec::with_capacity(count);
         for (n, line) in lines.enumerate() {
             let fields: Vec<&str> = line.split_whitespace().collect();
@@ -133,14 +155,14 @@ impl Program {
                 _ => None,
             };
             instructions.push(parsed.ok_or_else(|| {
-                Error::Filter(format!(
+                Error::ProgramText(format!(
                     "line {}: expected `code jt jf k` in decimal, got {line:?}",
                     n + 2
                 ))
             })?);
         }
         if instructions.len() != count {
-            return Err(Error::Filter(format!(
+            return Err(Error::ProgramText(format!(
                 "the first line says {count} instructions, {} follow",
                 instructions.len()
             )));
@@ -282,25 +304,94 @@ pub enum Mode {
     Live,
 }
 
+/// The longest expression [`compile`] takes, in bytes (64 KiB): a filter is typed or
+/// generated by a person's tool, and a longer one is a mistake (or an attack on a service
+/// that compiles filters it is given, like the operator).
+pub const MAX_EXPRESSION_LEN: usize = 64 * 1024;
+
+/// How deep parentheses, `not`s and arithmetic may nest. The parser recurses once per
+/// level: 200 levels stay far inside a 256 KiB thread stack (a test checks that), where
+/// 1,500 nested parentheses used to overflow a 2 MiB tokio worker's stack and abort.
+pub const MAX_NESTING_DEPTH: usize = 200;
+
+/// The kernel's limit on a classic BPF program (`BPF_MAXINSNS` in `linux/bpf_common.h`):
+/// a longer program cannot be attached to a socket, so it is refused at compile time.
+pub const BPF_MAXINSNS: usize = 4096;
+
+/// The most instructions the code generator may produce before optimisation: 8 × 4,096.
+///
+/// The optimiser's time grows faster than the program (release build: an OR of 2,000
+/// `tcp port N`, 40,000 instructions before, took 12 s, for 15,767 after, which the kernel
+/// refuses anyway); a program this large is refused at once instead.
+///
+/// The price: an expression that the optimiser would shrink more than eight times, to
+/// within [`BPF_MAXINSNS`], is refused here where libpcap accepts it. ORs of hosts, nets,
+/// ports or lengths shrink at most about seven times, so they are refused only when they would
+/// exceed the kernel's limit anyway; what shrinks more is an OR repeating one test
+/// (`tcp or tcp or ...` 5,000 times) or testing many bytes of one header
+/// (`tcp[20] = 1 or tcp[21] = 7 or ...`: some 30 instructions a term before, under 2 after;
+/// refused from about 1,100 terms, where libpcap gives some 2,000 instructions). Below the bound,
+/// compiling can still take seconds. The largest program of the differential test corpora
+/// has 409 instructions before optimisation.
+pub const MAX_UNOPTIMIZED_INSNS: usize = 8 * BPF_MAXINSNS;
+
 /// Compiles a tcpdump filter expression for packets of `link` type.
 ///
 /// Accepted packets make the program return `snaplen`, rejected ones 0. An empty (or
 /// all-blank) expression accepts everything.
+///
+/// Besides libpcap's own errors, an expression is refused (each with its own
+/// [`ErrorKind`], the message naming the limit) when it is longer than
+/// [`MAX_EXPRESSION_LEN`], nests deeper than [`MAX_NESTING_DEPTH`], would need more than
+/// [`MAX_UNOPTIMIZED_INSNS`] before optimisation, or more than [`BPF_MAXINSNS`] after.
+/// Compiling never overflows the stack, even on a thread with a small one.
 pub fn compile(
     expr: &str,
     link: LinkType,
     mode: Mode,
     snaplen: u32,
 ) -> std::result::Result<Program, CompileError> {
+    if expr.len() > MAX_EXPRESSION_LEN {
+        return Err(CompileError::limit(
+            ErrorKind::TooLong,
+            None,
+            format!(
+                "expression too long: {} bytes, the limit is {MAX_EXPRESSION_LEN} (64 KiB)",
+                expr.len()
+            ),
+        ));
+    }
     let tokens = lexer::tokenize(expr)?;
     let generator = codegen::Gen::new(link, mode)?;
     let mut parser = parser::Parser::new(tokens, generator);
     let root = parser.program()?;
     let prologue = parser.generator.prologue();
+    let unoptimized = prologue.len() + root.instruction_count();
+    if unoptimized > MAX_UNOPTIMIZED_INSNS {
+        return Err(CompileError::limit(
+            ErrorKind::TooComplex,
+            None,
+            format!(
+                "expression too complex: {unoptimized} instructions before optimisation, \
+                 the limit is {MAX_UNOPTIMIZED_INSNS} (the kernel takes at most \
+                 {BPF_MAXINSNS} after)"
+            ),
+        ));
+    }
     let protected = parser.generator.protected_regs();
-    Ok(Program::new(opt::compile_tree(
-        &root, &prologue, protected, snaplen,
-    )?))
+    let instructions = opt::compile_tree(&root, &prologue, protected, snaplen)?;
+    if instructions.len() > BPF_MAXINSNS {
+        return Err(CompileError::limit(
+            ErrorKind::TooManyInstructions,
+            None,
+            format!(
+                "program too large: {} instructions, the kernel's limit (BPF_MAXINSNS) is \
+                 {BPF_MAXINSNS}",
+                instructions.len()
+            ),
+        ));
+    }
+    Ok(Program::new(instructions))
 }
 
 /// Compiles the trailing words of a command line the way tcpdump does: joined by spaces.
@@ -316,10 +407,4 @@ pub fn compile_words<S: AsRef<str>>(
         .collect::<Vec<_>>()
         .join(" ");
     compile(&expr, link, mode, snaplen)
-}
-
-impl From<CompileError> for Error {
-    fn from(e: CompileError) -> Self {
-        Error::Filter(e.to_string())
-    }
 }

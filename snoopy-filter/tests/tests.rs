@@ -1,0 +1,8 @@
+//! Integration tests of snoopy-filter (one binary; each module is one area). The differential
+//! suites need `tcpdump`; `live` needs root (it opens `lo` to get libpcap's live program).
+
+mod corpus;
+mod diff;
+mod limits;
+mod live;
+mod random;

@@ -10,8 +10,9 @@
 # KEEP=1 keeps the root (SNOOPY_CHECK_ROOT, default /var/tmp/snoopy-check-setup) for a look.
 set -Eeuo pipefail
 # A command that ends the script under set -e names itself: no silent exit. (-E: in functions
-# too; only in the main shell, not in $( ), where a failure may be expected and handled.)
-trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2' ERR
+# too; only in the main shell, not in $( ), where a failure may be expected and handled; not
+# for a deliberate `return N`/`exit N`, such as `status` saying "not running".)
+trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || case "$BASH_COMMAND" in return* | exit*) ;; *) echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2 ;; esac' ERR
 cd "$(dirname "$0")/.."
 
 ROOT="${SNOOPY_CHECK_ROOT:-/var/tmp/snoopy-check-setup}"
@@ -45,6 +46,9 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+# A signal ends the script through `exit`, so the EXIT trap still unmounts (bash skips it otherwise).
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 # A root left by an interrupted run may hold mounts: undo them before deleting it.
 if [ -d "$ROOT" ]; then

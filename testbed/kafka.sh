@@ -13,8 +13,9 @@
 # /run/snoopy: PID file and log under $SNOOPY_RUN/kafka/).
 set -Eeuo pipefail
 # A command that ends the script under set -e names itself: no silent exit. (-E: in functions
-# too; only in the main shell, not in $( ), where a failure may be expected and handled.)
-trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2' ERR
+# too; only in the main shell, not in $( ), where a failure may be expected and handled; not
+# for a deliberate `return N`/`exit N`, such as `status` saying "not running".)
+trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || case "$BASH_COMMAND" in return* | exit*) ;; *) echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2 ;; esac' ERR
 
 TANSU_VERSION=0.6.0
 SNOOPY_CACHE="${SNOOPY_CACHE:-$HOME/.cache/snoopy}"

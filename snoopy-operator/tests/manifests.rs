@@ -59,11 +59,14 @@ fn rbac_has_no_wildcards_and_jobs_only_in_the_operator_namespace() {
 }
 
 /// Every sample resource is one the operator accepts: it deserializes into its Rust type and
-/// passes the same validation the reconciler runs before creating Jobs.
+/// passes the same validation the reconciler runs before creating Jobs — under the default
+/// (fail-closed) policy, or, for a sample whose comments say it needs
+/// `SNOOPY_ALLOW_EXEC=true`, refused by the default and accepted with exec allowed.
 #[test]
 fn every_sample_cr_is_valid() {
     use snoopy_operator::controller::CaptureResource;
     use snoopy_operator::crd::{SnoopyJob, Tcpdump};
+    use snoopy_operator::settings::Settings;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -77,16 +80,33 @@ fn every_sample_cr_is_valid() {
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
             let name = format!("{}: {:?}", path.display(), value["metadata"]["name"]);
-            let plan = match value["kind"].as_str() {
-                Some("SnoopyJob") => serde_yaml::from_value::<SnoopyJob>(value)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"))
-                    .plan(),
-                Some("Tcpdump") => serde_yaml::from_value::<Tcpdump>(value)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"))
-                    .plan(),
-                _ => continue,
+            let plan = |settings: &Settings| match value["kind"].as_str() {
+                Some("SnoopyJob") => Some(
+                    serde_yaml::from_value::<SnoopyJob>(value.clone())
+                        .unwrap_or_else(|e| panic!("{name}: {e}"))
+                        .plan(settings),
+                ),
+                Some("Tcpdump") => Some(
+                    serde_yaml::from_value::<Tcpdump>(value.clone())
+                        .unwrap_or_else(|e| panic!("{name}: {e}"))
+                        .plan(settings),
+                ),
+                _ => None,
             };
-            plan.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let Some(result) = plan(&Settings::default()) else {
+                continue;
+            };
+            if text.contains("SNOOPY_ALLOW_EXEC=true") {
+                let err = result.unwrap_err();
+                assert_eq!(err.reason, "ExecNotAllowed", "{name}: {err}");
+                let mut settings = Settings::default();
+                settings.policy.allow_exec = true;
+                plan(&settings)
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            } else {
+                result.unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
             checked += 1;
         }
     }

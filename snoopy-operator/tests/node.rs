@@ -716,8 +716,39 @@ async fn flows_jobs_log_the_pods_conversation_with_pod_names() {
     delete_namespace(&client, &ns).await;
 }
 
+/// The `/proc/PID/status` of the (one) iperf3 process on this node whose parent is podtracer:
+/// the server an exec Job runs.
+fn iperf3_under_podtracer() -> String {
+    let name_of = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .map(|p| p.trim().to_owned())
+            .unwrap_or_default();
+        if status.starts_with("Name:\tiperf3\n") && name_of(&ppid) == "podtracer" {
+            found.push(status);
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "iperf3 processes under podtracer: {found:#?}"
+    );
+    found.pop().unwrap()
+}
+
 /// `exec` runs iperf3 "as" two pods: a server in one, a client in the other, through the pod
-/// network; the client's Job log holds the iperf3 result.
+/// network; the client's Job log holds the iperf3 result. The server, seen from the node, runs
+/// as nobody without capabilities.
 #[tokio::test]
 async fn exec_runs_iperf3_between_two_pods() {
     let client = client().await;
@@ -776,6 +807,23 @@ async fn exec_runs_iperf3_between_two_pods() {
         }
     })
     .await;
+    // The server waits for its client: look at it from the node. podtracer runs it as
+    // nobody with no capability in any set and no_new_privs, inside the Job.
+    let status = iperf3_under_podtracer();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(field("Uid"), "65534\t65534\t65534\t65534", "{status}");
+    assert_eq!(field("Gid"), "65534\t65534\t65534\t65534", "{status}");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(set), "0000000000000000", "{set}: {status}");
+    }
+    assert_eq!(field("NoNewPrivs"), "1", "{status}");
     let client_cr = api
         .create(
             &PostParams::default(),

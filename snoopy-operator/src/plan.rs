@@ -1226,4 +1226,42 @@ mod tests {
         let fits = "tcp or ".repeat(500) + "udp";
         assert!(planned(&snoopy(capture(Some(&fits)))).is_ok());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Validation never panics on any text in the fields a user controls, and whatever it
+        /// accepts keeps the policy: the hostPath stays in the CR's directory, exec runs only
+        /// an allowlisted program, the target namespace is the CR's own.
+        #[test]
+        fn validation_never_panics_and_keeps_the_policy(
+            path in "\\PC{0,40}",
+            command in "\\PC{0,12}",
+            namespace in "[a-z/.-]{0,12}",
+            broker in "\\PC{0,30}",
+            filter in "[a-z0-9 ()!&|]{0,60}",
+        ) {
+            let settings = Settings::default();
+            let mut spec = with_host_path(Some(&path));
+            spec.target_namespace = Some(namespace.clone());
+            if let Ok(plan) = spec.plan_with(&settings) {
+                let Output::HostPath(dir) = plan.output else { panic!("not a hostPath") };
+                proptest::prop_assert!(dir.starts_with("/var/lib/snoopy/shop/cr"), "{dir}");
+                proptest::prop_assert!(!dir.contains("/../"), "{dir}");
+                proptest::prop_assert_eq!(namespace.as_str(), "shop");
+            }
+            let mut open_exec = open();
+            open_exec.policy.allow_exec = true;
+            if let Ok(plan) = exec(&command).plan_with(&open_exec) {
+                let Tool::Exec { command: c, .. } = plan.tool else { panic!("not exec") };
+                proptest::prop_assert!(
+                    ["iperf3", "ping", "ip", "ss", "nslookup", "dig"].contains(&c.as_str()),
+                    "{c}"
+                );
+            }
+            let _ = with_kafka(capture(None), serde_json::json!({"brokers": [broker]}))
+                .plan_with(&settings);
+            let _ = snoopy(capture(Some(&filter))).plan_with(&settings);
+        }
+    }
 }

@@ -33,7 +33,7 @@ pub enum Command {
     Capture(CaptureArgs),
     /// Run a host program inside a pod's network namespace.
     #[command(
-        after_help = "Examples:\n  podtracer exec --pod web-0 -n shop -- ip -o addr\n  podtracer exec -l app=web -n shop -- ss -tn\n  podtracer exec --pid 4242 -- ip -o addr\n  podtracer exec --pid 4242 -- ss -tnp\n  podtracer exec --pid 4242 -- iperf3 -c 10.0.0.7"
+        after_help = "Examples:\n  podtracer exec --pod web-0 -n shop -- ip -o addr\n  podtracer exec -l app=web -n shop -- ss -tn\n  podtracer exec --pid 4242 -- ip -o addr\n  podtracer exec --pid 4242 --keep-cap NET_RAW -- ping -c 3 10.0.0.7\n  podtracer exec --pid 4242 --as-root -- ss -tnp\n  podtracer exec --pid 4242 --allow iperf3,ping=NET_RAW -- iperf3 -c 10.0.0.7\n\nThe program runs as nobody (65534) with no capabilities (only those of --keep-cap, or of its --allow entry) and no_new_privs, after the namespace is entered; --as-root keeps podtracer's."
     )]
     Exec(ExecArgs),
     /// Connections seen in a pod's traffic: who talks to whom, which attempts fail, RTTs.

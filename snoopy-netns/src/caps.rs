@@ -11,6 +11,12 @@ use std::fmt;
 /// A Linux capability that Snoopy may need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Capability {
+    /// `CAP_SETGID`: change the group ids (dropping to an unprivileged group).
+    SetGid,
+    /// `CAP_SETUID`: change the user ids (dropping to an unprivileged user).
+    SetUid,
+    /// `CAP_SETPCAP`: remove capabilities from the bounding set.
+    SetPcap,
     /// `CAP_NET_ADMIN`: promiscuous mode and interface configuration.
     NetAdmin,
     /// `CAP_NET_RAW`: packet (AF_PACKET) sockets.
@@ -25,6 +31,9 @@ impl Capability {
     /// The capability's number in `<linux/capability.h>`.
     pub fn number(self) -> u32 {
         match self {
+            Capability::SetGid => 6,
+            Capability::SetUid => 7,
+            Capability::SetPcap => 8,
             Capability::NetAdmin => 12,
             Capability::NetRaw => 13,
             Capability::SysPtrace => 19,
@@ -35,11 +44,47 @@ impl Capability {
     /// The name without the `CAP_` prefix, as Kubernetes `securityContext` spells it.
     pub fn kubernetes_name(self) -> &'static str {
         match self {
+            Capability::SetGid => "SETGID",
+            Capability::SetUid => "SETUID",
+            Capability::SetPcap => "SETPCAP",
             Capability::NetAdmin => "NET_ADMIN",
             Capability::NetRaw => "NET_RAW",
             Capability::SysAdmin => "SYS_ADMIN",
             Capability::SysPtrace => "SYS_PTRACE",
         }
+    }
+}
+
+impl Capability {
+    /// Every capability this crate names.
+    pub const ALL: [Capability; 7] = [
+        Capability::SetGid,
+        Capability::SetUid,
+        Capability::SetPcap,
+        Capability::NetAdmin,
+        Capability::NetRaw,
+        Capability::SysPtrace,
+        Capability::SysAdmin,
+    ];
+}
+
+impl std::str::FromStr for Capability {
+    type Err = String;
+
+    /// `NET_RAW` or `CAP_NET_RAW`, any case.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let upper = s.trim().to_ascii_uppercase();
+        let name = upper.strip_prefix("CAP_").unwrap_or(&upper);
+        Capability::ALL
+            .into_iter()
+            .find(|c| c.kubernetes_name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Capability::ALL
+                    .iter()
+                    .map(|c| c.kubernetes_name())
+                    .collect();
+                format!("unknown capability {s:?}; known: {}", known.join(", "))
+            })
     }
 }
 

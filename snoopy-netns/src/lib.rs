@@ -12,6 +12,8 @@
 //!   packet capture needs.
 //! * [`command_in`] — a [`std::process::Command`] that enters the namespaces just before
 //!   `exec`, so any program runs inside them with its arguments passed as argv.
+//! * [`privileges`] — what a program run there keeps: an unprivileged user, only the
+//!   capabilities it needs, no new privileges; and the allowlist of programs that may run.
 //! * [`caps`] — turns `EPERM` into a sentence naming the missing capability and how to
 //!   grant it.
 //!
@@ -36,6 +38,7 @@ pub mod caps;
 mod command;
 mod error;
 mod namespace;
+pub mod privileges;
 mod sys;
 mod thread;
 

@@ -211,6 +211,31 @@ pub struct Summary {
 
 /// Sums up the targets. `waiting` is true when more work is expected later (a schedule, or
 /// `follow`): then finished targets make the CR `Scheduled`/`Running`, not final.
+/// At most `max` of `entries`, problems first (Failed, Gone, then Running and Pending, then
+/// Succeeded), in their original order: what `status.targets` keeps of a large CR.
+pub fn bounded(entries: Vec<TargetStatus>, max: usize) -> Vec<TargetStatus> {
+    if entries.len() <= max {
+        return entries;
+    }
+    let rank = |p: TargetPhase| match p {
+        TargetPhase::Failed | TargetPhase::Gone => 0,
+        TargetPhase::Succeeded => 2,
+        _ => 1,
+    };
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    order.sort_by_key(|&i| rank(entries[i].phase));
+    let mut keep: Vec<usize> = order.into_iter().take(max).collect();
+    keep.sort_unstable();
+    let mut keep = keep.into_iter().peekable();
+    entries
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.next_if_eq(i).is_some())
+        .map(|(_, e)| e)
+        .collect()
+}
+
+/// Counts and phase over every target.
 pub fn summarize(targets: &[TargetStatus], scheduled: bool) -> Summary {
     let count = |f: fn(TargetPhase) -> bool| {
         i32::try_from(targets.iter().filter(|t| f(t.phase)).count()).unwrap_or(i32::MAX)
@@ -270,13 +295,20 @@ mod tests {
             uid: "p1".into(),
             node: "n1".into(),
         };
-        let plan = Plan::try_from(&TcpdumpSpec {
-            name: "x".into(),
-            target_namespace: "ns".into(),
-            pod_label: Default::default(),
-            interface_name: "eth0".into(),
-            packet_count: 5,
-        })
+        let plan = Plan::for_tcpdump(
+            &TcpdumpSpec {
+                name: "x".into(),
+                target_namespace: "ns".into(),
+                pod_label: Default::default(),
+                interface_name: "eth0".into(),
+                packet_count: 5,
+            },
+            crate::plan::CrRef {
+                namespace: "ns",
+                name: "x",
+            },
+            &Settings::default(),
+        )
         .unwrap();
         build(&owner, &target, "once", &plan, &Settings::default())
     }
@@ -467,5 +499,43 @@ mod tests {
         assert_eq!(summarize(&[t(Succeeded)], true).phase, Phase::Scheduled);
         assert_eq!(summarize(&[], true).phase, Phase::Scheduled);
         assert_eq!(summarize(&[t(Pending)], false).phase, Phase::Pending);
+    }
+
+    #[test]
+    fn status_keeps_problems_first_within_the_bound() {
+        let entry = |pod: &str, phase: TargetPhase| {
+            let mut t = without_job(
+                &Target {
+                    namespace: "ns".into(),
+                    name: pod.into(),
+                    uid: pod.into(),
+                    node: "n".into(),
+                },
+                "once",
+                "job",
+                true,
+            );
+            t.phase = phase;
+            t
+        };
+        let entries: Vec<TargetStatus> = (0..10)
+            .map(|i| {
+                let phase = match i {
+                    3 => TargetPhase::Failed,
+                    7 => TargetPhase::Gone,
+                    8 => TargetPhase::Running,
+                    _ => TargetPhase::Succeeded,
+                };
+                entry(&format!("p{i}"), phase)
+            })
+            .collect();
+        assert_eq!(bounded(entries.clone(), 10), entries);
+        let kept: Vec<String> = bounded(entries.clone(), 4)
+            .into_iter()
+            .map(|t| t.pod)
+            .collect();
+        assert_eq!(kept, ["p0", "p3", "p7", "p8"]);
+        assert_eq!(summarize(&entries, false).total, 10);
+        assert!(bounded(entries, 0).is_empty());
     }
 }

@@ -6,8 +6,8 @@ use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource, HostPathVolumeSource,
     ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SecretKeySelector, SecretVolumeSource, SecurityContext, Toleration,
-    Volume, VolumeMount,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Toleration, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
@@ -15,7 +15,7 @@ use kube::api::ObjectMeta;
 use crate::crd::CaptureFormat;
 use crate::naming;
 use crate::plan::{Kafka, Output, Plan, Tool};
-use crate::settings::Settings;
+use crate::settings::{EXEC_DROP_CAPABILITIES, Settings};
 
 /// The CR a Job belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,20 +104,14 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
             format!("{}/{}", target.namespace, target.name),
         ),
     ]);
-    let mut mounts = vec![
-        VolumeMount {
-            name: "host-proc".into(),
-            mount_path: "/host/proc".into(),
-            read_only: Some(true),
-            ..Default::default()
-        },
-        VolumeMount {
-            name: "runtime-socket".into(),
-            mount_path: settings.runtime_socket_path().into(),
-            read_only: Some(true),
-            ..Default::default()
-        },
-    ];
+    // No host /proc mount: with hostPID the container's own /proc shows the target's
+    // processes, which is where podtracer opens /proc/PID/ns/net.
+    let mut mounts = vec![VolumeMount {
+        name: "runtime-socket".into(),
+        mount_path: settings.runtime_socket_path().into(),
+        read_only: Some(true),
+        ..Default::default()
+    }];
     // The root filesystem is read-only, but tools run by `exec` need scratch space (iperf3
     // creates its buffer file with mkstemp in /tmp): a small emptyDir.
     mounts.push(VolumeMount {
@@ -126,7 +120,6 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
         ..Default::default()
     });
     let mut volumes = vec![
-        host_path_volume("host-proc", "/proc", "Directory"),
         host_path_volume("runtime-socket", settings.runtime_socket_path(), "Socket"),
         Volume {
             name: "tmp".into(),
@@ -181,6 +174,12 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
             ("memory".to_owned(), Quantity(mem.clone())),
         ])
     };
+    let mut capabilities = settings.capabilities.clone();
+    if matches!(plan.tool, Tool::Exec { .. }) {
+        // podtracer drops the exec'd program to nobody with only its allowlist entry's
+        // capabilities: changing ids and the bounding set takes these three.
+        capabilities.extend(EXEC_DROP_CAPABILITIES.map(String::from));
+    }
     let container = Container {
         name: CONTAINER.into(),
         image: Some(settings.podtracer_image.clone()),
@@ -197,10 +196,19 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
             // Root in the container, but only with the capabilities podtracer needs.
             run_as_user: Some(0),
             capabilities: Some(Capabilities {
-                add: Some(settings.capabilities.clone()),
+                add: Some(capabilities),
                 drop: Some(vec!["ALL".into()]),
             }),
+            // no_new_privs for podtracer and everything it runs: root's capabilities come
+            // from the container's configuration, never from a set-uid or file-capability
+            // program. (Kubernetes refuses this with `CAP_SYS_ADMIN` spelled that way, not
+            // with `SYS_ADMIN`; the kernel grants the same.)
+            allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
             ..Default::default()
         }),
         termination_message_path: Some(TERMINATION_LOG.into()),
@@ -323,6 +331,9 @@ pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settin
             command,
             args: rest,
         } => {
+            // Defense in depth: podtracer refuses anything off the admin's list too, and
+            // drops the program to what its entry keeps.
+            args.extend(["--allow".into(), settings.policy.exec_allowlist.to_string()]);
             args.push("--".into());
             args.push(command.clone());
             args.extend(rest.iter().cloned());
@@ -483,7 +494,8 @@ fn host_path_volume(name: &str, path: &str, type_: &str) -> Volume {
 pub(crate) mod fixtures {
     use super::{Owner, Target};
     use crate::crd::TcpdumpSpec;
-    use crate::plan::Plan;
+    use crate::plan::{CrRef, Plan};
+    use crate::settings::Settings;
 
     pub(crate) fn owner() -> Owner {
         Owner {
@@ -504,13 +516,20 @@ pub(crate) mod fixtures {
     }
 
     pub(crate) fn poc_plan() -> Plan {
-        Plan::try_from(&TcpdumpSpec {
-            name: "test-pcap".into(),
-            target_namespace: "cnf-telco".into(),
-            pod_label: [("networkMonitor".to_owned(), "true".to_owned())].into(),
-            interface_name: "eth0".into(),
-            packet_count: 50,
-        })
+        Plan::for_tcpdump(
+            &TcpdumpSpec {
+                name: "test-pcap".into(),
+                target_namespace: "cnf-telco".into(),
+                pod_label: [("networkMonitor".to_owned(), "true".to_owned())].into(),
+                interface_name: "eth0".into(),
+                packet_count: 50,
+            },
+            CrRef {
+                namespace: "cnf-telco",
+                name: "tcpdump-sample",
+            },
+            &Settings::default(),
+        )
         .unwrap()
     }
 }
@@ -583,7 +602,14 @@ mod tests {
             .iter()
             .filter_map(|v| v.host_path.as_ref().map(|h| h.path.as_str()))
             .collect();
-        assert_eq!(paths, ["/proc", "/run/containerd/containerd.sock"]);
+        assert_eq!(paths, ["/run/containerd/containerd.sock"]);
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            sc.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+            Some("RuntimeDefault")
+        );
+        assert_eq!(spec.ttl_seconds_after_finished, Some(86_400));
+        assert_eq!(spec.active_deadline_seconds, None, "a counted capture ends");
         let args = c.args.clone().unwrap();
         assert_eq!(
             args,
@@ -645,7 +671,38 @@ mod tests {
         };
         let args = podtracer_args(&target(), "once", &plan, &Settings::default());
         assert_eq!(args[0], "exec");
-        assert_eq!(&args[args.len() - 4..], ["--", "iperf3", "-s", "-1"]);
+        assert_eq!(
+            &args[args.len() - 6..],
+            [
+                "--allow",
+                "iperf3,ping=NET_RAW,ip,ss,nslookup,dig",
+                "--",
+                "iperf3",
+                "-s",
+                "-1"
+            ]
+        );
+        // The exec Job may drop the program's privileges: three more capabilities.
+        let job = build(&owner(), &target(), "once", &plan, &Settings::default());
+        let caps = job.spec.unwrap().template.spec.unwrap().containers[0]
+            .security_context
+            .clone()
+            .unwrap()
+            .capabilities
+            .unwrap()
+            .add
+            .unwrap();
+        assert_eq!(
+            caps,
+            [
+                "NET_RAW",
+                "SYS_ADMIN",
+                "SYS_PTRACE",
+                "SETUID",
+                "SETGID",
+                "SETPCAP"
+            ]
+        );
     }
 
     fn kafka_plan(tls: bool, sasl: bool, output: Output) -> Plan {

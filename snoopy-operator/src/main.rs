@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{ArgAction, Parser, Subcommand};
+use snoopy_netns::privileges::{DEFAULT_EXEC_ALLOWLIST, ExecAllowlist};
 use snoopy_operator::controller::{self, Context};
-use snoopy_operator::settings::Settings;
+use snoopy_operator::settings::{DEFAULT_HOST_PATH_PREFIX, Limits, Policy, Settings};
 use snoopy_operator::{client, crd, http, metrics::Metrics};
 
 /// Snoopy's Kubernetes operator.
@@ -27,7 +28,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the operator (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write the CRD YAML generated from the Rust types (to stdout, or one file per CRD).
     Crdgen {
         /// Directory for the files (`snoopy-operator/config/crd`).
@@ -64,15 +65,103 @@ struct RunArgs {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "SNOOPY_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// Policy: CRs may target pods outside their own namespace (targetNamespace of another
+    /// namespace, namespaceSelector). Until the admission webhook checks each user's
+    /// pods/exec permission, only for clusters whose CR authors may see every namespace.
+    #[arg(long, env = "SNOOPY_ALLOW_CROSS_NAMESPACE", default_value_t = false, action = ArgAction::Set)]
+    allow_cross_namespace: bool,
+    /// Policy: CRs may use tool.exec (programs on the allowlist only).
+    #[arg(long, env = "SNOOPY_ALLOW_EXEC", default_value_t = false, action = ArgAction::Set)]
+    allow_exec: bool,
+    /// Policy: the programs exec may run, `PROGRAM[=CAP+CAP]` separated by commas; each runs
+    /// as nobody keeping only the capabilities listed.
+    #[arg(long, env = "SNOOPY_EXEC_ALLOWLIST", default_value = DEFAULT_EXEC_ALLOWLIST)]
+    exec_allowlist: ExecAllowlist,
+    /// Policy: CRs may name Secrets of the operator's namespace (Kafka TLS and SASL).
+    #[arg(long, env = "SNOOPY_ALLOW_SECRET_REFERENCES", default_value_t = false, action = ArgAction::Set)]
+    allow_secret_references: bool,
+    /// Policy: CRs may name PVCs of the operator's namespace.
+    #[arg(long, env = "SNOOPY_ALLOW_PVC", default_value_t = false, action = ArgAction::Set)]
+    allow_pvc: bool,
+    /// Policy: hostPath outputs go to PREFIX/NAMESPACE/NAME on the node; empty refuses
+    /// hostPath outputs.
+    #[arg(long, env = "SNOOPY_HOST_PATH_PREFIX", default_value = DEFAULT_HOST_PATH_PREFIX)]
+    host_path_prefix: String,
+    /// Policy: Kafka brokers CRs may use, `HOST:PORT` or `HOST`, separated by commas; empty
+    /// allows any.
+    #[arg(
+        long,
+        env = "SNOOPY_KAFKA_BROKERS",
+        default_value = "",
+        value_delimiter = ','
+    )]
+    kafka_brokers: Vec<String>,
+    /// At most this many targets (Jobs) per CR and run.
+    #[arg(long, env = "SNOOPY_MAX_TARGETS", default_value_t = Limits::default().max_targets)]
+    max_targets: usize,
+    /// At most this many entries in a CR's status.targets (counts cover all).
+    #[arg(long, env = "SNOOPY_MAX_STATUS_TARGETS", default_value_t = Limits::default().max_status_targets)]
+    max_status_targets: usize,
+    /// activeDeadlineSeconds of exec and flows Jobs whose CR sets none.
+    #[arg(long, env = "SNOOPY_DEFAULT_DEADLINE_SECONDS", default_value_t = Limits::default().default_deadline_seconds)]
+    default_deadline_seconds: i64,
+    /// ttlSecondsAfterFinished of Jobs whose CR sets none.
+    #[arg(long, env = "SNOOPY_DEFAULT_TTL_SECONDS", default_value_t = Limits::default().default_ttl_seconds)]
+    default_ttl_seconds: i32,
+}
+
+impl RunArgs {
+    /// The admin's policy and limits, checked.
+    fn policy_and_limits(&self) -> anyhow::Result<(Policy, Limits)> {
+        let prefix = self.host_path_prefix.trim_end_matches('/');
+        let host_path_prefix = if self.host_path_prefix.is_empty() {
+            None
+        } else if !prefix.starts_with('/') || prefix.split('/').any(|c| c == "..") {
+            anyhow::bail!(
+                "SNOOPY_HOST_PATH_PREFIX {:?}: an absolute directory other than / (e.g. {DEFAULT_HOST_PATH_PREFIX}), or empty to refuse hostPath outputs",
+                self.host_path_prefix
+            );
+        } else {
+            Some(prefix.to_owned())
+        };
+        anyhow::ensure!(
+            self.max_targets > 0
+                && self.default_deadline_seconds > 0
+                && self.default_ttl_seconds >= 0,
+            "SNOOPY_MAX_TARGETS and SNOOPY_DEFAULT_DEADLINE_SECONDS must be at least 1, SNOOPY_DEFAULT_TTL_SECONDS at least 0"
+        );
+        Ok((
+            Policy {
+                allow_cross_namespace: self.allow_cross_namespace,
+                allow_exec: self.allow_exec,
+                exec_allowlist: self.exec_allowlist.clone(),
+                allow_secret_references: self.allow_secret_references,
+                allow_pvc: self.allow_pvc,
+                host_path_prefix,
+                kafka_brokers: self
+                    .kafka_brokers
+                    .iter()
+                    .map(|b| b.trim().to_owned())
+                    .filter(|b| !b.is_empty())
+                    .collect(),
+            },
+            Limits {
+                max_targets: self.max_targets,
+                max_status_targets: self.max_status_targets,
+                default_deadline_seconds: self.default_deadline_seconds,
+                default_ttl_seconds: self.default_ttl_seconds,
+            },
+        ))
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Run(cli.run)) {
+    let result = match cli.command.unwrap_or(Command::Run(Box::new(cli.run))) {
         Command::Crdgen { out } => crdgen(out),
         Command::Run(args) => tokio::runtime::Runtime::new()
             .context("starting the tokio runtime")
-            .and_then(|rt| rt.block_on(run(args))),
+            .and_then(|rt| rt.block_on(run(*args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,6 +189,7 @@ fn crdgen(out: Option<PathBuf>) -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let (policy, limits) = args.policy_and_limits()?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -117,15 +207,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         image_pull_policy: args.image_pull_policy,
         runtime_endpoint: args.runtime_endpoint,
         watch_namespace: args.watch_namespace,
+        policy,
+        bounds: limits,
         ..Settings::default()
     };
-    tracing::info!(namespace = %settings.namespace, image = %settings.podtracer_image, "snoopy-operator starting");
-    let ctx = Arc::new(Context {
-        client,
-        settings,
-        metrics,
-        reporter: client::reporter(),
-    });
+    tracing::info!(namespace = %settings.namespace, image = %settings.podtracer_image, policy = ?settings.policy, bounds = ?settings.bounds, "snoopy-operator starting");
+    let ctx = Arc::new(Context::new(client, settings, metrics, client::reporter()));
     ready.store(true, Ordering::Relaxed);
     tokio::select! {
         () = controller::run(ctx) => Ok(()),

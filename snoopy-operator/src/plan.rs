@@ -10,6 +10,7 @@ use crate::crd::{
     CaptureFormat, KafkaOutput, SaslMechanism, SnoopyJobSpec, TargetMode, TcpdumpSpec,
 };
 use crate::schedule::Schedule;
+use crate::settings::{Policy, Settings};
 // podtracer's default topics (the operator names them when the spec does not).
 use crate::{filter, selector};
 use snoopy_capture::sink::{DEFAULT_FLOWS_TOPIC, DEFAULT_PACKETS_TOPIC};
@@ -79,8 +80,22 @@ pub enum Output {
     Logs,
     /// A PVC (in the operator's namespace).
     Pvc(String),
-    /// A directory on the node.
+    /// A directory on the node: always `PREFIX/NAMESPACE/NAME[/SUBPATH]` (the admin's prefix,
+    /// the CR's own directory).
     HostPath(String),
+}
+
+/// The longest filter expression a CR may carry (also the CRD's `maxLength`).
+pub const MAX_FILTER_LEN: usize = 4096;
+
+/// The CR being planned: the namespace it lives in and its name (its hostPath directory,
+/// and the namespace its targets must be in unless the admin allows others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrRef<'a> {
+    /// `metadata.namespace`.
+    pub namespace: &'a str,
+    /// `metadata.name`.
+    pub name: &'a str,
 }
 
 /// Kafka output, validated: what the Job's `--sink` and environment are made of.
@@ -164,11 +179,15 @@ fn invalid(reason: &'static str, message: impl Into<String>) -> Invalid {
     }
 }
 
-impl TryFrom<&TcpdumpSpec> for Plan {
-    type Error = Invalid;
-
-    fn try_from(spec: &TcpdumpSpec) -> Result<Self, Invalid> {
+impl Plan {
+    /// Validates a `Tcpdump` against the admin's settings.
+    pub fn for_tcpdump(
+        spec: &TcpdumpSpec,
+        cr: CrRef<'_>,
+        settings: &Settings,
+    ) -> Result<Self, Invalid> {
         check_namespace(&spec.target_namespace)?;
+        check_same_namespace(&spec.target_namespace, cr, &settings.policy)?;
         let capture = Capture {
             interface: check_interface(&spec.interface_name)?,
             filter: None,
@@ -187,24 +206,36 @@ impl TryFrom<&TcpdumpSpec> for Plan {
             output: Output::Logs,
             kafka: None,
             active_deadline_seconds: None,
-            ttl_seconds_after_finished: None,
+            ttl_seconds_after_finished: Some(settings.bounds.default_ttl_seconds),
             suspend: false,
         })
     }
-}
 
-impl TryFrom<&SnoopyJobSpec> for Plan {
-    type Error = Invalid;
-
-    fn try_from(spec: &SnoopyJobSpec) -> Result<Self, Invalid> {
+    /// Validates a `SnoopyJob` against the admin's settings.
+    pub fn for_snoopyjob(
+        spec: &SnoopyJobSpec,
+        cr: CrRef<'_>,
+        settings: &Settings,
+    ) -> Result<Self, Invalid> {
+        let policy = &settings.policy;
         let namespaces = match (&spec.target_namespace, &spec.namespace_selector) {
             (Some(ns), None) => {
                 check_namespace(ns)?;
+                check_same_namespace(ns, cr, policy)?;
                 Namespaces::Named(ns.clone())
             }
             (None, Some(sel)) => {
                 selector::to_query(sel)
                     .map_err(|e| invalid("InvalidSpec", format!("namespaceSelector: {e}")))?;
+                if !policy.allow_cross_namespace {
+                    return Err(invalid(
+                        "CrossNamespaceNotAllowed",
+                        format!(
+                            "namespaceSelector may select other namespaces than this CR's ({}); the operator's admin allows only targetNamespace: {} (SNOOPY_ALLOW_CROSS_NAMESPACE is false)",
+                            cr.namespace, cr.namespace
+                        ),
+                    ));
+                }
                 Namespaces::Selector(sel.clone())
             }
             _ => {
@@ -220,15 +251,18 @@ impl TryFrom<&SnoopyJobSpec> for Plan {
             None => Output::Logs,
             Some(v) => match (&v.persistent_volume_claim, &v.host_path) {
                 (Some(pvc), None) if !pvc.claim_name.is_empty() => {
+                    if !policy.allow_pvc {
+                        return Err(invalid(
+                            "PvcNotAllowed",
+                            format!(
+                                "output.volume.persistentVolumeClaim {:?}: the operator's admin does not allow PVC references (SNOOPY_ALLOW_PVC is false); use hostPath or the log",
+                                pvc.claim_name
+                            ),
+                        ));
+                    }
                     Output::Pvc(pvc.claim_name.clone())
                 }
-                (None, Some(hp)) if hp.path.starts_with('/') => Output::HostPath(hp.path.clone()),
-                (None, Some(hp)) => {
-                    return Err(invalid(
-                        "InvalidSpec",
-                        format!("output.volume.hostPath.path {:?} is not absolute", hp.path),
-                    ));
-                }
+                (None, Some(hp)) => Output::HostPath(host_path(hp.path.as_deref(), cr, policy)?),
                 _ => {
                     return Err(invalid(
                         "InvalidSpec",
@@ -238,8 +272,10 @@ impl TryFrom<&SnoopyJobSpec> for Plan {
             },
         };
         let kafka_spec = spec.output.as_ref().and_then(|o| o.kafka.as_ref());
-        let tool = tool(spec, &output, kafka_spec.is_some())?;
-        let kafka = kafka_spec.map(|k| kafka(k, &tool)).transpose()?;
+        let tool = tool(spec, &output, kafka_spec.is_some(), policy)?;
+        let kafka = kafka_spec.map(|k| kafka(k, &tool, policy)).transpose()?;
+        let default_deadline = matches!(tool, Tool::Exec { .. } | Tool::Flows { .. })
+            .then_some(settings.bounds.default_deadline_seconds);
         let schedule = spec
             .schedule
             .as_deref()
@@ -255,17 +291,87 @@ impl TryFrom<&SnoopyJobSpec> for Plan {
             mode: spec.targets.unwrap_or_default(),
             output,
             kafka,
-            active_deadline_seconds: spec.active_deadline_seconds,
-            ttl_seconds_after_finished: spec.ttl_seconds_after_finished,
+            active_deadline_seconds: spec.active_deadline_seconds.or(default_deadline),
+            ttl_seconds_after_finished: spec
+                .ttl_seconds_after_finished
+                .or(Some(settings.bounds.default_ttl_seconds)),
             suspend: spec.suspend.unwrap_or(false),
         })
     }
 }
 
-fn tool(spec: &SnoopyJobSpec, output: &Output, kafka: bool) -> Result<Tool, Invalid> {
+/// A target namespace other than the CR's own, unless the admin allows it.
+fn check_same_namespace(target: &str, cr: CrRef<'_>, policy: &Policy) -> Result<(), Invalid> {
+    if target == cr.namespace || policy.allow_cross_namespace {
+        return Ok(());
+    }
+    Err(invalid(
+        "CrossNamespaceNotAllowed",
+        format!(
+            "targetNamespace {target} is not this CR's namespace ({}): the operator's admin allows only targets in the CR's own namespace (SNOOPY_ALLOW_CROSS_NAMESPACE is false); create the CR in {target}",
+            cr.namespace
+        ),
+    ))
+}
+
+/// The node directory of a hostPath output: `PREFIX/NAMESPACE/NAME`, plus the spec's
+/// relative `path` if any. Never a directory the user chooses outside the CR's own.
+fn host_path(sub: Option<&str>, cr: CrRef<'_>, policy: &Policy) -> Result<String, Invalid> {
+    let Some(prefix) = &policy.host_path_prefix else {
+        return Err(invalid(
+            "HostPathNotAllowed",
+            "output.volume.hostPath: the operator's admin does not allow hostPath outputs (no SNOOPY_HOST_PATH_PREFIX)",
+        ));
+    };
+    let mut dir = format!(
+        "{}/{}/{}",
+        prefix.trim_end_matches('/'),
+        cr.namespace,
+        cr.name
+    );
+    let asked = sub.unwrap_or("");
+    let absolute = asked.starts_with('/');
+    let sub = asked.trim_end_matches('/');
+    if sub.is_empty() && !absolute {
+        return Ok(dir);
+    }
+    let components_ok = sub.split('/').all(|c| {
+        !c.is_empty()
+            && c != "."
+            && c != ".."
+            && c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+    });
+    if absolute || !components_ok || sub.len() > 253 {
+        return Err(invalid(
+            "InvalidHostPath",
+            format!(
+                "output.volume.hostPath.path {asked:?}: hostPath outputs always go to {dir}/ on the node; path may only name a subdirectory in it (relative, letters, digits, '.', '_', '-', no '..'), not an absolute path"
+            ),
+        ));
+    }
+    dir.push('/');
+    dir.push_str(sub);
+    Ok(dir)
+}
+
+fn tool(
+    spec: &SnoopyJobSpec,
+    output: &Output,
+    kafka: bool,
+    policy: &Policy,
+) -> Result<Tool, Invalid> {
     let t = &spec.tool;
     match (&t.capture, &t.flows, &t.exec) {
         (Some(c), None, None) => {
+            if let Some(f) = &c.filter
+                && f.len() > MAX_FILTER_LEN
+            {
+                return Err(invalid(
+                    "InvalidFilter",
+                    format!("filter is {} bytes long; at most {MAX_FILTER_LEN}", f.len()),
+                ));
+            }
             if let Some(f) = &c.filter {
                 filter::check(f)
                     .map_err(|e| invalid("InvalidFilter", format!("filter {f:?}: {e}")))?;
@@ -328,6 +434,26 @@ fn tool(spec: &SnoopyJobSpec, output: &Output, kafka: bool) -> Result<Tool, Inva
             if e.command.trim().is_empty() {
                 return Err(invalid("InvalidSpec", "tool.exec.command is empty"));
             }
+            if !policy.allow_exec {
+                return Err(invalid(
+                    "ExecNotAllowed",
+                    "tool.exec: the operator's admin does not allow exec (SNOOPY_ALLOW_EXEC is false)",
+                ));
+            }
+            if policy
+                .exec_allowlist
+                .rule_for(std::ffi::OsStr::new(&e.command))
+                .is_none()
+            {
+                return Err(invalid(
+                    "ProgramNotAllowed",
+                    format!(
+                        "tool.exec.command {:?} is not on the operator's exec allowlist ({}); the admin sets it (SNOOPY_EXEC_ALLOWLIST)",
+                        e.command,
+                        policy.exec_allowlist.names()
+                    ),
+                ));
+            }
             Ok(Tool::Exec {
                 command: e.command.clone(),
                 args: e.args.clone(),
@@ -341,7 +467,7 @@ fn tool(spec: &SnoopyJobSpec, output: &Output, kafka: bool) -> Result<Tool, Inva
 }
 
 /// Kafka output: brokers, topic, Secret references.
-fn kafka(k: &KafkaOutput, tool: &Tool) -> Result<Kafka, Invalid> {
+fn kafka(k: &KafkaOutput, tool: &Tool, policy: &Policy) -> Result<Kafka, Invalid> {
     let default_topic = match tool {
         Tool::Capture(_) => DEFAULT_PACKETS_TOPIC,
         Tool::Flows { .. } => DEFAULT_FLOWS_TOPIC,
@@ -360,6 +486,30 @@ fn kafka(k: &KafkaOutput, tool: &Tool) -> Result<Kafka, Invalid> {
     }
     for b in &k.brokers {
         check_broker(b)?;
+        if !broker_allowed(b, &policy.kafka_brokers) {
+            return Err(invalid(
+                "BrokerNotAllowed",
+                format!(
+                    "output.kafka.brokers: {b:?} is not on the operator's broker allowlist ({}); the admin sets it (SNOOPY_KAFKA_BROKERS)",
+                    policy.kafka_brokers.join(", ")
+                ),
+            ));
+        }
+    }
+    if (k.tls.is_some() || k.sasl.is_some()) && !policy.allow_secret_references {
+        return Err(invalid(
+            "SecretReferenceNotAllowed",
+            "output.kafka.tls / sasl name Secrets of the operator's namespace, which the operator's admin does not allow (SNOOPY_ALLOW_SECRET_REFERENCES is false)",
+        ));
+    }
+    if let Some(s) = &k.sasl
+        && s.mechanism == SaslMechanism::Plain
+        && k.tls.is_none()
+    {
+        return Err(invalid(
+            "InsecureSasl",
+            "output.kafka.sasl: PLAIN sends the password in clear; use it only with output.kafka.tls (or use SCRAM-SHA-256/512)",
+        ));
     }
     let topic = k.topic.clone().unwrap_or_else(|| default_topic.to_owned());
     let topic_ok = !topic.is_empty()
@@ -463,6 +613,18 @@ fn check_broker(b: &str) -> Result<(), Invalid> {
     } else {
         Err(bad("is not a host name or IP address"))
     }
+}
+
+/// Whether `broker` (`HOST:PORT`, validated) is on `allowed` (entries `HOST:PORT` or
+/// `HOST`, compared without case); an empty list allows any.
+fn broker_allowed(broker: &str, allowed: &[String]) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    let host = broker.rsplit_once(':').map_or(broker, |(h, _)| h);
+    allowed
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(broker) || a.eq_ignore_ascii_case(host))
 }
 
 /// A Secret's name: a DNS subdomain.
@@ -575,6 +737,38 @@ mod tests {
     use super::*;
     use crate::crd::{CaptureTool, ExecTool, FlowsTool, KafkaOutput, OutputSpec, ToolSpec};
 
+    const CR: CrRef<'static> = CrRef {
+        namespace: "shop",
+        name: "cr",
+    };
+
+    /// Settings that allow everything the fail-closed defaults refuse.
+    fn open() -> Settings {
+        Settings {
+            policy: Policy::permissive(),
+            ..Settings::default()
+        }
+    }
+
+    trait Spec {
+        fn plan_with(&self, settings: &Settings) -> Result<Plan, Invalid>;
+    }
+    impl Spec for SnoopyJobSpec {
+        fn plan_with(&self, settings: &Settings) -> Result<Plan, Invalid> {
+            Plan::for_snoopyjob(self, CR, settings)
+        }
+    }
+    impl Spec for TcpdumpSpec {
+        fn plan_with(&self, settings: &Settings) -> Result<Plan, Invalid> {
+            Plan::for_tcpdump(self, CR, settings)
+        }
+    }
+
+    /// Planned under [`open`] settings, as CR `shop/cr`.
+    fn planned(spec: &impl Spec) -> Result<Plan, Invalid> {
+        spec.plan_with(&open())
+    }
+
     fn snoopy(tool: ToolSpec) -> SnoopyJobSpec {
         SnoopyJobSpec {
             target_namespace: Some("shop".into()),
@@ -611,7 +805,7 @@ mod tests {
             interface_name: "eth0".into(),
             packet_count: 50,
         };
-        let plan = Plan::try_from(&spec).unwrap();
+        let plan = planned(&spec).unwrap();
         assert_eq!(plan.namespaces, Namespaces::Named("cnf-telco".into()));
         assert_eq!(
             selector::to_query(&plan.pod_selector).unwrap(),
@@ -628,24 +822,22 @@ mod tests {
             packet_count: 0,
             ..spec.clone()
         };
-        assert_eq!(Plan::try_from(&bad).unwrap_err().reason, "InvalidSpec");
+        assert_eq!(planned(&bad).unwrap_err().reason, "InvalidSpec");
         let bad = TcpdumpSpec {
             interface_name: "eth0 x".into(),
             ..spec
         };
-        assert_eq!(Plan::try_from(&bad).unwrap_err().reason, "InvalidInterface");
+        assert_eq!(planned(&bad).unwrap_err().reason, "InvalidInterface");
     }
 
     #[test]
     fn snoopyjob_validation() {
-        assert!(Plan::try_from(&snoopy(capture(Some("icmp")))).is_ok());
-        let err = Plan::try_from(&snoopy(capture(Some("tcp port")))).unwrap_err();
+        assert!(planned(&snoopy(capture(Some("icmp")))).is_ok());
+        let err = planned(&snoopy(capture(Some("tcp port")))).unwrap_err();
         assert_eq!(err.reason, "InvalidFilter");
         assert!(err.message.contains("tcp port"), "{err}");
         assert_eq!(
-            Plan::try_from(&snoopy(ToolSpec::default()))
-                .unwrap_err()
-                .reason,
+            planned(&snoopy(ToolSpec::default())).unwrap_err().reason,
             "InvalidSpec"
         );
         let two = ToolSpec {
@@ -655,17 +847,14 @@ mod tests {
             }),
             ..capture(None)
         };
-        assert_eq!(
-            Plan::try_from(&snoopy(two)).unwrap_err().reason,
-            "InvalidSpec"
-        );
+        assert_eq!(planned(&snoopy(two)).unwrap_err().reason, "InvalidSpec");
         let mut s = snoopy(capture(None));
         s.schedule = Some("61 * * * *".into());
-        assert_eq!(Plan::try_from(&s).unwrap_err().reason, "InvalidSchedule");
+        assert_eq!(planned(&s).unwrap_err().reason, "InvalidSchedule");
         let mut s = snoopy(capture(None));
         s.target_namespace = None;
         assert!(
-            Plan::try_from(&s)
+            planned(&s)
                 .unwrap_err()
                 .message
                 .contains("exactly one of targetNamespace")
@@ -675,14 +864,14 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            Plan::try_from(&snoopy(endless))
+            planned(&snoopy(endless))
                 .unwrap_err()
                 .message
                 .contains("needs an end")
         );
         let mut s = snoopy(capture(None));
         s.tool.capture.as_mut().unwrap().duration = Some("5 minutes".into());
-        assert!(Plan::try_from(&s).unwrap_err().message.contains("duration"));
+        assert!(planned(&s).unwrap_err().message.contains("duration"));
         let exec = ToolSpec {
             exec: Some(ExecTool {
                 command: "iperf3".into(),
@@ -690,7 +879,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(Plan::try_from(&snoopy(exec)).unwrap().tool.name(), "exec");
+        assert_eq!(planned(&snoopy(exec)).unwrap().tool.name(), "exec");
     }
 
     fn with_kafka(tool: ToolSpec, kafka: serde_json::Value) -> SnoopyJobSpec {
@@ -703,13 +892,13 @@ mod tests {
     }
 
     fn kafka_err(tool: ToolSpec, kafka: serde_json::Value) -> Invalid {
-        Plan::try_from(&with_kafka(tool, kafka)).unwrap_err()
+        planned(&with_kafka(tool, kafka)).unwrap_err()
     }
 
     #[test]
     fn kafka_output_validation() {
         use serde_json::json;
-        let plan = Plan::try_from(&with_kafka(
+        let plan = planned(&with_kafka(
             capture(None),
             json!({"brokers": ["10.0.0.5:9092", "kafka-0.kafka.data.svc:9093", "[fd00::5]:9092"]}),
         ))
@@ -721,7 +910,7 @@ mod tests {
             flows: Some(FlowsTool::default()),
             ..Default::default()
         };
-        let plan = Plan::try_from(&with_kafka(flows, json!({"brokers": ["k:9092"]}))).unwrap();
+        let plan = planned(&with_kafka(flows, json!({"brokers": ["k:9092"]}))).unwrap();
         assert_eq!(plan.kafka.unwrap().topic, DEFAULT_FLOWS_TOPIC);
 
         let err = kafka_err(capture(None), json!({"brokers": []}));
@@ -770,12 +959,15 @@ mod tests {
         // Kafka and a volume: both, the file in pcapng.
         let mut both = with_kafka(capture(None), json!({"brokers": ["k:9092"]}));
         both.output.as_mut().unwrap().volume =
-            Some(serde_json::from_value(json!({"hostPath": {"path": "/var/lib/snoopy"}})).unwrap());
-        let plan = Plan::try_from(&both).unwrap();
-        assert_eq!(plan.output, Output::HostPath("/var/lib/snoopy".into()));
+            Some(serde_json::from_value(json!({"hostPath": {"path": "captures"}})).unwrap());
+        let plan = planned(&both).unwrap();
+        assert_eq!(
+            plan.output,
+            Output::HostPath("/var/lib/snoopy/shop/cr/captures".into())
+        );
         assert!(plan.kafka.is_some());
 
-        let plan = Plan::try_from(&with_kafka(
+        let plan = planned(&with_kafka(
             capture(None),
             json!({"brokers": ["k:9093"],
                    "tls": {"secretName": "kafka-ca"},
@@ -805,7 +997,7 @@ mod tests {
                 "caKey",
             ),
             (
-                json!({"brokers": ["k:1"], "sasl": {"mechanism": "PLAIN", "secretName": ""}}),
+                json!({"brokers": ["k:1"], "sasl": {"mechanism": "SCRAM-SHA-256", "secretName": ""}}),
                 "sasl.secretName",
             ),
         ] {
@@ -819,5 +1011,257 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    fn exec(command: &str) -> SnoopyJobSpec {
+        snoopy(ToolSpec {
+            exec: Some(ExecTool {
+                command: command.into(),
+                args: vec!["-c".into(), "id".into()],
+            }),
+            ..Default::default()
+        })
+    }
+
+    /// exec runs only what the admin's allowlist names, and only when exec is allowed at all;
+    /// exec and flows Jobs get the default deadline, a counted capture does not.
+    #[test]
+    fn exec_is_limited_to_the_allowlist() {
+        for refused in ["sh", "nsenter", "perl", "/bin/sh", "bash", "python3"] {
+            let err = planned(&exec(refused)).unwrap_err();
+            assert_eq!(err.reason, "ProgramNotAllowed", "{refused}: {err}");
+            assert!(
+                err.message.contains(&format!("{refused:?}"))
+                    && err.message.contains("iperf3, ping, ip, ss, nslookup, dig"),
+                "{err}"
+            );
+        }
+        for allowed in ["iperf3", "ping", "ip", "ss", "nslookup", "dig"] {
+            let plan = planned(&exec(allowed)).unwrap();
+            assert_eq!(plan.active_deadline_seconds, Some(3600), "{allowed}");
+        }
+        let err = exec("ip").plan_with(&Settings::default()).unwrap_err();
+        assert_eq!(err.reason, "ExecNotAllowed", "{err}");
+        let mut settings = open();
+        settings.policy.exec_allowlist = "tcpdump=NET_RAW".parse().unwrap();
+        assert_eq!(
+            exec("ip").plan_with(&settings).unwrap_err().reason,
+            "ProgramNotAllowed"
+        );
+        assert!(exec("tcpdump").plan_with(&settings).is_ok());
+        let mut own = exec("ip");
+        own.active_deadline_seconds = Some(30);
+        assert_eq!(planned(&own).unwrap().active_deadline_seconds, Some(30));
+        let flows = snoopy(ToolSpec {
+            flows: Some(FlowsTool::default()),
+            ..Default::default()
+        });
+        assert_eq!(planned(&flows).unwrap().active_deadline_seconds, Some(3600));
+        let counted = planned(&snoopy(capture(None))).unwrap();
+        assert_eq!(counted.active_deadline_seconds, None);
+        assert_eq!(counted.ttl_seconds_after_finished, Some(86_400));
+    }
+
+    fn with_host_path(path: Option<&str>) -> SnoopyJobSpec {
+        let mut s = snoopy(ToolSpec {
+            capture: Some(CaptureTool {
+                packet_count: Some(1),
+                format: Some(CaptureFormat::Pcapng),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        s.output = Some(OutputSpec {
+            volume: Some(
+                serde_json::from_value(serde_json::json!({"hostPath": {"path": path}})).unwrap(),
+            ),
+            kafka: None,
+        });
+        s
+    }
+
+    /// hostPath outputs land in PREFIX/NAMESPACE/NAME, never where the user says.
+    #[test]
+    fn host_paths_stay_in_the_crs_own_directory() {
+        let settings = Settings::default();
+        let dir = |p: Option<&str>| with_host_path(p).plan_with(&settings).map(|p| p.output);
+        assert_eq!(
+            dir(None),
+            Ok(Output::HostPath("/var/lib/snoopy/shop/cr".into()))
+        );
+        assert_eq!(
+            dir(Some("captures/a")),
+            Ok(Output::HostPath(
+                "/var/lib/snoopy/shop/cr/captures/a".into()
+            ))
+        );
+        for bad in [
+            "/",
+            "/etc",
+            "/var/lib/snoopy",
+            "../x",
+            "a/../../b",
+            "a//b",
+            "./a",
+            "a b",
+        ] {
+            let err = dir(Some(bad)).unwrap_err();
+            assert_eq!(err.reason, "InvalidHostPath", "{bad}: {err}");
+            assert!(err.message.contains(&format!("{bad:?}")), "{err}");
+            assert!(err.message.contains("/var/lib/snoopy/shop/cr/"), "{err}");
+        }
+        let mut none = Settings::default();
+        none.policy.host_path_prefix = None;
+        assert_eq!(
+            with_host_path(None).plan_with(&none).unwrap_err().reason,
+            "HostPathNotAllowed"
+        );
+        let mut pvc = snoopy(capture(None));
+        pvc.output = Some(OutputSpec {
+            volume: Some(
+                serde_json::from_value(
+                    serde_json::json!({"persistentVolumeClaim": {"claimName": "c"}}),
+                )
+                .unwrap(),
+            ),
+            kafka: None,
+        });
+        pvc.tool.capture.as_mut().unwrap().format = Some(CaptureFormat::Pcapng);
+        assert_eq!(
+            pvc.plan_with(&settings).unwrap_err().reason,
+            "PvcNotAllowed"
+        );
+        assert_eq!(planned(&pvc).unwrap().output, Output::Pvc("c".into()));
+    }
+
+    /// Without the admin's leave, a CR targets its own namespace only.
+    #[test]
+    fn other_namespaces_need_the_admins_leave() {
+        let closed = Settings::default();
+        let mut other = snoopy(capture(None));
+        other.target_namespace = Some("bank".into());
+        let err = other.plan_with(&closed).unwrap_err();
+        assert_eq!(err.reason, "CrossNamespaceNotAllowed");
+        assert!(
+            err.message.contains("bank") && err.message.contains("shop"),
+            "{err}"
+        );
+        assert!(planned(&other).is_ok());
+        let mut any = snoopy(capture(None));
+        any.target_namespace = None;
+        any.namespace_selector = Some(LabelSelector::default());
+        assert_eq!(
+            any.plan_with(&closed).unwrap_err().reason,
+            "CrossNamespaceNotAllowed"
+        );
+        assert!(planned(&any).is_ok());
+        assert!(snoopy(capture(None)).plan_with(&closed).is_ok());
+        let tcpdump = TcpdumpSpec {
+            name: "t".into(),
+            target_namespace: "bank".into(),
+            pod_label: Default::default(),
+            interface_name: "eth0".into(),
+            packet_count: 1,
+        };
+        assert_eq!(
+            tcpdump.plan_with(&closed).unwrap_err().reason,
+            "CrossNamespaceNotAllowed"
+        );
+    }
+
+    /// SASL PLAIN only inside TLS, Secrets only with the admin's leave, brokers from the
+    /// admin's list when there is one.
+    #[test]
+    fn kafka_policy() {
+        use serde_json::json;
+        let err = kafka_err(
+            capture(None),
+            json!({"brokers": ["k:9092"], "sasl": {"mechanism": "PLAIN", "secretName": "u"}}),
+        );
+        assert_eq!(err.reason, "InsecureSasl", "{err}");
+        let tls_plain = with_kafka(
+            capture(None),
+            json!({"brokers": ["k:9093"], "tls": {"secretName": "ca"},
+                   "sasl": {"mechanism": "PLAIN", "secretName": "u"}}),
+        );
+        assert!(planned(&tls_plain).is_ok());
+        assert_eq!(
+            tls_plain
+                .plan_with(&Settings::default())
+                .unwrap_err()
+                .reason,
+            "SecretReferenceNotAllowed"
+        );
+        let plain = with_kafka(capture(None), json!({"brokers": ["k:9092"]}));
+        assert!(
+            plain.plan_with(&Settings::default()).is_ok(),
+            "no Secret named"
+        );
+
+        let mut settings = open();
+        settings.policy.kafka_brokers = vec!["kafka.data.svc:9093".into(), "10.0.0.5".into()];
+        for ok in ["kafka.data.svc:9093", "KAFKA.data.svc:9093", "10.0.0.5:1"] {
+            let spec = with_kafka(capture(None), json!({"brokers": [ok]}));
+            assert!(spec.plan_with(&settings).is_ok(), "{ok}");
+        }
+        for refused in ["kafka.data.svc:9092", "evil.example:9093", "10.0.0.6:9092"] {
+            let spec = with_kafka(
+                capture(None),
+                json!({"brokers": ["10.0.0.5:9092", refused]}),
+            );
+            let err = spec.plan_with(&settings).unwrap_err();
+            assert_eq!(err.reason, "BrokerNotAllowed", "{refused}: {err}");
+            assert!(err.message.contains(refused), "{err}");
+        }
+    }
+
+    /// A filter longer than the CRD's maxLength is refused before it is compiled.
+    #[test]
+    fn long_filters_are_refused_unparsed() {
+        let long = "tcp or ".repeat(700) + "udp";
+        assert!(long.len() > MAX_FILTER_LEN);
+        let err = planned(&snoopy(capture(Some(&long)))).unwrap_err();
+        assert_eq!(err.reason, "InvalidFilter");
+        assert!(err.message.contains("at most 4096"), "{err}");
+        let fits = "tcp or ".repeat(500) + "udp";
+        assert!(planned(&snoopy(capture(Some(&fits)))).is_ok());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Validation never panics on any text in the fields a user controls, and whatever it
+        /// accepts keeps the policy: the hostPath stays in the CR's directory, exec runs only
+        /// an allowlisted program, the target namespace is the CR's own.
+        #[test]
+        fn validation_never_panics_and_keeps_the_policy(
+            path in "\\PC{0,40}",
+            command in "\\PC{0,12}",
+            namespace in "[a-z/.-]{0,12}",
+            broker in "\\PC{0,30}",
+            filter in "[a-z0-9 ()!&|]{0,60}",
+        ) {
+            let settings = Settings::default();
+            let mut spec = with_host_path(Some(&path));
+            spec.target_namespace = Some(namespace.clone());
+            if let Ok(plan) = spec.plan_with(&settings) {
+                let Output::HostPath(dir) = plan.output else { panic!("not a hostPath") };
+                proptest::prop_assert!(dir.starts_with("/var/lib/snoopy/shop/cr"), "{dir}");
+                proptest::prop_assert!(!dir.contains("/../"), "{dir}");
+                proptest::prop_assert_eq!(namespace.as_str(), "shop");
+            }
+            let mut open_exec = open();
+            open_exec.policy.allow_exec = true;
+            if let Ok(plan) = exec(&command).plan_with(&open_exec) {
+                let Tool::Exec { command: c, .. } = plan.tool else { panic!("not exec") };
+                proptest::prop_assert!(
+                    ["iperf3", "ping", "ip", "ss", "nslookup", "dig"].contains(&c.as_str()),
+                    "{c}"
+                );
+            }
+            let _ = with_kafka(capture(None), serde_json::json!({"brokers": [broker]}))
+                .plan_with(&settings);
+            let _ = snoopy(capture(Some(&filter))).plan_with(&settings);
+        }
     }
 }

@@ -1,4 +1,12 @@
 //! What the operator is configured with (flags / environment of its Deployment).
+//!
+//! Besides how Jobs are built, this is the admin's policy: what users' CRs may ask for.
+//! Until the admission webhook checks each user's own permissions (SubjectAccessReview, a
+//! later slice), the defaults fail closed: targets in the CR's own namespace only, no
+//! `exec`, no Secret or PVC references. The admin opens what the cluster's users may be
+//! trusted with.
+
+use snoopy_netns::privileges::{DEFAULT_EXEC_ALLOWLIST, ExecAllowlist};
 
 /// Operator settings that shape every Job.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +29,93 @@ pub struct Settings {
     pub history_runs: usize,
     /// Only serve CRs in this namespace (all namespaces when `None`).
     pub watch_namespace: Option<String>,
+    /// Policy: what CRs may ask for.
+    pub policy: Policy,
+    /// Job defaults and bounds.
+    pub bounds: Limits,
+}
+
+/// The admin's rules for CRs (checked when a CR is planned; a CR that breaks one gets a
+/// `Degraded` condition naming the rule and creates no Job).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Whether a CR may target pods outside its own namespace (`targetNamespace` of another
+    /// namespace, or any `namespaceSelector`). Default false.
+    pub allow_cross_namespace: bool,
+    /// Whether `tool.exec` is allowed at all. Default false.
+    pub allow_exec: bool,
+    /// The programs `exec` may run and the capabilities each keeps; podtracer enforces the
+    /// same list again in the Job (`--allow`).
+    pub exec_allowlist: ExecAllowlist,
+    /// Whether a CR may name Secrets of the operator's namespace (Kafka TLS / SASL).
+    /// Default false.
+    pub allow_secret_references: bool,
+    /// Whether a CR may name PVCs of the operator's namespace. Default false.
+    pub allow_pvc: bool,
+    /// hostPath outputs go to `PREFIX/NAMESPACE/NAME[/path]` on the node; `None` refuses
+    /// hostPath outputs. Default `/var/lib/snoopy`.
+    pub host_path_prefix: Option<String>,
+    /// Kafka brokers CRs may send to, as `HOST:PORT` or `HOST` (any port); empty = any.
+    pub kafka_brokers: Vec<String>,
+}
+
+/// Bounds and defaults for every CR's Jobs and status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// At most this many targets (Jobs) per CR and run; more matching pods get no Job and
+    /// the CR a `TargetLimitReached` condition. Default 500.
+    pub max_targets: usize,
+    /// At most this many entries in `status.targets` (the counts cover all). Default 100.
+    pub max_status_targets: usize,
+    /// `activeDeadlineSeconds` of exec and flows Jobs whose CR sets none (they need not end
+    /// by themselves). Default 3600.
+    pub default_deadline_seconds: i64,
+    /// `ttlSecondsAfterFinished` of Jobs whose CR sets none. Default 86400.
+    pub default_ttl_seconds: i32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            allow_cross_namespace: false,
+            allow_exec: false,
+            exec_allowlist: DEFAULT_EXEC_ALLOWLIST
+                .parse()
+                .expect("the default allowlist parses"),
+            allow_secret_references: false,
+            allow_pvc: false,
+            host_path_prefix: Some(DEFAULT_HOST_PATH_PREFIX.into()),
+            kafka_brokers: Vec::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// Everything allowed that the fail-closed defaults refuse (for tests and single-tenant
+    /// clusters; the allowlist stays).
+    pub fn permissive() -> Self {
+        Self {
+            allow_cross_namespace: true,
+            allow_exec: true,
+            allow_secret_references: true,
+            allow_pvc: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// The default `Policy::host_path_prefix`.
+pub const DEFAULT_HOST_PATH_PREFIX: &str = "/var/lib/snoopy";
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_targets: 500,
+            max_status_targets: 100,
+            default_deadline_seconds: 3600,
+            default_ttl_seconds: 86_400,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -37,9 +132,16 @@ impl Default for Settings {
             limits: ("1".into(), "256Mi".into()),
             history_runs: 3,
             watch_namespace: None,
+            policy: Policy::default(),
+            bounds: Limits::default(),
         }
     }
 }
+
+/// Capabilities an exec Job has on top of [`Settings::capabilities`]: podtracer needs them
+/// to drop the program to nobody with only its allowlist entry's capabilities
+/// (`setgroups`/`setresgid`, `setresuid`, `PR_CAPBSET_DROP`).
+pub const EXEC_DROP_CAPABILITIES: [&str; 3] = ["SETUID", "SETGID", "SETPCAP"];
 
 impl Settings {
     /// The socket's path on the node (the endpoint without `unix://`).

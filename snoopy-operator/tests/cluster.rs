@@ -9,6 +9,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use snoopy_operator::crd::{Phase, SnoopyJob, TargetPhase, Tcpdump};
 use snoopy_operator::naming;
+use snoopy_operator::settings::Settings;
 
 use crate::support::*;
 
@@ -353,11 +354,14 @@ async fn an_invalid_filter_degrades_and_creates_nothing() {
     teardown::<SnoopyJob>(&client, &ns, &op, &["bad-filter"], operator).await;
 }
 
-/// No matching pod: a condition says so. A missing namespace: another one.
+/// No matching pod: a condition says so. A missing namespace: another one (the admin allows
+/// cross-namespace targets here, or the policy would refuse the CR first).
 #[tokio::test]
 async fn no_matching_pods_and_missing_namespace_are_conditions() {
     let (client, ns, op) = setup("none").await;
-    let operator = Operator::start(&client, &op, &ns);
+    let mut settings = Settings::default();
+    settings.policy.allow_cross_namespace = true;
+    let operator = Operator::start_with(&client, &op, &ns, settings);
     let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
     api.create(&PostParams::default(), &snoopyjob("empty", &ns, json!({})))
         .await
@@ -578,4 +582,176 @@ async fn a_schedule_starts_a_run_at_each_tick() {
         )
     );
     teardown::<SnoopyJob>(&client, &ns, &op, &["cron"], operator).await;
+}
+
+/// The Degraded condition of CR `name`, once it has one with `reason`.
+async fn degraded_with(api: &Api<SnoopyJob>, name: &str, reason: &str) -> String {
+    let status = wait_for(T, &format!("{name} Degraded {reason}"), || {
+        let api = api.clone();
+        async move {
+            status_of(&api, name).await.filter(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Degraded" && c.reason == reason)
+            })
+        }
+    })
+    .await;
+    status
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap()
+        .message
+}
+
+/// The operator's default policy, without the admission webhook, fails closed: a CR that
+/// targets another namespace, selects namespaces, runs exec, runs `sh` where exec is allowed,
+/// or writes to hostPath `/etc` gets a condition naming the rule and no Job. With the
+/// admin's target limit at 1, one of two matching pods gets a Job and the CR says why the
+/// other did not.
+#[tokio::test]
+async fn the_default_policy_refuses_with_conditions_and_caps_targets() {
+    let (client, ns, op) = setup("policy").await;
+    for (pod, ip) in [("a", "10.213.77.50"), ("b", "10.213.77.51")] {
+        running_pod(
+            &client,
+            &ns,
+            pod,
+            &[("networkMonitor", "true")],
+            "node-a",
+            ip,
+        )
+        .await;
+    }
+    let mut settings = Settings::default();
+    settings.bounds.max_targets = 1;
+    let operator = Operator::start_with(&client, &op, &ns, settings);
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let refused = [
+        (
+            "other-ns",
+            json!({"targetNamespace": "kube-system"}),
+            "CrossNamespaceNotAllowed",
+            "kube-system",
+        ),
+        (
+            "any-ns",
+            json!({"targetNamespace": null, "namespaceSelector": {}}),
+            "CrossNamespaceNotAllowed",
+            "namespaceSelector",
+        ),
+        (
+            "exec-ip",
+            json!({"tool": {"exec": {"command": "ip", "args": ["addr"]}}}),
+            "ExecNotAllowed",
+            "SNOOPY_ALLOW_EXEC",
+        ),
+        (
+            "to-etc",
+            json!({"tool": {"capture": {"packetCount": 1, "format": "pcapng"}},
+                   "output": {"volume": {"hostPath": {"path": "/etc"}}}}),
+            "InvalidHostPath",
+            "\"/etc\"",
+        ),
+    ];
+    let mut uids = Vec::new();
+    for (name, extra, _, _) in &refused {
+        let cr = snoopyjob(name, &ns, extra.clone());
+        uids.push(
+            api.create(&PostParams::default(), &cr)
+                .await
+                .unwrap()
+                .uid()
+                .unwrap(),
+        );
+    }
+    for (name, _, reason, says) in &refused {
+        let message = degraded_with(&api, name, reason).await;
+        assert!(message.contains(says), "{name}: {message}");
+    }
+
+    let capped = api
+        .create(&PostParams::default(), &snoopyjob("capped", &ns, json!({})))
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let message = degraded_with(&api, "capped", "TargetLimitReached").await;
+    assert!(
+        message.contains("1 more matching pods") && message.contains("at most 1"),
+        "{message}"
+    );
+    let status = status_of(&api, "capped").await.unwrap();
+    assert_eq!(status.target_count, 1, "{status:#?}");
+    assert_eq!(jobs_of(&client, &op, &capped).await.len(), 1);
+    for uid in &uids {
+        assert!(jobs_of(&client, &op, uid).await.is_empty());
+    }
+    let mut names: Vec<&str> = refused.iter().map(|r| r.0).collect();
+    names.push("capped");
+    teardown::<SnoopyJob>(&client, &ns, &op, &names, operator).await;
+}
+
+/// Where the admin allows exec, the allowlist still holds: `sh`, `nsenter` and `perl` are
+/// refused naming the list; `iperf3` gets a Job whose podtracer is given the same list.
+#[tokio::test]
+async fn exec_is_refused_off_the_allowlist() {
+    let (client, ns, op) = setup("allow").await;
+    running_pod(
+        &client,
+        &ns,
+        "a",
+        &[("networkMonitor", "true")],
+        "node-a",
+        "10.213.77.52",
+    )
+    .await;
+    let mut settings = Settings::default();
+    settings.policy.allow_exec = true;
+    let operator = Operator::start_with(&client, &op, &ns, settings);
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    for program in ["sh", "nsenter", "perl", "iperf3"] {
+        let cr = snoopyjob(
+            &format!("exec-{program}"),
+            &ns,
+            json!({"tool": {"exec": {"command": program, "args": ["-c", "id"]}}}),
+        );
+        api.create(&PostParams::default(), &cr).await.unwrap();
+    }
+    for program in ["sh", "nsenter", "perl"] {
+        let message = degraded_with(&api, &format!("exec-{program}"), "ProgramNotAllowed").await;
+        assert!(
+            message.contains(&format!("{program:?}"))
+                && message.contains("iperf3, ping, ip, ss, nslookup, dig"),
+            "{message}"
+        );
+    }
+    let uid = api.get("exec-iperf3").await.unwrap().uid().unwrap();
+    let job = wait_for(T, "the iperf3 Job", || {
+        let client = client.clone();
+        let (op, uid) = (op.clone(), uid.clone());
+        async move { jobs_of(&client, &op, &uid).await.pop() }
+    })
+    .await;
+    let spec = job.spec.unwrap();
+    assert_eq!(
+        spec.active_deadline_seconds,
+        Some(3600),
+        "the default deadline"
+    );
+    let args = spec.template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    let allow = args.iter().position(|a| a == "--allow").unwrap();
+    assert_eq!(args[allow + 1], "iperf3,ping=NET_RAW,ip,ss,nslookup,dig");
+    teardown::<SnoopyJob>(
+        &client,
+        &ns,
+        &op,
+        &["exec-sh", "exec-nsenter", "exec-perl", "exec-iperf3"],
+        operator,
+    )
+    .await;
 }

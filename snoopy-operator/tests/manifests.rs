@@ -1,5 +1,6 @@
 //! The RBAC manifests are least privilege: no wildcard anywhere, Jobs only through a Role in
-//! the operator's namespace, nothing that writes pods.
+//! the operator's namespace, nothing that writes pods. The Deployment states the fail-closed
+//! policy; the samples pass validation.
 
 use std::path::Path;
 
@@ -59,11 +60,14 @@ fn rbac_has_no_wildcards_and_jobs_only_in_the_operator_namespace() {
 }
 
 /// Every sample resource is one the operator accepts: it deserializes into its Rust type and
-/// passes the same validation the reconciler runs before creating Jobs.
+/// passes the same validation the reconciler runs before creating Jobs — under the default
+/// (fail-closed) policy, or, for a sample whose comments say it needs
+/// `SNOOPY_ALLOW_EXEC=true`, refused by the default and accepted with exec allowed.
 #[test]
 fn every_sample_cr_is_valid() {
     use snoopy_operator::controller::CaptureResource;
     use snoopy_operator::crd::{SnoopyJob, Tcpdump};
+    use snoopy_operator::settings::Settings;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -77,18 +81,114 @@ fn every_sample_cr_is_valid() {
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
             let name = format!("{}: {:?}", path.display(), value["metadata"]["name"]);
-            let plan = match value["kind"].as_str() {
-                Some("SnoopyJob") => serde_yaml::from_value::<SnoopyJob>(value)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"))
-                    .plan(),
-                Some("Tcpdump") => serde_yaml::from_value::<Tcpdump>(value)
-                    .unwrap_or_else(|e| panic!("{name}: {e}"))
-                    .plan(),
-                _ => continue,
+            let plan = |settings: &Settings| match value["kind"].as_str() {
+                Some("SnoopyJob") => Some(
+                    serde_yaml::from_value::<SnoopyJob>(value.clone())
+                        .unwrap_or_else(|e| panic!("{name}: {e}"))
+                        .plan(settings),
+                ),
+                Some("Tcpdump") => Some(
+                    serde_yaml::from_value::<Tcpdump>(value.clone())
+                        .unwrap_or_else(|e| panic!("{name}: {e}"))
+                        .plan(settings),
+                ),
+                _ => None,
             };
-            plan.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let Some(result) = plan(&Settings::default()) else {
+                continue;
+            };
+            if text.contains("SNOOPY_ALLOW_EXEC=true") {
+                let err = result.unwrap_err();
+                assert_eq!(err.reason, "ExecNotAllowed", "{name}: {err}");
+                let mut settings = Settings::default();
+                settings.policy.allow_exec = true;
+                plan(&settings)
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            } else {
+                result.unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
             checked += 1;
         }
     }
     assert!(checked >= 6, "only {checked} sample resources found");
+}
+
+fn config(file: &str) -> serde_yaml::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap()
+}
+
+/// The Deployment users apply states the fail-closed policy and the code's defaults, so
+/// what the manifest says is what runs; the Jobs' namespace is labelled for the Pod Security
+/// level the Jobs need.
+#[test]
+fn the_deployed_policy_is_the_fail_closed_default() {
+    use snoopy_operator::settings::{DEFAULT_HOST_PATH_PREFIX, Limits, Policy};
+    let manager = config("manager/manager.yaml");
+    let env: std::collections::BTreeMap<String, String> =
+        manager["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e["name"].as_str()?.to_owned(),
+                    e["value"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+    let policy = Policy::default();
+    let limits = Limits::default();
+    for (key, want) in [
+        (
+            "SNOOPY_ALLOW_CROSS_NAMESPACE",
+            policy.allow_cross_namespace.to_string(),
+        ),
+        ("SNOOPY_ALLOW_EXEC", policy.allow_exec.to_string()),
+        ("SNOOPY_EXEC_ALLOWLIST", policy.exec_allowlist.to_string()),
+        (
+            "SNOOPY_ALLOW_SECRET_REFERENCES",
+            policy.allow_secret_references.to_string(),
+        ),
+        ("SNOOPY_ALLOW_PVC", policy.allow_pvc.to_string()),
+        (
+            "SNOOPY_HOST_PATH_PREFIX",
+            DEFAULT_HOST_PATH_PREFIX.to_owned(),
+        ),
+        ("SNOOPY_KAFKA_BROKERS", String::new()),
+        ("SNOOPY_MAX_TARGETS", limits.max_targets.to_string()),
+        (
+            "SNOOPY_MAX_STATUS_TARGETS",
+            limits.max_status_targets.to_string(),
+        ),
+        (
+            "SNOOPY_DEFAULT_DEADLINE_SECONDS",
+            limits.default_deadline_seconds.to_string(),
+        ),
+        (
+            "SNOOPY_DEFAULT_TTL_SECONDS",
+            limits.default_ttl_seconds.to_string(),
+        ),
+    ] {
+        assert_eq!(
+            env.get(key),
+            Some(&want),
+            "{key} in config/manager/manager.yaml"
+        );
+    }
+    assert!(!policy.allow_cross_namespace && !policy.allow_exec);
+    assert!(!policy.allow_secret_references && !policy.allow_pvc);
+
+    let namespace = config("default/namespace.yaml");
+    for mode in ["enforce", "audit", "warn"] {
+        assert_eq!(
+            namespace["metadata"]["labels"][format!("pod-security.kubernetes.io/{mode}")].as_str(),
+            Some("privileged"),
+            "{mode}"
+        );
+    }
 }

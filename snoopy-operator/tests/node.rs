@@ -172,9 +172,26 @@ async fn job_log(client: &Client, job: &str) -> String {
         .unwrap_or_else(|| panic!("Job {job} has no pod with a log"))
 }
 
-/// A hostPath output directory on the node for the CRs of `ns`, empty.
-fn output_dir(ns: &str) -> PathBuf {
-    let dir = PathBuf::from(format!("/tmp/snoopy-e2e-{ns}"));
+/// The hostPath prefix `config/testbed` sets (`SNOOPY_HOST_PATH_PREFIX`), read from the
+/// overlay itself so the two cannot drift apart.
+fn host_path_prefix() -> PathBuf {
+    let patch = std::fs::read_to_string(manifests("config/testbed/manager_patch.yaml")).unwrap();
+    let value: serde_yaml::Value = serde_yaml::from_str(&patch).unwrap();
+    let env = &value["spec"]["template"]["spec"]["containers"][0]["env"];
+    let prefix = env
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "SNOOPY_HOST_PATH_PREFIX")
+        .and_then(|e| e["value"].as_str())
+        .expect("config/testbed sets SNOOPY_HOST_PATH_PREFIX");
+    PathBuf::from(prefix)
+}
+
+/// The node directory of CR `ns/name`'s hostPath output (`PREFIX/NS/NAME`: the operator
+/// chooses it, not the CR), empty.
+fn output_dir(ns: &str, name: &str) -> PathBuf {
+    let dir = host_path_prefix().join(ns).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -427,7 +444,7 @@ async fn a_filtered_capture_writes_pcapng_files_tshark_reads() {
     let client = client().await;
     deploy_operator(&client).await;
     let (ns, _, ip_b) = pinging_pair(&client, "e2e-volume").await;
-    let dir = output_dir(&ns);
+    let dir = output_dir(&ns, "echo-requests");
 
     let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
     let uid = create_snoopyjob(
@@ -439,7 +456,7 @@ async fn a_filtered_capture_writes_pcapng_files_tshark_reads() {
             "podSelector": {"matchLabels": {"networkMonitor": "true"}},
             "tool": {"capture": {"interface": "eth0", "filter": "icmp[icmptype] == icmp-echo",
                                  "packetCount": 10, "format": "pcapng"}},
-            "output": {"volume": {"hostPath": {"path": dir}}},
+            "output": {"volume": {"hostPath": {}}},
             "activeDeadlineSeconds": 60,
         }),
     )
@@ -470,7 +487,7 @@ async fn a_filtered_capture_writes_pcapng_files_tshark_reads() {
     }
     delete_and_check_nothing_left(&client, &api, "echo-requests", &uid).await;
     delete_namespace(&client, &ns).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
 
 /// The targets of a CR whose pod is named `pod`.
@@ -534,7 +551,7 @@ async fn follow_picks_up_a_scaled_up_pod_and_a_deleted_target_ends_gone() {
         .create(&PostParams::default(), &deployment)
         .await
         .unwrap();
-    let dir = output_dir(&ns);
+    let dir = output_dir(&ns, "follow");
     let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
     let uid = create_snoopyjob(
         &api,
@@ -546,7 +563,7 @@ async fn follow_picks_up_a_scaled_up_pod_and_a_deleted_target_ends_gone() {
             "targets": "follow",
             "tool": {"capture": {"interface": "eth0", "filter": "icmp", "duration": "20s",
                                  "format": "pcapng"}},
-            "output": {"volume": {"hostPath": {"path": dir}}},
+            "output": {"volume": {"hostPath": {}}},
             "activeDeadlineSeconds": 120,
         }),
     )
@@ -641,7 +658,7 @@ async fn follow_picks_up_a_scaled_up_pod_and_a_deleted_target_ends_gone() {
 
     delete_and_check_nothing_left(&client, &api, "follow", &uid).await;
     delete_namespace(&client, &ns).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
 
 /// `flows` as Jobs: each target's log holds JSON flow records — the ICMP conversation a → b,
@@ -699,8 +716,39 @@ async fn flows_jobs_log_the_pods_conversation_with_pod_names() {
     delete_namespace(&client, &ns).await;
 }
 
+/// The `/proc/PID/status` of the (one) iperf3 process on this node whose parent is podtracer:
+/// the server an exec Job runs.
+fn iperf3_under_podtracer() -> String {
+    let name_of = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
+        let ppid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .map(|p| p.trim().to_owned())
+            .unwrap_or_default();
+        if status.starts_with("Name:\tiperf3\n") && name_of(&ppid) == "podtracer" {
+            found.push(status);
+        }
+    }
+    assert_eq!(
+        found.len(),
+        1,
+        "iperf3 processes under podtracer: {found:#?}"
+    );
+    found.pop().unwrap()
+}
+
 /// `exec` runs iperf3 "as" two pods: a server in one, a client in the other, through the pod
-/// network; the client's Job log holds the iperf3 result.
+/// network; the client's Job log holds the iperf3 result. The server, seen from the node, runs
+/// as nobody without capabilities.
 #[tokio::test]
 async fn exec_runs_iperf3_between_two_pods() {
     let client = client().await;
@@ -759,6 +807,23 @@ async fn exec_runs_iperf3_between_two_pods() {
         }
     })
     .await;
+    // The server waits for its client: look at it from the node. podtracer runs it as
+    // nobody with no capability in any set and no_new_privs, inside the Job.
+    let status = iperf3_under_podtracer();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(field("Uid"), "65534\t65534\t65534\t65534", "{status}");
+    assert_eq!(field("Gid"), "65534\t65534\t65534\t65534", "{status}");
+    for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+        assert_eq!(field(set), "0000000000000000", "{set}: {status}");
+    }
+    assert_eq!(field("NoNewPrivs"), "1", "{status}");
     let client_cr = api
         .create(
             &PostParams::default(),

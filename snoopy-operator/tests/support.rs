@@ -268,21 +268,27 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// With the operator's default settings (the fail-closed policy).
     pub fn start(client: &Client, op_ns: &str, watch_ns: &str) -> Self {
+        Self::start_with(client, op_ns, watch_ns, Settings::default())
+    }
+
+    /// With `settings` (namespace and watched namespace set from the arguments).
+    pub fn start_with(client: &Client, op_ns: &str, watch_ns: &str, settings: Settings) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let ctx = Arc::new(Context {
-            client: client.clone(),
-            settings: Settings {
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            Settings {
                 namespace: op_ns.into(),
                 watch_namespace: Some(watch_ns.into()),
-                ..Settings::default()
+                ..settings
             },
-            metrics: metrics.clone(),
-            reporter: Reporter {
+            metrics.clone(),
+            Reporter {
                 controller: "snoopy-operator-test".into(),
                 instance: None,
             },
-        });
+        ));
         Self {
             task: tokio::spawn(controller::run(ctx)),
             metrics,

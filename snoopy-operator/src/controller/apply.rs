@@ -114,7 +114,10 @@ pub(super) async fn apply<K: CaptureResource>(cr: Arc<K>, ctx: &Context) -> Resu
     let now = Timestamp::now();
     let (jobs, job_pods) = owned_jobs(ctx, &owner).await?;
 
-    let plan = match cr.plan() {
+    let plan = match ctx
+        .plans
+        .get_or_make(cr.uid().as_deref(), generation, || cr.plan(&ctx.settings))
+    {
         Ok(plan) => plan,
         Err(invalid) => {
             let mut status = CaptureStatus {
@@ -220,6 +223,8 @@ pub(super) async fn apply<K: CaptureResource>(cr: Arc<K>, ctx: &Context) -> Resu
         }
     }
 
+    // Matching pods left without a Job because the CR reached the operator's target limit.
+    let mut over_limit = 0usize;
     // The targets of the current run: those recorded (snapshot membership survives restarts),
     // those with Jobs, and — while the run has none yet, or always with `follow` — the pods
     // that match now.
@@ -251,7 +256,14 @@ pub(super) async fn apply<K: CaptureResource>(cr: Arc<K>, ctx: &Context) -> Resu
         let open = current.is_empty() || plan.mode == TargetMode::Follow;
         if open && !plan.suspend {
             for t in &found.running {
-                current.entry(t.uid.clone()).or_insert_with(|| t.clone());
+                if current.contains_key(&t.uid) {
+                    continue;
+                }
+                if current.len() >= ctx.settings.bounds.max_targets {
+                    over_limit += 1;
+                    continue;
+                }
+                current.insert(t.uid.clone(), t.clone());
             }
         }
     }
@@ -343,6 +355,23 @@ pub(super) async fn apply<K: CaptureResource>(cr: Arc<K>, ctx: &Context) -> Resu
                 format!("targetNamespace {ns} does not exist; create it or fix the spec"),
             ),
         )
+    } else if over_limit > 0 {
+        let limit = ctx.settings.bounds.max_targets;
+        (
+            (
+                ConditionStatus::True,
+                "JobsCreated",
+                format!("{} targets", entries.len()),
+            ),
+            (
+                ConditionStatus::True,
+                "TargetLimitReached",
+                format!(
+                    "{} more matching pods get no Job: the operator's admin allows at most {limit} targets per CR and run (SNOOPY_MAX_TARGETS); narrow podSelector or nodeSelector",
+                    over_limit
+                ),
+            ),
+        )
     } else if plan.suspend {
         (
             (
@@ -420,7 +449,12 @@ pub(super) async fn apply<K: CaptureResource>(cr: Arc<K>, ctx: &Context) -> Resu
         failed: summary.failed,
         last_schedule_time: last_schedule.map(|t| t.to_string()),
         next_schedule_time: next_schedule.map(|t| t.to_string()),
-        targets: entries,
+        targets_omitted: entries
+            .len()
+            .saturating_sub(ctx.settings.bounds.max_status_targets)
+            .try_into()
+            .unwrap_or(i32::MAX),
+        targets: aggregate::bounded(entries, ctx.settings.bounds.max_status_targets),
     };
     let cr_labels = CrLabels {
         kind: owner.kind.clone(),
@@ -615,6 +649,7 @@ async fn write_status<K: CaptureResource>(
             "conditions",
             "lastScheduleTime",
             "nextScheduleTime",
+            "targetsOmitted",
             "targets",
         ] {
             fields.entry(key).or_insert(serde_json::Value::Null);

@@ -7,8 +7,9 @@
 mod apply;
 mod targets;
 
+use std::collections::HashMap;
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -29,7 +30,7 @@ use tracing::{info, instrument, warn};
 use crate::crd::{CaptureStatus, SnoopyJob, Tcpdump};
 use crate::metrics::{ErrorLabels, KindLabels, Metrics};
 use crate::naming;
-use crate::plan::{Invalid, Namespaces, Plan};
+use crate::plan::{CrRef, Invalid, Namespaces, Plan};
 use crate::selector;
 use crate::settings::Settings;
 
@@ -43,6 +44,80 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Who publishes Events.
     pub reporter: Reporter,
+    /// Each CR's plan for its current generation (validating compiles the filter: once per
+    /// generation, not on every reconcile or pod event).
+    pub plans: PlanCache,
+}
+
+impl Context {
+    /// A context with an empty plan cache.
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        reporter: Reporter,
+    ) -> Self {
+        Self {
+            client,
+            settings,
+            metrics,
+            reporter,
+            plans: PlanCache::default(),
+        }
+    }
+}
+
+/// Plans by CR uid, each for one generation: a CR is validated (its filter compiled) again
+/// only when its spec changes. The settings are fixed for the operator's life, and a CR's
+/// namespace and name never change, so (uid, generation) determines the plan.
+#[derive(Debug, Default)]
+pub struct PlanCache {
+    plans: Mutex<HashMap<String, Planned>>,
+}
+
+/// A plan and the generation it was made for.
+type Planned = (i64, Result<Plan, Invalid>);
+
+impl PlanCache {
+    /// The plan of CR `uid` at `generation`, made by `make` unless already made for that
+    /// generation. Without a uid or generation (never from the API server) nothing is kept.
+    pub fn get_or_make(
+        &self,
+        uid: Option<&str>,
+        generation: Option<i64>,
+        make: impl FnOnce() -> Result<Plan, Invalid>,
+    ) -> Result<Plan, Invalid> {
+        let (Some(uid), Some(generation)) = (uid, generation) else {
+            return make();
+        };
+        let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((g, plan)) = plans.get(uid)
+            && *g == generation
+        {
+            return plan.clone();
+        }
+        let plan = make();
+        plans.insert(uid.to_owned(), (generation, plan.clone()));
+        plan
+    }
+
+    /// Forgets a CR (deleted).
+    pub fn forget(&self, uid: &str) {
+        self.plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(uid);
+    }
+
+    /// How many CRs have a plan kept.
+    pub fn len(&self) -> usize {
+        self.plans.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no plan is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Reconcile failures (they are retried by [`error_policy`]).
@@ -97,15 +172,42 @@ pub trait CaptureResource:
     + Sync
     + 'static
 {
-    /// The validated plan, or why the CR cannot run.
-    fn plan(&self) -> Result<Plan, Invalid>;
+    /// The validated plan under the admin's settings, or why the CR cannot run. Compiles
+    /// the filter: call it through [`PlanCache`], never per pod event.
+    fn plan(&self, settings: &Settings) -> Result<Plan, Invalid>;
+    /// The namespaces and pod selector the spec names, unvalidated and cheap: what the pod
+    /// watch uses to decide which CRs a pod event concerns.
+    fn scope(
+        &self,
+    ) -> (
+        Namespaces,
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    );
     /// The current status.
     fn capture_status(&self) -> Option<&CaptureStatus>;
 }
 
+fn cr_ref<K: Resource>(cr: &K) -> CrRef<'_> {
+    CrRef {
+        namespace: cr.meta().namespace.as_deref().unwrap_or_default(),
+        name: cr.meta().name.as_deref().unwrap_or_default(),
+    }
+}
+
 impl CaptureResource for Tcpdump {
-    fn plan(&self) -> Result<Plan, Invalid> {
-        Plan::try_from(&self.spec)
+    fn plan(&self, settings: &Settings) -> Result<Plan, Invalid> {
+        Plan::for_tcpdump(&self.spec, cr_ref(self), settings)
+    }
+    fn scope(
+        &self,
+    ) -> (
+        Namespaces,
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    ) {
+        (
+            Namespaces::Named(self.spec.target_namespace.clone()),
+            selector::from_map(&self.spec.pod_label),
+        )
     }
     fn capture_status(&self) -> Option<&CaptureStatus> {
         self.status.as_ref()
@@ -113,8 +215,22 @@ impl CaptureResource for Tcpdump {
 }
 
 impl CaptureResource for SnoopyJob {
-    fn plan(&self) -> Result<Plan, Invalid> {
-        Plan::try_from(&self.spec)
+    fn plan(&self, settings: &Settings) -> Result<Plan, Invalid> {
+        Plan::for_snoopyjob(&self.spec, cr_ref(self), settings)
+    }
+    fn scope(
+        &self,
+    ) -> (
+        Namespaces,
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    ) {
+        let namespaces = match (&self.spec.target_namespace, &self.spec.namespace_selector) {
+            (Some(ns), _) => Namespaces::Named(ns.clone()),
+            (None, Some(sel)) => Namespaces::Selector(sel.clone()),
+            // Invalid (neither): its reconcile says so; pod events change nothing.
+            (None, None) => Namespaces::Named(String::new()),
+        };
+        (namespaces, self.spec.pod_selector.clone())
     }
     fn capture_status(&self) -> Option<&CaptureStatus> {
         self.status.as_ref()
@@ -138,7 +254,15 @@ pub async fn reconcile<K: CaptureResource>(
     let result = finalizer(&api, naming::FINALIZER, obj, |event| async {
         match event {
             Finalizer::Apply(cr) => apply::apply(cr, &ctx).await,
-            Finalizer::Cleanup(cr) => apply::cleanup(cr, &ctx).await,
+            Finalizer::Cleanup(cr) => {
+                let result = apply::cleanup(cr.clone(), &ctx).await;
+                if result.is_ok()
+                    && let Some(uid) = cr.uid()
+                {
+                    ctx.plans.forget(&uid);
+                }
+                result
+            }
         }
     })
     .await
@@ -284,14 +408,15 @@ fn owner_ref<K: CaptureResource>(
 
 /// Whether a pod event concerns a CR: the pod is in its namespace and matches its selector.
 /// Selector-based namespaces cannot be checked without the namespace's labels, so those CRs
-/// are reconciled for every pod that matches the pod selector.
+/// are reconciled for every pod that matches the pod selector. Reads the spec only (no
+/// validation, no filter compiling): this runs for every CR on every pod event.
 fn selects<K: CaptureResource>(cr: &K, pod: &Pod) -> bool {
-    let Ok(plan) = cr.plan() else { return false };
-    let in_namespace = match &plan.namespaces {
+    let (namespaces, pod_selector) = cr.scope();
+    let in_namespace = match &namespaces {
         Namespaces::Named(ns) => pod.namespace().as_deref() == Some(ns.as_str()),
         Namespaces::Selector(_) => true,
     };
-    in_namespace && selector::matches(&plan.pod_selector, pod.labels())
+    in_namespace && selector::matches(&pod_selector, pod.labels())
 }
 
 #[cfg(test)]
@@ -299,6 +424,54 @@ mod tests {
     use super::*;
     use crate::job::build;
     use crate::job::fixtures::{owner, poc_plan, target};
+
+    /// The filter is compiled once per generation: the same generation is answered from the
+    /// cache, a new one is planned again, and a forgotten CR starts over.
+    #[test]
+    fn plans_are_made_once_per_generation() {
+        let cache = PlanCache::default();
+        let made = std::cell::Cell::new(0);
+        let make = || {
+            made.set(made.get() + 1);
+            Ok(poc_plan())
+        };
+        for _ in 0..3 {
+            assert_eq!(cache.get_or_make(Some("u1"), Some(1), make), Ok(poc_plan()));
+        }
+        assert_eq!(made.get(), 1);
+        cache.get_or_make(Some("u1"), Some(2), make).unwrap();
+        cache.get_or_make(Some("u1"), Some(2), make).unwrap();
+        assert_eq!(made.get(), 2);
+        cache.get_or_make(Some("u2"), Some(2), make).unwrap();
+        assert_eq!((made.get(), cache.len()), (3, 2));
+        cache.forget("u1");
+        cache.get_or_make(Some("u1"), Some(2), make).unwrap();
+        assert_eq!(made.get(), 4);
+    }
+
+    /// The pod watch's question reads the spec only: a CR whose filter does not compile (or
+    /// that the policy refuses) still maps its pods, and nothing is compiled to answer.
+    #[test]
+    fn the_pod_mapper_needs_no_plan() {
+        let cr: SnoopyJob = serde_json::from_value(serde_json::json!({
+            "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
+            "metadata": {"name": "x", "namespace": "shop"},
+            "spec": {"targetNamespace": "shop", "podSelector": {"matchLabels": {"app": "web"}},
+                     "tool": {"capture": {"filter": "tcp and and", "packetCount": 1}}},
+        }))
+        .unwrap();
+        let pod = |ns: &str, app: &str| Pod {
+            metadata: kube::api::ObjectMeta {
+                namespace: Some(ns.into()),
+                labels: Some([("app".to_owned(), app.to_owned())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(selects(&cr, &pod("shop", "web")));
+        assert!(!selects(&cr, &pod("shop", "db")));
+        assert!(!selects(&cr, &pod("other", "web")));
+    }
 
     /// A Job's pod (as the Job controller makes it from the template) leads to its CR, of
     /// the right kind only; a target pod does not.

@@ -109,8 +109,10 @@ pub struct CaptureTool {
     /// Interface inside the pod (default: `eth0`; `any` for all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interface: Option<String>,
-    /// A tcpdump filter expression; it is compiled before any Job is created.
+    /// A tcpdump filter expression (at most 4096 bytes); it is compiled before any Job is
+    /// created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub filter: Option<String>,
     /// Bytes kept of each packet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -294,10 +296,14 @@ pub struct PvcOutput {
     pub claim_name: String,
 }
 
-/// A node directory for results.
+/// A node directory for results: always the CR's own, `PREFIX/NAMESPACE/NAME/` under the
+/// prefix the operator's admin sets (default `/var/lib/snoopy`), created when missing.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostPathOutput {
-    /// An absolute path on the node (created when missing).
-    pub path: String,
+    /// An optional subdirectory of the CR's directory (relative: `captures`, `a/b`); an
+    /// absolute path or `..` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub path: Option<String>,
 }

@@ -35,9 +35,17 @@ pub struct CaptureStatus {
     /// When the next scheduled run starts (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_schedule_time: Option<String>,
-    /// One entry per target pod and run.
+    /// How many targets have no entry in `targets` (the operator keeps at most a set number,
+    /// problems first; the counts above cover every target).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub targets_omitted: i32,
+    /// One entry per target pod and run (bounded: see `targetsOmitted`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetStatus>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// Overall phase.

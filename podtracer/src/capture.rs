@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{ArgAction, Args};
+use clap::{ArgAction, Args, CommandFactory};
 use snoopy_capture::afpacket::{
     Capture, CaptureBuilder, DEFAULT_SNAPLEN, EndReason, Event, StopHandle,
 };
@@ -23,9 +23,21 @@ use crate::target::TargetArgs;
 
 /// Arguments of `podtracer capture`, named as in tcpdump where tcpdump has them.
 #[derive(Debug, Args)]
+// With -r no target is needed: the group TargetArgs declares is made optional here and
+// checked in `run` (clap has no "required unless" for groups).
+#[command(mut_group("target", |group| group.required(false)))]
 pub struct CaptureArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+
+    /// Read packets from FILE (pcap or pcapng; `-` is stdin) instead of capturing: the same
+    /// as `podtracer read FILE`, for people who type tcpdump's `-r`.
+    #[arg(
+        short = 'r',
+        value_name = "FILE",
+        conflicts_with_all = ["target", "interface", "duration", "no_promiscuous", "print", "buffer_kib", "termination_log", "line_buffered"]
+    )]
+    pub read: Option<PathBuf>,
 
     /// Interface inside the pod; `any` for all of them (Linux cooked headers).
     /// Default: the first interface that is up and not loopback, as tcpdump picks.
@@ -93,6 +105,9 @@ pub struct CaptureArgs {
     /// Print absolute TCP sequence numbers.
     #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
     pub absolute_seq: bool,
+
+    #[command(flatten)]
+    pub look: crate::output::LookArgs,
 
     /// Line-buffered text output (tcpdump's -l; automatic when stdout is a terminal; -l
     /// itself is the label selector, as in kubectl).
@@ -173,6 +188,31 @@ impl CaptureSettings {
 /// Runs a capture to its end (count, duration, SIGINT/SIGTERM, or the interface vanishing)
 /// and prints tcpdump's closing statistics.
 pub fn run(args: CaptureArgs) -> Result<ExitCode> {
+    if let Some(file) = args.read {
+        return crate::read::run(crate::read::ReadArgs {
+            file,
+            write: args.write,
+            format: args.format,
+            count: args.count,
+            dump: args.dump,
+            link_header: args.link_header,
+            absolute_seq: args.absolute_seq,
+            look: args.look,
+            numeric: 0,
+            filter: args.filter,
+        });
+    }
+    if !args.target.is_given() {
+        let cli = crate::cli::Cli::command();
+        let mut command = cli.find_subcommand("capture").cloned().unwrap_or(cli);
+        command = command.bin_name("podtracer capture");
+        command
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "podtracer capture needs a target (--pid, --netns, --pod or -l) or a file to read (-r FILE)",
+            )
+            .exit();
+    }
     // The kernel runs the filter, so it is compiled before the socket exists: for `any`
     // the link type is Linux cooked v2, otherwise Ethernet (checked once open).
     let snaplen = if args.snaplen == 0 {
@@ -252,6 +292,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         absolute_seq: args.absolute_seq,
         prefix_interface: many,
         line_buffered: args.line_buffered || std::io::stdout().is_terminal(),
+        summary: args.look.options(args.link_header, args.absolute_seq),
     };
     if many {
         return crate::multi::run(&args, resolved, &settings, &output, look, stop);

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::ValueEnum;
-use snoopy_capture::decode::SummaryOptions;
+use clap::{ArgAction, Args, ValueEnum};
+use snoopy_capture::decode::{Payload, SummaryOptions, TimeFormat, TimestampPrecision};
 use snoopy_capture::sink::kafka::{
     BatchLimits, CaptureIdentity, DeliveryHandle, KafkaPacketSink, KafkaSettings,
 };
@@ -26,7 +26,63 @@ pub enum Format {
     Pcapng,
 }
 
-/// How text lines look (tcpdump's `-e`, `-S`, `-l`).
+/// tcpdump's flags for how text lines look, shared by `capture` and `read`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LookArgs {
+    /// Time format, as tcpdump: -t none, -tt seconds since the epoch, -ttt since the
+    /// previous packet, -tttt date and time, -ttttt since the first packet (all UTC).
+    #[arg(short = 't', action = ArgAction::Count)]
+    pub time: u8,
+
+    /// Print each packet's bytes in hex after its line, from the network layer on
+    /// (-xx: from the link-level header on).
+    #[arg(short = 'x', action = ArgAction::Count)]
+    pub hex: u8,
+
+    /// Print each packet's bytes in hex and ASCII after its line, from the network layer
+    /// on (-XX: from the link-level header on).
+    #[arg(short = 'X', action = ArgAction::Count)]
+    pub hex_ascii: u8,
+
+    /// Print each packet's bytes as ASCII after its line (tcpdump's -A; -A itself is
+    /// --all-namespaces, as in kubectl). Given twice: from the link-level header on.
+    #[arg(long = "ascii", action = ArgAction::Count)]
+    pub ascii: u8,
+
+    /// Timestamps with nanoseconds (tcpdump's --nano).
+    #[arg(long = "nano")]
+    pub nano: bool,
+}
+
+impl LookArgs {
+    /// The summary options these flags ask for, on top of `-e` and `-S`. As in tcpdump,
+    /// -X wins over -x, and either over the ASCII dump.
+    pub fn options(&self, link_header: bool, absolute_seq: bool) -> SummaryOptions {
+        let (payload, count) = if self.hex_ascii > 0 {
+            (Payload::HexAscii, self.hex_ascii)
+        } else if self.hex > 0 {
+            (Payload::Hex, self.hex)
+        } else if self.ascii > 0 {
+            (Payload::Ascii, self.ascii)
+        } else {
+            (Payload::None, 0)
+        };
+        SummaryOptions {
+            precision: if self.nano {
+                TimestampPrecision::Nano
+            } else {
+                TimestampPrecision::Micro
+            },
+            time: TimeFormat::from_t_count(self.time),
+            link_header,
+            absolute_seq,
+            payload,
+            payload_link: count > 1,
+        }
+    }
+}
+
+/// How text lines look (tcpdump's `-e`, `-S`, `-l`, `-t`, `-x`, `-X`, `-A`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TextLook {
     /// Print the link-level header (`-e`).
@@ -37,6 +93,9 @@ pub struct TextLook {
     pub prefix_interface: bool,
     /// Flush after every line (`-l`, or stdout is a terminal).
     pub line_buffered: bool,
+    /// Everything else about the lines (time format, payload dumps); its `link_header`
+    /// and `absolute_seq` are replaced by the fields above.
+    pub summary: SummaryOptions,
 }
 
 /// Where and how to write: the resolved `-w`, `--format` and `--print`.
@@ -198,7 +257,7 @@ impl OutputSpec {
                     .with_options(SummaryOptions {
                         link_header: text.link_header,
                         absolute_seq: text.absolute_seq,
-                        ..SummaryOptions::default()
+                        ..text.summary
                     })
                     .prefix_interface(text.prefix_interface)
                     .line_buffered(text.line_buffered),

@@ -6,6 +6,7 @@ mod exec;
 mod filter;
 mod flows;
 mod kafka;
+mod lines;
 mod pods;
 mod probe;
 mod runtime;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Args, CommandFactory};
 use snoopy_capture::afpacket::{
-    Capture, CaptureBuilder, DEFAULT_SNAPLEN, EndReason, Event, StopHandle,
+    Capture, CaptureBuilder, DEFAULT_SNAPLEN, Direction, EndReason, Event, StopHandle,
 };
 use snoopy_capture::filter::{Instruction, Mode, Program};
 use snoopy_capture::{LinkType, PacketSink, PacketSource};
@@ -35,7 +35,7 @@ pub struct CaptureArgs {
     #[arg(
         short = 'r',
         value_name = "FILE",
-        conflicts_with_all = ["target", "interface", "duration", "no_promiscuous", "print", "buffer_kib", "termination_log", "line_buffered"]
+        conflicts_with_all = ["target", "interface", "duration", "no_promiscuous", "print", "buffer_kib", "termination_log", "line_buffered", "direction"]
     )]
     pub read: Option<PathBuf>,
 
@@ -89,6 +89,18 @@ pub struct CaptureArgs {
     #[arg(short = 'U', long = "packet-buffered")]
     pub packet_buffered: bool,
 
+    /// Keep only packets received (`in`) or sent (`out`) by the pod's interface, decided in
+    /// the kernel (`in`: PACKET_IGNORE_OUTGOING, as libpcap; `out`: the packet type is
+    /// checked first by the BPF program), so the others are never copied out.
+    #[arg(
+        short = 'Q',
+        long = "direction",
+        value_enum,
+        value_name = "DIRECTION",
+        default_value = "inout"
+    )]
+    pub direction: DirectionArg,
+
     /// Kernel ring size in KiB (default 4096).
     #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
     pub buffer_kib: Option<usize>,
@@ -125,6 +137,27 @@ pub struct CaptureArgs {
     pub filter: Vec<String>,
 }
 
+/// tcpdump's `-Q` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DirectionArg {
+    /// Received packets only.
+    In,
+    /// Sent packets only.
+    Out,
+    /// Both (the default).
+    Inout,
+}
+
+impl From<DirectionArg> for Direction {
+    fn from(arg: DirectionArg) -> Self {
+        match arg {
+            DirectionArg::In => Direction::In,
+            DirectionArg::Out => Direction::Out,
+            DirectionArg::Inout => Direction::InOut,
+        }
+    }
+}
+
 /// How to open each capture socket: the options shared by every target.
 #[derive(Debug, Clone)]
 pub struct CaptureSettings {
@@ -133,6 +166,7 @@ pub struct CaptureSettings {
     snaplen: u32,
     promiscuous: bool,
     buffer_kib: Option<usize>,
+    direction: Direction,
     block_timeout: Option<Duration>,
     /// The filter, compiled for the link type the capture is expected to have.
     filter: Option<Program>,
@@ -149,6 +183,7 @@ impl CaptureSettings {
         let mut builder = CaptureBuilder::new()
             .snaplen(self.snaplen)
             .promiscuous(self.promiscuous)
+            .direction(self.direction)
             .namespace(namespace);
         if let Some(interface) = &self.interface {
             builder = builder.interface(interface);
@@ -267,6 +302,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         snaplen,
         promiscuous: !args.no_promiscuous,
         buffer_kib: args.buffer_kib,
+        direction: args.direction.into(),
         // People watch text output: hand packets over sooner.
         block_timeout: output
             .is_text_on_stdout()

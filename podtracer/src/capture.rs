@@ -121,6 +121,9 @@ pub struct CaptureArgs {
     #[command(flatten)]
     pub look: crate::output::LookArgs,
 
+    #[command(flatten)]
+    pub rotate: crate::output::RotateArgs,
+
     /// Line-buffered text output (tcpdump's -l; automatic when stdout is a terminal; -l
     /// itself is the label selector, as in kubectl).
     #[arg(long = "line-buffered")]
@@ -233,6 +236,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
             link_header: args.link_header,
             absolute_seq: args.absolute_seq,
             look: args.look,
+            rotate: args.rotate,
             numeric: 0,
             filter: args.filter,
         });
@@ -296,7 +300,8 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     let output = OutputSpec {
         kafka_buffer: args.sinks.sink_buffer,
         ..output
-    };
+    }
+    .with_rotation(&args.rotate)?;
     let settings = CaptureSettings {
         interface: args.interface.clone(),
         snaplen,
@@ -316,6 +321,10 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         signal_hook::flag::register(signal, stop.flag())
             .context("installing the SIGINT/SIGTERM handler")?;
     }
+    let output = OutputSpec {
+        stop_on_limit: Some(stop.flag()),
+        ..output
+    };
     if let Some(duration) = args.duration {
         let timer = stop.clone();
         std::thread::spawn(move || {
@@ -369,10 +378,15 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         args.count,
         args.packet_buffered,
         &captured,
+        &output.limit_reached,
     );
     let flushed = sink.flush();
     drop(progress);
-    let totals = Totals::of(&mut capture)?;
+    let mut totals = Totals::of(&mut capture)?;
+    if output.limit_reached.load(Ordering::Relaxed) {
+        // The packet that found the last -G -W file full was read but not written.
+        totals.captured = captured.load(Ordering::Relaxed);
+    }
     let reports = crate::sinks::finish_all(&deliveries, args.sinks.sink_timeout, args.quiet);
     write_termination_log(
         args.termination_log.as_deref(),
@@ -471,6 +485,7 @@ fn pump(
     count: Option<u64>,
     packet_buffered: bool,
     captured: &AtomicU64,
+    limit_reached: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
     let limit = count.unwrap_or(u64::MAX);
     let mut written = 0u64;
@@ -478,6 +493,9 @@ fn pump(
         match capture.next_event_or_idle()? {
             Event::Packet(packet) => {
                 sink.write_packet(sink_interface, &packet)?;
+                if limit_reached.load(Ordering::Relaxed) {
+                    break; // -G -W wrote its last file; this packet was not written
+                }
                 written += 1;
                 captured.store(written, Ordering::Relaxed);
                 if packet_buffered {

@@ -9,7 +9,7 @@ use snoopy_capture::filter::{Matcher, Mode, Program};
 use snoopy_capture::source::FileSource;
 use snoopy_capture::{Packet, PacketSource};
 
-use crate::output::{Format, LookArgs, OutputSpec, TextLook};
+use crate::output::{Format, LookArgs, OutputSpec, RotateArgs, TextLook};
 
 /// Arguments of `podtracer read`.
 #[derive(Debug, Args)]
@@ -47,6 +47,9 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub look: LookArgs,
 
+    #[command(flatten)]
+    pub rotate: RotateArgs,
+
     /// Accepted for tcpdump habit: podtracer never resolves names.
     #[arg(short = 'n', action = ArgAction::Count)]
     pub numeric: u8,
@@ -69,7 +72,8 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
         FileSource::open(&args.file)
     }
     .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let output = OutputSpec::resolve(args.write.as_deref(), args.format, false, false);
+    let output = OutputSpec::resolve(args.write.as_deref(), args.format, false, false)
+        .with_rotation(&args.rotate)?;
     let mut sink = output
         .open(TextLook {
             link_header: args.link_header,

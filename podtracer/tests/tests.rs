@@ -9,5 +9,6 @@ mod kafka;
 mod lines;
 mod pods;
 mod probe;
+mod rotate;
 mod runtime;
 mod support;

@@ -179,6 +179,46 @@ fn size_ring_keeps_three_valid_files_with_the_last_packets_tcpdump_saw() -> Resu
         all[all.len() - ring.len()..],
         "the ring holds the last packets captured, in order"
     );
+
+    // `read -C` splits tcpdump's file with tcpdump's names: FILE, FILE1, FILE2… without -W,
+    // numbers of two digits with -W 12; together the files hold the input, in order.
+    for (flags, first) in [(vec![], "split.pcap"), (vec!["-W", "12"], "split.pcap00")] {
+        let out_dir = dir.path().join(format!("split{}", flags.len()));
+        std::fs::create_dir(&out_dir)?;
+        let status = podtracer()
+            .arg("read")
+            .arg(&full)
+            .args(["-C", "1"])
+            .args(&flags)
+            .arg("-w")
+            .arg(out_dir.join("split.pcap"))
+            .status()?;
+        assert!(status.success());
+        let parts = files_in(&out_dir)?;
+        let names: Vec<String> = parts
+            .iter()
+            .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let expected: Vec<String> = (0..parts.len())
+            .map(|i| match (i, flags.is_empty()) {
+                (0, _) => first.to_string(),
+                (i, true) => format!("split.pcap{i}"),
+                (i, false) => format!("split.pcap{i:02}"),
+            })
+            .collect();
+        assert!(parts.len() >= 3, "{names:?}");
+        let mut ordered = expected.clone();
+        ordered.sort();
+        assert_eq!(names, ordered, "tcpdump's names");
+        let mut joined = Vec::new();
+        for name in &expected {
+            joined.extend(segments(&out_dir.join(name))?);
+        }
+        assert_eq!(
+            joined, all,
+            "read -C {flags:?} splits without losing a packet"
+        );
+    }
     Ok(())
 }
 

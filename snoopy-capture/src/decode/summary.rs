@@ -3,7 +3,9 @@
 //! What matches tcpdump 4.99 exactly (checked by the tests against the real binary):
 //! ICMP echo, TCP (flags, relative or absolute seq/ack, window, the common options, payload
 //! length), UDP, DNS queries and A/AAAA/CNAME answers, ARP request/reply, ICMPv6 echo and
-//! neighbour discovery, IPv6 TCP/UDP, and the `-e` link header of Ethernet and VLAN frames.
+//! neighbour discovery (with the `HBH` of a hop-by-hop header), ICMPv6 port unreachable, IPv6
+//! TCP/UDP, the `-e` link header of Ethernet and VLAN frames, the payload dumps of `-x`, `-xx`,
+//! `-X`, `-XX`, `-A`, `-AA` ([`Payload`]) and the times of `-t` to `-ttttt` ([`TimeFormat`]).
 //! Other messages (ICMP errors, SCTP, unknown protocols, cooked headers) are summarised in
 //! the same spirit, not byte for byte. Application protocols over TCP are not decoded.
 //!

@@ -277,6 +277,9 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     if args.print && args.write.is_none() && args.sinks.sinks.is_empty() {
         bail!("--print needs -w FILE or --sink URL (without them packets are printed anyway)");
     }
+    // Bad rotation flags fail before any target is looked up.
+    OutputSpec::resolve(args.write.as_deref(), args.format, false, args.print)
+        .with_rotation(&args.rotate)?;
     let kafka = args.sinks.kafka(DEFAULT_PACKETS_TOPIC)?;
     let resolved = args.target.resolve()?;
     let many = resolved.follower.is_some();

@@ -347,6 +347,12 @@ impl OutputSpec {
             if !matches!(self.format, Format::Pcap | Format::Pcapng) {
                 anyhow::bail!("-C and -G rotate pcap or pcapng files, not --format text or json");
             }
+            if self.rotation.every_secs.is_some()
+                && let Some(path) = &self.path
+            {
+                snoopy_capture::sink::strftime(&path.to_string_lossy(), 0)
+                    .context("-G names files with strftime")?;
+            }
         }
         Ok(self)
     }

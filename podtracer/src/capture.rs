@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{ArgAction, Args};
+use clap::{ArgAction, Args, CommandFactory};
 use snoopy_capture::afpacket::{
-    Capture, CaptureBuilder, DEFAULT_SNAPLEN, EndReason, Event, StopHandle,
+    Capture, CaptureBuilder, DEFAULT_SNAPLEN, Direction, EndReason, Event, StopHandle,
 };
 use snoopy_capture::filter::{Instruction, Mode, Program};
 use snoopy_capture::{LinkType, PacketSink, PacketSource};
@@ -23,9 +23,21 @@ use crate::target::TargetArgs;
 
 /// Arguments of `podtracer capture`, named as in tcpdump where tcpdump has them.
 #[derive(Debug, Args)]
+// With -r no target is needed: the group TargetArgs declares is made optional here and
+// checked in `run` (clap has no "required unless" for groups).
+#[command(mut_group("target", |group| group.required(false)))]
 pub struct CaptureArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+
+    /// Read packets from FILE (pcap or pcapng; `-` is stdin) instead of capturing: the same
+    /// as `podtracer read FILE`, for people who type tcpdump's `-r`.
+    #[arg(
+        short = 'r',
+        value_name = "FILE",
+        conflicts_with_all = ["target", "interface", "duration", "no_promiscuous", "print", "buffer_kib", "termination_log", "line_buffered", "direction"]
+    )]
+    pub read: Option<PathBuf>,
 
     /// Interface inside the pod; `any` for all of them (Linux cooked headers).
     /// Default: the first interface that is up and not loopback, as tcpdump picks.
@@ -77,6 +89,18 @@ pub struct CaptureArgs {
     #[arg(short = 'U', long = "packet-buffered")]
     pub packet_buffered: bool,
 
+    /// Keep only packets received (`in`) or sent (`out`) by the pod's interface, decided in
+    /// the kernel (`in`: PACKET_IGNORE_OUTGOING, as libpcap; `out`: the packet type is
+    /// checked first by the BPF program), so the others are never copied out.
+    #[arg(
+        short = 'Q',
+        long = "direction",
+        value_enum,
+        value_name = "DIRECTION",
+        default_value = "inout"
+    )]
+    pub direction: DirectionArg,
+
     /// Kernel ring size in KiB (default 4096).
     #[arg(short = 'B', long = "buffer-size", value_name = "KiB")]
     pub buffer_kib: Option<usize>,
@@ -94,6 +118,12 @@ pub struct CaptureArgs {
     #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
     pub absolute_seq: bool,
 
+    #[command(flatten)]
+    pub look: crate::output::LookArgs,
+
+    #[command(flatten)]
+    pub rotate: crate::output::RotateArgs,
+
     /// Line-buffered text output (tcpdump's -l; automatic when stdout is a terminal; -l
     /// itself is the label selector, as in kubectl).
     #[arg(long = "line-buffered")]
@@ -110,6 +140,27 @@ pub struct CaptureArgs {
     pub filter: Vec<String>,
 }
 
+/// tcpdump's `-Q` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DirectionArg {
+    /// Received packets only.
+    In,
+    /// Sent packets only.
+    Out,
+    /// Both (the default).
+    Inout,
+}
+
+impl From<DirectionArg> for Direction {
+    fn from(arg: DirectionArg) -> Self {
+        match arg {
+            DirectionArg::In => Direction::In,
+            DirectionArg::Out => Direction::Out,
+            DirectionArg::Inout => Direction::InOut,
+        }
+    }
+}
+
 /// How to open each capture socket: the options shared by every target.
 #[derive(Debug, Clone)]
 pub struct CaptureSettings {
@@ -118,6 +169,7 @@ pub struct CaptureSettings {
     snaplen: u32,
     promiscuous: bool,
     buffer_kib: Option<usize>,
+    direction: Direction,
     block_timeout: Option<Duration>,
     /// The filter, compiled for the link type the capture is expected to have.
     filter: Option<Program>,
@@ -134,6 +186,7 @@ impl CaptureSettings {
         let mut builder = CaptureBuilder::new()
             .snaplen(self.snaplen)
             .promiscuous(self.promiscuous)
+            .direction(self.direction)
             .namespace(namespace);
         if let Some(interface) = &self.interface {
             builder = builder.interface(interface);
@@ -173,6 +226,32 @@ impl CaptureSettings {
 /// Runs a capture to its end (count, duration, SIGINT/SIGTERM, or the interface vanishing)
 /// and prints tcpdump's closing statistics.
 pub fn run(args: CaptureArgs) -> Result<ExitCode> {
+    if let Some(file) = args.read {
+        return crate::read::run(crate::read::ReadArgs {
+            file,
+            write: args.write,
+            format: args.format,
+            count: args.count,
+            dump: args.dump,
+            link_header: args.link_header,
+            absolute_seq: args.absolute_seq,
+            look: args.look,
+            rotate: args.rotate,
+            numeric: 0,
+            filter: args.filter,
+        });
+    }
+    if !args.target.is_given() {
+        let cli = crate::cli::Cli::command();
+        let mut command = cli.find_subcommand("capture").cloned().unwrap_or(cli);
+        command = command.bin_name("podtracer capture");
+        command
+            .error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "podtracer capture needs a target (--pid, --netns, --pod or -l) or a file to read (-r FILE)",
+            )
+            .exit();
+    }
     // The kernel runs the filter, so it is compiled before the socket exists: for `any`
     // the link type is Linux cooked v2, otherwise Ethernet (checked once open).
     let snaplen = if args.snaplen == 0 {
@@ -198,6 +277,9 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     if args.print && args.write.is_none() && args.sinks.sinks.is_empty() {
         bail!("--print needs -w FILE or --sink URL (without them packets are printed anyway)");
     }
+    // Bad rotation flags fail before any target is looked up.
+    OutputSpec::resolve(args.write.as_deref(), args.format, false, args.print)
+        .with_rotation(&args.rotate)?;
     let kafka = args.sinks.kafka(DEFAULT_PACKETS_TOPIC)?;
     let resolved = args.target.resolve()?;
     let many = resolved.follower.is_some();
@@ -221,12 +303,14 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     let output = OutputSpec {
         kafka_buffer: args.sinks.sink_buffer,
         ..output
-    };
+    }
+    .with_rotation(&args.rotate)?;
     let settings = CaptureSettings {
         interface: args.interface.clone(),
         snaplen,
         promiscuous: !args.no_promiscuous,
         buffer_kib: args.buffer_kib,
+        direction: args.direction.into(),
         // People watch text output: hand packets over sooner.
         block_timeout: output
             .is_text_on_stdout()
@@ -240,6 +324,10 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         signal_hook::flag::register(signal, stop.flag())
             .context("installing the SIGINT/SIGTERM handler")?;
     }
+    let output = OutputSpec {
+        stop_on_limit: Some(stop.flag()),
+        ..output
+    };
     if let Some(duration) = args.duration {
         let timer = stop.clone();
         std::thread::spawn(move || {
@@ -252,6 +340,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         absolute_seq: args.absolute_seq,
         prefix_interface: many,
         line_buffered: args.line_buffered || std::io::stdout().is_terminal(),
+        summary: args.look.options(args.link_header, args.absolute_seq),
     };
     if many {
         return crate::multi::run(&args, resolved, &settings, &output, look, stop);
@@ -292,10 +381,15 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         args.count,
         args.packet_buffered,
         &captured,
+        &output.limit_reached,
     );
     let flushed = sink.flush();
     drop(progress);
-    let totals = Totals::of(&mut capture)?;
+    let mut totals = Totals::of(&mut capture)?;
+    if output.limit_reached.load(Ordering::Relaxed) {
+        // The packet that found the last -G -W file full was read but not written.
+        totals.captured = captured.load(Ordering::Relaxed);
+    }
     let reports = crate::sinks::finish_all(&deliveries, args.sinks.sink_timeout, args.quiet);
     write_termination_log(
         args.termination_log.as_deref(),
@@ -394,6 +488,7 @@ fn pump(
     count: Option<u64>,
     packet_buffered: bool,
     captured: &AtomicU64,
+    limit_reached: &std::sync::atomic::AtomicBool,
 ) -> Result<()> {
     let limit = count.unwrap_or(u64::MAX);
     let mut written = 0u64;
@@ -401,6 +496,9 @@ fn pump(
         match capture.next_event_or_idle()? {
             Event::Packet(packet) => {
                 sink.write_packet(sink_interface, &packet)?;
+                if limit_reached.load(Ordering::Relaxed) {
+                    break; // -G -W wrote its last file; this packet was not written
+                }
                 written += 1;
                 captured.store(written, Ordering::Relaxed);
                 if packet_buffered {

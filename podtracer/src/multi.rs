@@ -77,11 +77,13 @@ pub fn run(
     } = output.open(look)?;
     let limit = args.count.unwrap_or(u64::MAX);
     let mut written = 0u64;
+    // -G -W wrote its last file.
+    let mut full = false;
     let mut last_poll = Instant::now();
     let mut stopping = false;
     let outcome: Result<()> = (|| {
         loop {
-            if !stopping && (stop.is_stopped() || written >= limit) {
+            if !stopping && (stop.is_stopped() || written >= limit || full) {
                 stopping = true;
                 slots.iter().for_each(|s| s.stop.stop());
             }
@@ -96,11 +98,20 @@ pub fn run(
             }
             match receive(&rx) {
                 Received::Message(Message::Packet { slot, packet }) => {
-                    if written >= limit {
+                    if written >= limit || full {
                         continue; // over the count: the other pods' stragglers are dropped
                     }
                     if let Some(id) = slots[slot].sink_interface {
                         sink.write_packet(id, &packet.as_packet())?;
+                        if output
+                            .limit_reached
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                        {
+                            // -G -W wrote its last file: this packet and later ones are not
+                            // written, so they are not counted.
+                            full = true;
+                            continue;
+                        }
                         written += 1;
                         slots[slot].written += 1;
                         if args.packet_buffered {

@@ -5,12 +5,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::ValueEnum;
-use snoopy_capture::decode::SummaryOptions;
+use clap::{ArgAction, Args, ValueEnum};
+use snoopy_capture::decode::{Payload, SummaryOptions, TimeFormat, TimestampPrecision};
 use snoopy_capture::sink::kafka::{
     BatchLimits, CaptureIdentity, DeliveryHandle, KafkaPacketSink, KafkaSettings,
 };
-use snoopy_capture::sink::{JsonSink, PcapNgSink, PcapSink, TextSink};
+use snoopy_capture::sink::{
+    FileFormat, JsonSink, PcapNgSink, PcapSink, RotatingSink, Rotation, TextSink,
+};
 use snoopy_capture::{Interface, Packet, PacketSink};
 
 /// Output formats.
@@ -26,7 +28,142 @@ pub enum Format {
     Pcapng,
 }
 
-/// How text lines look (tcpdump's `-e`, `-S`, `-l`).
+/// tcpdump's flags for how text lines look, shared by `capture` and `read`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LookArgs {
+    /// Time format, as tcpdump: -t none, -tt seconds since the epoch, -ttt since the
+    /// previous packet, -tttt date and time, -ttttt since the first packet (all UTC).
+    #[arg(short = 't', action = ArgAction::Count)]
+    pub time: u8,
+
+    /// Print each packet's bytes in hex after its line, from the network layer on
+    /// (-xx: from the link-level header on).
+    #[arg(short = 'x', action = ArgAction::Count)]
+    pub hex: u8,
+
+    /// Print each packet's bytes in hex and ASCII after its line, from the network layer
+    /// on (-XX: from the link-level header on).
+    #[arg(short = 'X', action = ArgAction::Count)]
+    pub hex_ascii: u8,
+
+    /// Print each packet's bytes as ASCII after its line (tcpdump's -A; -A itself is
+    /// --all-namespaces, as in kubectl). Given twice: from the link-level header on.
+    #[arg(long = "ascii", action = ArgAction::Count)]
+    pub ascii: u8,
+
+    /// Timestamps with nanoseconds (tcpdump's --nano).
+    #[arg(long = "nano")]
+    pub nano: bool,
+}
+
+impl LookArgs {
+    /// The summary options these flags ask for, on top of `-e` and `-S`. As in tcpdump,
+    /// -X wins over -x, and either over the ASCII dump.
+    pub fn options(&self, link_header: bool, absolute_seq: bool) -> SummaryOptions {
+        let (payload, count) = if self.hex_ascii > 0 {
+            (Payload::HexAscii, self.hex_ascii)
+        } else if self.hex > 0 {
+            (Payload::Hex, self.hex)
+        } else if self.ascii > 0 {
+            (Payload::Ascii, self.ascii)
+        } else {
+            (Payload::None, 0)
+        };
+        SummaryOptions {
+            precision: if self.nano {
+                TimestampPrecision::Nano
+            } else {
+                TimestampPrecision::Micro
+            },
+            time: TimeFormat::from_t_count(self.time),
+            link_header,
+            absolute_seq,
+            payload,
+            payload_link: count > 1,
+        }
+    }
+}
+
+/// tcpdump's file rotation flags (`-C`, `-G`, `-W`, `-z`), shared by `capture` and `read`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RotateArgs {
+    /// With -w FILE: before writing a packet, start a new file when the current one is
+    /// larger than SIZE millions of bytes. Files are FILE, FILE1, FILE2…; with -W N a ring
+    /// FILE0…FILE{N-1} whose oldest file is overwritten.
+    #[arg(short = 'C', value_name = "SIZE", value_parser = clap::value_parser!(u64).range(1..))]
+    pub file_size: Option<u64>,
+
+    /// With -w FILE: start a new file every SECS seconds (of packet time); FILE is a
+    /// strftime pattern, expanded in UTC (e.g. trace-%Y%m%d-%H%M%S.pcap).
+    #[arg(short = 'G', value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub rotate_seconds: Option<u64>,
+
+    /// With -C: keep a ring of N files. With -G alone: stop after N files.
+    #[arg(short = 'W', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub file_count: Option<u32>,
+
+    /// Run CMD FILE on each file rotation closes (e.g. -z gzip), as a program with that
+    /// one argument, no shell; the last file, still open at the end, is left alone, as in
+    /// tcpdump. podtracer waits for these commands before it exits.
+    #[arg(short = 'z', value_name = "CMD")]
+    pub post_rotate: Option<PathBuf>,
+}
+
+impl RotateArgs {
+    /// The rotation asked for; an error for flags that need others (as tcpdump's).
+    pub fn rotation(&self) -> Result<Rotation> {
+        let rotation = Rotation {
+            max_bytes: self.file_size.map(|m| m.saturating_mul(1_000_000)),
+            every_secs: self.rotate_seconds,
+            files: self.file_count,
+        };
+        if !rotation.is_active() {
+            if self.file_count.is_some() {
+                anyhow::bail!("-W needs -C or -G (it counts rotated files)");
+            }
+            if self.post_rotate.is_some() {
+                anyhow::bail!("-z needs -C or -G (it runs on each rotated file)");
+            }
+        }
+        Ok(rotation)
+    }
+}
+
+/// Runs the `-z` command on closed files and waits for the ones still running when dropped.
+struct PostRotate {
+    program: PathBuf,
+    running: Vec<std::process::Child>,
+}
+
+impl PostRotate {
+    fn run(&mut self, file: &Path) {
+        // Reap the ones that finished, so none lingers as a zombie.
+        self.running
+            .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
+        match std::process::Command::new(&self.program)
+            .arg(file)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+        {
+            Ok(child) => self.running.push(child),
+            Err(e) => eprintln!(
+                "podtracer: -z {} {}: cannot start it: {e} (is it on the PATH?)",
+                self.program.display(),
+                file.display()
+            ),
+        }
+    }
+}
+
+impl Drop for PostRotate {
+    fn drop(&mut self) {
+        for child in &mut self.running {
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How text lines look (tcpdump's `-e`, `-S`, `-l`, `-t`, `-x`, `-X`, `-A`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TextLook {
     /// Print the link-level header (`-e`).
@@ -37,6 +174,9 @@ pub struct TextLook {
     pub prefix_interface: bool,
     /// Flush after every line (`-l`, or stdout is a terminal).
     pub line_buffered: bool,
+    /// Everything else about the lines (time format, payload dumps); its `link_header`
+    /// and `absolute_seq` are replaced by the fields above.
+    pub summary: SummaryOptions,
 }
 
 /// Where and how to write: the resolved `-w`, `--format` and `--print`.
@@ -59,6 +199,15 @@ pub struct OutputSpec {
     pub identity: CaptureIdentity,
     /// Bytes each Kafka sink buffers while the brokers are away.
     pub kafka_buffer: usize,
+    /// File rotation of the `-w` file (`-C`, `-G`, `-W`).
+    pub rotation: Rotation,
+    /// The `-z` command run on each rotated file.
+    pub post_rotate: Option<PathBuf>,
+    /// Set when `-G` with `-W` has written its last file (the capture's stop flag).
+    pub stop_on_limit: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Set when `-G` with `-W` has written its last file: the packet just handed to the
+    /// sink was not written, and is not to be counted.
+    pub limit_reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The opened sinks: what packets go to, and the Kafka sinks' handles for the final flush.
@@ -92,6 +241,10 @@ impl OutputSpec {
             files: Vec::new(),
             identity: CaptureIdentity::default(),
             kafka_buffer: BatchLimits::default().buffer_bytes,
+            rotation: Rotation::default(),
+            post_rotate: None,
+            stop_on_limit: None,
+            limit_reached: Default::default(),
         }
     }
 
@@ -145,6 +298,10 @@ impl OutputSpec {
                 files: Vec::new(),
                 identity: CaptureIdentity::default(),
                 kafka_buffer: 0,
+                rotation: Rotation::default(),
+                post_rotate: None,
+                stop_on_limit: None,
+                limit_reached: Default::default(),
             };
             sinks.push(printer.open_main(text)?);
         }
@@ -179,7 +336,54 @@ impl OutputSpec {
         Ok(Opened { sink, deliveries })
     }
 
+    /// Adds the rotation flags; an error when they cannot apply to this output.
+    pub fn with_rotation(mut self, args: &RotateArgs) -> Result<Self> {
+        self.rotation = args.rotation()?;
+        self.post_rotate = args.post_rotate.clone();
+        if self.rotation.is_active() {
+            if self.path.is_none() || !self.main {
+                anyhow::bail!("-C and -G rotate the -w file: give -w FILE (not -w -)");
+            }
+            if !matches!(self.format, Format::Pcap | Format::Pcapng) {
+                anyhow::bail!("-C and -G rotate pcap or pcapng files, not --format text or json");
+            }
+            if self.rotation.every_secs.is_some()
+                && let Some(path) = &self.path
+            {
+                snoopy_capture::sink::strftime(&path.to_string_lossy(), 0)
+                    .context("-G names files with strftime")?;
+            }
+        }
+        Ok(self)
+    }
+
     fn open_main(&self, text: TextLook) -> Result<Box<dyn PacketSink>> {
+        if let (true, Some(path)) = (self.rotation.is_active(), &self.path) {
+            let format = match self.format {
+                Format::Pcapng => FileFormat::PcapNg,
+                _ => FileFormat::Pcap,
+            };
+            let mut sink = RotatingSink::new(path, format, self.rotation)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            if let Some(program) = &self.post_rotate {
+                let mut post = PostRotate {
+                    program: program.clone(),
+                    running: Vec::new(),
+                };
+                sink = sink.on_close(Box::new(move |file| post.run(file)));
+            }
+            let stop = self.stop_on_limit.clone();
+            let reached = self.limit_reached.clone();
+            let files = self.rotation.files.unwrap_or(0);
+            sink = sink.on_limit(Box::new(move || {
+                eprintln!("podtracer: maximum file limit reached: {files}");
+                reached.store(true, std::sync::atomic::Ordering::Relaxed);
+                if let Some(stop) = &stop {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }));
+            return Ok(Box::new(sink));
+        }
         let (writer, name): (Box<dyn Write + Send>, String) = match &self.path {
             Some(path) => (
                 Box::new(
@@ -198,7 +402,7 @@ impl OutputSpec {
                     .with_options(SummaryOptions {
                         link_header: text.link_header,
                         absolute_seq: text.absolute_seq,
-                        ..SummaryOptions::default()
+                        ..text.summary
                     })
                     .prefix_interface(text.prefix_interface)
                     .line_buffered(text.line_buffered),

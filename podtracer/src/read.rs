@@ -9,7 +9,7 @@ use snoopy_capture::filter::{Matcher, Mode, Program};
 use snoopy_capture::source::FileSource;
 use snoopy_capture::{Packet, PacketSource};
 
-use crate::output::{Format, OutputSpec, TextLook};
+use crate::output::{Format, LookArgs, OutputSpec, RotateArgs, TextLook};
 
 /// Arguments of `podtracer read`.
 #[derive(Debug, Args)]
@@ -40,6 +40,16 @@ pub struct ReadArgs {
     #[arg(short = 'e')]
     pub link_header: bool,
 
+    /// Print absolute TCP sequence numbers.
+    #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
+    pub absolute_seq: bool,
+
+    #[command(flatten)]
+    pub look: LookArgs,
+
+    #[command(flatten)]
+    pub rotate: RotateArgs,
+
     /// Accepted for tcpdump habit: podtracer never resolves names.
     #[arg(short = 'n', action = ArgAction::Count)]
     pub numeric: u8,
@@ -62,12 +72,15 @@ pub fn run(args: ReadArgs) -> Result<ExitCode> {
         FileSource::open(&args.file)
     }
     .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let output = OutputSpec::resolve(args.write.as_deref(), args.format, false, false);
+    let output = OutputSpec::resolve(args.write.as_deref(), args.format, false, false)
+        .with_rotation(&args.rotate)?;
     let mut sink = output
         .open(TextLook {
             link_header: args.link_header,
+            absolute_seq: args.absolute_seq,
             line_buffered: false,
-            ..TextLook::default()
+            prefix_interface: false,
+            summary: args.look.options(args.link_header, args.absolute_seq),
         })?
         .sink;
     // Per source interface: the sink's interface and the filter compiled for its link type.

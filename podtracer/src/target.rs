@@ -64,6 +64,13 @@ pub struct TargetArgs {
     pub runtime_endpoint: Option<String>,
 }
 
+impl TargetArgs {
+    /// Whether any of `--pid`, `--netns`, `--pod`, `-l` was given.
+    pub fn is_given(&self) -> bool {
+        self.pid.is_some() || self.netns.is_some() || self.pod.is_some() || self.selector.is_some()
+    }
+}
+
 /// A pod as podtracer names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodIdentity {

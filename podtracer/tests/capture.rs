@@ -268,3 +268,113 @@ fn text_output_prints_tcpdump_style_lines_and_stops_after_the_duration() -> Resu
     );
     Ok(())
 }
+
+/// Starts `tcpdump -Q DIRECTION -U -w FILE` on `end`'s veth and waits until it listens.
+fn start_tcpdump(
+    end: &snoopy_testkit::End,
+    direction: &str,
+    file: &std::path::Path,
+) -> Result<snoopy_testkit::ChildGuard> {
+    snoopy_testkit::require_tool("tcpdump")?;
+    let mut tcpdump = end.spawn(&[
+        "tcpdump",
+        "-n",
+        "-U",
+        // Without it libpcap hands packets over only when a ring block retires (1 s), and
+        // the last second would be lost at SIGINT.
+        "--immediate-mode",
+        "-i",
+        &end.interface,
+        "-Q",
+        direction,
+        "-w",
+        file.to_str().unwrap(),
+    ])?;
+    let mut err = std::io::BufReader::new(tcpdump.child().stderr.take().expect("piped"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line)?;
+    anyhow::ensure!(line.contains("listening on"), "tcpdump: {line}");
+    // Keep reading its stderr so that it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    Ok(tcpdump)
+}
+
+/// `-Q in` and `-Q out` on a veth keep exactly the packets `tcpdump -Q` keeps on the same
+/// traffic (pings both ways), and the kernel counts no others: what it handed to the
+/// socket ("received by filter") is what was written.
+#[test]
+fn direction_keeps_what_tcpdump_q_keeps_and_the_kernel_copies_nothing_else() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    let dir = tempfile::tempdir()?;
+    let netns = pair.b.netns_path();
+    for direction in ["in", "out"] {
+        let ours = dir.path().join(format!("ours-{direction}.pcap"));
+        let theirs = dir.path().join(format!("tcpdump-{direction}.pcap"));
+        let tcpdump = start_tcpdump(&pair.b, direction, &theirs)?;
+        let capture = start_capture(&[
+            "--netns",
+            netns.to_str().unwrap(),
+            "-i",
+            &pair.b.interface,
+            "-Q",
+            direction,
+            "-w",
+            ours.to_str().unwrap(),
+        ])?;
+        pair.a
+            .run(&["ping", "-c", "4", "-i", "0.1", &pair.b.ip.to_string()])?;
+        pair.b
+            .run(&["ping", "-c", "3", "-i", "0.1", &pair.a.ip.to_string()])?;
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&capture, "INT")?;
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &tcpdump.pid().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -INT tcpdump");
+        let out = wait_with_timeout(capture, Duration::from_secs(10))?;
+        assert!(out.status.success(), "{out:?}");
+        let finished = tcpdump.wait_output()?;
+
+        assert!(finished.status.success(), "tcpdump: {finished:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let captured = captured_count(&stderr)?;
+        let received = stderr
+            .lines()
+            .find_map(|l| l.strip_suffix(" packets received by filter"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .expect("a 'received by filter' line");
+        assert_eq!(
+            received, captured,
+            "-Q {direction}: the kernel handed over only what was kept"
+        );
+        let fields = ["eth.src", "ip.src", "ip.dst", "icmp.type", "icmp.seq"];
+        let our_rows = tshark_fields(&ours, &fields)?;
+        assert_eq!(
+            our_rows.len() as u64,
+            captured,
+            "every counted packet is in the file"
+        );
+        // Every packet has the direction asked for: b's MAC is the source of what b sends.
+        for row in &our_rows {
+            assert_eq!(
+                row[0] == pair.b.mac,
+                direction == "out",
+                "-Q {direction} kept {row:?}"
+            );
+        }
+        let echoes = |rows: Vec<Vec<String>>| -> Vec<Vec<String>> {
+            let mut e: Vec<Vec<String>> = rows.into_iter().filter(|r| !r[3].is_empty()).collect();
+            e.sort();
+            e
+        };
+        let (our_echoes, their_echoes) =
+            (echoes(our_rows), echoes(tshark_fields(&theirs, &fields)?));
+        // 4 requests from a and 3 replies to b's pings come in; the other 7 go out.
+        assert_eq!(our_echoes.len(), 7, "-Q {direction}: {our_echoes:?}");
+        assert_eq!(
+            our_echoes, their_echoes,
+            "-Q {direction}: the ICMP tcpdump -Q kept"
+        );
+    }
+    Ok(())
+}

@@ -105,3 +105,30 @@ fn without_capabilities_the_error_names_the_missing_one() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn rotation_flags_that_cannot_apply_fail_before_the_target_is_looked_up() -> Result<()> {
+    // The PID does not exist: only a check made before the target would name the flags.
+    let cases: [(&[&str], &str); 5] = [
+        (&["-C", "1"], "-C and -G rotate the -w file: give -w FILE"),
+        (
+            &["-G", "1", "-w", "-"],
+            "-C and -G rotate the -w file: give -w FILE",
+        ),
+        (&["-W", "3", "-w", "x.pcap"], "-W needs -C or -G"),
+        (&["-z", "gzip", "-w", "x.pcap"], "-z needs -C or -G"),
+        (
+            &["-G", "1", "-w", "x-%Q.pcap"],
+            "%Q is not a supported strftime conversion",
+        ),
+    ];
+    for (flags, expected) in cases {
+        let out = podtracer()
+            .args(["capture", "--pid", "999999999"])
+            .args(flags)
+            .output()?;
+        let err = one_line_error(&out);
+        assert!(err.contains(expected), "{flags:?}: {err}");
+    }
+    Ok(())
+}

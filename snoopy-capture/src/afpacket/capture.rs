@@ -11,7 +11,7 @@ use snoopy_netns::caps::Capability;
 use super::cooked::{self, LinkFacts, SLL2_HEADER_LEN};
 use super::ring::{Frame, Ring, TPACKET3_HDR_LEN};
 use super::sys::{self, LinkInfo, Readiness, TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID};
-use crate::filter::Program;
+use crate::filter::{Instruction, Program};
 use crate::{Error, Interface, LinkType, Packet, PacketSource, Result, SourceStats};
 
 /// tcpdump's default snapshot length: whole packets.
@@ -106,6 +106,38 @@ impl StatsHandle {
     }
 }
 
+/// Which packets a capture keeps by direction (tcpdump's `-Q`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// Sent and received (the default).
+    #[default]
+    InOut,
+    /// Only packets the host received: `PACKET_IGNORE_OUTGOING` (Linux 4.20+), so outgoing
+    /// ones are never handed to the socket; on older kernels the BPF program drops them.
+    In,
+    /// Only packets the host sent: the BPF program checks the packet type first, so
+    /// received ones are never copied out.
+    Out,
+}
+
+/// `SKF_AD_OFF + SKF_AD_PKTTYPE`: the ancillary load of the packet type.
+const LOAD_PKTTYPE: u32 = 0xffff_f000 + 4;
+
+/// `program` run only on packets whose type is (`outgoing`) or is not (`!outgoing`)
+/// `PACKET_OUTGOING`; others are rejected before it. Its jumps are relative and only
+/// forward, so they stay right after the three instructions put before it.
+fn only_direction(program: &Program, outgoing: bool) -> Program {
+    // ld [pkttype]; jeq #OUTGOING, then skip the reject (out) or take it (in); ret #0.
+    let (jt, jf) = if outgoing { (1, 0) } else { (0, 1) };
+    let mut instructions = vec![
+        Instruction::new(0x20, 0, 0, LOAD_PKTTYPE),
+        Instruction::new(0x15, jt, jf, u32::from(PACKET_OUTGOING)),
+        Instruction::new(0x06, 0, 0, 0),
+    ];
+    instructions.extend_from_slice(&program.instructions);
+    Program::new(instructions)
+}
+
 /// How to open a live capture; [`CaptureBuilder::open`] makes the [`Capture`].
 #[derive(Debug)]
 pub struct CaptureBuilder {
@@ -116,6 +148,7 @@ pub struct CaptureBuilder {
     block_timeout: Duration,
     filter: Option<Program>,
     namespace: Option<Namespace>,
+    direction: Direction,
 }
 
 impl Default for CaptureBuilder {
@@ -128,6 +161,7 @@ impl Default for CaptureBuilder {
             block_timeout: DEFAULT_BLOCK_TIMEOUT,
             filter: None,
             namespace: None,
+            direction: Direction::InOut,
         }
     }
 }
@@ -178,6 +212,12 @@ impl CaptureBuilder {
     /// link type in live-socket mode (for `any`: `LINUX_SLL2`).
     pub fn filter(mut self, program: Program) -> Self {
         self.filter = Some(program);
+        self
+    }
+
+    /// Keeps only received or only sent packets (`-Q in|out`), decided in the kernel.
+    pub fn direction(mut self, direction: Direction) -> Self {
+        self.direction = direction;
         self
     }
 
@@ -273,7 +313,19 @@ impl CaptureBuilder {
         } else {
             LinkType::Ethernet
         };
-        let program = self.kernel_program(cooked)?;
+        let mut program = self.kernel_program(cooked)?;
+        match self.direction {
+            Direction::InOut => {}
+            Direction::Out => program = only_direction(&program, true),
+            Direction::In => match sys::set_ignore_outgoing(fd.as_fd()) {
+                Ok(()) => {}
+                // Before Linux 4.20: the filter drops them instead.
+                Err(e) if e.raw_os_error() == Some(libc::ENOPROTOOPT) => {
+                    program = only_direction(&program, false)
+                }
+                Err(e) => return Err(fail("setsockopt(PACKET_IGNORE_OUTGOING)", e)),
+            },
+        }
         sys::attach_filter(fd.as_fd(), &program.instructions).map_err(|source| Error::Syscall {
             call: "setsockopt(SO_ATTACH_FILTER)",
             target: name.clone(),

@@ -27,5 +27,5 @@ mod sys;
 
 pub use capture::{
     Capture, CaptureBuilder, DEFAULT_BLOCK_TIMEOUT, DEFAULT_BUFFER_SIZE, DEFAULT_SNAPLEN,
-    EndReason, Event, StatsHandle, StopHandle,
+    Direction, EndReason, Event, StatsHandle, StopHandle,
 };

@@ -19,6 +19,8 @@ pub(crate) const PACKET_STATISTICS: libc::c_int = 6;
 pub(crate) const PACKET_VERSION: libc::c_int = 10;
 pub(crate) const PACKET_RX_RING: libc::c_int = 5;
 pub(crate) const PACKET_RESERVE: libc::c_int = 12;
+/// Linux 4.20+: the socket is not handed packets the host sends.
+pub(crate) const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
 pub(crate) const TPACKET_V3: libc::c_int = 2;
 pub(crate) const PACKET_MR_PROMISC: libc::c_ushort = 1;
 pub(crate) const TP_STATUS_KERNEL: u32 = 0;
@@ -121,6 +123,12 @@ pub(crate) fn set_tpacket_v3(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// re-insert a VLAN tag or to build a cooked header in place.
 pub(crate) fn set_reserve(fd: BorrowedFd<'_>, bytes: u32) -> io::Result<()> {
     setsockopt(fd, SOL_PACKET, PACKET_RESERVE, &bytes)
+}
+
+/// `setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)`: outgoing packets never reach the
+/// socket (its filter does not even run on them), as libpcap does for `-Q in`.
+pub(crate) fn set_ignore_outgoing(fd: BorrowedFd<'_>) -> io::Result<()> {
+    setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &1 as &libc::c_int)
 }
 
 /// `setsockopt(SOL_PACKET, PACKET_RX_RING, req)`.

@@ -32,8 +32,8 @@ mod summary;
 pub mod time;
 mod transport;
 
-pub use summary::{Summarizer, SummaryOptions};
-pub use time::TimestampPrecision;
+pub use summary::{Payload, Summarizer, SummaryOptions};
+pub use time::{TimeFormat, TimestampPrecision};
 
 /// A 6-byte Ethernet (MAC) address, shown as `02:00:00:00:00:0a`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

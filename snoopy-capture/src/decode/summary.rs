@@ -3,7 +3,9 @@
 //! What matches tcpdump 4.99 exactly (checked by the tests against the real binary):
 //! ICMP echo, TCP (flags, relative or absolute seq/ack, window, the common options, payload
 //! length), UDP, DNS queries and A/AAAA/CNAME answers, ARP request/reply, ICMPv6 echo and
-//! neighbour discovery, IPv6 TCP/UDP, and the `-e` link header of Ethernet and VLAN frames.
+//! neighbour discovery (with the `HBH` of a hop-by-hop header), ICMPv6 port unreachable, IPv6
+//! TCP/UDP, the `-e` link header of Ethernet and VLAN frames, the payload dumps of `-x`, `-xx`,
+//! `-X`, `-XX`, `-A`, `-AA` ([`Payload`]) and the times of `-t` to `-ttttt` ([`TimeFormat`]).
 //! Other messages (ICMP errors, SCTP, unknown protocols, cooked headers) are summarised in
 //! the same spirit, not byte for byte. Application protocols over TCP are not decoded.
 //!
@@ -17,7 +19,7 @@ use std::collections::HashMap;
 use std::fmt::{self, Write};
 use std::net::IpAddr;
 
-use super::time::{TimeOfDay, TimestampPrecision};
+use super::time::{DateTime, Elapsed, EpochSeconds, TimeFormat, TimeOfDay, TimestampPrecision};
 use super::{
     Arp, Decoded, Icmp, Icmpv6, Link, Network, ProblemKind, Tcp, TcpFlags, TcpOption, Transport,
     Vlans, be16, dns,
@@ -29,22 +31,43 @@ use crate::Packet;
 pub struct SummaryOptions {
     /// Digits of the timestamp (tcpdump's default is microseconds).
     pub precision: TimestampPrecision,
-    /// Print the timestamp at all (tcpdump `-t` turns it off).
-    pub timestamp: bool,
+    /// Which time starts each line (tcpdump's `-t`, `-tt`, `-ttt`, `-tttt`, `-ttttt`).
+    pub time: TimeFormat,
     /// Print the link-level header (tcpdump `-e`).
     pub link_header: bool,
     /// Print absolute TCP sequence numbers (tcpdump `-S`); by default they are relative to
     /// the first ones seen in each connection, as tcpdump does.
     pub absolute_seq: bool,
+    /// The packet's bytes after the line (tcpdump's `-x`, `-X`, `-A`).
+    pub payload: Payload,
+    /// Dump the link-level header too (tcpdump's `-xx`, `-XX`, `-AA`); by default the dump
+    /// starts at the network layer, as in tcpdump.
+    pub payload_link: bool,
+}
+
+/// How a packet's bytes are shown after its line, in tcpdump's layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Payload {
+    /// Nothing (tcpdump's default).
+    #[default]
+    None,
+    /// Hex, 16 bytes a line: `\t0x0000:  4500 0054 ...` (`-x`).
+    Hex,
+    /// Hex and ASCII side by side (`-X`).
+    HexAscii,
+    /// The bytes as ASCII, non-printable ones as `.` (`-A`).
+    Ascii,
 }
 
 impl Default for SummaryOptions {
     fn default() -> Self {
         SummaryOptions {
             precision: TimestampPrecision::Micro,
-            timestamp: true,
+            time: TimeFormat::Clock,
             link_header: false,
             absolute_seq: false,
+            payload: Payload::None,
+            payload_link: false,
         }
     }
 }
@@ -64,6 +87,9 @@ pub struct Summarizer {
     options: SummaryOptions,
     /// Initial (seq, ack) of each connection, in tcpdump's "forward" direction.
     seqs: HashMap<ConnKey, (u32, u32)>,
+    /// The time deltas are measured from (`-ttt`: the previous packet, `-ttttt`: the first),
+    /// already cut to the printed precision as tcpdump's `struct timeval` is.
+    reference: Option<std::time::Duration>,
 }
 
 impl Summarizer {
@@ -72,6 +98,7 @@ impl Summarizer {
         Summarizer {
             options,
             seqs: HashMap::new(),
+            reference: None,
         }
     }
 
@@ -80,19 +107,57 @@ impl Summarizer {
         self.options
     }
 
-    /// Appends the line for `packet` (timestamp, then the summary; no newline) to `out`.
+    /// Appends the line for `packet` (time, summary, then the payload dump if asked for;
+    /// no final newline) to `out`.
     ///
     /// `decoded` must be `decode(link_type, packet.data)`.
     pub fn write_line(&mut self, out: &mut String, packet: &Packet<'_>, decoded: &Decoded<'_>) {
-        if self.options.timestamp {
-            // Writing to a String cannot fail.
-            let _ = write!(
-                out,
-                "{} ",
-                TimeOfDay(packet.timestamp, self.options.precision)
-            );
-        }
+        self.time(out, packet.timestamp);
+        // Writing to a String cannot fail.
         let _ = self.summary(out, packet.orig_len, decoded);
+        let start = if self.options.payload_link {
+            0
+        } else {
+            link_header_len(decoded)
+        };
+        // As tcpdump: nothing is dumped when nothing follows the link-level header.
+        if let Some(bytes) = packet.data.get(start..).filter(|b| !b.is_empty()) {
+            match self.options.payload {
+                Payload::None => {}
+                Payload::Hex => hex_dump(out, bytes),
+                Payload::HexAscii => hex_ascii_dump(out, bytes),
+                Payload::Ascii => ascii_dump(out, bytes),
+            }
+        }
+    }
+
+    /// The time at the start of a line, as tcpdump's `ts_print`.
+    fn time(&mut self, out: &mut String, timestamp: std::time::Duration) {
+        let precision = self.options.precision;
+        let _ = match self.options.time {
+            TimeFormat::None => Ok(()),
+            TimeFormat::Clock => write!(out, "{} ", TimeOfDay(timestamp, precision)),
+            TimeFormat::Epoch => write!(out, "{} ", EpochSeconds(timestamp, precision)),
+            TimeFormat::Date => write!(out, "{} ", DateTime(timestamp, precision)),
+            TimeFormat::SincePrevious | TimeFormat::SinceFirst => {
+                // tcpdump subtracts timevals: both ends cut to the precision first.
+                let now = match precision {
+                    TimestampPrecision::Micro => std::time::Duration::new(
+                        timestamp.as_secs(),
+                        timestamp.subsec_micros() * 1000,
+                    ),
+                    TimestampPrecision::Nano => timestamp,
+                };
+                let reference = *self.reference.get_or_insert(now);
+                if self.options.time == TimeFormat::SincePrevious {
+                    self.reference = Some(now);
+                }
+                match now.checked_sub(reference) {
+                    Some(delta) => write!(out, " {} ", Elapsed(delta, precision)),
+                    None => write!(out, "-{} ", Elapsed(reference - now, precision)),
+                }
+            }
+        };
     }
 
     fn summary(&mut self, out: &mut String, orig_len: u32, d: &Decoded<'_>) -> fmt::Result {
@@ -169,6 +234,22 @@ impl Summarizer {
                 if prefix {
                     out.push_str("IP6 ");
                 }
+                // tcpdump names a lone hop-by-hop header (MLD reports carry one) after the
+                // addresses, then prints the upper layer as usual: `a > b: HBH ICMP6, …`,
+                // `a > b: HBH a.1 > b.2: UDP, …`.
+                let hbh_only = ip.hop_by_hop
+                    && !ip.destination_options
+                    && !ip.routing
+                    && ip.fragment.is_none();
+                if hbh_only && d.transport.is_some() {
+                    write!(out, "{} > {}: HBH ", ip.src, ip.dst)?;
+                    if matches!(
+                        d.transport,
+                        Some(Transport::Icmpv6(_)) | Some(Transport::Other { .. })
+                    ) {
+                        return self.upper(out, d);
+                    }
+                }
                 self.ip(out, IpAddr::V6(ip.src), IpAddr::V6(ip.dst), d)?;
             }
             Some(Network::Arp(arp)) => {
@@ -231,10 +312,9 @@ impl Summarizer {
                 icmp_text(out, i)?;
                 write!(out, ", length {}", i.length)
             }
-            Transport::Icmpv6(i) => {
-                write!(out, "{src} > {dst}: ICMP6, ")?;
-                icmpv6_text(out, i)?;
-                write!(out, ", length {}", i.length)
+            Transport::Icmpv6(_) => {
+                write!(out, "{src} > {dst}: ")?;
+                self.upper(out, d)
             }
             Transport::Sctp(s) => {
                 write!(
@@ -247,8 +327,22 @@ impl Summarizer {
                 }
                 Ok(())
             }
-            Transport::Other { protocol } => {
+            Transport::Other { .. } => {
                 write!(out, "{src} > {dst}: ")?;
+                self.upper(out, d)
+            }
+        }
+    }
+
+    /// The part after the addresses of a protocol without ports.
+    fn upper(&mut self, out: &mut String, d: &Decoded<'_>) -> fmt::Result {
+        match &d.transport {
+            Some(Transport::Icmpv6(i)) => {
+                out.push_str("ICMP6, ");
+                icmpv6_text(out, i)?;
+                write!(out, ", length {}", i.length)
+            }
+            Some(Transport::Other { protocol }) => {
                 match protocol {
                     2 => out.push_str("igmp"),
                     47 => out.push_str("GREv0"),
@@ -258,6 +352,7 @@ impl Summarizer {
                 }
                 write!(out, " {}", d.payload.len())
             }
+            _ => Ok(()),
         }
     }
 
@@ -347,6 +442,81 @@ impl Summarizer {
             out.push(']');
         }
         write!(out, ", length {}", t.payload_len)
+    }
+}
+
+/// Bytes of link-level header before the network layer, as tcpdump's link printers return
+/// them (the dump of `-x`/`-X`/`-A` starts after them).
+fn link_header_len(d: &Decoded<'_>) -> usize {
+    match d.link {
+        Link::Ethernet { .. } => 14 + 4 * d.vlans.iter().count(),
+        Link::LinuxSll { .. } => 16,
+        Link::LinuxSll2 { .. } => 20,
+        Link::RawIp | Link::Unsupported { .. } => 0,
+    }
+}
+
+/// Bytes per line of tcpdump's hex dumps.
+const DUMP_LINE: usize = 16;
+
+/// tcpdump's `isgraph` for the ASCII columns: printable and not a space.
+fn graphic(b: u8) -> bool {
+    b > b' ' && b <= b'~'
+}
+
+/// tcpdump's `-x` (`hex_print_with_offset`): `\n\t0xOOOO: ` then ` hhhh` per two bytes.
+fn hex_dump(out: &mut String, bytes: &[u8]) {
+    for (line, chunk) in bytes.chunks(DUMP_LINE).enumerate() {
+        let _ = write!(out, "\n\t0x{:04x}: ", line * DUMP_LINE);
+        for pair in chunk.chunks(2) {
+            out.push(' ');
+            for b in pair {
+                let _ = write!(out, "{b:02x}");
+            }
+        }
+    }
+}
+
+/// tcpdump's `-X` (`hex_and_ascii_print_with_offset`): the hex column padded to 40
+/// characters, two spaces, then the bytes with non-graphic ones as `.`.
+fn hex_ascii_dump(out: &mut String, bytes: &[u8]) {
+    for (line, chunk) in bytes.chunks(DUMP_LINE).enumerate() {
+        let _ = write!(out, "\n\t0x{:04x}: ", line * DUMP_LINE);
+        let mut hex = String::with_capacity(40);
+        for pair in chunk.chunks(2) {
+            hex.push(' ');
+            for b in pair {
+                let _ = write!(hex, "{b:02x}");
+            }
+        }
+        let _ = write!(out, "{hex:<40}  ");
+        out.extend(
+            chunk
+                .iter()
+                .map(|&b| if graphic(b) { char::from(b) } else { '.' }),
+        );
+    }
+}
+
+/// tcpdump's `-A` (`ascii_print`): a newline, then the bytes; tabs, spaces and newlines as
+/// they are, a carriage return dropped before a newline (or as `.` elsewhere), other
+/// non-graphic bytes as `.`.
+fn ascii_dump(out: &mut String, bytes: &[u8]) {
+    out.push('\n');
+    for (i, &b) in bytes.iter().enumerate() {
+        let rest = bytes.len() - i - 1;
+        match b {
+            b'\r' => {
+                // tcpdump: `if (length > 1 && next != '\n') print '.'` with length the
+                // bytes left after this one.
+                if rest > 1 && bytes[i + 1] != b'\n' {
+                    out.push('.');
+                }
+            }
+            b'\t' | b' ' | b'\n' => out.push(char::from(b)),
+            b if graphic(b) => out.push(char::from(b)),
+            _ => out.push('.'),
+        }
     }
 }
 
@@ -508,7 +678,22 @@ fn icmpv6_text(out: &mut String, i: &Icmpv6<'_>) -> fmt::Result {
                 4 => "unreachable port",
                 _ => "unknown code",
             };
-            write!(out, "destination unreachable, {why}")
+            write!(out, "destination unreachable, {why}")?;
+            // tcpdump names the quoted packet's destination and port for "port
+            // unreachable" (when the quoted header is followed directly by TCP or UDP).
+            let b = i.body;
+            if i.code == 4 && b.len() >= 44 && b[0] >> 4 == 6 {
+                let mut dst = [0u8; 16];
+                dst.copy_from_slice(&b[24..40]);
+                let dst = std::net::Ipv6Addr::from(dst);
+                let port = be16(b, 42);
+                match b[6] {
+                    6 => write!(out, ", {dst} tcp port {port}")?,
+                    17 => write!(out, ", {dst} udp port {port}")?,
+                    _ => {}
+                }
+            }
+            Ok(())
         }
         2 => write!(out, "packet too big, mtu {}", i.rest),
         3 => out.write_str("time exceeded in-transit"),

@@ -8,11 +8,13 @@ mod json;
 pub mod kafka;
 mod pcap;
 mod pcapng;
+mod rotate;
 mod text;
 
 pub use json::{JsonRecord, JsonSink};
 pub use pcap::PcapSink;
 pub use pcapng::{DEFAULT_APPLICATION, PcapNgSink};
+pub use rotate::{FileFormat, RotatingSink, Rotation, strftime};
 pub use text::TextSink;
 
 /// The default Kafka topic for packets. Outside the `kafka` feature so that what starts
@@ -35,6 +37,31 @@ pub trait PacketSink {
     /// Pushes everything buffered to the underlying writer, so that what was written so far
     /// is a valid file even if the process is killed next.
     fn flush(&mut self) -> Result<()>;
+}
+
+/// A writer that counts the bytes it was given (a sink's position, buffered bytes included).
+#[derive(Debug)]
+pub(crate) struct Counted<W> {
+    pub(crate) inner: W,
+    pub(crate) count: u64,
+}
+
+impl<W> Counted<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Counted { inner, count: 0 }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The error for a packet whose interface id was never handed out by `add_interface`.

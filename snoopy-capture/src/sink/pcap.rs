@@ -25,7 +25,7 @@ pub(crate) const BUF_SIZE: usize = 1 << 20;
 /// Records are buffered; [`PacketSink::flush`] pushes them to the writer, after which the
 /// bytes written are a complete, valid pcap file.
 pub struct PcapSink<W: Write> {
-    out: BufWriter<W>,
+    out: super::Counted<BufWriter<W>>,
     /// Link type and snaplen, once the header is decided.
     link: Option<(LinkType, u32)>,
     header_written: bool,
@@ -57,7 +57,7 @@ impl<W: Write> PcapSink<W> {
     /// A sink writing to `writer`; `name` labels it in error messages (`-` for stdout).
     pub fn new(writer: W, name: impl Into<String>) -> Self {
         PcapSink {
-            out: BufWriter::with_capacity(BUF_SIZE, writer),
+            out: super::Counted::new(BufWriter::with_capacity(BUF_SIZE, writer)),
             link: None,
             header_written: false,
             interfaces: 0,
@@ -65,11 +65,18 @@ impl<W: Write> PcapSink<W> {
         }
     }
 
+    /// Bytes written so far, buffered ones included: the file's size once flushed (what
+    /// tcpdump's `-C` compares, as `pcap_dump_ftell`).
+    pub fn position(&self) -> u64 {
+        self.out.count
+    }
+
     /// Flushes and returns the underlying writer.
     pub fn into_inner(mut self) -> Result<W> {
         self.flush()?;
         let name = self.name;
         self.out
+            .inner
             .into_inner()
             .map_err(|e| Error::io(format!("writing {name}"), e.into_error()))
     }

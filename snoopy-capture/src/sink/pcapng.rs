@@ -34,7 +34,7 @@ const EPB: u32 = 6;
 /// Records are buffered; [`PacketSink::flush`] pushes them to the writer, after which the
 /// bytes written are a complete, valid pcapng file (pcapng needs no trailer).
 pub struct PcapNgSink<W: Write> {
-    out: BufWriter<W>,
+    out: super::Counted<BufWriter<W>>,
     /// Snaplen of each interface, indexed by interface id.
     snaplens: Vec<u32>,
     name: String,
@@ -69,7 +69,7 @@ impl<W: Write> PcapNgSink<W> {
     /// A sink whose section header names `application` as the writer (`shb_userappl`).
     pub fn with_application(writer: W, name: impl Into<String>, application: &str) -> Result<Self> {
         let mut sink = PcapNgSink {
-            out: BufWriter::with_capacity(BUF_SIZE, writer),
+            out: super::Counted::new(BufWriter::with_capacity(BUF_SIZE, writer)),
             snaplens: Vec::new(),
             name: name.into(),
         };
@@ -89,11 +89,18 @@ impl<W: Write> PcapNgSink<W> {
         Ok(sink)
     }
 
+    /// Bytes written so far, buffered ones included: the file's size once flushed (what
+    /// tcpdump's `-C` compares, as `pcap_dump_ftell`).
+    pub fn position(&self) -> u64 {
+        self.out.count
+    }
+
     /// Flushes and returns the underlying writer.
     pub fn into_inner(mut self) -> Result<W> {
         self.flush()?;
         let name = self.name;
         self.out
+            .inner
             .into_inner()
             .map_err(|e| Error::io(format!("writing {name}"), e.into_error()))
     }

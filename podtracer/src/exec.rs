@@ -137,7 +137,7 @@ fn find_program(program: &std::ffi::OsStr) -> Option<PathBuf> {
         })
 }
 
-/// The command running `path` (as argv[0] `program`) in `target`'s namespace, dropping to
+/// The command running `path` (with `program` as `argv[0]`) in `target`'s namespace, dropping to
 /// `privileges` after entering it.
 fn command(
     target: &Target,

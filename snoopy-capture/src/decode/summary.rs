@@ -20,9 +20,10 @@ use std::fmt::{self, Write};
 use std::net::IpAddr;
 
 use super::time::{DateTime, Elapsed, EpochSeconds, TimeFormat, TimeOfDay, TimestampPrecision};
+use super::verbose::{self, Checksum};
 use super::{
-    Arp, Decoded, Icmp, Icmpv6, Link, Network, ProblemKind, Tcp, TcpFlags, TcpOption, Transport,
-    Vlans, be16, dns,
+    Arp, Decoded, Icmp, Icmpv6, Ipv4, Link, Network, ProblemKind, Tcp, TcpFlags, TcpOption,
+    Transport, Vlans, be16, dns,
 };
 use crate::Packet;
 
@@ -43,6 +44,12 @@ pub struct SummaryOptions {
     /// Dump the link-level header too (tcpdump's `-xx`, `-XX`, `-AA`); by default the dump
     /// starts at the network layer, as in tcpdump.
     pub payload_link: bool,
+    /// tcpdump's `-v` (the count of `v`s; 0 is off). From 1 on, IPv4 packets with TCP, UDP
+    /// or an ICMP echo show what `tcpdump -v` shows: the IPv4 header fields on the first
+    /// line, the rest on a second, indented one, with the TCP checksum (`cksum 0x1234
+    /// (correct)` or `(incorrect -> 0x5678)`) and a wrong ICMP checksum. Other packets keep
+    /// their line without `-v`. More than 1 shows what 1 shows.
+    pub verbose: u8,
 }
 
 /// How a packet's bytes are shown after its line, in tcpdump's layouts.
@@ -68,6 +75,7 @@ impl Default for SummaryOptions {
             absolute_seq: false,
             payload: Payload::None,
             payload_link: false,
+            verbose: 0,
         }
     }
 }
@@ -90,6 +98,8 @@ pub struct Summarizer {
     /// The time deltas are measured from (`-ttt`: the previous packet, `-ttttt`: the first),
     /// already cut to the printed precision as tcpdump's `struct timeval` is.
     reference: Option<std::time::Duration>,
+    /// The transport checksum of the packet being written, when `-v` shows it.
+    check: Option<Checksum>,
 }
 
 impl Summarizer {
@@ -99,6 +109,7 @@ impl Summarizer {
             options,
             seqs: HashMap::new(),
             reference: None,
+            check: None,
         }
     }
 
@@ -114,7 +125,8 @@ impl Summarizer {
     pub fn write_line(&mut self, out: &mut String, packet: &Packet<'_>, decoded: &Decoded<'_>) {
         self.time(out, packet.timestamp);
         // Writing to a String cannot fail.
-        let _ = self.summary(out, packet.orig_len, decoded);
+        let _ = self.summary(out, packet.orig_len, packet.data, decoded);
+        self.check = None;
         let start = if self.options.payload_link {
             0
         } else {
@@ -160,7 +172,13 @@ impl Summarizer {
         };
     }
 
-    fn summary(&mut self, out: &mut String, orig_len: u32, d: &Decoded<'_>) -> fmt::Result {
+    fn summary(
+        &mut self,
+        out: &mut String,
+        orig_len: u32,
+        data: &[u8],
+        d: &Decoded<'_>,
+    ) -> fmt::Result {
         let e = self.options.link_header;
         let mut link_len = 0;
         match d.link {
@@ -227,6 +245,9 @@ impl Summarizer {
             Some(Network::Ipv4(ip)) => {
                 if prefix {
                     out.push_str("IP ");
+                }
+                if self.options.verbose > 0 {
+                    self.verbose_ipv4(out, data, d, ip)?;
                 }
                 self.ip(out, IpAddr::V4(ip.src), IpAddr::V4(ip.dst), d)?;
             }
@@ -310,7 +331,18 @@ impl Summarizer {
             Transport::Icmp(i) => {
                 write!(out, "{src} > {dst}: ICMP ")?;
                 icmp_text(out, i)?;
-                write!(out, ", length {}", i.length)
+                write!(out, ", length {}", i.length)?;
+                match self.check {
+                    Some(c) if c.result != 0 => {
+                        write!(
+                            out,
+                            " (wrong icmp cksum {:x} (->{:x})!)",
+                            c.stored,
+                            c.should_be()
+                        )
+                    }
+                    _ => Ok(()),
+                }
             }
             Transport::Icmpv6(_) => {
                 write!(out, "{src} > {dst}: ")?;
@@ -332,6 +364,38 @@ impl Summarizer {
                 self.upper(out, d)
             }
         }
+    }
+
+    /// `-v` for an IPv4 packet it is supported for: the header fields, then the transport
+    /// checksum (TCP, ICMP) kept for the transport's text.
+    fn verbose_ipv4(
+        &mut self,
+        out: &mut String,
+        data: &[u8],
+        d: &Decoded<'_>,
+        ip: &Ipv4,
+    ) -> fmt::Result {
+        if !verbose::supported_ipv4(d, ip) {
+            return Ok(());
+        }
+        let start = d.network_offset;
+        let Some(header) = data.get(start..start + 20) else {
+            return Ok(());
+        };
+        verbose::ipv4_header(out, header, ip)?;
+        let (protocol, stored) = match &d.transport {
+            Some(Transport::Tcp(t)) => (6, t.checksum),
+            Some(Transport::Icmp(i)) => (1, i.checksum),
+            _ => return Ok(()),
+        };
+        // As tcpdump: checked only when the whole segment was captured.
+        let end = start + usize::from(ip.total_len);
+        if let Some(segment) = data.get(start + 20..end) {
+            self.check = Some(verbose::ipv4_transport_checksum(
+                header, segment, protocol, stored,
+            ));
+        }
+        Ok(())
     }
 
     /// The part after the addresses of a protocol without ports.
@@ -358,6 +422,14 @@ impl Summarizer {
 
     fn tcp(&mut self, out: &mut String, src: IpAddr, dst: IpAddr, t: &Tcp<'_>) -> fmt::Result {
         write!(out, "Flags [{}]", t.flags)?;
+        if let Some(c) = self.check {
+            write!(out, ", cksum 0x{:04x}", c.stored)?;
+            if c.result == 0 {
+                out.push_str(" (correct)");
+            } else {
+                write!(out, " (incorrect -> 0x{:04x})", c.should_be())?;
+            }
+        }
         let (mut seq, mut ack) = (t.seq, t.ack);
         let (mut base_seq, mut base_ack, mut rev) = (0, 0, false);
         if !self.options.absolute_seq && t.flags.has(TcpFlags::ACK) {

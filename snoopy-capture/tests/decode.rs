@@ -479,6 +479,15 @@ fn exercise(link_type: LinkType, data: &[u8]) {
             link_header: true,
             ..SummaryOptions::default()
         },
+        SummaryOptions {
+            verbose: 1,
+            ..SummaryOptions::default()
+        },
+        SummaryOptions {
+            link_header: true,
+            verbose: 2,
+            ..SummaryOptions::default()
+        },
     ] {
         Summarizer::new(options).write_line(&mut line, &packet, &d);
     }

@@ -55,10 +55,11 @@ pub struct LookArgs {
     #[arg(long = "nano")]
     pub nano: bool,
 
-    /// Verbose lines, as tcpdump's -v, for IPv4 with TCP, UDP or ICMP echo: the IPv4
-    /// header (tos, ttl, id, offset, flags, proto, length), then on a second line the
-    /// packet with its TCP checksum (checked, as tcpdump does). Other packets keep their
-    /// usual line; -vv prints what -v prints.
+    /// Verbose lines, as tcpdump's -v, for IPv4 and IPv6 with TCP, UDP or ICMP echo: the
+    /// IP header (IPv4: tos, ttl, id, offset, flags, proto, length, then the packet on a
+    /// second line; IPv6: class, flowlabel, hlim, next-header, payload length) and the
+    /// checksums tcpdump checks. Other packets keep their usual line; -vv prints what -v
+    /// prints.
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,
 }

@@ -220,32 +220,34 @@ fn records(output: &str) -> Vec<String> {
     records
 }
 
-/// Whether podtracer's `-v` covers the packet of this `tcpdump -n` line: IPv4 with TCP,
-/// UDP or an ICMP echo.
+/// Whether podtracer's `-v` covers the packet of this `tcpdump -n` line: IPv4 or IPv6 with
+/// TCP, UDP or an ICMP / ICMPv6 echo.
 fn verbose_covers(plain: &str) -> bool {
     let Some((_, rest)) = plain.split_once(' ') else {
         return false;
     };
-    rest.starts_with("IP ")
+    (rest.starts_with("IP ") || rest.starts_with("IP6 "))
         && !rest.contains("[|")
+        && !rest.contains(": HBH ")
         && (rest.contains(": Flags [")
             || rest.contains(": UDP, length")
-            || rest.contains(": ICMP echo "))
+            || rest.contains(": ICMP echo ")
+            || rest.contains(": ICMP6, echo "))
 }
 
 /// The packets of the recorded traffic `-v` does not cover yet, as (what, a part of their
 /// `tcpdump -n` line): they keep their line without `-v` and are left out of the comparison
-/// with `tcpdump -v`. IPv6 (TCP, UDP, ICMPv6 echo and neighbour discovery), ARP, and ICMP
+/// with `tcpdump -v`. ICMPv6 other than echo (neighbour discovery, MLD), ARP, and ICMP
 /// errors (port unreachable for the UDP to a closed port), whose quoted packet `tcpdump -v`
 /// prints.
 const VERBOSE_NOT_COVERED: &[(&str, &str)] = &[
-    ("IPv6", " IP6 "),
+    ("ICMPv6 other than echo", " ICMP6, "),
     ("ARP", " ARP, "),
     ("ICMP errors", " unreachable, length "),
 ];
 
 #[test]
-fn verbose_prints_tcpdumps_v_lines_for_ipv4_tcp_udp_and_icmp_echo() -> Result<()> {
+fn verbose_prints_tcpdumps_v_lines_for_tcp_udp_and_icmp_echo() -> Result<()> {
     let pair = NetnsPair::new()?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("traffic.pcap");
@@ -290,6 +292,10 @@ fn verbose_prints_tcpdumps_v_lines_for_ipv4_tcp_udp_and_icmp_echo() -> Result<()
                 "proto UDP (17)",
                 "ICMP echo request",
                 "ICMP echo reply",
+                "next-header ICMPv6 (58)",
+                "[icmp6 sum ok] ICMP6, echo request",
+                "next-header UDP (17)",
+                "UDP, length 15",
                 ": UDP, length 7",
             ] {
                 assert!(

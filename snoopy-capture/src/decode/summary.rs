@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use super::time::{DateTime, Elapsed, EpochSeconds, TimeFormat, TimeOfDay, TimestampPrecision};
 use super::verbose::{self, Checksum};
 use super::{
-    Arp, Decoded, Icmp, Icmpv6, Ipv4, Link, Network, ProblemKind, Tcp, TcpFlags, TcpOption,
+    Arp, Decoded, Icmp, Icmpv6, Ipv4, Ipv6, Link, Network, ProblemKind, Tcp, TcpFlags, TcpOption,
     Transport, Vlans, be16, dns,
 };
 use crate::Packet;
@@ -44,11 +44,12 @@ pub struct SummaryOptions {
     /// Dump the link-level header too (tcpdump's `-xx`, `-XX`, `-AA`); by default the dump
     /// starts at the network layer, as in tcpdump.
     pub payload_link: bool,
-    /// tcpdump's `-v` (the count of `v`s; 0 is off). From 1 on, IPv4 packets with TCP, UDP
-    /// or an ICMP echo show what `tcpdump -v` shows: the IPv4 header fields on the first
-    /// line, the rest on a second, indented one, with the TCP checksum (`cksum 0x1234
-    /// (correct)` or `(incorrect -> 0x5678)`) and a wrong ICMP checksum. Other packets keep
-    /// their line without `-v`. More than 1 shows what 1 shows.
+    /// tcpdump's `-v` (the count of `v`s; 0 is off). From 1 on, IPv4 and IPv6 packets with
+    /// TCP, UDP or an ICMP / ICMPv6 echo show what `tcpdump -v` shows: the IP header fields
+    /// (for IPv4 on a line of their own, the packet on a second, indented one) and the
+    /// checksums tcpdump checks (`cksum 0x1234 (correct)` or `(incorrect -> 0x5678)` for
+    /// TCP, `[udp sum ok]` and `[icmp6 sum ok]` for IPv6, a wrong ICMP checksum). Other
+    /// packets keep their line without `-v`. More than 1 shows what 1 shows.
     pub verbose: u8,
 }
 
@@ -262,6 +263,9 @@ impl Summarizer {
                     && !ip.destination_options
                     && !ip.routing
                     && ip.fragment.is_none();
+                if self.options.verbose > 0 {
+                    self.verbose_ipv6(out, data, d, ip)?;
+                }
                 if hbh_only && d.transport.is_some() {
                     write!(out, "{} > {}: HBH ", ip.src, ip.dst)?;
                     if matches!(
@@ -324,6 +328,17 @@ impl Summarizer {
                     }
                 }
                 if !dns_done {
+                    // Set for IPv6 only: tcpdump -v checks UDP over IPv4 from -vv on.
+                    match self.check {
+                        Some(c) if c.result == 0 => out.push_str("[udp sum ok] "),
+                        Some(c) => write!(
+                            out,
+                            "[bad udp cksum 0x{:04x} -> 0x{:04x}!] ",
+                            c.stored,
+                            c.should_be()
+                        )?,
+                        None => {}
+                    }
                     write!(out, "UDP, length {}", u.payload_len)?;
                 }
                 Ok(())
@@ -398,10 +413,61 @@ impl Summarizer {
         Ok(())
     }
 
+    /// `-v` for an IPv6 packet it is supported for: the header fields, then the transport
+    /// checksum kept for the transport's text.
+    fn verbose_ipv6(
+        &mut self,
+        out: &mut String,
+        data: &[u8],
+        d: &Decoded<'_>,
+        ip: &Ipv6,
+    ) -> fmt::Result {
+        if !verbose::supported_ipv6(d, ip) {
+            return Ok(());
+        }
+        let start = d.network_offset;
+        let Some(header) = data.get(start..start + 40) else {
+            return Ok(());
+        };
+        verbose::ipv6_header(out, ip)?;
+        let stored = match &d.transport {
+            Some(Transport::Tcp(t)) => t.checksum,
+            Some(Transport::Udp(u)) => u.checksum,
+            Some(Transport::Icmpv6(i)) => i.checksum,
+            _ => return Ok(()),
+        };
+        // As tcpdump: checked only when the whole segment was captured.
+        let end = start + 40 + usize::from(ip.payload_len);
+        if let Some(segment) = data.get(start + 40..end) {
+            self.check = Some(verbose::ipv6_transport_checksum(
+                header,
+                segment,
+                ip.protocol,
+                stored,
+            ));
+        }
+        Ok(())
+    }
+
     /// The part after the addresses of a protocol without ports.
     fn upper(&mut self, out: &mut String, d: &Decoded<'_>) -> fmt::Result {
         match &d.transport {
             Some(Transport::Icmpv6(i)) => {
+                // tcpdump -v: the checksum first, and no length after an echo.
+                if let Some(c) = self.check {
+                    if c.result == 0 {
+                        out.push_str("[icmp6 sum ok] ");
+                    } else {
+                        write!(
+                            out,
+                            "[bad icmp6 cksum 0x{:04x} -> 0x{:04x}!] ",
+                            c.stored,
+                            c.should_be()
+                        )?;
+                    }
+                    out.push_str("ICMP6, ");
+                    return icmpv6_text(out, i);
+                }
                 out.push_str("ICMP6, ");
                 icmpv6_text(out, i)?;
                 write!(out, ", length {}", i.length)

@@ -1,12 +1,13 @@
 //! tcpdump's `-v` additions: the IPv4 header line and the transport checksums.
 //!
-//! Which packets get them (the others keep their `-n` line, see [`supported_ipv4`]):
-//! IPv4 without options, not fragmented, carrying TCP, UDP (not DNS) or an ICMP echo
-//! request or reply, decoded without a problem.
+//! Which packets get them (the others keep their `-n` line, see [`supported_ipv4`] and
+//! [`supported_ipv6`]): IPv4 without options and IPv6 without extension headers, not
+//! fragmented, carrying TCP, UDP (not DNS) or an ICMP / ICMPv6 echo request or reply,
+//! decoded without a problem.
 
 use std::fmt::{self, Write};
 
-use super::{Decoded, Ipv4, Transport, be16};
+use super::{Decoded, Ipv4, Ipv6, Transport, be16};
 
 /// A transport checksum as tcpdump checks it: the stored value and `in_cksum` over the
 /// segment (0 when correct).
@@ -68,6 +69,64 @@ pub(super) fn supported_ipv4(d: &Decoded<'_>, ip: &Ipv4) -> bool {
         Some(Transport::Udp(u)) => u.src_port != 53 && u.dst_port != 53,
         Some(Transport::Icmp(i)) => matches!(i.icmp_type, 0 | 8),
         _ => false,
+    }
+}
+
+/// Whether tcpdump 4.99 `-v` output is reproduced for this packet: IPv6 without extension
+/// headers (payload length not 0) with TCP, UDP off port 53 or an ICMPv6 echo.
+pub(super) fn supported_ipv6(d: &Decoded<'_>, ip: &Ipv6) -> bool {
+    if d.problem.is_some()
+        || ip.hop_by_hop
+        || ip.destination_options
+        || ip.routing
+        || ip.fragment.is_some()
+        || ip.payload_len == 0
+    {
+        return false;
+    }
+    match &d.transport {
+        Some(Transport::Tcp(_)) => true,
+        Some(Transport::Udp(u)) => u.src_port != 53 && u.dst_port != 53,
+        Some(Transport::Icmpv6(i)) => matches!(i.icmp_type, 128 | 129),
+        _ => false,
+    }
+}
+
+/// The IPv6 header as `-v` shows it, before the addresses: `(class 0xb8, flowlabel
+/// 0x12345, hlim 64, next-header TCP (6) payload length: 40) `.
+pub(super) fn ipv6_header(out: &mut String, ip: &Ipv6) -> fmt::Result {
+    out.push('(');
+    if ip.traffic_class != 0 {
+        write!(out, "class 0x{:02x}, ", ip.traffic_class)?;
+    }
+    if ip.flow_label != 0 {
+        write!(out, "flowlabel 0x{:05x}, ", ip.flow_label)?;
+    }
+    write!(
+        out,
+        "hlim {}, next-header {} ({}) payload length: {}) ",
+        ip.hop_limit,
+        ip_protocol_name(ip.protocol),
+        ip.protocol,
+        ip.payload_len
+    )
+}
+
+/// The checksum of an IPv6 upper-layer `segment` (TCP, UDP, ICMPv6), with the
+/// pseudo-header; `header` is the 40-byte IPv6 header.
+pub(super) fn ipv6_transport_checksum(
+    header: &[u8],
+    segment: &[u8],
+    protocol: u8,
+    stored: u16,
+) -> Checksum {
+    let len = segment.len() as u32;
+    let mut sum = add_words(0, &header[8..40]);
+    sum += (len >> 16) + (len & 0xffff) + u32::from(protocol);
+    sum = add_words(sum, segment);
+    Checksum {
+        stored,
+        result: finish(sum),
     }
 }
 

@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn checksum_of_a_correct_header_is_zero_and_a_wrong_one_says_what_it_should_be() {
-        // The example IPv4 header of RFC 1071-style worked examples (checksum 0xb861).
+        // A UDP packet's IPv4 header, 192.168.0.1 > 192.168.0.199, with its checksum 0xb861.
         let mut h = [
             0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
             0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,

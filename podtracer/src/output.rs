@@ -54,6 +54,14 @@ pub struct LookArgs {
     /// Timestamps with nanoseconds (tcpdump's --nano).
     #[arg(long = "nano")]
     pub nano: bool,
+
+    /// Verbose lines, as tcpdump's -v, for IPv4 and IPv6 with TCP, UDP or ICMP echo: the
+    /// IP header (IPv4: tos, ttl, id, offset, flags, proto, length, then the packet on a
+    /// second line; IPv6: class, flowlabel, hlim, next-header, payload length) and the
+    /// checksums tcpdump checks. Other packets keep their usual line; -vv prints what -v
+    /// prints.
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
 }
 
 impl LookArgs {
@@ -80,6 +88,7 @@ impl LookArgs {
             absolute_seq,
             payload,
             payload_link: count > 1,
+            verbose: self.verbose,
         }
     }
 }
@@ -163,7 +172,7 @@ impl Drop for PostRotate {
     }
 }
 
-/// How text lines look (tcpdump's `-e`, `-S`, `-l`, `-t`, `-x`, `-X`, `-A`).
+/// How text lines look (tcpdump's `-e`, `-S`, `-l`, `-t`, `-x`, `-X`, `-A`, `-v`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TextLook {
     /// Print the link-level header (`-e`).

@@ -1,6 +1,7 @@
 //! tcpdump's output flags, line by line against tcpdump 4.99 on the same file of real
 //! namespace traffic: `-x`/`-xx`, `-X`/`-XX`, `--ascii` (tcpdump's `-A`), the `-t` family,
-//! `--nano`, and `capture -r FILE` printing what `read FILE` prints.
+//! `--nano`, `-v` (for the packets it covers), and `capture -r FILE` printing what
+//! `read FILE` prints.
 
 use std::path::Path;
 use std::process::Command;
@@ -200,5 +201,109 @@ fn capture_r_filters_counts_and_writes_like_read() -> Result<()> {
         stderr.contains("--pid") && stderr.contains("-r FILE"),
         "{stderr}"
     );
+    Ok(())
+}
+
+/// Splits tcpdump-style output into one record per packet: a line that starts with the
+/// time, and the indented lines after it (`-v` puts the packet on a second line).
+fn records(output: &str) -> Vec<String> {
+    let mut records: Vec<String> = Vec::new();
+    for line in output.lines() {
+        match records.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => {
+                last.push('\n');
+                last.push_str(line);
+            }
+            _ => records.push(line.to_string()),
+        }
+    }
+    records
+}
+
+/// Whether podtracer's `-v` covers the packet of this `tcpdump -n` line: IPv4 or IPv6 with
+/// TCP, UDP or an ICMP / ICMPv6 echo.
+fn verbose_covers(plain: &str) -> bool {
+    let Some((_, rest)) = plain.split_once(' ') else {
+        return false;
+    };
+    (rest.starts_with("IP ") || rest.starts_with("IP6 "))
+        && !rest.contains("[|")
+        && !rest.contains(": HBH ")
+        && (rest.contains(": Flags [")
+            || rest.contains(": UDP, length")
+            || rest.contains(": ICMP echo ")
+            || rest.contains(": ICMP6, echo "))
+}
+
+/// The packets of the recorded traffic `-v` does not cover yet, as (what, a part of their
+/// `tcpdump -n` line): they keep their line without `-v` and are left out of the comparison
+/// with `tcpdump -v`. ICMPv6 other than echo (neighbour discovery, MLD), ARP, and ICMP
+/// errors (port unreachable for the UDP to a closed port), whose quoted packet `tcpdump -v`
+/// prints.
+const VERBOSE_NOT_COVERED: &[(&str, &str)] = &[
+    ("ICMPv6 other than echo", " ICMP6, "),
+    ("ARP", " ARP, "),
+    ("ICMP errors", " unreachable, length "),
+];
+
+#[test]
+fn verbose_prints_tcpdumps_v_lines_for_tcp_udp_and_icmp_echo() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("traffic.pcap");
+    record_traffic(&pair, &file)?;
+    let plain = records(&tcpdump_lines(&file, &[])?);
+    let theirs = records(&tcpdump_lines(&file, &["-v"])?);
+    assert_eq!(plain.len(), theirs.len(), "records of tcpdump -n and -v");
+    let mut read = podtracer();
+    read.arg("read").arg(&file);
+    let ours_plain = records(&stdout_of(read)?);
+    assert_same_lines(&ours_plain.join("\n"), &plain.join("\n"), "read");
+    for ours_flags in [&["-v"][..], &["-vv"][..]] {
+        for subcommand in [&["read"][..], &["capture", "-r"][..]] {
+            let mut command = podtracer();
+            command.args(subcommand).arg(&file).args(ours_flags);
+            let ours = records(&stdout_of(command)?);
+            let what = format!("{subcommand:?} {ours_flags:?}");
+            assert_eq!(ours.len(), theirs.len(), "{what}: packets");
+            let mut compared = Vec::new();
+            for (i, ((o, t), p)) in ours.iter().zip(&theirs).zip(&plain).enumerate() {
+                if verbose_covers(p) {
+                    assert_eq!(o, t, "{what}: packet {} differs from tcpdump -v", i + 1);
+                    compared.push(t.as_str());
+                } else {
+                    assert!(
+                        VERBOSE_NOT_COVERED.iter().any(|(_, part)| p.contains(part)),
+                        "{what}: packet {} is neither covered nor listed as not covered: {p}",
+                        i + 1
+                    );
+                    assert_eq!(o, &ours_plain[i], "{what}: packet {} falls back", i + 1);
+                }
+            }
+            // The comparison covered what -v is for: TCP with options and checksums, UDP,
+            // ICMP echo, each with the IPv4 header line.
+            for needle in [
+                "options [mss",
+                "sackOK",
+                "wscale",
+                "TS val",
+                ", cksum 0x",
+                "flags [DF], proto TCP (6)",
+                "proto UDP (17)",
+                "ICMP echo request",
+                "ICMP echo reply",
+                "next-header ICMPv6 (58)",
+                "[icmp6 sum ok] ICMP6, echo request",
+                "next-header UDP (17)",
+                "UDP, length 15",
+                ": UDP, length 7",
+            ] {
+                assert!(
+                    compared.iter().any(|r| r.contains(needle)),
+                    "{what}: no compared packet with {needle:?}"
+                );
+            }
+        }
+    }
     Ok(())
 }

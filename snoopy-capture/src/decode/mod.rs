@@ -31,6 +31,7 @@ mod link;
 mod summary;
 pub mod time;
 mod transport;
+mod verbose;
 
 pub use summary::{Payload, Summarizer, SummaryOptions};
 pub use time::{TimeFormat, TimestampPrecision};

@@ -20,9 +20,10 @@ use std::fmt::{self, Write};
 use std::net::IpAddr;
 
 use super::time::{DateTime, Elapsed, EpochSeconds, TimeFormat, TimeOfDay, TimestampPrecision};
+use super::verbose::{self, Checksum};
 use super::{
-    Arp, Decoded, Icmp, Icmpv6, Link, Network, ProblemKind, Tcp, TcpFlags, TcpOption, Transport,
-    Vlans, be16, dns,
+    Arp, Decoded, Icmp, Icmpv6, Ipv4, Ipv6, Link, Network, ProblemKind, Tcp, TcpFlags, TcpOption,
+    Transport, Vlans, be16, dns,
 };
 use crate::Packet;
 
@@ -43,6 +44,13 @@ pub struct SummaryOptions {
     /// Dump the link-level header too (tcpdump's `-xx`, `-XX`, `-AA`); by default the dump
     /// starts at the network layer, as in tcpdump.
     pub payload_link: bool,
+    /// tcpdump's `-v` (the count of `v`s; 0 is off). From 1 on, IPv4 and IPv6 packets with
+    /// TCP, UDP or an ICMP / ICMPv6 echo show what `tcpdump -v` shows: the IP header fields
+    /// (for IPv4 on a line of their own, the packet on a second, indented one) and the
+    /// checksums tcpdump checks (`cksum 0x1234 (correct)` or `(incorrect -> 0x5678)` for
+    /// TCP, `[udp sum ok]` and `[icmp6 sum ok]` for IPv6, a wrong ICMP checksum). Other
+    /// packets keep their line without `-v`. More than 1 shows what 1 shows.
+    pub verbose: u8,
 }
 
 /// How a packet's bytes are shown after its line, in tcpdump's layouts.
@@ -68,6 +76,7 @@ impl Default for SummaryOptions {
             absolute_seq: false,
             payload: Payload::None,
             payload_link: false,
+            verbose: 0,
         }
     }
 }
@@ -90,6 +99,8 @@ pub struct Summarizer {
     /// The time deltas are measured from (`-ttt`: the previous packet, `-ttttt`: the first),
     /// already cut to the printed precision as tcpdump's `struct timeval` is.
     reference: Option<std::time::Duration>,
+    /// The transport checksum of the packet being written, when `-v` shows it.
+    check: Option<Checksum>,
 }
 
 impl Summarizer {
@@ -99,6 +110,7 @@ impl Summarizer {
             options,
             seqs: HashMap::new(),
             reference: None,
+            check: None,
         }
     }
 
@@ -114,7 +126,8 @@ impl Summarizer {
     pub fn write_line(&mut self, out: &mut String, packet: &Packet<'_>, decoded: &Decoded<'_>) {
         self.time(out, packet.timestamp);
         // Writing to a String cannot fail.
-        let _ = self.summary(out, packet.orig_len, decoded);
+        let _ = self.summary(out, packet.orig_len, packet.data, decoded);
+        self.check = None;
         let start = if self.options.payload_link {
             0
         } else {
@@ -160,7 +173,13 @@ impl Summarizer {
         };
     }
 
-    fn summary(&mut self, out: &mut String, orig_len: u32, d: &Decoded<'_>) -> fmt::Result {
+    fn summary(
+        &mut self,
+        out: &mut String,
+        orig_len: u32,
+        data: &[u8],
+        d: &Decoded<'_>,
+    ) -> fmt::Result {
         let e = self.options.link_header;
         let mut link_len = 0;
         match d.link {
@@ -228,6 +247,9 @@ impl Summarizer {
                 if prefix {
                     out.push_str("IP ");
                 }
+                if self.options.verbose > 0 {
+                    self.verbose_ipv4(out, data, d, ip)?;
+                }
                 self.ip(out, IpAddr::V4(ip.src), IpAddr::V4(ip.dst), d)?;
             }
             Some(Network::Ipv6(ip)) => {
@@ -241,6 +263,9 @@ impl Summarizer {
                     && !ip.destination_options
                     && !ip.routing
                     && ip.fragment.is_none();
+                if self.options.verbose > 0 {
+                    self.verbose_ipv6(out, data, d, ip)?;
+                }
                 if hbh_only && d.transport.is_some() {
                     write!(out, "{} > {}: HBH ", ip.src, ip.dst)?;
                     if matches!(
@@ -303,6 +328,17 @@ impl Summarizer {
                     }
                 }
                 if !dns_done {
+                    // Set for IPv6 only: tcpdump -v checks UDP over IPv4 from -vv on.
+                    match self.check {
+                        Some(c) if c.result == 0 => out.push_str("[udp sum ok] "),
+                        Some(c) => write!(
+                            out,
+                            "[bad udp cksum 0x{:04x} -> 0x{:04x}!] ",
+                            c.stored,
+                            c.should_be()
+                        )?,
+                        None => {}
+                    }
                     write!(out, "UDP, length {}", u.payload_len)?;
                 }
                 Ok(())
@@ -310,7 +346,18 @@ impl Summarizer {
             Transport::Icmp(i) => {
                 write!(out, "{src} > {dst}: ICMP ")?;
                 icmp_text(out, i)?;
-                write!(out, ", length {}", i.length)
+                write!(out, ", length {}", i.length)?;
+                match self.check {
+                    Some(c) if c.result != 0 => {
+                        write!(
+                            out,
+                            " (wrong icmp cksum {:x} (->{:x})!)",
+                            c.stored,
+                            c.should_be()
+                        )
+                    }
+                    _ => Ok(()),
+                }
             }
             Transport::Icmpv6(_) => {
                 write!(out, "{src} > {dst}: ")?;
@@ -334,10 +381,93 @@ impl Summarizer {
         }
     }
 
+    /// `-v` for an IPv4 packet it is supported for: the header fields, then the transport
+    /// checksum (TCP, ICMP) kept for the transport's text.
+    fn verbose_ipv4(
+        &mut self,
+        out: &mut String,
+        data: &[u8],
+        d: &Decoded<'_>,
+        ip: &Ipv4,
+    ) -> fmt::Result {
+        if !verbose::supported_ipv4(d, ip) {
+            return Ok(());
+        }
+        let start = d.network_offset;
+        let Some(header) = data.get(start..start + 20) else {
+            return Ok(());
+        };
+        verbose::ipv4_header(out, header, ip)?;
+        let (protocol, stored) = match &d.transport {
+            Some(Transport::Tcp(t)) => (6, t.checksum),
+            Some(Transport::Icmp(i)) => (1, i.checksum),
+            _ => return Ok(()),
+        };
+        // As tcpdump: checked only when the whole segment was captured.
+        let end = start + usize::from(ip.total_len);
+        if let Some(segment) = data.get(start + 20..end) {
+            self.check = Some(verbose::ipv4_transport_checksum(
+                header, segment, protocol, stored,
+            ));
+        }
+        Ok(())
+    }
+
+    /// `-v` for an IPv6 packet it is supported for: the header fields, then the transport
+    /// checksum kept for the transport's text.
+    fn verbose_ipv6(
+        &mut self,
+        out: &mut String,
+        data: &[u8],
+        d: &Decoded<'_>,
+        ip: &Ipv6,
+    ) -> fmt::Result {
+        if !verbose::supported_ipv6(d, ip) {
+            return Ok(());
+        }
+        let start = d.network_offset;
+        let Some(header) = data.get(start..start + 40) else {
+            return Ok(());
+        };
+        verbose::ipv6_header(out, ip)?;
+        let stored = match &d.transport {
+            Some(Transport::Tcp(t)) => t.checksum,
+            Some(Transport::Udp(u)) => u.checksum,
+            Some(Transport::Icmpv6(i)) => i.checksum,
+            _ => return Ok(()),
+        };
+        // As tcpdump: checked only when the whole segment was captured.
+        let end = start + 40 + usize::from(ip.payload_len);
+        if let Some(segment) = data.get(start + 40..end) {
+            self.check = Some(verbose::ipv6_transport_checksum(
+                header,
+                segment,
+                ip.protocol,
+                stored,
+            ));
+        }
+        Ok(())
+    }
+
     /// The part after the addresses of a protocol without ports.
     fn upper(&mut self, out: &mut String, d: &Decoded<'_>) -> fmt::Result {
         match &d.transport {
             Some(Transport::Icmpv6(i)) => {
+                // tcpdump -v: the checksum first, and no length after an echo.
+                if let Some(c) = self.check {
+                    if c.result == 0 {
+                        out.push_str("[icmp6 sum ok] ");
+                    } else {
+                        write!(
+                            out,
+                            "[bad icmp6 cksum 0x{:04x} -> 0x{:04x}!] ",
+                            c.stored,
+                            c.should_be()
+                        )?;
+                    }
+                    out.push_str("ICMP6, ");
+                    return icmpv6_text(out, i);
+                }
                 out.push_str("ICMP6, ");
                 icmpv6_text(out, i)?;
                 write!(out, ", length {}", i.length)
@@ -358,6 +488,14 @@ impl Summarizer {
 
     fn tcp(&mut self, out: &mut String, src: IpAddr, dst: IpAddr, t: &Tcp<'_>) -> fmt::Result {
         write!(out, "Flags [{}]", t.flags)?;
+        if let Some(c) = self.check {
+            write!(out, ", cksum 0x{:04x}", c.stored)?;
+            if c.result == 0 {
+                out.push_str(" (correct)");
+            } else {
+                write!(out, " (incorrect -> 0x{:04x})", c.should_be())?;
+            }
+        }
         let (mut seq, mut ack) = (t.seq, t.ack);
         let (mut base_seq, mut base_ack, mut rev) = (0, 0, false);
         if !self.options.absolute_seq && t.flags.has(TcpFlags::ACK) {

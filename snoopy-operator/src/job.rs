@@ -306,6 +306,19 @@ pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settin
                         target.namespace, target.name
                     ),
                 ]);
+                // Never unbounded on a volume: the plan always gives a ring that fits the
+                // admin's bound (tcpdump's names: FILE0…FILE{N-1}).
+                if let Some(ring) = &c.ring {
+                    args.extend([
+                        "-C".into(),
+                        ring.file_size_mb.to_string(),
+                        "-W".into(),
+                        ring.file_count.to_string(),
+                    ]);
+                    if let Some(secs) = ring.rotate_every_secs {
+                        args.extend(["-G".into(), secs.to_string()]);
+                    }
+                }
             }
             // Line-buffered so `kubectl logs` shows packets as they come.
             args.push("--line-buffered".into());
@@ -703,6 +716,64 @@ mod tests {
                 "SETPCAP"
             ]
         );
+    }
+
+    #[test]
+    fn volume_captures_write_a_bounded_ring() {
+        use crate::plan::Ring;
+        let mut plan = poc_plan();
+        let Tool::Capture(c) = &mut plan.tool else {
+            unreachable!()
+        };
+        c.format = CaptureFormat::Pcapng;
+        c.ring = Some(Ring {
+            file_size_mb: 107,
+            file_count: 10,
+            rotate_every_secs: None,
+        });
+        plan.output = Output::Pvc("captures".into());
+        let args = podtracer_args(&target(), "once", &plan, &Settings::default());
+        let w = args.iter().position(|a| a == "-w").unwrap();
+        assert_eq!(
+            &args[w..w + 6],
+            [
+                "-w",
+                "/output/cnf-telco_cnf-example-pod-1_once.pcapng",
+                "-C",
+                "107",
+                "-W",
+                "10"
+            ]
+        );
+        assert!(!args.contains(&"-G".to_owned()), "{args:?}");
+        let Tool::Capture(c) = &mut plan.tool else {
+            unreachable!()
+        };
+        c.ring.as_mut().unwrap().rotate_every_secs = Some(300);
+        let args = podtracer_args(&target(), "once", &plan, &Settings::default());
+        let g = args.iter().position(|a| a == "-G").unwrap();
+        assert_eq!(args[g + 1], "300");
+        // From a CR through the plan: defaults fill the admin's bound.
+        let spec: crate::crd::SnoopyJobSpec = serde_json::from_value(serde_json::json!({
+            "targetNamespace": "cnf-telco",
+            "podSelector": {},
+            "tool": {"capture": {"duration": "1h"}},
+            "output": {"volume": {"hostPath": {}}},
+        }))
+        .unwrap();
+        let settings = Settings::default();
+        let plan = Plan::for_snoopyjob(
+            &spec,
+            crate::plan::CrRef {
+                namespace: "cnf-telco",
+                name: "cr",
+            },
+            &settings,
+        )
+        .unwrap();
+        let args = podtracer_args(&target(), "once", &plan, &settings);
+        let c = args.iter().position(|a| a == "-C").unwrap();
+        assert_eq!(&args[c..c + 4], ["-C", "107", "-W", "10"]);
     }
 
     fn kafka_plan(tls: bool, sasl: bool, output: Output) -> Plan {

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use clap::{ArgAction, Parser, Subcommand};
 use snoopy_netns::privileges::{DEFAULT_EXEC_ALLOWLIST, ExecAllowlist};
 use snoopy_operator::controller::{self, Context};
+use snoopy_operator::plan;
 use snoopy_operator::settings::{DEFAULT_HOST_PATH_PREFIX, Limits, Policy, Settings};
 use snoopy_operator::{client, crd, http, metrics::Metrics};
 
@@ -108,6 +109,10 @@ struct RunArgs {
     /// ttlSecondsAfterFinished of Jobs whose CR sets none.
     #[arg(long, env = "SNOOPY_DEFAULT_TTL_SECONDS", default_value_t = Limits::default().default_ttl_seconds)]
     default_ttl_seconds: i32,
+    /// Bytes a volume capture may leave on disk per target: its ring of files (-C × -W)
+    /// fits in this; larger requests are refused.
+    #[arg(long, env = "SNOOPY_MAX_CAPTURE_BYTES", default_value_t = Limits::default().max_capture_bytes)]
+    max_capture_bytes: u64,
 }
 
 impl RunArgs {
@@ -130,6 +135,12 @@ impl RunArgs {
                 && self.default_ttl_seconds >= 0,
             "SNOOPY_MAX_TARGETS and SNOOPY_DEFAULT_DEADLINE_SECONDS must be at least 1, SNOOPY_DEFAULT_TTL_SECONDS at least 0"
         );
+        anyhow::ensure!(
+            self.max_capture_bytes >= plan::MIN_CAPTURE_BYTES,
+            "SNOOPY_MAX_CAPTURE_BYTES {} is too small for one file of a capture ring: at least {} (1 MB and a packet's slack)",
+            self.max_capture_bytes,
+            plan::MIN_CAPTURE_BYTES
+        );
         Ok((
             Policy {
                 allow_cross_namespace: self.allow_cross_namespace,
@@ -150,6 +161,7 @@ impl RunArgs {
                 max_status_targets: self.max_status_targets,
                 default_deadline_seconds: self.default_deadline_seconds,
                 default_ttl_seconds: self.default_ttl_seconds,
+                max_capture_bytes: self.max_capture_bytes,
             },
         ))
     }

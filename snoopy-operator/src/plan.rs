@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::crd::{
-    CaptureFormat, KafkaOutput, SaslMechanism, SnoopyJobSpec, TargetMode, TcpdumpSpec,
+    CaptureFormat, CaptureTool, KafkaOutput, SaslMechanism, SnoopyJobSpec, TargetMode, TcpdumpSpec,
 };
 use crate::schedule::Schedule;
 use crate::settings::{Policy, Settings};
@@ -71,6 +71,46 @@ pub struct Capture {
     pub duration: Option<String>,
     /// Output format.
     pub format: CaptureFormat,
+    /// The ring of files of a volume output (always set for one: no capture the operator
+    /// starts grows past the admin's bound); `None` for the log and Kafka.
+    pub ring: Option<Ring>,
+}
+
+/// A volume capture's files: podtracer's `-C SIZE -W N` (and `-G SECS`), sized so that
+/// `N × (SIZE MB + one packet)` fits in [`Limits::max_capture_bytes`](crate::settings::Limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ring {
+    /// `-C`: a new file once the current one is larger than this many millions of bytes.
+    pub file_size_mb: u64,
+    /// `-W`: files in the ring, the oldest overwritten.
+    pub file_count: u32,
+    /// `-G`: a new file every this many seconds as well.
+    pub rotate_every_secs: Option<u64>,
+}
+
+/// Files in a ring whose CR sets no `fileCount`.
+pub const DEFAULT_FILE_COUNT: u32 = 10;
+
+/// podtracer's snapshot length when the CR sets none (its `-s 0`).
+const DEFAULT_SNAPLEN: u32 = 262_144;
+
+/// What a file may hold past `-C` besides one packet's data: podtracer checks the size
+/// before each packet, so the last one's record (framing, options, padding) goes over, and
+/// an interface block may be added later (`-i any`).
+const RECORD_SLACK: u64 = 4096;
+
+/// The smallest `SNOOPY_MAX_CAPTURE_BYTES`: one file of 1 MB plus a maximal packet.
+pub const MIN_CAPTURE_BYTES: u64 = 1_000_000 + DEFAULT_SNAPLEN as u64 + RECORD_SLACK;
+
+impl Ring {
+    /// The most bytes this ring can leave on disk with packets of at most `snaplen` bytes.
+    pub fn max_bytes(&self, snaplen: u32) -> u64 {
+        u64::from(self.file_count).saturating_mul(
+            self.file_size_mb
+                .saturating_mul(1_000_000)
+                .saturating_add(u64::from(snaplen) + RECORD_SLACK),
+        )
+    }
 }
 
 /// Where results go.
@@ -195,6 +235,7 @@ impl Plan {
             count: Some(check_positive("packetCount", spec.packet_count)?),
             duration: None,
             format: CaptureFormat::Text,
+            ring: None,
         };
         Ok(Self {
             namespaces: Namespaces::Named(spec.target_namespace.clone()),
@@ -272,7 +313,7 @@ impl Plan {
             },
         };
         let kafka_spec = spec.output.as_ref().and_then(|o| o.kafka.as_ref());
-        let tool = tool(spec, &output, kafka_spec.is_some(), policy)?;
+        let tool = tool(spec, &output, kafka_spec.is_some(), settings)?;
         let kafka = kafka_spec.map(|k| kafka(k, &tool, policy)).transpose()?;
         let default_deadline = matches!(tool, Tool::Exec { .. } | Tool::Flows { .. })
             .then_some(settings.bounds.default_deadline_seconds);
@@ -359,8 +400,9 @@ fn tool(
     spec: &SnoopyJobSpec,
     output: &Output,
     kafka: bool,
-    policy: &Policy,
+    settings: &Settings,
 ) -> Result<Tool, Invalid> {
+    let policy = &settings.policy;
     let t = &spec.tool;
     match (&t.capture, &t.flows, &t.exec) {
         (Some(c), None, None) => {
@@ -419,6 +461,7 @@ fn tool(
                     .transpose()?,
                 duration: c.duration.clone(),
                 format,
+                ring: ring(c, output, settings.bounds.max_capture_bytes)?,
             }))
         }
         (None, Some(f), None) => {
@@ -464,6 +507,59 @@ fn tool(
             "set exactly one of tool.capture, tool.flows and tool.exec",
         )),
     }
+}
+
+/// The ring of files a volume capture writes: the CR's `maxFileSize`, `fileCount` and
+/// `rotateEvery`, or defaults that fill the admin's bound; refused when it would not fit.
+fn ring(c: &CaptureTool, output: &Output, bound: u64) -> Result<Option<Ring>, Invalid> {
+    if *output == Output::Logs {
+        if c.max_file_size.is_some() || c.rotate_every.is_some() || c.file_count.is_some() {
+            return Err(invalid(
+                "InvalidSpec",
+                "tool.capture.maxFileSize, rotateEvery and fileCount rotate the files of a volume output; set output.volume or leave them unset",
+            ));
+        }
+        return Ok(None);
+    }
+    let file_count = c.file_count.unwrap_or(DEFAULT_FILE_COUNT);
+    if file_count == 0 {
+        return Err(invalid(
+            "InvalidSpec",
+            "tool.capture.fileCount must be at least 1",
+        ));
+    }
+    if c.max_file_size == Some(0) || c.rotate_every == Some(0) {
+        return Err(invalid(
+            "InvalidSpec",
+            "tool.capture.maxFileSize and rotateEvery must be at least 1",
+        ));
+    }
+    let snaplen = c.snaplen.unwrap_or(DEFAULT_SNAPLEN);
+    let slack = u64::from(snaplen) + RECORD_SLACK;
+    let file_size_mb = match c.max_file_size {
+        Some(mb) => mb,
+        None => (bound / u64::from(file_count)).saturating_sub(slack) / 1_000_000,
+    };
+    let ring = Ring {
+        file_size_mb,
+        file_count,
+        rotate_every_secs: c.rotate_every,
+    };
+    if file_size_mb == 0 || ring.max_bytes(snaplen) > bound {
+        return Err(invalid(
+            "CaptureTooLarge",
+            format!(
+                "tool.capture: a ring of {file_count} files of {} MB (each may exceed it by one packet, up to {slack} bytes) can hold {} bytes; the operator's admin allows at most {bound} bytes per target (SNOOPY_MAX_CAPTURE_BYTES): lower maxFileSize or fileCount",
+                file_size_mb.max(1),
+                Ring {
+                    file_size_mb: file_size_mb.max(1),
+                    ..ring
+                }
+                .max_bytes(snaplen)
+            ),
+        ));
+    }
+    Ok(Some(ring))
 }
 
 /// Kafka output: brokers, topic, Secret references.
@@ -794,6 +890,112 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    /// A capture to the CR's hostPath directory with these rotation fields.
+    fn volume_capture(
+        max_file_size: Option<u64>,
+        file_count: Option<u32>,
+        rotate_every: Option<u64>,
+    ) -> SnoopyJobSpec {
+        let mut spec = snoopy(ToolSpec {
+            capture: Some(CaptureTool {
+                packet_count: Some(10),
+                max_file_size,
+                file_count,
+                rotate_every,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        spec.output = Some(OutputSpec {
+            volume: Some(crate::crd::VolumeOutput {
+                host_path: Some(crate::crd::HostPathOutput::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        spec
+    }
+
+    fn ring_of(plan: &Plan) -> Option<Ring> {
+        let Tool::Capture(c) = &plan.tool else {
+            panic!("not a capture")
+        };
+        c.ring
+    }
+
+    #[test]
+    fn every_volume_capture_gets_a_ring_within_the_bound() {
+        let bound = open().bounds.max_capture_bytes;
+        assert_eq!(bound, 1 << 30);
+        // Nothing asked: 10 files filling the bound, less one maximal packet each.
+        let ring = ring_of(&planned(&volume_capture(None, None, None)).unwrap()).unwrap();
+        assert_eq!(
+            ring,
+            Ring {
+                file_size_mb: 107,
+                file_count: DEFAULT_FILE_COUNT,
+                rotate_every_secs: None,
+            }
+        );
+        assert!(ring.max_bytes(DEFAULT_SNAPLEN) <= bound);
+        // Only fileCount: the size follows; only maxFileSize: 10 files.
+        let ring = ring_of(&planned(&volume_capture(None, Some(4), Some(60))).unwrap()).unwrap();
+        assert_eq!(
+            (ring.file_size_mb, ring.file_count, ring.rotate_every_secs),
+            (268, 4, Some(60))
+        );
+        assert!(ring.max_bytes(DEFAULT_SNAPLEN) <= bound);
+        let ring = ring_of(&planned(&volume_capture(Some(100), None, None)).unwrap()).unwrap();
+        assert_eq!((ring.file_size_mb, ring.file_count), (100, 10));
+        // A smaller bound from the admin shrinks the default files.
+        let mut settings = open();
+        settings.bounds.max_capture_bytes = 50_000_000;
+        let ring = ring_of(
+            &volume_capture(None, Some(5), None)
+                .plan_with(&settings)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ring.file_size_mb, 9);
+        assert!(ring.max_bytes(DEFAULT_SNAPLEN) <= 50_000_000);
+        // The log keeps no files: no ring, and the fields are refused there.
+        assert_eq!(ring_of(&planned(&snoopy(capture(None))).unwrap()), None);
+        let mut logs = volume_capture(None, Some(3), None);
+        logs.output = None;
+        assert_eq!(planned(&logs).unwrap_err().reason, "InvalidSpec");
+    }
+
+    #[test]
+    fn a_ring_larger_than_the_bound_is_refused() {
+        // 11 × 100 MB > 1 GiB.
+        let err = planned(&volume_capture(Some(100), Some(11), None)).unwrap_err();
+        assert_eq!(err.reason, "CaptureTooLarge");
+        assert!(err.message.contains("SNOOPY_MAX_CAPTURE_BYTES"), "{err}");
+        // Exactly at the limit the packet slack counts: 10 × 107.4 MB would not fit.
+        assert_eq!(
+            planned(&volume_capture(Some(107), Some(10), None))
+                .unwrap()
+                .tool
+                .name(),
+            "capture"
+        );
+        assert_eq!(
+            planned(&volume_capture(Some(1074), Some(1), None))
+                .unwrap_err()
+                .reason,
+            "CaptureTooLarge"
+        );
+        // So many files that not even 1 MB each fits.
+        let err = planned(&volume_capture(None, Some(1000), None)).unwrap_err();
+        assert_eq!(err.reason, "CaptureTooLarge", "{err}");
+        assert_eq!(
+            planned(&volume_capture(Some(0), None, None))
+                .unwrap_err()
+                .reason,
+            "InvalidSpec"
+        );
     }
 
     #[test]

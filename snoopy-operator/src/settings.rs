@@ -72,6 +72,10 @@ pub struct Limits {
     pub default_deadline_seconds: i64,
     /// `ttlSecondsAfterFinished` of Jobs whose CR sets none. Default 86400.
     pub default_ttl_seconds: i32,
+    /// At most this many bytes on disk per target of a volume capture: every such Job
+    /// writes a ring of files (podtracer's `-C` and `-W`) that fits, and a CR asking for a
+    /// larger ring gets a `CaptureTooLarge` condition and no Job. Default 1 GiB.
+    pub max_capture_bytes: u64,
 }
 
 impl Default for Policy {
@@ -104,6 +108,9 @@ impl Policy {
     }
 }
 
+/// The default [`Limits::max_capture_bytes`]: 1 GiB per target.
+pub const DEFAULT_MAX_CAPTURE_BYTES: u64 = 1 << 30;
+
 /// The default `Policy::host_path_prefix`.
 pub const DEFAULT_HOST_PATH_PREFIX: &str = "/var/lib/snoopy";
 
@@ -114,6 +121,7 @@ impl Default for Limits {
             max_status_targets: 100,
             default_deadline_seconds: 3600,
             default_ttl_seconds: 86_400,
+            max_capture_bytes: DEFAULT_MAX_CAPTURE_BYTES,
         }
     }
 }

@@ -173,6 +173,10 @@ fn the_deployed_policy_is_the_fail_closed_default() {
             "SNOOPY_DEFAULT_TTL_SECONDS",
             limits.default_ttl_seconds.to_string(),
         ),
+        (
+            "SNOOPY_MAX_CAPTURE_BYTES",
+            limits.max_capture_bytes.to_string(),
+        ),
     ] {
         assert_eq!(
             env.get(key),

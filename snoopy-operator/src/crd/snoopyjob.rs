@@ -128,6 +128,23 @@ pub struct CaptureTool {
     /// Output format (default: `text` for logs, `pcapng` for a volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<CaptureFormat>,
+    /// Volume outputs only: start a new file when the current one is larger than this many
+    /// megabytes (millions of bytes: podtracer's and tcpdump's `-C`). A file exceeds it by
+    /// at most one packet. Default: the operator's bound per target (1 GiB unless the admin
+    /// sets `SNOOPY_MAX_CAPTURE_BYTES`) divided by `fileCount`, less that one packet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_file_size: Option<u64>,
+    /// Volume outputs only: also start a new file every this many seconds (`-G`). The files
+    /// stay the ring's: each period starts again at the ring's first file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub rotate_every: Option<u64>,
+    /// Volume outputs only: keep a ring of this many files, the oldest overwritten (`-W`;
+    /// default 10). `maxFileSize` × `fileCount` must fit in the operator's bound per target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub file_count: Option<u32>,
 }
 
 /// Capture output formats, as podtracer's `--format`.

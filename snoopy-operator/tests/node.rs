@@ -473,7 +473,8 @@ async fn a_filtered_capture_writes_pcapng_files_tshark_reads() {
     for (file, pod) in files.iter().zip(["a", "b"]) {
         let name = file.file_name().unwrap().to_str().unwrap();
         assert!(
-            name.starts_with(&format!("{ns}_{pod}_")) && name.ends_with(".pcapng"),
+            // The first file of the bounded ring every volume capture writes (-C/-W: FILE0…).
+            name.starts_with(&format!("{ns}_{pod}_")) && name.ends_with(".pcapng0"),
             "{name}"
         );
         let rows = tshark_rows(file, &["icmp.type", "ip.dst"]);
@@ -646,7 +647,8 @@ async fn follow_picks_up_a_scaled_up_pod_and_a_deleted_target_ends_gone() {
     assert_eq!(third.phase, TargetPhase::Succeeded, "{third:?}");
 
     for t in [gone, other, &third] {
-        let file = dir.join(format!("{ns}_{}_{}.pcapng", t.pod, t.run));
+        // The first (here the only) file of the bounded ring: FILE0.
+        let file = dir.join(format!("{ns}_{}_{}.pcapng0", t.pod, t.run));
         assert!(file.exists(), "{} missing", file.display());
         assert_eq!(
             Some(tshark_rows(&file, &["frame.number"]).len() as u64),

@@ -23,16 +23,9 @@ pub struct TimeOfDay(pub Duration, pub TimestampPrecision);
 
 impl fmt::Display for TimeOfDay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0.as_secs() % 86_400;
-        let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-        match self.1 {
-            TimestampPrecision::Micro => {
-                write!(f, "{h:02}:{m:02}:{s:02}.{:06}", self.0.subsec_micros())
-            }
-            TimestampPrecision::Nano => {
-                write!(f, "{h:02}:{m:02}:{s:02}.{:09}", self.0.subsec_nanos())
-            }
-        }
+        // The time since midnight, printed as a delta is.
+        let since_midnight = Duration::new(self.0.as_secs() % 86_400, self.0.subsec_nanos());
+        Elapsed(since_midnight, self.1).fmt(f)
     }
 }
 

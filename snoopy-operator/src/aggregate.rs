@@ -306,6 +306,7 @@ mod tests {
             crate::plan::CrRef {
                 namespace: "ns",
                 name: "x",
+                authorization: &crate::plan::CHECKED,
             },
             &Settings::default(),
         )

@@ -540,6 +540,7 @@ pub(crate) mod fixtures {
             CrRef {
                 namespace: "cnf-telco",
                 name: "tcpdump-sample",
+                authorization: &crate::plan::CHECKED,
             },
             &Settings::default(),
         )
@@ -767,6 +768,7 @@ mod tests {
             crate::plan::CrRef {
                 namespace: "cnf-telco",
                 name: "cr",
+                authorization: &crate::plan::CHECKED,
             },
             &settings,
         )

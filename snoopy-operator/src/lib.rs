@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod aggregate;
 pub mod client;
 pub mod controller;
@@ -25,3 +26,5 @@ pub mod report;
 pub mod schedule;
 pub mod selector;
 pub mod settings;
+pub mod stamp;
+pub mod webhook;

@@ -14,6 +14,7 @@ use snoopy_netns::privileges::{DEFAULT_EXEC_ALLOWLIST, ExecAllowlist};
 use snoopy_operator::controller::{self, Context};
 use snoopy_operator::plan;
 use snoopy_operator::settings::{DEFAULT_HOST_PATH_PREFIX, Limits, Policy, Settings};
+use snoopy_operator::webhook::{self, certs};
 use snoopy_operator::{client, crd, http, metrics::Metrics};
 
 /// Snoopy's Kubernetes operator.
@@ -66,23 +67,37 @@ struct RunArgs {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "SNOOPY_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
+    /// Address of the admission webhook (HTTPS: /mutate, /validate); `off` runs without it,
+    /// and every CR then gets the fail-closed rules (own namespace, no exec, no Secret or
+    /// PVC references).
+    #[arg(long, env = "SNOOPY_WEBHOOK_LISTEN", default_value = "0.0.0.0:8443")]
+    webhook_listen: String,
+    /// Names the apiserver calls the webhook by (its certificate's), comma-separated;
+    /// default: the Service `snoopy-operator-webhook` in the operator's namespace.
+    #[arg(long, env = "SNOOPY_WEBHOOK_HOSTS", value_delimiter = ',')]
+    webhook_hosts: Vec<String>,
+    /// The Mutating- and ValidatingWebhookConfiguration whose caBundle the operator sets.
+    #[arg(long, env = "SNOOPY_WEBHOOK_CONFIGURATION", default_value = certs::CONFIGURATION)]
+    webhook_configuration: String,
     /// Policy: CRs may target pods outside their own namespace (targetNamespace of another
-    /// namespace, namespaceSelector). Until the admission webhook checks each user's
-    /// pods/exec permission, only for clusters whose CR authors may see every namespace.
-    #[arg(long, env = "SNOOPY_ALLOW_CROSS_NAMESPACE", default_value_t = false, action = ArgAction::Set)]
+    /// namespace, namespaceSelector) — when the webhook finds that their author may create
+    /// pods/exec there. `false` refuses it to everyone.
+    #[arg(long, env = "SNOOPY_ALLOW_CROSS_NAMESPACE", default_value_t = true, action = ArgAction::Set)]
     allow_cross_namespace: bool,
-    /// Policy: CRs may use tool.exec (programs on the allowlist only).
-    #[arg(long, env = "SNOOPY_ALLOW_EXEC", default_value_t = false, action = ArgAction::Set)]
+    /// Policy: CRs may use tool.exec (programs on the allowlist only, and only when the
+    /// webhook finds that their author may create pods/exec in the target namespace).
+    #[arg(long, env = "SNOOPY_ALLOW_EXEC", default_value_t = true, action = ArgAction::Set)]
     allow_exec: bool,
     /// Policy: the programs exec may run, `PROGRAM[=CAP+CAP]` separated by commas; each runs
     /// as nobody keeping only the capabilities listed.
     #[arg(long, env = "SNOOPY_EXEC_ALLOWLIST", default_value = DEFAULT_EXEC_ALLOWLIST)]
     exec_allowlist: ExecAllowlist,
-    /// Policy: CRs may name Secrets of the operator's namespace (Kafka TLS and SASL).
-    #[arg(long, env = "SNOOPY_ALLOW_SECRET_REFERENCES", default_value_t = false, action = ArgAction::Set)]
+    /// Policy: CRs may name Secrets of the operator's namespace (Kafka TLS and SASL) — those
+    /// their author may get.
+    #[arg(long, env = "SNOOPY_ALLOW_SECRET_REFERENCES", default_value_t = true, action = ArgAction::Set)]
     allow_secret_references: bool,
-    /// Policy: CRs may name PVCs of the operator's namespace.
-    #[arg(long, env = "SNOOPY_ALLOW_PVC", default_value_t = false, action = ArgAction::Set)]
+    /// Policy: CRs may name PVCs of the operator's namespace — those their author may get.
+    #[arg(long, env = "SNOOPY_ALLOW_PVC", default_value_t = true, action = ArgAction::Set)]
     allow_pvc: bool,
     /// Policy: hostPath outputs go to PREFIX/NAMESPACE/NAME on the node; empty refuses
     /// hostPath outputs.
@@ -224,10 +239,64 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         ..Settings::default()
     };
     tracing::info!(namespace = %settings.namespace, image = %settings.podtracer_image, policy = ?settings.policy, bounds = ?settings.bounds, "snoopy-operator starting");
-    let ctx = Arc::new(Context::new(client, settings, metrics, client::reporter()));
+    let mut ctx = Context::new(
+        client.clone(),
+        settings.clone(),
+        metrics,
+        client::reporter(),
+    );
+    let webhook_task = match args.webhook_listen.as_str() {
+        "off" | "" => {
+            tracing::warn!(
+                "the admission webhook is off (SNOOPY_WEBHOOK_LISTEN=off): every CR gets the fail-closed rules"
+            );
+            None
+        }
+        listen => {
+            let addr: SocketAddr = listen.parse().with_context(|| {
+                format!("SNOOPY_WEBHOOK_LISTEN {listen:?}: an address like 0.0.0.0:8443, or off")
+            })?;
+            let hosts = if args.webhook_hosts.is_empty() {
+                let ns = &settings.namespace;
+                vec![
+                    format!("snoopy-operator-webhook.{ns}.svc"),
+                    format!("snoopy-operator-webhook.{ns}.svc.cluster.local"),
+                ]
+            } else {
+                args.webhook_hosts.clone()
+            };
+            let material = certs::ensure(&client, &settings.namespace, &hosts).await?;
+            let tls = webhook::server::tls_config(&material.cert_pem, &material.key_pem)?;
+            let app = webhook::server::router(Arc::new(webhook::Webhook {
+                client: client.clone(),
+                settings: Arc::new(settings.clone()),
+                key: material.stamp_key.clone(),
+            }));
+            let listener = webhook::server::bind(addr).await?;
+            let task = tokio::spawn(webhook::server::serve(listener, tls, app));
+            let found =
+                certs::publish_ca_bundle(&client, &args.webhook_configuration, &material.cert_pem)
+                    .await?;
+            if found.is_empty() {
+                tracing::warn!(configuration = %args.webhook_configuration, "no webhook configuration of that name: CRs are not checked at admission and get the fail-closed rules");
+            } else {
+                tracing::info!(%addr, ?hosts, configurations = ?found, "admission webhook serving");
+            }
+            ctx = ctx.with_stamp_key(material.stamp_key);
+            Some(task)
+        }
+    };
+    let ctx = Arc::new(ctx);
     ready.store(true, Ordering::Relaxed);
+    let webhook = async {
+        match webhook_task {
+            Some(task) => task.await.context("the webhook task")?,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         () = controller::run(ctx) => Ok(()),
         r = server => r.context("the metrics server task")?.with_context(|| format!("serving on {}", args.listen)),
+        r = webhook => r.context("serving the admission webhook"),
     }
 }

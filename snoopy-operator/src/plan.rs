@@ -128,14 +128,70 @@ pub enum Output {
 /// The longest filter expression a CR may carry (also the CRD's `maxLength`).
 pub const MAX_FILTER_LEN: usize = 4096;
 
-/// The CR being planned: the namespace it lives in and its name (its hostPath directory,
-/// and the namespace its targets must be in unless the admin allows others).
+/// The CR being planned: the namespace it lives in, its name (its hostPath directory), and
+/// whether the admission webhook checked its author's permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrRef<'a> {
     /// `metadata.namespace`.
     pub namespace: &'a str,
     /// `metadata.name`.
     pub name: &'a str,
+    /// What the webhook's stamp says (or why there is none).
+    pub authorization: &'a Authorization,
+}
+
+/// Whether the admission webhook checked, as the CR's author, everything the CR asks for
+/// (the stamp in [`crate::stamp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Authorization {
+    /// A valid stamp: the author may `create pods/exec` in every target namespace other
+    /// than the CR's own and, for `exec`, in the CR's own; may `get` every Secret and PVC
+    /// the CR names.
+    Checked {
+        /// Who was checked.
+        user: String,
+        /// Whether they may `create pods/exec` in every namespace (hostNetwork targets).
+        cluster_wide_exec: bool,
+    },
+    /// No valid stamp: the fail-closed rules (targets in the CR's own namespace only, no
+    /// exec, no Secret or PVC references, no hostNetwork targets).
+    Unchecked {
+        /// Why (no annotation, forged, spec changed, webhook disabled).
+        why: String,
+    },
+}
+
+impl Authorization {
+    /// Whether hostNetwork pods may be targets (they expose the whole node's traffic).
+    pub fn allows_host_network(&self) -> bool {
+        matches!(
+            self,
+            Self::Checked {
+                cluster_wide_exec: true,
+                ..
+            }
+        )
+    }
+}
+
+/// A CR checked by the webhook for a user with every permission (for tests).
+#[cfg(test)]
+pub(crate) const CHECKED: Authorization = Authorization::Checked {
+    user: String::new(),
+    cluster_wide_exec: true,
+};
+
+/// Refuses `what` for a CR the webhook did not check.
+fn needs_authorization(cr: CrRef<'_>, what: &str) -> Result<(), Invalid> {
+    match cr.authorization {
+        Authorization::Checked { .. } => Ok(()),
+        Authorization::Unchecked { why } => Err(invalid(
+            "NotAuthorized",
+            format!(
+                "{what} needs the permission check of Snoopy's admission webhook, and this CR has none ({why}); without it a CR may only capture or run flows on pods of its own namespace, with no exec and no Secret or PVC references. Apply it again while the webhook is installed"
+            ),
+        )),
+    }
 }
 
 /// Kafka output, validated: what the Job's `--sink` and environment are made of.
@@ -200,6 +256,9 @@ pub struct Plan {
     pub ttl_seconds_after_finished: Option<i32>,
     /// No new Jobs while set.
     pub suspend: bool,
+    /// Whether hostNetwork pods may be targets (their traffic is the node's): only when the
+    /// webhook found that the author may `create pods/exec` in every namespace.
+    pub host_network: bool,
 }
 
 /// Why a CR cannot run; becomes the `Degraded` condition.
@@ -249,6 +308,7 @@ impl Plan {
             active_deadline_seconds: None,
             ttl_seconds_after_finished: Some(settings.bounds.default_ttl_seconds),
             suspend: false,
+            host_network: cr.authorization.allows_host_network(),
         })
     }
 
@@ -277,6 +337,7 @@ impl Plan {
                         ),
                     ));
                 }
+                needs_authorization(cr, "namespaceSelector")?;
                 Namespaces::Selector(sel.clone())
             }
             _ => {
@@ -301,6 +362,7 @@ impl Plan {
                             ),
                         ));
                     }
+                    needs_authorization(cr, "output.volume.persistentVolumeClaim")?;
                     Output::Pvc(pvc.claim_name.clone())
                 }
                 (None, Some(hp)) => Output::HostPath(host_path(hp.path.as_deref(), cr, policy)?),
@@ -313,8 +375,10 @@ impl Plan {
             },
         };
         let kafka_spec = spec.output.as_ref().and_then(|o| o.kafka.as_ref());
-        let tool = tool(spec, &output, kafka_spec.is_some(), settings)?;
-        let kafka = kafka_spec.map(|k| kafka(k, &tool, policy)).transpose()?;
+        let tool = tool(spec, &output, kafka_spec.is_some(), cr, settings)?;
+        let kafka = kafka_spec
+            .map(|k| kafka(k, &tool, cr, policy))
+            .transpose()?;
         let default_deadline = matches!(tool, Tool::Exec { .. } | Tool::Flows { .. })
             .then_some(settings.bounds.default_deadline_seconds);
         let schedule = spec
@@ -337,14 +401,24 @@ impl Plan {
                 .ttl_seconds_after_finished
                 .or(Some(settings.bounds.default_ttl_seconds)),
             suspend: spec.suspend.unwrap_or(false),
+            host_network: cr.authorization.allows_host_network(),
         })
     }
 }
 
 /// A target namespace other than the CR's own, unless the admin allows it.
 fn check_same_namespace(target: &str, cr: CrRef<'_>, policy: &Policy) -> Result<(), Invalid> {
-    if target == cr.namespace || policy.allow_cross_namespace {
+    if target == cr.namespace {
         return Ok(());
+    }
+    if policy.allow_cross_namespace {
+        return needs_authorization(
+            cr,
+            &format!(
+                "targetNamespace {target} (not this CR's namespace, {})",
+                cr.namespace
+            ),
+        );
     }
     Err(invalid(
         "CrossNamespaceNotAllowed",
@@ -400,6 +474,7 @@ fn tool(
     spec: &SnoopyJobSpec,
     output: &Output,
     kafka: bool,
+    cr: CrRef<'_>,
     settings: &Settings,
 ) -> Result<Tool, Invalid> {
     let policy = &settings.policy;
@@ -497,6 +572,7 @@ fn tool(
                     ),
                 ));
             }
+            needs_authorization(cr, "tool.exec")?;
             Ok(Tool::Exec {
                 command: e.command.clone(),
                 args: e.args.clone(),
@@ -563,7 +639,7 @@ fn ring(c: &CaptureTool, output: &Output, bound: u64) -> Result<Option<Ring>, In
 }
 
 /// Kafka output: brokers, topic, Secret references.
-fn kafka(k: &KafkaOutput, tool: &Tool, policy: &Policy) -> Result<Kafka, Invalid> {
+fn kafka(k: &KafkaOutput, tool: &Tool, cr: CrRef<'_>, policy: &Policy) -> Result<Kafka, Invalid> {
     let default_topic = match tool {
         Tool::Capture(_) => DEFAULT_PACKETS_TOPIC,
         Tool::Flows { .. } => DEFAULT_FLOWS_TOPIC,
@@ -597,6 +673,12 @@ fn kafka(k: &KafkaOutput, tool: &Tool, policy: &Policy) -> Result<Kafka, Invalid
             "SecretReferenceNotAllowed",
             "output.kafka.tls / sasl name Secrets of the operator's namespace, which the operator's admin does not allow (SNOOPY_ALLOW_SECRET_REFERENCES is false)",
         ));
+    }
+    if k.tls.is_some() || k.sasl.is_some() {
+        needs_authorization(
+            cr,
+            "output.kafka.tls / sasl (Secrets of the operator's namespace)",
+        )?;
     }
     if let Some(s) = &k.sasl
         && s.mechanism == SaslMechanism::Plain
@@ -836,12 +918,18 @@ mod tests {
     const CR: CrRef<'static> = CrRef {
         namespace: "shop",
         name: "cr",
+        authorization: &CHECKED,
     };
 
-    /// Settings that allow everything the fail-closed defaults refuse.
+    /// The default settings: the admin allows what each author's RBAC allows.
     fn open() -> Settings {
+        Settings::default()
+    }
+
+    /// The admin's switches all off.
+    fn closed() -> Settings {
         Settings {
-            policy: Policy::permissive(),
+            policy: Policy::closed(),
             ..Settings::default()
         }
     }
@@ -1242,7 +1330,7 @@ mod tests {
             let plan = planned(&exec(allowed)).unwrap();
             assert_eq!(plan.active_deadline_seconds, Some(3600), "{allowed}");
         }
-        let err = exec("ip").plan_with(&Settings::default()).unwrap_err();
+        let err = exec("ip").plan_with(&closed()).unwrap_err();
         assert_eq!(err.reason, "ExecNotAllowed", "{err}");
         let mut settings = open();
         settings.policy.exec_allowlist = "tcpdump=NET_RAW".parse().unwrap();
@@ -1285,7 +1373,7 @@ mod tests {
     /// hostPath outputs land in PREFIX/NAMESPACE/NAME, never where the user says.
     #[test]
     fn host_paths_stay_in_the_crs_own_directory() {
-        let settings = Settings::default();
+        let settings = closed();
         let dir = |p: Option<&str>| with_host_path(p).plan_with(&settings).map(|p| p.output);
         assert_eq!(
             dir(None),
@@ -1312,7 +1400,7 @@ mod tests {
             assert!(err.message.contains(&format!("{bad:?}")), "{err}");
             assert!(err.message.contains("/var/lib/snoopy/shop/cr/"), "{err}");
         }
-        let mut none = Settings::default();
+        let mut none = closed();
         none.policy.host_path_prefix = None;
         assert_eq!(
             with_host_path(None).plan_with(&none).unwrap_err().reason,
@@ -1336,10 +1424,86 @@ mod tests {
         assert_eq!(planned(&pvc).unwrap().output, Output::Pvc("c".into()));
     }
 
+    /// A CR the webhook did not check (no valid stamp) keeps to its own namespace, with no
+    /// exec and no Secret or PVC references, whatever the admin allows; each refusal says
+    /// why, and hostNetwork targets need a cluster-wide check.
+    #[test]
+    fn unchecked_crs_get_the_fail_closed_rules() {
+        use serde_json::json;
+        let unchecked = Authorization::Unchecked {
+            why: "it has no stamp".into(),
+        };
+        let cr = CrRef {
+            authorization: &unchecked,
+            ..CR
+        };
+        let plan = |spec: &SnoopyJobSpec| Plan::for_snoopyjob(spec, cr, &open());
+        let own = plan(&snoopy(capture(Some("tcp")))).unwrap();
+        assert!(!own.host_network);
+        assert!(planned(&snoopy(capture(None))).unwrap().host_network);
+        let mut other = snoopy(capture(None));
+        other.target_namespace = Some("bank".into());
+        let mut any = snoopy(capture(None));
+        any.target_namespace = None;
+        any.namespace_selector = Some(LabelSelector::default());
+        let mut pvc = snoopy(capture(None));
+        pvc.output = Some(OutputSpec {
+            volume: Some(
+                serde_json::from_value(json!({"persistentVolumeClaim": {"claimName": "c"}}))
+                    .unwrap(),
+            ),
+            kafka: None,
+        });
+        pvc.tool.capture.as_mut().unwrap().format = Some(CaptureFormat::Pcapng);
+        let secret = with_kafka(
+            capture(None),
+            json!({"brokers": ["k:9093"], "tls": {"secretName": "ca"}}),
+        );
+        for (what, spec) in [
+            ("targetNamespace bank", other),
+            ("namespaceSelector", any),
+            ("tool.exec", exec("iperf3")),
+            ("persistentVolumeClaim", pvc),
+            ("output.kafka.tls", secret),
+        ] {
+            let err = plan(&spec).unwrap_err();
+            assert_eq!(err.reason, "NotAuthorized", "{what}: {err}");
+            assert!(
+                err.message.contains(what) && err.message.contains("it has no stamp"),
+                "{err}"
+            );
+            assert!(planned(&spec).is_ok(), "{what} with a stamp");
+        }
+        let tcpdump = TcpdumpSpec {
+            name: "t".into(),
+            target_namespace: "bank".into(),
+            pod_label: Default::default(),
+            interface_name: "eth0".into(),
+            packet_count: 1,
+        };
+        assert_eq!(
+            Plan::for_tcpdump(&tcpdump, cr, &open()).unwrap_err().reason,
+            "NotAuthorized"
+        );
+        let narrow = Authorization::Checked {
+            user: "alice".into(),
+            cluster_wide_exec: false,
+        };
+        let cr = CrRef {
+            authorization: &narrow,
+            ..CR
+        };
+        assert!(
+            !Plan::for_snoopyjob(&snoopy(capture(None)), cr, &open())
+                .unwrap()
+                .host_network
+        );
+    }
+
     /// Without the admin's leave, a CR targets its own namespace only.
     #[test]
     fn other_namespaces_need_the_admins_leave() {
-        let closed = Settings::default();
+        let closed = closed();
         let mut other = snoopy(capture(None));
         other.target_namespace = Some("bank".into());
         let err = other.plan_with(&closed).unwrap_err();
@@ -1388,17 +1552,11 @@ mod tests {
         );
         assert!(planned(&tls_plain).is_ok());
         assert_eq!(
-            tls_plain
-                .plan_with(&Settings::default())
-                .unwrap_err()
-                .reason,
+            tls_plain.plan_with(&closed()).unwrap_err().reason,
             "SecretReferenceNotAllowed"
         );
         let plain = with_kafka(capture(None), json!({"brokers": ["k:9092"]}));
-        assert!(
-            plain.plan_with(&Settings::default()).is_ok(),
-            "no Secret named"
-        );
+        assert!(plain.plan_with(&closed()).is_ok(), "no Secret named");
 
         let mut settings = open();
         settings.policy.kafka_brokers = vec!["kafka.data.svc:9093".into(), "10.0.0.5".into()];
@@ -1443,7 +1601,7 @@ mod tests {
             broker in "\\PC{0,30}",
             filter in "[a-z0-9 ()!&|]{0,60}",
         ) {
-            let settings = Settings::default();
+            let settings = closed();
             let mut spec = with_host_path(Some(&path));
             spec.target_namespace = Some(namespace.clone());
             if let Ok(plan) = spec.plan_with(&settings) {

@@ -1,10 +1,9 @@
 //! What the operator is configured with (flags / environment of its Deployment).
 //!
-//! Besides how Jobs are built, this is the admin's policy: what users' CRs may ask for.
-//! Until the admission webhook checks each user's own permissions (SubjectAccessReview, a
-//! later slice), the defaults fail closed: targets in the CR's own namespace only, no
-//! `exec`, no Secret or PVC references. The admin opens what the cluster's users may be
-//! trusted with.
+//! Besides how Jobs are built, this is the admin's policy: the ceiling of what users' CRs
+//! may ask for. Within it, each CR gets what its author's own RBAC allows, checked by the
+//! admission webhook ([`crate::webhook`], [`crate::access`]); a CR the webhook did not
+//! check gets the fail-closed rules (own namespace, no exec, no Secret or PVC references).
 
 use snoopy_netns::privileges::{DEFAULT_EXEC_ALLOWLIST, ExecAllowlist};
 
@@ -40,17 +39,20 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// Whether a CR may target pods outside its own namespace (`targetNamespace` of another
-    /// namespace, or any `namespaceSelector`). Default false.
+    /// namespace, or any `namespaceSelector`), for authors who may `create pods/exec` there.
+    /// Default true.
     pub allow_cross_namespace: bool,
-    /// Whether `tool.exec` is allowed at all. Default false.
+    /// Whether `tool.exec` is allowed at all (for authors who may `create pods/exec` in the
+    /// target namespace). Default true.
     pub allow_exec: bool,
     /// The programs `exec` may run and the capabilities each keeps; podtracer enforces the
     /// same list again in the Job (`--allow`).
     pub exec_allowlist: ExecAllowlist,
-    /// Whether a CR may name Secrets of the operator's namespace (Kafka TLS / SASL).
-    /// Default false.
+    /// Whether a CR may name Secrets of the operator's namespace (Kafka TLS / SASL) that
+    /// its author may `get`. Default true.
     pub allow_secret_references: bool,
-    /// Whether a CR may name PVCs of the operator's namespace. Default false.
+    /// Whether a CR may name PVCs of the operator's namespace that its author may `get`.
+    /// Default true.
     pub allow_pvc: bool,
     /// hostPath outputs go to `PREFIX/NAMESPACE/NAME[/path]` on the node; `None` refuses
     /// hostPath outputs. Default `/var/lib/snoopy`.
@@ -81,13 +83,13 @@ pub struct Limits {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            allow_cross_namespace: false,
-            allow_exec: false,
+            allow_cross_namespace: true,
+            allow_exec: true,
             exec_allowlist: DEFAULT_EXEC_ALLOWLIST
                 .parse()
                 .expect("the default allowlist parses"),
-            allow_secret_references: false,
-            allow_pvc: false,
+            allow_secret_references: true,
+            allow_pvc: true,
             host_path_prefix: Some(DEFAULT_HOST_PATH_PREFIX.into()),
             kafka_brokers: Vec::new(),
         }
@@ -95,14 +97,14 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// Everything allowed that the fail-closed defaults refuse (for tests and single-tenant
-    /// clusters; the allowlist stays).
-    pub fn permissive() -> Self {
+    /// The admin's switches all off: no CR may target other namespaces, use exec or name
+    /// Secrets or PVCs, whoever wrote it (the allowlist and the hostPath prefix stay).
+    pub fn closed() -> Self {
         Self {
-            allow_cross_namespace: true,
-            allow_exec: true,
-            allow_secret_references: true,
-            allow_pvc: true,
+            allow_cross_namespace: false,
+            allow_exec: false,
+            allow_secret_references: false,
+            allow_pvc: false,
             ..Self::default()
         }
     }

@@ -1,6 +1,7 @@
-//! The RBAC manifests are least privilege: no wildcard anywhere, Jobs only through a Role in
-//! the operator's namespace, nothing that writes pods. The Deployment states the fail-closed
-//! policy; the samples pass validation.
+//! The RBAC manifests are least privilege: no wildcard anywhere, Jobs and Secrets only
+//! through a Role in the operator's namespace, nothing that writes pods, only its own webhook
+//! configurations. The webhook covers both kinds and fails closed. The Deployment states the
+//! code's defaults; the samples pass validation.
 
 use std::path::Path;
 
@@ -57,17 +58,78 @@ fn rbac_has_no_wildcards_and_jobs_only_in_the_operator_namespace() {
     }
     let job_rule = &role["rules"][0];
     assert_eq!(strings(job_rule, "resources"), ["jobs"]);
+    for rule in cluster["rules"].as_sequence().unwrap() {
+        let resources = strings(rule, "resources");
+        assert!(
+            !resources.contains(&"secrets".to_owned()),
+            "no Secret outside the operator's namespace"
+        );
+        if resources
+            .iter()
+            .any(|r| r.ends_with("webhookconfigurations"))
+        {
+            assert_eq!(strings(rule, "resourceNames"), ["snoopy-operator"]);
+            assert_eq!(strings(rule, "verbs"), ["get", "patch"]);
+        }
+    }
+    for rule in role["rules"].as_sequence().unwrap() {
+        if strings(rule, "resources") == ["secrets"] && strings(rule, "verbs") != ["create"] {
+            assert_eq!(strings(rule, "resourceNames"), ["snoopy-operator-webhook"]);
+            assert_eq!(strings(rule, "verbs"), ["get", "update"]);
+        }
+    }
+}
+
+/// Both webhooks cover both kinds on create and update, fail closed, and have no side
+/// effects (so dry runs pass through them).
+#[test]
+fn the_webhooks_cover_both_kinds_and_fail_closed() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/webhook/webhooks.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "MutatingWebhookConfiguration",
+            "ValidatingWebhookConfiguration"
+        ]
+    );
+    for doc in &docs {
+        assert_eq!(doc["metadata"]["name"].as_str(), Some("snoopy-operator"));
+        for hook in doc["webhooks"].as_sequence().unwrap() {
+            assert_eq!(hook["failurePolicy"].as_str(), Some("Fail"));
+            assert_eq!(hook["sideEffects"].as_str(), Some("None"));
+            let rules = hook["rules"].as_sequence().unwrap();
+            let resources: Vec<String> =
+                rules.iter().flat_map(|r| strings(r, "resources")).collect();
+            assert_eq!(resources, ["snoopyjobs", "tcpdumps"]);
+            for rule in rules {
+                assert_eq!(strings(rule, "operations"), ["CREATE", "UPDATE"]);
+            }
+        }
+    }
 }
 
 /// Every sample resource is one the operator accepts: it deserializes into its Rust type and
-/// passes the same validation the reconciler runs before creating Jobs — under the default
-/// (fail-closed) policy, or, for a sample whose comments say it needs
-/// `SNOOPY_ALLOW_EXEC=true`, refused by the default and accepted with exec allowed.
+/// passes the same validation the reconciler runs before creating Jobs — as the webhook
+/// checked it for an author with the rights it needs, under the default policy; a sample
+/// whose comments say it needs `pods/exec` is refused without the webhook's check.
 #[test]
 fn every_sample_cr_is_valid() {
     use snoopy_operator::controller::CaptureResource;
     use snoopy_operator::crd::{SnoopyJob, Tcpdump};
+    use snoopy_operator::plan::Authorization;
     use snoopy_operator::settings::Settings;
+    let checked_by_webhook = Authorization::Checked {
+        user: "sample-author".into(),
+        cluster_wide_exec: false,
+    };
+    let unchecked = Authorization::Unchecked {
+        why: "no stamp".into(),
+    };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/samples");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -81,32 +143,29 @@ fn every_sample_cr_is_valid() {
         for doc in serde_yaml::Deserializer::from_str(&text) {
             let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).unwrap();
             let name = format!("{}: {:?}", path.display(), value["metadata"]["name"]);
-            let plan = |settings: &Settings| match value["kind"].as_str() {
+            let plan = |authorization: &Authorization| match value["kind"].as_str() {
                 Some("SnoopyJob") => Some(
                     serde_yaml::from_value::<SnoopyJob>(value.clone())
                         .unwrap_or_else(|e| panic!("{name}: {e}"))
-                        .plan(settings),
+                        .plan(&Settings::default(), authorization),
                 ),
                 Some("Tcpdump") => Some(
                     serde_yaml::from_value::<Tcpdump>(value.clone())
                         .unwrap_or_else(|e| panic!("{name}: {e}"))
-                        .plan(settings),
+                        .plan(&Settings::default(), authorization),
                 ),
                 _ => None,
             };
-            let Some(result) = plan(&Settings::default()) else {
+            let Some(result) = plan(&checked_by_webhook) else {
                 continue;
             };
-            if text.contains("SNOOPY_ALLOW_EXEC=true") {
-                let err = result.unwrap_err();
-                assert_eq!(err.reason, "ExecNotAllowed", "{name}: {err}");
-                let mut settings = Settings::default();
-                settings.policy.allow_exec = true;
-                plan(&settings)
-                    .unwrap()
-                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            result.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let without = plan(&unchecked).unwrap();
+            if text.contains("pods/exec") {
+                let err = without.unwrap_err();
+                assert_eq!(err.reason, "NotAuthorized", "{name}: {err}");
             } else {
-                result.unwrap_or_else(|e| panic!("{name}: {e}"));
+                without.unwrap_or_else(|e| panic!("{name} without the webhook: {e}"));
             }
             checked += 1;
         }
@@ -122,11 +181,10 @@ fn config(file: &str) -> serde_yaml::Value {
     serde_yaml::from_str(&text).unwrap()
 }
 
-/// The Deployment users apply states the fail-closed policy and the code's defaults, so
-/// what the manifest says is what runs; the Jobs' namespace is labelled for the Pod Security
-/// level the Jobs need.
+/// The Deployment users apply states the code's defaults, so what the manifest says is
+/// what runs; the Jobs' namespace is labelled for the Pod Security level the Jobs need.
 #[test]
-fn the_deployed_policy_is_the_fail_closed_default() {
+fn the_deployed_policy_is_the_default() {
     use snoopy_operator::settings::{DEFAULT_HOST_PATH_PREFIX, Limits, Policy};
     let manager = config("manager/manager.yaml");
     let env: std::collections::BTreeMap<String, String> =
@@ -184,8 +242,6 @@ fn the_deployed_policy_is_the_fail_closed_default() {
             "{key} in config/manager/manager.yaml"
         );
     }
-    assert!(!policy.allow_cross_namespace && !policy.allow_exec);
-    assert!(!policy.allow_secret_references && !policy.allow_pvc);
 
     let namespace = config("default/namespace.yaml");
     for mode in ["enforce", "audit", "warn"] {

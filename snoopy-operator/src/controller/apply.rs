@@ -114,46 +114,52 @@ pub(super) async fn apply<K: CaptureResource>(cr: Arc<K>, ctx: &Context) -> Resu
     let now = Timestamp::now();
     let (jobs, job_pods) = owned_jobs(ctx, &owner).await?;
 
-    let plan = match ctx
-        .plans
-        .get_or_make(cr.uid().as_deref(), generation, || cr.plan(&ctx.settings))
-    {
-        Ok(plan) => plan,
-        Err(invalid) => {
-            let mut status = CaptureStatus {
-                observed_generation: generation,
-                phase: Some(Phase::Invalid),
-                ..Default::default()
-            };
-            status.conditions = conditions(
-                &previous,
-                generation,
-                now,
-                (
-                    ConditionStatus::False,
-                    "InvalidSpec",
-                    "no Jobs are created for an invalid spec".into(),
-                ),
-                (
-                    ConditionStatus::True,
-                    invalid.reason,
-                    invalid.message.clone(),
-                ),
-            );
-            if status.conditions != previous.conditions || previous.phase != status.phase {
-                publish(
-                    ctx,
-                    cr.as_ref(),
-                    EventType::Warning,
-                    invalid.reason,
-                    invalid.message,
+    let stamp = cr.annotations().get(crate::stamp::ANNOTATION).cloned();
+    let plan =
+        match ctx
+            .plans
+            .get_or_make(cr.uid().as_deref(), generation, stamp.as_deref(), || {
+                cr.plan(
+                    &ctx.settings,
+                    &super::authorization(cr.as_ref(), ctx.stamp_key.as_ref()),
                 )
-                .await;
+            }) {
+            Ok(plan) => plan,
+            Err(invalid) => {
+                let mut status = CaptureStatus {
+                    observed_generation: generation,
+                    phase: Some(Phase::Invalid),
+                    ..Default::default()
+                };
+                status.conditions = conditions(
+                    &previous,
+                    generation,
+                    now,
+                    (
+                        ConditionStatus::False,
+                        "InvalidSpec",
+                        "no Jobs are created for an invalid spec".into(),
+                    ),
+                    (
+                        ConditionStatus::True,
+                        invalid.reason,
+                        invalid.message.clone(),
+                    ),
+                );
+                if status.conditions != previous.conditions || previous.phase != status.phase {
+                    publish(
+                        ctx,
+                        cr.as_ref(),
+                        EventType::Warning,
+                        invalid.reason,
+                        invalid.message,
+                    )
+                    .await;
+                }
+                write_status(ctx, cr.as_ref(), &previous, status).await?;
+                return Ok(Action::await_change());
             }
-            write_status(ctx, cr.as_ref(), &previous, status).await?;
-            return Ok(Action::await_change());
-        }
-    };
+        };
 
     // Which run is current.
     let created = cr
@@ -353,6 +359,31 @@ pub(super) async fn apply<K: CaptureResource>(cr: Arc<K>, ctx: &Context) -> Resu
                 ConditionStatus::True,
                 "NamespaceNotFound",
                 format!("targetNamespace {ns} does not exist; create it or fix the spec"),
+            ),
+        )
+    } else if let Some(first) = found.host_network_refused.iter().next() {
+        let ready = if entries.is_empty() {
+            (
+                ConditionStatus::False,
+                "NoMatchingPods",
+                targets::describe(&plan),
+            )
+        } else {
+            (
+                ConditionStatus::True,
+                "JobsCreated",
+                format!("{} targets", entries.len()),
+            )
+        };
+        (
+            ready,
+            (
+                ConditionStatus::True,
+                "HostNetworkNotAuthorized",
+                format!(
+                    "{} matching pods use the node's network (first: {first}) and get no Job: their traffic is the whole node's, so targeting them needs create pods/exec in every namespace, which this CR's authorization stamp does not carry",
+                    found.host_network_refused.len()
+                ),
             ),
         )
     } else if over_limit > 0 {

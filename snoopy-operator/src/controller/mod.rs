@@ -5,7 +5,7 @@
 //! duplicates a Job.
 
 mod apply;
-mod targets;
+pub(crate) mod targets;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -30,9 +30,10 @@ use tracing::{info, instrument, warn};
 use crate::crd::{CaptureStatus, SnoopyJob, Tcpdump};
 use crate::metrics::{ErrorLabels, KindLabels, Metrics};
 use crate::naming;
-use crate::plan::{CrRef, Invalid, Namespaces, Plan};
+use crate::plan::{Authorization, CrRef, Invalid, Namespaces, Plan};
 use crate::selector;
 use crate::settings::Settings;
+use crate::stamp::{self, StampKey, Subject};
 
 /// What every reconcile gets.
 pub struct Context {
@@ -47,6 +48,9 @@ pub struct Context {
     /// Each CR's plan for its current generation (validating compiles the filter: once per
     /// generation, not on every reconcile or pod event).
     pub plans: PlanCache,
+    /// The key that signs and verifies authorization stamps; `None` when the operator runs
+    /// without its webhook (every CR then gets the fail-closed rules).
+    pub stamp_key: Option<StampKey>,
 }
 
 impl Context {
@@ -63,41 +67,56 @@ impl Context {
             metrics,
             reporter,
             plans: PlanCache::default(),
+            stamp_key: None,
         }
+    }
+
+    /// The same, verifying stamps with `key`.
+    pub fn with_stamp_key(mut self, key: StampKey) -> Self {
+        self.stamp_key = Some(key);
+        self
     }
 }
 
-/// Plans by CR uid, each for one generation: a CR is validated (its filter compiled) again
-/// only when its spec changes. The settings are fixed for the operator's life, and a CR's
-/// namespace and name never change, so (uid, generation) determines the plan.
+/// Plans by CR uid, each for one generation and stamp: a CR is validated (its filter
+/// compiled) again only when its spec or its authorization stamp changes (the stamp is an
+/// annotation: it does not change the generation). The settings are fixed for the
+/// operator's life, and a CR's namespace and name never change, so (uid, generation, stamp)
+/// determines the plan.
 #[derive(Debug, Default)]
 pub struct PlanCache {
     plans: Mutex<HashMap<String, Planned>>,
 }
 
-/// A plan and the generation it was made for.
-type Planned = (i64, Result<Plan, Invalid>);
+/// A plan and the generation and stamp it was made for.
+type Planned = (i64, Option<String>, Result<Plan, Invalid>);
 
 impl PlanCache {
-    /// The plan of CR `uid` at `generation`, made by `make` unless already made for that
-    /// generation. Without a uid or generation (never from the API server) nothing is kept.
+    /// The plan of CR `uid` at `generation` with `stamp`, made by `make` unless already
+    /// made for both. Without a uid or generation (never from the API server) nothing is
+    /// kept.
     pub fn get_or_make(
         &self,
         uid: Option<&str>,
         generation: Option<i64>,
+        stamp: Option<&str>,
         make: impl FnOnce() -> Result<Plan, Invalid>,
     ) -> Result<Plan, Invalid> {
         let (Some(uid), Some(generation)) = (uid, generation) else {
             return make();
         };
         let mut plans = self.plans.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((g, plan)) = plans.get(uid)
+        if let Some((g, s, plan)) = plans.get(uid)
             && *g == generation
+            && s.as_deref() == stamp
         {
             return plan.clone();
         }
         let plan = make();
-        plans.insert(uid.to_owned(), (generation, plan.clone()));
+        plans.insert(
+            uid.to_owned(),
+            (generation, stamp.map(str::to_owned), plan.clone()),
+        );
         plan
     }
 
@@ -172,9 +191,12 @@ pub trait CaptureResource:
     + Sync
     + 'static
 {
-    /// The validated plan under the admin's settings, or why the CR cannot run. Compiles
-    /// the filter: call it through [`PlanCache`], never per pod event.
-    fn plan(&self, settings: &Settings) -> Result<Plan, Invalid>;
+    /// The validated plan under the admin's settings for what `authorization` allows, or
+    /// why the CR cannot run. Compiles the filter: call it through [`PlanCache`], never per
+    /// pod event.
+    fn plan(&self, settings: &Settings, authorization: &Authorization) -> Result<Plan, Invalid>;
+    /// The spec as the authorization stamp covers it (see [`crate::stamp::Subject`]).
+    fn spec_json(&self) -> Vec<u8>;
     /// The namespaces and pod selector the spec names, unvalidated and cheap: what the pod
     /// watch uses to decide which CRs a pod event concerns.
     fn scope(
@@ -187,16 +209,46 @@ pub trait CaptureResource:
     fn capture_status(&self) -> Option<&CaptureStatus>;
 }
 
-fn cr_ref<K: Resource>(cr: &K) -> CrRef<'_> {
+fn cr_ref<'a, K: Resource>(cr: &'a K, authorization: &'a Authorization) -> CrRef<'a> {
     CrRef {
         namespace: cr.meta().namespace.as_deref().unwrap_or_default(),
         name: cr.meta().name.as_deref().unwrap_or_default(),
+        authorization,
+    }
+}
+
+/// What a CR's stamp authorizes: verified with the operator's key, or why not (no key: the
+/// operator runs without its webhook, so nothing can be checked).
+pub fn authorization<K: CaptureResource>(cr: &K, key: Option<&StampKey>) -> Authorization {
+    let Some(key) = key else {
+        return Authorization::Unchecked {
+            why: "the operator runs without its admission webhook".into(),
+        };
+    };
+    let spec = cr.spec_json();
+    let subject = Subject {
+        kind: &K::kind(&()),
+        namespace: cr.meta().namespace.as_deref().unwrap_or_default(),
+        spec_json: &spec,
+    };
+    match key.verify(
+        cr.annotations().get(stamp::ANNOTATION).map(String::as_str),
+        subject,
+    ) {
+        Ok(s) => Authorization::Checked {
+            user: s.user,
+            cluster_wide_exec: s.cluster_wide_exec,
+        },
+        Err(e) => Authorization::Unchecked { why: e.to_string() },
     }
 }
 
 impl CaptureResource for Tcpdump {
-    fn plan(&self, settings: &Settings) -> Result<Plan, Invalid> {
-        Plan::for_tcpdump(&self.spec, cr_ref(self), settings)
+    fn plan(&self, settings: &Settings, authorization: &Authorization) -> Result<Plan, Invalid> {
+        Plan::for_tcpdump(&self.spec, cr_ref(self, authorization), settings)
+    }
+    fn spec_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.spec).expect("a spec serializes")
     }
     fn scope(
         &self,
@@ -215,8 +267,11 @@ impl CaptureResource for Tcpdump {
 }
 
 impl CaptureResource for SnoopyJob {
-    fn plan(&self, settings: &Settings) -> Result<Plan, Invalid> {
-        Plan::for_snoopyjob(&self.spec, cr_ref(self), settings)
+    fn plan(&self, settings: &Settings, authorization: &Authorization) -> Result<Plan, Invalid> {
+        Plan::for_snoopyjob(&self.spec, cr_ref(self, authorization), settings)
+    }
+    fn spec_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.spec).expect("a spec serializes")
     }
     fn scope(
         &self,
@@ -436,17 +491,28 @@ mod tests {
             Ok(poc_plan())
         };
         for _ in 0..3 {
-            assert_eq!(cache.get_or_make(Some("u1"), Some(1), make), Ok(poc_plan()));
+            assert_eq!(
+                cache.get_or_make(Some("u1"), Some(1), None, make),
+                Ok(poc_plan())
+            );
         }
         assert_eq!(made.get(), 1);
-        cache.get_or_make(Some("u1"), Some(2), make).unwrap();
-        cache.get_or_make(Some("u1"), Some(2), make).unwrap();
+        cache.get_or_make(Some("u1"), Some(2), None, make).unwrap();
+        cache.get_or_make(Some("u1"), Some(2), None, make).unwrap();
         assert_eq!(made.get(), 2);
-        cache.get_or_make(Some("u2"), Some(2), make).unwrap();
+        cache.get_or_make(Some("u2"), Some(2), None, make).unwrap();
         assert_eq!((made.get(), cache.len()), (3, 2));
         cache.forget("u1");
-        cache.get_or_make(Some("u1"), Some(2), make).unwrap();
+        cache.get_or_make(Some("u1"), Some(2), None, make).unwrap();
         assert_eq!(made.get(), 4);
+        // A stamp added (or changed) without a spec change plans again.
+        cache
+            .get_or_make(Some("u1"), Some(2), Some("s"), make)
+            .unwrap();
+        cache
+            .get_or_make(Some("u1"), Some(2), Some("s"), make)
+            .unwrap();
+        assert_eq!(made.get(), 5);
     }
 
     /// The pod watch's question reads the spec only: a CR whose filter does not compile (or

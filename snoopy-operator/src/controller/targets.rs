@@ -13,16 +13,20 @@ use crate::selector;
 
 /// What the cluster holds for a plan.
 #[derive(Debug, Default)]
-pub(super) struct Found {
+pub(crate) struct Found {
     /// Pods that can be targets now: Running, scheduled, not being deleted.
     pub running: BTreeSet<Target>,
     /// uids of every selected pod that still exists (to tell a vanished target).
     pub alive: HashSet<String>,
     /// Namespaces that were asked for by name and do not exist.
     pub missing_namespace: Option<String>,
+    /// Running hostNetwork pods that match but may not be targets (the plan does not
+    /// allow them): `namespace/name` each.
+    pub host_network_refused: BTreeSet<String>,
 }
 
-pub(super) async fn find(client: &Client, plan: &Plan) -> Result<Found, Error> {
+/// The pods `plan` selects now (the webhook asks too: for hostNetwork pods).
+pub(crate) async fn find(client: &Client, plan: &Plan) -> Result<Found, Error> {
     let mut found = Found::default();
     let namespaces: Vec<String> = match &plan.namespaces {
         Namespaces::Named(ns) => {
@@ -81,7 +85,18 @@ pub(super) async fn find(client: &Client, plan: &Plan) -> Result<Found, Error> {
             let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
             let Some(node) = node else { continue };
             let on_node = nodes.as_ref().is_none_or(|n| n.contains(&node));
+            let host_network = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.host_network)
+                .unwrap_or(false);
             if phase == "Running" && pod.metadata.deletion_timestamp.is_none() && on_node {
+                if host_network && !plan.host_network {
+                    found
+                        .host_network_refused
+                        .insert(format!("{ns}/{}", pod.name_any()));
+                    continue;
+                }
                 found.running.insert(Target {
                     namespace: ns.clone(),
                     name: pod.name_any(),

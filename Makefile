@@ -29,7 +29,7 @@ lint:
 # idempotent); it is taken down again afterwards, whatever the outcome.
 # The operator's tests against a real kube-apiserver run in `make test-cluster` (they need
 # Kubernetes built from source: testbed/k8s/build.sh).
-CLUSTER_TESTS = package(snoopy-operator) and (test(/^cluster::/) or test(/^rbac::/))
+CLUSTER_TESTS = package(snoopy-operator) and (test(/^cluster::/) or test(/^rbac::/) or test(/^webhook::/))
 NODE_TESTS = package(snoopy-operator) and test(/^node::/)
 
 unit:

@@ -10,6 +10,7 @@ use serde_json::json;
 use snoopy_operator::crd::{Phase, SnoopyJob, TargetPhase, Tcpdump};
 use snoopy_operator::naming;
 use snoopy_operator::settings::Settings;
+use snoopy_operator::stamp::StampKey;
 
 use crate::support::*;
 
@@ -354,23 +355,23 @@ async fn an_invalid_filter_degrades_and_creates_nothing() {
     teardown::<SnoopyJob>(&client, &ns, &op, &["bad-filter"], operator).await;
 }
 
-/// No matching pod: a condition says so. A missing namespace: another one (the admin allows
-/// cross-namespace targets here, or the policy would refuse the CR first).
+/// No matching pod: a condition says so. A missing namespace: another one (the CR is
+/// stamped as the webhook would, or the fail-closed rules would refuse it first).
 #[tokio::test]
 async fn no_matching_pods_and_missing_namespace_are_conditions() {
     let (client, ns, op) = setup("none").await;
-    let mut settings = Settings::default();
-    settings.policy.allow_cross_namespace = true;
-    let operator = Operator::start_with(&client, &op, &ns, settings);
+    let (key, _) = StampKey::generate().unwrap();
+    let operator = Operator::start_full(&client, &op, &ns, Settings::default(), Some(key.clone()));
     let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
     api.create(&PostParams::default(), &snoopyjob("empty", &ns, json!({})))
         .await
         .unwrap();
-    let missing = snoopyjob(
+    let mut missing = snoopyjob(
         "missing",
         &ns,
         json!({"targetNamespace": "snoopy-no-such-namespace"}),
     );
+    stamp_as(&mut missing, &key, "admin");
     api.create(&PostParams::default(), &missing).await.unwrap();
     let status = wait_for(T, "NoMatchingPods", || {
         let api = api.clone();
@@ -605,11 +606,11 @@ async fn degraded_with(api: &Api<SnoopyJob>, name: &str, reason: &str) -> String
         .message
 }
 
-/// The operator's default policy, without the admission webhook, fails closed: a CR that
-/// targets another namespace, selects namespaces, runs exec, runs `sh` where exec is allowed,
-/// or writes to hostPath `/etc` gets a condition naming the rule and no Job. With the
-/// admin's target limit at 1, one of two matching pods gets a Job and the CR says why the
-/// other did not.
+/// Without the admission webhook's stamp the operator fails closed: a CR that targets
+/// another namespace, selects namespaces or runs exec — unstamped, or with a stamp signed by
+/// another key — or writes to hostPath `/etc` gets a condition naming the rule and no Job.
+/// With the admin's target limit at 1, one of two matching pods gets a Job and the CR says
+/// why the other did not.
 #[tokio::test]
 async fn the_default_policy_refuses_with_conditions_and_caps_targets() {
     let (client, ns, op) = setup("policy").await;
@@ -626,26 +627,34 @@ async fn the_default_policy_refuses_with_conditions_and_caps_targets() {
     }
     let mut settings = Settings::default();
     settings.bounds.max_targets = 1;
-    let operator = Operator::start_with(&client, &op, &ns, settings);
+    let (key, _) = StampKey::generate().unwrap();
+    let (forger, _) = StampKey::generate().unwrap();
+    let operator = Operator::start_full(&client, &op, &ns, settings, Some(key));
     let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
     let refused = [
         (
             "other-ns",
             json!({"targetNamespace": "kube-system"}),
-            "CrossNamespaceNotAllowed",
-            "kube-system",
+            "NotAuthorized",
+            "targetNamespace kube-system",
         ),
         (
             "any-ns",
             json!({"targetNamespace": null, "namespaceSelector": {}}),
-            "CrossNamespaceNotAllowed",
+            "NotAuthorized",
             "namespaceSelector",
         ),
         (
             "exec-ip",
             json!({"tool": {"exec": {"command": "ip", "args": ["addr"]}}}),
-            "ExecNotAllowed",
-            "SNOOPY_ALLOW_EXEC",
+            "NotAuthorized",
+            "tool.exec",
+        ),
+        (
+            "forged",
+            json!({"targetNamespace": "kube-system"}),
+            "NotAuthorized",
+            "signature is not this operator's",
         ),
         (
             "to-etc",
@@ -657,7 +666,10 @@ async fn the_default_policy_refuses_with_conditions_and_caps_targets() {
     ];
     let mut uids = Vec::new();
     for (name, extra, _, _) in &refused {
-        let cr = snoopyjob(name, &ns, extra.clone());
+        let mut cr = snoopyjob(name, &ns, extra.clone());
+        if *name == "forged" {
+            stamp_as(&mut cr, &forger, "admin");
+        }
         uids.push(
             api.create(&PostParams::default(), &cr)
                 .await
@@ -693,7 +705,7 @@ async fn the_default_policy_refuses_with_conditions_and_caps_targets() {
     teardown::<SnoopyJob>(&client, &ns, &op, &names, operator).await;
 }
 
-/// Where the admin allows exec, the allowlist still holds: `sh`, `nsenter` and `perl` are
+/// Even for a CR the webhook authorized, the allowlist holds: `sh`, `nsenter` and `perl` are
 /// refused naming the list; `iperf3` gets a Job whose podtracer is given the same list.
 #[tokio::test]
 async fn exec_is_refused_off_the_allowlist() {
@@ -707,16 +719,16 @@ async fn exec_is_refused_off_the_allowlist() {
         "10.213.77.52",
     )
     .await;
-    let mut settings = Settings::default();
-    settings.policy.allow_exec = true;
-    let operator = Operator::start_with(&client, &op, &ns, settings);
+    let (key, _) = StampKey::generate().unwrap();
+    let operator = Operator::start_full(&client, &op, &ns, Settings::default(), Some(key.clone()));
     let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
     for program in ["sh", "nsenter", "perl", "iperf3"] {
-        let cr = snoopyjob(
+        let mut cr = snoopyjob(
             &format!("exec-{program}"),
             &ns,
             json!({"tool": {"exec": {"command": program, "args": ["-c", "id"]}}}),
         );
+        stamp_as(&mut cr, &key, "admin");
         api.create(&PostParams::default(), &cr).await.unwrap();
     }
     for program in ["sh", "nsenter", "perl"] {

@@ -17,6 +17,7 @@ use serde_json::json;
 use snoopy_operator::controller::{self, Context};
 use snoopy_operator::metrics::Metrics;
 use snoopy_operator::settings::Settings;
+use snoopy_operator::stamp::{self, StampKey, Subject};
 
 pub const HINT: &str =
     "run testbed/k8s/control-plane.sh up; eval $(testbed/k8s/control-plane.sh env)";
@@ -273,10 +274,22 @@ impl Operator {
         Self::start_with(client, op_ns, watch_ns, Settings::default())
     }
 
-    /// With `settings` (namespace and watched namespace set from the arguments).
+    /// With `settings` (namespace and watched namespace set from the arguments), and no
+    /// webhook: every CR gets the fail-closed rules.
     pub fn start_with(client: &Client, op_ns: &str, watch_ns: &str, settings: Settings) -> Self {
+        Self::start_full(client, op_ns, watch_ns, settings, None)
+    }
+
+    /// With `settings`, verifying stamps with `key` (the webhook's, or the test's own).
+    pub fn start_full(
+        client: &Client,
+        op_ns: &str,
+        watch_ns: &str,
+        settings: Settings,
+        key: Option<StampKey>,
+    ) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let ctx = Arc::new(Context::new(
+        let mut ctx = Context::new(
             client.clone(),
             Settings {
                 namespace: op_ns.into(),
@@ -288,7 +301,11 @@ impl Operator {
                 controller: "snoopy-operator-test".into(),
                 instance: None,
             },
-        ));
+        );
+        if let Some(key) = key {
+            ctx = ctx.with_stamp_key(key);
+        }
+        let ctx = Arc::new(ctx);
         Self {
             task: tokio::spawn(controller::run(ctx)),
             metrics,
@@ -319,4 +336,23 @@ where
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Stamps `cr` as the webhook would after checking `user` (for tests of the reconciler that
+/// do not run the webhook; `tests/webhook.rs` runs the real one).
+pub fn stamp_as<K: controller::CaptureResource>(cr: &mut K, key: &StampKey, user: &str) {
+    let spec = cr.spec_json();
+    let kind = K::kind(&()).to_string();
+    let namespace = cr.namespace().unwrap();
+    let value = key.sign(
+        Subject {
+            kind: &kind,
+            namespace: &namespace,
+            spec_json: &spec,
+        },
+        user,
+        false,
+        "2026-12-03T00:00:00Z",
+    );
+    cr.annotations_mut().insert(stamp::ANNOTATION.into(), value);
 }

@@ -9,3 +9,4 @@ mod manifests;
 mod node;
 mod rbac;
 mod support;
+mod webhook;

@@ -1055,3 +1055,87 @@ async fn kafka_output_lands_both_targets_packets_on_the_topic() {
     delete_and_check_nothing_left(&client, &api, "to-kafka", &uid).await;
     delete_namespace(&client, &ns).await;
 }
+
+/// The deployed operator's own webhook (as `make deploy` installs it): its certificate and
+/// stamp key are in its Secret and in both configurations' caBundle; a CR is stamped at
+/// create; a 5,000-deep filter (10 KB) and a 2,000-deep one are refused at apply naming why,
+/// and the operator keeps serving without a restart.
+#[tokio::test]
+async fn the_deployed_webhook_stamps_and_refuses_at_apply() {
+    use k8s_openapi::api::admissionregistration::v1::{
+        MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+    };
+    use k8s_openapi::api::core::v1::Secret;
+    let client = client().await;
+    deploy_operator(&client).await;
+    let secret = Api::<Secret>::namespaced(client.clone(), OPERATOR_NS)
+        .get("snoopy-operator-webhook")
+        .await
+        .unwrap();
+    let data = secret.data.unwrap();
+    assert!(data["stamp.key"].0.len() >= 32);
+    let cert = data["tls.crt"].clone();
+    let mutating = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get("snoopy-operator")
+        .await
+        .unwrap();
+    let validating = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get("snoopy-operator")
+        .await
+        .unwrap();
+    assert_eq!(
+        mutating.webhooks.unwrap()[0].client_config.ca_bundle,
+        Some(cert.clone())
+    );
+    assert_eq!(
+        validating.webhooks.unwrap()[0].client_config.ca_bundle,
+        Some(cert)
+    );
+
+    let ns = namespace(&client, "webhook").await;
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let spec = |filter: &str| {
+        json!({"targetNamespace": ns, "podSelector": {"matchLabels": {"app": "none"}},
+               "tool": {"capture": {"packetCount": 1, "filter": filter}}})
+    };
+    for (depth, says) in [(5000, "at most 4096"), (2000, "InvalidFilter")] {
+        let filter = format!("{}tcp{}", "(".repeat(depth), ")".repeat(depth));
+        let cr: SnoopyJob = serde_json::from_value(json!({
+            "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
+            "metadata": {"name": format!("deep-{depth}"), "namespace": ns}, "spec": spec(&filter),
+        }))
+        .unwrap();
+        let err = api.create(&PostParams::default(), &cr).await.unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("denied the request") && message.contains(says),
+            "{depth}: {message}"
+        );
+    }
+    let uid = create_snoopyjob(&api, &ns, "fine", spec("icmp")).await;
+    let fine = api.get("fine").await.unwrap();
+    assert!(
+        fine.annotations()
+            .contains_key(snoopy_operator::stamp::ANNOTATION),
+        "stamped at create"
+    );
+    let pods: Api<Pod> = Api::namespaced(client.clone(), OPERATOR_NS);
+    let operator = pods
+        .list(&ListParams::default().labels("app.kubernetes.io/name=snoopy-operator"))
+        .await
+        .unwrap()
+        .items;
+    for pod in &operator {
+        let restarts = pod
+            .status
+            .as_ref()
+            .unwrap()
+            .container_statuses
+            .as_ref()
+            .unwrap()[0]
+            .restart_count;
+        assert_eq!(restarts, 0, "the operator restarted: {}", pod.name_any());
+    }
+    delete_and_check_nothing_left(&client, &api, "fine", &uid).await;
+    delete_namespace(&client, &ns).await;
+}

@@ -953,6 +953,17 @@ mod tests {
         spec.plan_with(&open())
     }
 
+    /// A Tcpdump (in `shop`) of pods in `target`.
+    fn tcpdump_of(target: &str) -> TcpdumpSpec {
+        TcpdumpSpec {
+            name: "t".into(),
+            target_namespace: target.into(),
+            pod_label: Default::default(),
+            interface_name: "eth0".into(),
+            packet_count: 1,
+        }
+    }
+
     fn snoopy(tool: ToolSpec) -> SnoopyJobSpec {
         SnoopyJobSpec {
             target_namespace: Some("shop".into()),
@@ -1474,13 +1485,7 @@ mod tests {
             );
             assert!(planned(&spec).is_ok(), "{what} with a stamp");
         }
-        let tcpdump = TcpdumpSpec {
-            name: "t".into(),
-            target_namespace: "bank".into(),
-            pod_label: Default::default(),
-            interface_name: "eth0".into(),
-            packet_count: 1,
-        };
+        let tcpdump = tcpdump_of("bank");
         assert_eq!(
             Plan::for_tcpdump(&tcpdump, cr, &open()).unwrap_err().reason,
             "NotAuthorized"
@@ -1522,13 +1527,7 @@ mod tests {
         );
         assert!(planned(&any).is_ok());
         assert!(snoopy(capture(None)).plan_with(&closed).is_ok());
-        let tcpdump = TcpdumpSpec {
-            name: "t".into(),
-            target_namespace: "bank".into(),
-            pod_label: Default::default(),
-            interface_name: "eth0".into(),
-            packet_count: 1,
-        };
+        let tcpdump = tcpdump_of("bank");
         assert_eq!(
             tcpdump.plan_with(&closed).unwrap_err().reason,
             "CrossNamespaceNotAllowed"

@@ -58,19 +58,6 @@ fn tcpdump(name: &str, ns: &str, count: i64) -> Tcpdump {
     .unwrap()
 }
 
-fn snoopyjob(name: &str, ns: &str, extra: serde_json::Value) -> SnoopyJob {
-    let mut spec = json!({"targetNamespace": ns, "podSelector": {"matchLabels": {"networkMonitor": "true"}},
-        "tool": {"capture": {"packetCount": 10}}});
-    for (k, v) in extra.as_object().unwrap() {
-        spec[k] = v.clone();
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
-        "metadata": {"name": name, "namespace": ns}, "spec": spec,
-    }))
-    .unwrap()
-}
-
 /// The proof of concept: a Tcpdump CR → one Job per labelled pod, on its node; Jobs finish
 /// with podtracer's counters → the CR shows both targets Succeeded with 50 packets.
 #[tokio::test]

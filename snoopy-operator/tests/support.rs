@@ -356,3 +356,22 @@ pub fn stamp_as<K: controller::CaptureResource>(cr: &mut K, key: &StampKey, user
     );
     cr.annotations_mut().insert(stamp::ANNOTATION.into(), value);
 }
+
+/// A SnoopyJob `ns/name` capturing 10 packets of the pods labelled `networkMonitor: "true"`
+/// in `ns`, with the fields of `extra` set over that spec.
+pub fn snoopyjob(
+    name: &str,
+    ns: &str,
+    extra: serde_json::Value,
+) -> snoopy_operator::crd::SnoopyJob {
+    let mut spec = json!({"targetNamespace": ns, "podSelector": {"matchLabels": {"networkMonitor": "true"}},
+        "tool": {"capture": {"packetCount": 10}}});
+    for (k, v) in extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    serde_json::from_value(json!({
+        "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec,
+    }))
+    .unwrap()
+}

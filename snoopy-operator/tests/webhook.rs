@@ -147,19 +147,6 @@ async fn grant(client: &Client, ns: &str, user: &str, group: &str, resource: &st
         .unwrap();
 }
 
-fn snoopyjob(name: &str, ns: &str, spec: serde_json::Value) -> SnoopyJob {
-    let mut full = json!({"targetNamespace": ns, "podSelector": {"matchLabels": {"networkMonitor": "true"}},
-        "tool": {"capture": {"packetCount": 10}}});
-    for (k, v) in spec.as_object().unwrap() {
-        full[k] = v.clone();
-    }
-    serde_json::from_value(json!({
-        "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
-        "metadata": {"name": name, "namespace": ns}, "spec": full,
-    }))
-    .unwrap()
-}
-
 /// The apiserver's answer to creating `cr` as `api`'s user: the error message, or `None` when
 /// it was admitted (then it exists).
 async fn refusal(api: &Api<SnoopyJob>, cr: &SnoopyJob) -> Option<String> {

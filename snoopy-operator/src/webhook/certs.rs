@@ -135,41 +135,53 @@ pub async fn publish_ca_bundle(
 ) -> anyhow::Result<Vec<&'static str>> {
     let bundle = serde_json::to_value(ByteString(cert_pem.as_bytes().to_vec()))?;
     let mut found = Vec::new();
-    let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    if let Some(config) = mutating
-        .get_opt(name)
-        .await
-        .with_context(|| format!("get mutatingwebhookconfiguration {name}"))?
+    if patch_bundle::<MutatingWebhookConfiguration>(client, name, &bundle, |c| {
+        c.webhooks.as_ref().map_or(0, Vec::len)
+    })
+    .await?
     {
-        let n = config.webhooks.as_ref().map_or(0, Vec::len);
-        mutating
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Json::<()>(ca_patch(n, &bundle)),
-            )
-            .await
-            .with_context(|| format!("patch mutatingwebhookconfiguration {name} (caBundle)"))?;
         found.push("MutatingWebhookConfiguration");
     }
-    let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    if let Some(config) = validating
-        .get_opt(name)
-        .await
-        .with_context(|| format!("get validatingwebhookconfiguration {name}"))?
+    if patch_bundle::<ValidatingWebhookConfiguration>(client, name, &bundle, |c| {
+        c.webhooks.as_ref().map_or(0, Vec::len)
+    })
+    .await?
     {
-        let n = config.webhooks.as_ref().map_or(0, Vec::len);
-        validating
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Json::<()>(ca_patch(n, &bundle)),
-            )
-            .await
-            .with_context(|| format!("patch validatingwebhookconfiguration {name} (caBundle)"))?;
         found.push("ValidatingWebhookConfiguration");
     }
     Ok(found)
+}
+
+/// Sets the caBundle of each of the `webhooks` of configuration `name`, if it exists.
+async fn patch_bundle<K>(
+    client: &Client,
+    name: &str,
+    bundle: &serde_json::Value,
+    webhooks: impl Fn(&K) -> usize,
+) -> anyhow::Result<bool>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let kind = K::kind(&()).to_lowercase();
+    let api: Api<K> = Api::all(client.clone());
+    let Some(config) = api
+        .get_opt(name)
+        .await
+        .with_context(|| format!("get {kind} {name}"))?
+    else {
+        return Ok(false);
+    };
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Json::<()>(ca_patch(webhooks(&config), bundle)),
+    )
+    .await
+    .with_context(|| format!("patch {kind} {name} (caBundle)"))?;
+    Ok(true)
 }
 
 fn ca_patch(webhooks: usize, bundle: &serde_json::Value) -> json_patch::Patch {

@@ -49,7 +49,7 @@ pub struct CaptureArgs {
     pub count: Option<u64>,
 
     /// Exit after this long (e.g. 30, 30s, 500ms, 5m, 1h).
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    #[arg(long, value_name = "DURATION", value_parser = snoopy_job::duration::parse)]
     pub duration: Option<Duration>,
 
     /// Snapshot length: bytes kept of each packet (0 = 262144, the default).
@@ -57,7 +57,7 @@ pub struct CaptureArgs {
         short = 's',
         long = "snapshot-length",
         value_name = "SNAPLEN",
-        default_value_t = 262_144
+        default_value_t = snoopy_job::DEFAULT_SNAPLEN
     )]
     pub snaplen: u32,
 
@@ -434,32 +434,29 @@ impl Totals {
 }
 
 /// Writes the counts for whoever started us (the operator reads a Job's termination
-/// message): `{"captured":N,"received":M,"dropped":K}`, plus `"target_gone":true` when the
-/// capture ended because the pod went away, and with Kafka sinks
-/// `"kafka":{"sent":S,"sent_messages":…,"buffered":B,"dropped":D,"failed_attempts":…}`.
-/// A failure to write is reported but does not fail a capture that worked.
+/// message): the contract's [`snoopy_job::Report`]. A failure to write is reported but does
+/// not fail a capture that worked.
 pub fn write_termination_log(
     path: Option<&std::path::Path>,
     totals: &Totals,
     kafka: Option<&DeliveryReport>,
 ) {
     let Some(path) = path else { return };
-    let mut json = serde_json::json!({
-        "captured": totals.captured,
-        "received": totals.received,
-        "dropped": totals.dropped,
-    });
-    if totals.target_gone {
-        json["target_gone"] = true.into();
-    }
-    if let Some(report) = kafka {
-        let mut report = report.clone();
-        // The termination message is small (4 KiB): the error text stays in the log.
-        report.last_error = None;
-        json["kafka"] = serde_json::to_value(report).unwrap_or_default();
-    }
-    let json = json.to_string();
-    if let Err(e) = std::fs::write(path, json) {
+    // The termination message is small (4 KiB): a Kafka error's text stays in the log.
+    let report = snoopy_job::Report {
+        captured: Some(totals.captured),
+        received: Some(totals.received),
+        dropped: Some(totals.dropped),
+        target_gone: totals.target_gone,
+        kafka: kafka.map(|k| snoopy_job::KafkaReport {
+            sent: k.sent,
+            sent_messages: k.sent_messages,
+            buffered: k.buffered,
+            dropped: k.dropped,
+            failed_attempts: k.failed_attempts,
+        }),
+    };
+    if let Err(e) = std::fs::write(path, report.to_json()) {
         eprintln!("podtracer: writing {}: {e}", path.display());
     }
 }

@@ -85,7 +85,7 @@ fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&chrono::Utc));
     }
-    let age = crate::duration::parse(text).map_err(|e| {
+    let age = snoopy_job::duration::parse(text).map_err(|e| {
         anyhow::anyhow!("--since {text:?}: neither an RFC 3339 time nor an age ({e})")
     })?;
     Ok(chrono::Utc::now() - chrono::Duration::from_std(age).context("--since: too long ago")?)

@@ -59,11 +59,11 @@ pub struct FlowsArgs {
     pub count: Option<u64>,
 
     /// Stop after this long (e.g. 30, 30s, 5m).
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse)]
+    #[arg(long, value_name = "DURATION", value_parser = snoopy_job::duration::parse)]
     pub duration: Option<Duration>,
 
     /// Refresh the table / write a snapshot this often.
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "2s")]
+    #[arg(long, value_name = "DURATION", value_parser = snoopy_job::duration::parse, default_value = "2s")]
     pub interval: Duration,
 
     /// Output: a table (default on a terminal) or JSON lines (default otherwise).
@@ -79,11 +79,11 @@ pub struct FlowsArgs {
     pub top: usize,
 
     /// A flow with no packet for this long is finished.
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "60s")]
+    #[arg(long, value_name = "DURATION", value_parser = snoopy_job::duration::parse, default_value = "60s")]
     pub idle_timeout: Duration,
 
     /// Long flows report every this long.
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "5m")]
+    #[arg(long, value_name = "DURATION", value_parser = snoopy_job::duration::parse, default_value = "5m")]
     pub active_timeout: Duration,
 
     /// Most flows tracked at once (the least recently seen is evicted and counted).

@@ -10,7 +10,9 @@
 mod capture;
 mod cli;
 mod collect;
-mod duration;
+// The node-job contract read back from the command line (its round-trip test).
+#[cfg(test)]
+mod contract;
 mod exec;
 mod filter;
 mod flows;

@@ -76,11 +76,11 @@ pub struct ProbeArgs {
     pub count: u32,
 
     /// Pause between the attempts of one check.
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "1s")]
+    #[arg(long, value_name = "DURATION", value_parser = snoopy_job::duration::parse, default_value = "1s")]
     pub interval: Duration,
 
     /// Give up on an attempt after this long (name resolution included).
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "2s")]
+    #[arg(long, value_name = "DURATION", value_parser = snoopy_job::duration::parse, default_value = "2s")]
     pub timeout: Duration,
 
     /// Output format.

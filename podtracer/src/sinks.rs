@@ -24,7 +24,7 @@ pub struct SinkArgs {
     pub sinks: Vec<SinkUrl>,
 
     /// How long to keep sending what is buffered for Kafka once the work is done.
-    #[arg(long, value_name = "DURATION", value_parser = crate::duration::parse, default_value = "10s")]
+    #[arg(long, value_name = "DURATION", value_parser = snoopy_job::duration::parse, default_value = "10s")]
     pub sink_timeout: Duration,
 
     /// Bytes buffered for each Kafka sink while the brokers are slow or away; beyond it new
@@ -33,7 +33,7 @@ pub struct SinkArgs {
     pub sink_buffer: usize,
 
     /// Id of this run, in every Kafka message's `run` header (default: NODE-PID-TIME).
-    #[arg(long, value_name = "ID", env = "SNOOPY_RUN_ID")]
+    #[arg(long, value_name = "ID", env = snoopy_job::env::RUN_ID)]
     pub run_id: Option<String>,
 }
 
@@ -114,7 +114,7 @@ impl SinkArgs {
 
 /// The node's name: `$NODE_NAME` (a Job sets it from the downward API), else the host name.
 pub fn node_name() -> String {
-    std::env::var("NODE_NAME")
+    std::env::var(snoopy_job::env::NODE_NAME)
         .ok()
         .filter(|n| !n.is_empty())
         .or_else(|| {

@@ -12,6 +12,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 
+use snoopy_job::{CaptureRequest, ExecRequest, FlowsRequest, Request};
+
 use crate::crd::CaptureFormat;
 use crate::naming;
 use crate::plan::{Kafka, Output, Plan, Tool};
@@ -262,97 +264,73 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
     }
 }
 
-/// The `podtracer` command line for one target.
-pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settings) -> Vec<String> {
-    let mut args: Vec<String> = vec![plan.tool.name().into()];
-    args.extend([
-        "--pod".into(),
-        target.name.clone(),
-        "--namespace".into(),
-        target.namespace.clone(),
-        "--runtime-endpoint".into(),
-        settings.runtime_endpoint.clone(),
-    ]);
+/// The node job for one target: the contract podtracer parses (`snoopy-job`).
+pub fn request(target: &Target, run: &str, plan: &Plan, settings: &Settings) -> Request {
+    let pod = snoopy_job::Target::pod(&target.name, &target.namespace, &settings.runtime_endpoint);
+    let sinks: Vec<String> = plan.kafka.iter().map(sink_url).collect();
     match &plan.tool {
         Tool::Capture(c) => {
-            args.extend(["-i".into(), c.interface.clone()]);
-            if let Some(n) = c.count {
-                args.extend(["-c".into(), n.to_string()]);
-            }
-            if let Some(d) = &c.duration {
-                args.extend(["--duration".into(), d.clone()]);
-            }
-            if let Some(s) = c.snaplen {
-                args.extend(["-s".into(), s.to_string()]);
-            }
-            let (format, ext) = match c.format {
-                CaptureFormat::Text => ("text", "txt"),
-                CaptureFormat::Json => ("json", "json"),
-                CaptureFormat::Pcap => ("pcap", "pcap"),
-                CaptureFormat::Pcapng => ("pcapng", "pcapng"),
+            let format = match c.format {
+                CaptureFormat::Text => snoopy_job::CaptureFormat::Text,
+                CaptureFormat::Json => snoopy_job::CaptureFormat::Json,
+                CaptureFormat::Pcap => snoopy_job::CaptureFormat::Pcap,
+                CaptureFormat::Pcapng => snoopy_job::CaptureFormat::Pcapng,
             };
             // With only Kafka there is no log or file output: packets go to the topic.
-            if plan.kafka.is_none() || plan.output != Output::Logs {
-                args.extend(["--format".into(), format.into()]);
-            }
-            if let Some(k) = &plan.kafka {
-                args.extend(["--sink".into(), sink_url(k)]);
-            }
-            if plan.output != Output::Logs {
-                args.extend([
-                    "-w".into(),
-                    format!(
-                        "{OUTPUT_DIR}/{}_{}_{run}.{ext}",
-                        target.namespace, target.name
-                    ),
-                ]);
-                // Never unbounded on a volume: the plan always gives a ring that fits the
-                // admin's bound (tcpdump's names: FILE0…FILE{N-1}).
-                if let Some(ring) = &c.ring {
-                    args.extend([
-                        "-C".into(),
-                        ring.file_size_mb.to_string(),
-                        "-W".into(),
-                        ring.file_count.to_string(),
-                    ]);
-                    if let Some(secs) = ring.rotate_every_secs {
-                        args.extend(["-G".into(), secs.to_string()]);
-                    }
-                }
-            }
-            // Line-buffered so `kubectl logs` shows packets as they come.
-            args.push("--line-buffered".into());
-            args.extend(["--termination-log".into(), TERMINATION_LOG.into()]);
-            if let Some(f) = &c.filter {
-                args.push("--".into());
-                args.push(f.clone());
-            }
+            let format = (plan.kafka.is_none() || plan.output != Output::Logs).then_some(format);
+            // Never unbounded on a volume: the plan always gives a ring that fits the
+            // admin's bound (tcpdump's names: FILE0…FILE{N-1}).
+            let (write, ring) = if plan.output == Output::Logs {
+                (None, None)
+            } else {
+                let ext = format.map_or("pcapng", snoopy_job::CaptureFormat::as_str);
+                let file = format!(
+                    "{OUTPUT_DIR}/{}_{}_{run}.{ext}",
+                    target.namespace, target.name
+                );
+                let ring = c.ring.map(|r| snoopy_job::Ring {
+                    file_size_mb: r.file_size_mb,
+                    file_count: r.file_count,
+                    rotate_every_secs: r.rotate_every_secs,
+                });
+                (Some(file), ring)
+            };
+            Request::Capture(CaptureRequest {
+                count: c.count.map(|n| n.unsigned_abs()),
+                duration: c.duration,
+                snaplen: c.snaplen,
+                format,
+                sinks,
+                write,
+                ring,
+                // Line-buffered so `kubectl logs` shows packets as they come.
+                line_buffered: true,
+                termination_log: Some(TERMINATION_LOG.into()),
+                filter: c.filter.clone(),
+                ..CaptureRequest::new(pod, &c.interface)
+            })
         }
-        Tool::Flows { duration, interval } => {
-            if let Some(d) = duration {
-                args.extend(["--duration".into(), d.clone()]);
-            }
-            if let Some(i) = interval {
-                args.extend(["--interval".into(), i.clone()]);
-            }
-            if let Some(k) = &plan.kafka {
-                args.extend(["--sink".into(), sink_url(k)]);
-            }
-            args.extend(["--termination-log".into(), TERMINATION_LOG.into()]);
-        }
-        Tool::Exec {
-            command,
-            args: rest,
-        } => {
+        Tool::Flows { duration, interval } => Request::Flows(FlowsRequest {
+            target: pod,
+            duration: *duration,
+            interval: *interval,
+            sinks,
+            termination_log: Some(TERMINATION_LOG.into()),
+        }),
+        Tool::Exec { command, args } => Request::Exec(ExecRequest {
+            target: pod,
             // Defense in depth: podtracer refuses anything off the admin's list too, and
             // drops the program to what its entry keeps.
-            args.extend(["--allow".into(), settings.policy.exec_allowlist.to_string()]);
-            args.push("--".into());
-            args.push(command.clone());
-            args.extend(rest.iter().cloned());
-        }
+            allow: Some(settings.policy.exec_allowlist.to_string()),
+            command: command.clone(),
+            args: args.clone(),
+        }),
     }
-    args
+}
+
+/// The `podtracer` command line for one target.
+pub fn podtracer_args(target: &Target, run: &str, plan: &Plan, settings: &Settings) -> Vec<String> {
+    request(target, run, plan, settings).to_args()
 }
 
 /// `kafka://B1,B2/TOPIC`, or `kafkas://…` with TLS (brokers and topic are validated: no
@@ -372,7 +350,7 @@ fn kafka_env(owner: &Owner, run: &str, k: &Kafka) -> Vec<EnvVar> {
     };
     let mut env = vec![
         EnvVar {
-            name: "NODE_NAME".into(),
+            name: snoopy_job::env::NODE_NAME.into(),
             value: None,
             value_from: Some(EnvVarSource {
                 field_ref: Some(ObjectFieldSelector {
@@ -382,33 +360,33 @@ fn kafka_env(owner: &Owner, run: &str, k: &Kafka) -> Vec<EnvVar> {
                 ..Default::default()
             }),
         },
-        value("SNOOPY_RUN_ID", kafka_run_id(owner, run)),
+        value(snoopy_job::env::RUN_ID, kafka_run_id(owner, run)),
     ];
     if let Some(tls) = &k.tls {
         env.push(value(
-            "SNOOPY_KAFKA_TLS_CA_FILE",
+            snoopy_job::env::KAFKA_TLS_CA_FILE,
             format!("{KAFKA_TLS_DIR}/{}", tls.ca_key),
         ));
         if let Some((cert, key)) = &tls.client {
             env.push(value(
-                "SNOOPY_KAFKA_TLS_CERT_FILE",
+                snoopy_job::env::KAFKA_TLS_CERT_FILE,
                 format!("{KAFKA_TLS_DIR}/{cert}"),
             ));
             env.push(value(
-                "SNOOPY_KAFKA_TLS_KEY_FILE",
+                snoopy_job::env::KAFKA_TLS_KEY_FILE,
                 format!("{KAFKA_TLS_DIR}/{key}"),
             ));
         }
     }
     if let Some(sasl) = &k.sasl {
         env.push(value(
-            "SNOOPY_KAFKA_SASL_MECHANISM",
+            snoopy_job::env::KAFKA_SASL_MECHANISM,
             sasl.mechanism.as_str().into(),
         ));
         // A reference, not a value: a missing Secret or key shows in the pod's status as
         // CreateContainerConfigError naming it, which the target's status repeats.
         env.push(EnvVar {
-            name: "SNOOPY_KAFKA_SASL_USERNAME".into(),
+            name: snoopy_job::env::KAFKA_SASL_USERNAME.into(),
             value: None,
             value_from: Some(EnvVarSource {
                 secret_key_ref: Some(SecretKeySelector {
@@ -420,7 +398,7 @@ fn kafka_env(owner: &Owner, run: &str, k: &Kafka) -> Vec<EnvVar> {
             }),
         });
         env.push(value(
-            "SNOOPY_KAFKA_SASL_PASSWORD_FILE",
+            snoopy_job::env::KAFKA_SASL_PASSWORD_FILE,
             format!("{KAFKA_SASL_DIR}/{}", sasl.password_key),
         ));
     }
@@ -953,7 +931,7 @@ mod tests {
     fn flows_to_kafka() {
         let mut plan = kafka_plan(false, false, Output::Logs);
         plan.tool = Tool::Flows {
-            duration: Some("30s".into()),
+            duration: Some(std::time::Duration::from_secs(30)),
             interval: None,
         };
         plan.kafka.as_mut().unwrap().topic = "snoopy.flows".into();

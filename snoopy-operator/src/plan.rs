@@ -3,6 +3,7 @@
 //! invalid CR gets a condition and no Job is ever created for it.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -11,9 +12,7 @@ use crate::crd::{
 };
 use crate::schedule::Schedule;
 use crate::settings::{Policy, Settings};
-// podtracer's default topics (the operator names them when the spec does not).
 use crate::{filter, selector};
-use snoopy_capture::sink::{DEFAULT_FLOWS_TOPIC, DEFAULT_PACKETS_TOPIC};
 
 /// Which namespaces hold the targets.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,9 +31,9 @@ pub enum Tool {
     /// `podtracer flows`.
     Flows {
         /// `--duration`.
-        duration: Option<String>,
+        duration: Option<Duration>,
         /// `--interval`.
-        interval: Option<String>,
+        interval: Option<Duration>,
     },
     /// `podtracer exec -- command args…`.
     Exec {
@@ -67,8 +66,8 @@ pub struct Capture {
     pub snaplen: Option<u32>,
     /// Packet count.
     pub count: Option<i64>,
-    /// Duration (`30s`).
-    pub duration: Option<String>,
+    /// Duration.
+    pub duration: Option<Duration>,
     /// Output format.
     pub format: CaptureFormat,
     /// The ring of files of a volume output (always set for one: no capture the operator
@@ -92,7 +91,7 @@ pub struct Ring {
 pub const DEFAULT_FILE_COUNT: u32 = 10;
 
 /// podtracer's snapshot length when the CR sets none (its `-s 0`).
-const DEFAULT_SNAPLEN: u32 = 262_144;
+const DEFAULT_SNAPLEN: u32 = snoopy_job::DEFAULT_SNAPLEN;
 
 /// What a file may hold past `-C` besides one packet's data: podtracer checks the size
 /// before each packet, so the last one's record (framing, options, padding) goes over, and
@@ -493,9 +492,7 @@ fn tool(
                 filter::check(f)
                     .map_err(|e| invalid("InvalidFilter", format!("filter {f:?}: {e}")))?;
             }
-            if let Some(d) = &c.duration {
-                check_duration(d)?;
-            }
+            let duration = c.duration.as_deref().map(parse_duration).transpose()?;
             let format = c.format.unwrap_or(if *output == Output::Logs {
                 CaptureFormat::Text
             } else {
@@ -534,20 +531,15 @@ fn tool(
                     .packet_count
                     .map(|n| check_positive("packetCount", n))
                     .transpose()?,
-                duration: c.duration.clone(),
+                duration,
                 format,
                 ring: ring(c, output, settings.bounds.max_capture_bytes)?,
             }))
         }
-        (None, Some(f), None) => {
-            for d in [&f.duration, &f.interval].into_iter().flatten() {
-                check_duration(d)?;
-            }
-            Ok(Tool::Flows {
-                duration: f.duration.clone(),
-                interval: f.interval.clone(),
-            })
-        }
+        (None, Some(f), None) => Ok(Tool::Flows {
+            duration: f.duration.as_deref().map(parse_duration).transpose()?,
+            interval: f.interval.as_deref().map(parse_duration).transpose()?,
+        }),
         (None, None, Some(e)) => {
             if e.command.trim().is_empty() {
                 return Err(invalid("InvalidSpec", "tool.exec.command is empty"));
@@ -641,8 +633,8 @@ fn ring(c: &CaptureTool, output: &Output, bound: u64) -> Result<Option<Ring>, In
 /// Kafka output: brokers, topic, Secret references.
 fn kafka(k: &KafkaOutput, tool: &Tool, cr: CrRef<'_>, policy: &Policy) -> Result<Kafka, Invalid> {
     let default_topic = match tool {
-        Tool::Capture(_) => DEFAULT_PACKETS_TOPIC,
-        Tool::Flows { .. } => DEFAULT_FLOWS_TOPIC,
+        Tool::Capture(_) => snoopy_job::topics::PACKETS,
+        Tool::Flows { .. } => snoopy_job::topics::FLOWS,
         Tool::Exec { .. } => {
             return Err(invalid(
                 "InvalidSpec",
@@ -893,20 +885,15 @@ fn check_positive(field: &str, n: i64) -> Result<i64, Invalid> {
     }
 }
 
-/// podtracer's duration syntax: a number and a unit (`500ms`, `30s`, `5m`, `1h`).
-fn check_duration(text: &str) -> Result<(), Invalid> {
-    let digits = text.trim_end_matches(|c: char| c.is_ascii_alphabetic());
-    let unit = &text[digits.len()..];
-    let ok = !digits.is_empty()
-        && digits.parse::<f64>().is_ok_and(|v| v > 0.0)
-        && matches!(unit, "ms" | "s" | "m" | "h" | "");
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(
+/// A duration in podtracer's syntax (the node-job contract's parser: `500ms`, `30s`, `5m`,
+/// `1h`, `1m30s`), more than zero.
+fn parse_duration(text: &str) -> Result<Duration, Invalid> {
+    match snoopy_job::duration::parse(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        _ => Err(invalid(
             "InvalidSpec",
             format!("duration {text:?}: use a number and ms, s, m or h (e.g. 30s)"),
-        ))
+        )),
     }
 }
 
@@ -1205,14 +1192,14 @@ mod tests {
         ))
         .unwrap();
         let k = plan.kafka.unwrap();
-        assert_eq!(k.topic, DEFAULT_PACKETS_TOPIC);
+        assert_eq!(k.topic, "snoopy.packets");
         assert_eq!((k.tls, k.sasl), (None, None));
         let flows = ToolSpec {
             flows: Some(FlowsTool::default()),
             ..Default::default()
         };
         let plan = planned(&with_kafka(flows, json!({"brokers": ["k:9092"]}))).unwrap();
-        assert_eq!(plan.kafka.unwrap().topic, DEFAULT_FLOWS_TOPIC);
+        assert_eq!(plan.kafka.unwrap().topic, "snoopy.flows");
 
         let err = kafka_err(capture(None), json!({"brokers": []}));
         assert_eq!(err.reason, "InvalidSpec");

@@ -9,57 +9,17 @@
 //! `terminationMessagePolicy: FallbackToLogsOnError` puts the log tail there instead, which
 //! still holds podtracer's `N packets captured` summary or its error sentence.
 
-use serde::Deserialize;
+pub use snoopy_job::{KafkaReport as KafkaCounters, Report as Counters};
 
-/// Packet counters of one finished capture.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-pub struct Counters {
-    /// Packets delivered to the output.
-    pub captured: Option<u64>,
-    /// Packets the kernel dropped (ring full).
-    pub dropped: Option<u64>,
-    /// What the Kafka sink(s) delivered, summed, when there was one.
-    #[serde(default)]
-    pub kafka: Option<KafkaCounters>,
-    /// The capture ended because the target pod's interface went away (the pod was
-    /// deleted while its Job ran); what was captured until then was written.
-    #[serde(default)]
-    pub target_gone: bool,
-}
-
-/// podtracer's Kafka delivery report (`sinks::total`): packets or records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct KafkaCounters {
-    /// Acknowledged by the brokers.
-    pub sent: u64,
-    /// Messages they came in.
-    pub sent_messages: u64,
-    /// Still buffered (unsent) when podtracer had to end.
-    pub buffered: u64,
-    /// Dropped because the buffer was full.
-    pub dropped: u64,
-    /// Produce attempts that failed and were retried.
-    pub failed_attempts: u64,
-}
-
-/// Reads counters from a termination message: the JSON form, else tcpdump's summary lines.
+/// Reads counters from a termination message: the contract's JSON report, else tcpdump's
+/// summary lines.
 pub fn parse(message: &str) -> Counters {
-    if let Ok(c) = serde_json::from_str::<Counters>(message.trim()) {
-        return c;
-    }
-    Counters {
-        captured: number_before(message, " packets captured")
-            .or_else(|| number_before(message, " packet captured")),
-        dropped: number_before(message, " packets dropped by kernel")
-            .or_else(|| number_before(message, " packet dropped by kernel")),
-        ..Counters::default()
-    }
+    Counters::parse(message)
 }
 
 /// The last error-looking line of a message, for a target's `message` when its Job failed.
 pub fn error_line(message: &str) -> Option<String> {
-    if serde_json::from_str::<Counters>(message.trim()).is_ok() {
+    if Counters::parse_json(message).is_some() {
         return None;
     }
     message
@@ -68,15 +28,6 @@ pub fn error_line(message: &str) -> Option<String> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.contains(" packets "))
         .map(|l| l.chars().take(512).collect())
-}
-
-fn number_before(text: &str, suffix: &str) -> Option<u64> {
-    let end = text.rfind(suffix)?;
-    let head = &text[..end];
-    let start = head
-        .rfind(|c: char| !c.is_ascii_digit())
-        .map_or(0, |i| i + 1);
-    head[start..].parse().ok()
 }
 
 #[cfg(test)]
@@ -89,6 +40,7 @@ mod tests {
             parse(r#"{"captured":50,"received":52,"dropped":0}"#),
             Counters {
                 captured: Some(50),
+                received: Some(52),
                 dropped: Some(0),
                 kafka: None,
                 target_gone: false,
@@ -99,6 +51,7 @@ mod tests {
             parse(text),
             Counters {
                 captured: Some(50),
+                received: Some(52),
                 dropped: Some(3),
                 kafka: None,
                 target_gone: false,
@@ -108,6 +61,7 @@ mod tests {
             parse("1 packet captured"),
             Counters {
                 captured: Some(1),
+                received: None,
                 dropped: None,
                 kafka: None,
                 target_gone: false,
@@ -127,6 +81,7 @@ mod tests {
             parse(message),
             Counters {
                 captured: Some(10),
+                received: Some(12),
                 dropped: Some(1),
                 kafka: Some(KafkaCounters {
                     sent: 10,

@@ -15,7 +15,7 @@ use crate::filter::{Instruction, Program};
 use crate::{Error, Interface, LinkType, Packet, PacketSource, Result, SourceStats};
 
 /// tcpdump's default snapshot length: whole packets.
-pub const DEFAULT_SNAPLEN: u32 = 262_144;
+pub const DEFAULT_SNAPLEN: u32 = snoopy_job::DEFAULT_SNAPLEN;
 /// Default ring size: 4 MiB (tcpdump's default buffer is 2 MiB; `-B` changes both).
 pub const DEFAULT_BUFFER_SIZE: usize = 4 << 20;
 /// How long the kernel waits before handing over a partly filled block.

@@ -17,13 +17,12 @@ pub use pcapng::{DEFAULT_APPLICATION, PcapNgSink};
 pub use rotate::{FileFormat, RotatingSink, Rotation, strftime};
 pub use text::TextSink;
 
-/// The default Kafka topic for packets. Outside the `kafka` feature so that what starts
-/// podtracer with a sink (the operator) names the same topics without the Kafka client.
-pub const DEFAULT_PACKETS_TOPIC: &str = "snoopy.packets";
+/// The default Kafka topic for packets (the node-job contract's, `snoopy_job::topics`).
+pub const DEFAULT_PACKETS_TOPIC: &str = snoopy_job::topics::PACKETS;
 /// The default Kafka topic for flow records.
-pub const DEFAULT_FLOWS_TOPIC: &str = "snoopy.flows";
+pub const DEFAULT_FLOWS_TOPIC: &str = snoopy_job::topics::FLOWS;
 /// The default Kafka topic for probe results.
-pub const DEFAULT_PROBES_TOPIC: &str = "snoopy.probes";
+pub const DEFAULT_PROBES_TOPIC: &str = snoopy_job::topics::PROBES;
 
 /// A destination for captured packets.
 pub trait PacketSink {

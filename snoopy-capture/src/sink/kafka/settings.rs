@@ -11,25 +11,27 @@ use rskafka::client::{Credentials, SaslConfig};
 
 use super::KafkaError;
 
+// The names are the node-job contract's (snoopy-job), which the operator sets in its Jobs.
+
 /// The environment variable naming a settings file (`KEY=VALUE` lines, same keys as the
 /// variables; a variable that is set wins over the file).
-pub const ENV_CONFIG: &str = "SNOOPY_KAFKA_CONFIG";
+pub const ENV_CONFIG: &str = snoopy_job::env::KAFKA_CONFIG;
 /// Client id sent to the brokers (default `snoopy`).
-pub const ENV_CLIENT_ID: &str = "SNOOPY_KAFKA_CLIENT_ID";
+pub const ENV_CLIENT_ID: &str = snoopy_job::env::KAFKA_CLIENT_ID;
 /// PEM file of the CA(s) that signed the brokers' certificates; setting it turns TLS on.
-pub const ENV_TLS_CA_FILE: &str = "SNOOPY_KAFKA_TLS_CA_FILE";
+pub const ENV_TLS_CA_FILE: &str = snoopy_job::env::KAFKA_TLS_CA_FILE;
 /// PEM file of the client certificate (mutual TLS), with [`ENV_TLS_KEY_FILE`].
-pub const ENV_TLS_CERT_FILE: &str = "SNOOPY_KAFKA_TLS_CERT_FILE";
+pub const ENV_TLS_CERT_FILE: &str = snoopy_job::env::KAFKA_TLS_CERT_FILE;
 /// PEM file of the client certificate's private key.
-pub const ENV_TLS_KEY_FILE: &str = "SNOOPY_KAFKA_TLS_KEY_FILE";
+pub const ENV_TLS_KEY_FILE: &str = snoopy_job::env::KAFKA_TLS_KEY_FILE;
 /// SASL mechanism: `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
-pub const ENV_SASL_MECHANISM: &str = "SNOOPY_KAFKA_SASL_MECHANISM";
+pub const ENV_SASL_MECHANISM: &str = snoopy_job::env::KAFKA_SASL_MECHANISM;
 /// SASL user name.
-pub const ENV_SASL_USERNAME: &str = "SNOOPY_KAFKA_SASL_USERNAME";
+pub const ENV_SASL_USERNAME: &str = snoopy_job::env::KAFKA_SASL_USERNAME;
 /// SASL password (prefer [`ENV_SASL_PASSWORD_FILE`]: a mounted Secret).
-pub const ENV_SASL_PASSWORD: &str = "SNOOPY_KAFKA_SASL_PASSWORD";
+pub const ENV_SASL_PASSWORD: &str = snoopy_job::env::KAFKA_SASL_PASSWORD;
 /// File holding the SASL password (trailing newline ignored).
-pub const ENV_SASL_PASSWORD_FILE: &str = "SNOOPY_KAFKA_SASL_PASSWORD_FILE";
+pub const ENV_SASL_PASSWORD_FILE: &str = snoopy_job::env::KAFKA_SASL_PASSWORD_FILE;
 
 /// A SASL mechanism the client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,29 @@
-//! Parsing durations as people type them: `30`, `30s`, `500ms`, `5m`, `1h`, `1m30s`.
+//! Durations as people type them (`30`, `30s`, `500ms`, `5m`, `1h`, `1m30s`) and as a
+//! request writes them: one parser for podtracer's flags and the operator's validation.
+//! Millisecond resolution: what [`format`] writes, [`parse`] reads back exactly.
 
 use std::time::Duration;
 
-/// Parses a duration; a bare number means seconds.
+/// Parses a duration; a bare number means seconds. Rounded to the nearest millisecond.
 pub fn parse(text: &str) -> Result<Duration, String> {
+    let exact = parse_exact(text)?;
+    let ms = (exact.as_nanos() + 500_000) / 1_000_000;
+    u64::try_from(ms)
+        .map(Duration::from_millis)
+        .map_err(|_| format!("invalid duration {text:?}: too long"))
+}
+
+/// How [`crate::Request::to_args`] writes a duration: whole seconds, or milliseconds.
+pub fn format(duration: Duration) -> String {
+    let ms = duration.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+fn parse_exact(text: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {text:?}: use e.g. 30, 30s, 500ms, 5m, 1h, 1m30s");
     let text = text.trim();
     if text.is_empty() {
@@ -49,6 +69,25 @@ mod tests {
         assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse("1m30s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn what_format_writes_parse_reads_back() {
+        for ms in [
+            0,
+            1,
+            999,
+            1000,
+            1500,
+            90_000,
+            3_600_000,
+            u64::from(u32::MAX) * 7,
+        ] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(parse(&format(d)), Ok(d), "{}", format(d));
+        }
+        assert_eq!(parse("0.0004s"), Ok(Duration::ZERO));
+        assert_eq!(parse("1.0006s"), Ok(Duration::from_millis(1001)));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! duplicates a Job.
 
 mod apply;
+mod decide;
 pub(crate) mod targets;
 
 use std::collections::HashMap;

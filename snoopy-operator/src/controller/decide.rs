@@ -727,8 +727,10 @@ mod tests {
     /// A missing target namespace: Pending with its condition, no Job.
     #[test]
     fn a_missing_namespace_is_a_condition() {
-        let mut none = Found::default();
-        none.missing_namespace = Some("cnf-telco".into());
+        let none = Found {
+            missing_namespace: Some("cnf-telco".into()),
+            ..Found::default()
+        };
         let d = case(none).decide();
         assert!(d.create.is_none());
         assert_eq!(d.status.phase, Some(Phase::Pending));

@@ -21,6 +21,7 @@ check-setup:
 lint:
 	python3 testbed/programs_test.py
 	python3 testbed/programs.py check
+	shellcheck -x testbed/*.sh testbed/*/*.sh .ci/run
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet

@@ -9,20 +9,14 @@
 #
 # KEEP=1 keeps the root (SNOOPY_CHECK_ROOT, default /var/tmp/snoopy-check-setup) for a look.
 set -Eeuo pipefail
-# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
-# too; only in the main shell, not in $( ), where a failure may be expected and handled; not
-# for a deliberate `return N`/`exit N`, such as `status` saying "not running".)
-trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || case "$BASH_COMMAND" in return* | exit*) ;; *) echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2 ;; esac' ERR
+LOG_PREFIX=check-setup
+# shellcheck source=testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 
 ROOT="${SNOOPY_CHECK_ROOT:-/var/tmp/snoopy-check-setup}"
 SOURCES=/etc/apt/sources.list.d/debian.sources
 
-log() { printf 'check-setup: %s\n' "$*" >&2; }
-die() {
-    printf 'check-setup: error: %s\n' "$*" >&2
-    exit 1
-}
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot, mounts): sudo make check-setup"
 command -v debootstrap >/dev/null || testbed/setup.sh packages
@@ -100,7 +94,8 @@ missing=()
 checked=0
 while read -r program source; do
     checked=$((checked + 1))
-    # argv, no interpolation: the name is passed to `command -v` as $1.
+    # argv, no interpolation: the name is passed to `command -v` as $1 (of the inner shell).
+    # shellcheck disable=SC2016
     chroot "$ROOT" /bin/sh -c 'command -v "$1" >/dev/null' sh "$program" || missing+=("$program ($source)")
 done < <(python3 testbed/programs.py list deb)
 [ "${#missing[@]}" -eq 0 ] || die "after setup.sh --system, missing in the fresh root: ${missing[*]}"

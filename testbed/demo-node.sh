@@ -8,10 +8,9 @@
 # printing the tcpdump-style lines per pod and the final counts, leaves demo.pcapng, and
 # tears everything down. KEEP=1 leaves the testbed and the pods running.
 set -Eeuo pipefail
-# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
-# too; only in the main shell, not in $( ), where a failure may be expected and handled; not
-# for a deliberate `return N`/`exit N`, such as `status` saying "not running".)
-trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || case "$BASH_COMMAND" in return* | exit*) ;; *) echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2 ;; esac' ERR
+LOG_PREFIX=demo
+# shellcheck source=testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$(dirname "$0")/.."
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }

@@ -12,10 +12,9 @@
 # ~/.cache/snoopy: the binary goes to $SNOOPY_CACHE/tansu-0.6.0/bin/tansu), SNOOPY_RUN (default
 # /run/snoopy: PID file and log under $SNOOPY_RUN/kafka/).
 set -Eeuo pipefail
-# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
-# too; only in the main shell, not in $( ), where a failure may be expected and handled; not
-# for a deliberate `return N`/`exit N`, such as `status` saying "not running".)
-trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || case "$BASH_COMMAND" in return* | exit*) ;; *) echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2 ;; esac' ERR
+LOG_PREFIX=kafka
+# shellcheck source=testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TANSU_VERSION=0.6.0
 SNOOPY_CACHE="${SNOOPY_CACHE:-$HOME/.cache/snoopy}"
@@ -28,11 +27,6 @@ PIDFILE="$RUN_DIR/tansu.pid"
 LOGFILE="$RUN_DIR/tansu.log"
 TOPICS=(snoopy.packets snoopy.flows snoopy.probes)
 
-log() { printf 'kafka: %s\n' "$*" >&2; }
-die() {
-    printf 'kafka: error: %s\n' "$*" >&2
-    exit 1
-}
 
 build() {
     [ -x "$TANSU" ] && return 0
@@ -65,9 +59,9 @@ up() {
             --listener-url "tcp://127.0.0.1:$PORT" \
             --advertised-listener-url "tcp://127.0.0.1:$PORT" \
             >"$LOGFILE" 2>&1 &
-        local p=$! i
+        local p=$!
         echo "$p" >"$PIDFILE"
-        for i in $(seq 1 200); do
+        for _ in $(seq 1 200); do
             answers && break
             kill -0 "$p" 2>/dev/null || die "tansu exited at start; see $LOGFILE"
             sleep 0.05
@@ -86,17 +80,19 @@ up() {
 }
 
 down() {
-    local p i
+    local p
     p="$(pid)"
     if [ -z "$p" ]; then
         log "tansu not running"
     else
         kill -TERM "$p" 2>/dev/null || true
-        for i in $(seq 1 100); do
+        for _ in $(seq 1 100); do
             kill -0 "$p" 2>/dev/null || break
             sleep 0.05
         done
-        kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null || true
+        if kill -0 "$p" 2>/dev/null; then
+            kill -KILL "$p" 2>/dev/null || true
+        fi
         log "stopped tansu PID $p"
     fi
     rm -f "$PIDFILE"

@@ -29,15 +29,28 @@ PAUSE_IMAGE="localhost/snoopy/pause:1"
 BUSYBOX_IMAGE="localhost/snoopy/busybox:1"
 
 
-log() { printf 'testbed: %s\n' "$*" >&2; }
+# --- what every testbed script shares ---------------------------------------------------
+# Messages start with LOG_PREFIX (a script sets it before sourcing this; default: its name).
+log() { printf '%s: %s\n' "${LOG_PREFIX:-${0##*/}}" "$*" >&2; }
 die() {
-    printf 'testbed: error: %s\n' "$*" >&2
+    printf '%s: %s: %s\n' "${LOG_PREFIX:-${0##*/}}" "${LOG_ERROR_WORD:-error}" "$*" >&2
     exit 1
 }
 
 require_root() {
-    [ "$(id -u)" -eq 0 ] || die "must run as root (it starts containerd, creates a bridge and network namespaces)"
+    [ "$(id -u)" -eq 0 ] || die "must run as root (${ROOT_REASON:-it starts containerd, creates a bridge and network namespaces})"
 }
+
+# The ERR trap of every script (they run with set -Eeuo pipefail): a command that ends a
+# script names itself, no silent exit. In functions too (-E); only in the main shell, not in
+# $( ), where a failure may be expected and handled; not for a deliberate `return N`/`exit N`.
+report_failure() {
+    local status=$1 line=$2 command=$3
+    [ "$BASH_SUBSHELL" = 0 ] || return 0
+    case "$command" in return* | exit*) return 0 ;; esac
+    echo "${0##*/}: failed (exit status $status) at line $line: $command" >&2
+}
+trap 'report_failure $? $LINENO "$BASH_COMMAND"' ERR
 
 # Installs the Debian packages the testbed needs, but only when one is missing, so that `up`
 # on a prepared machine never touches apt.

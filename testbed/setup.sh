@@ -17,10 +17,9 @@
 # when something must be installed (run as root, with or without sudo). Overrides: SNOOPY_CACHE
 # (default ~/.cache/snoopy).
 set -Eeuo pipefail
-# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
-# too; only in the main shell, not in $( ), where a failure may be expected and handled; not
-# for a deliberate `return N`/`exit N`, such as `status` saying "not running".)
-trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || case "$BASH_COMMAND" in return* | exit*) ;; *) echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2 ;; esac' ERR
+LOG_PREFIX=setup
+# shellcheck source=testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SNOOPY_CACHE="${SNOOPY_CACHE:-$HOME/.cache/snoopy}"
@@ -32,10 +31,6 @@ DEBIAN_SOURCES=/etc/apt/sources.list.d/debian.sources
 K8S_SRC_UPSTREAM="${SNOOPY_K8S_SRC_UPSTREAM:-1.20.5+really1.20.2}"
 
 say() { printf 'setup: %-16s %s\n' "$1" "$2" >&2; }
-die() {
-    printf 'setup: error: %s\n' "$*" >&2
-    exit 1
-}
 need_root() {
     [ "$(id -u)" -eq 0 ] ||
         die "$1 needs root: run 'sudo make setup' (or 'make setup' as root, where there is no sudo)"
@@ -145,8 +140,9 @@ part_deb_src() {
 
 # --- Rust ----------------------------------------------------------------------------------
 part_rust() {
-    command -v rustup >/dev/null && command -v cargo >/dev/null ||
+    if ! command -v rustup >/dev/null || ! command -v cargo >/dev/null; then
         die "Rust is missing: install it with rustup (the README's prerequisite), then run this again"
+    fi
     local installed added=() c
     installed="$(rustup component list --installed 2>/dev/null || true)"
     for c in rustfmt clippy; do

@@ -1,6 +1,6 @@
 //! Durations as people type them (`30`, `30s`, `500ms`, `5m`, `1h`, `1m30s`) and as a
 //! request writes them: one parser for podtracer's flags and the operator's validation.
-//! Millisecond resolution: what [`format`] writes, [`parse`] reads back exactly.
+//! Millisecond resolution: what [`format()`] writes, [`parse`] reads back exactly.
 
 use std::time::Duration;
 

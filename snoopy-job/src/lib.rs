@@ -1,5 +1,5 @@
 //! The contract between Snoopy's operator and `podtracer`: the node job's [`Request`] (as
-//! podtracer's command line), its environment ([`env`]), the default Kafka [`topics`], and
+//! podtracer's command line), its environment ([`mod@env`]), the default Kafka [`topics`], and
 //! the [`Report`] podtracer writes back.
 //!
 //! Both sides compile against this crate: the operator builds a [`Request`] and runs

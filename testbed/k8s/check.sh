@@ -10,10 +10,8 @@
 #
 # Works in namespace snoopy-check, deleted at the end (and at the start, after an aborted run).
 set -Eeuo pipefail
-# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
-# too; only in the main shell, not in $( ), where a failure may be expected and handled; not
-# for a deliberate `return N`/`exit N`, such as `status` saying "not running".)
-trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || case "$BASH_COMMAND" in return* | exit*) ;; *) echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2 ;; esac' ERR
+LOG_PREFIX=check
+LOG_ERROR_WORD=FAIL
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testbed/k8s/lib.sh
@@ -21,11 +19,6 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testbed/lib.sh
 . "$here/../lib.sh"
 # containerd's lib.sh has its own log/die; ours name the check.
-log() { printf 'check: %s\n' "$*" >&2; }
-die() {
-    printf 'check: FAIL: %s\n' "$*" >&2
-    exit 1
-}
 
 NS=snoopy-check
 k() { kubectl_admin "$@"; }

@@ -4,20 +4,18 @@
 # Every path, port and name the cluster owns is set here once, so `up` and `down` can never
 # disagree about what to create and what to remove.
 
+LOG_PREFIX="${LOG_PREFIX:-k8s}"
+ROOT_REASON="${ROOT_REASON:-apt, etcd/apiserver state under /run, kubelet}"
+# log, die, require_root and the ERR trap: the testbed's one lib.
+# shellcheck source=testbed/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
 K8S_VERSION=1.20.2
 K8S_CACHE="${SNOOPY_CACHE:-$HOME/.cache/snoopy}/kubernetes-$K8S_VERSION"
 K8S_BIN="$K8S_CACHE/bin"
 K8S_BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl"
 
-log() { printf 'k8s: %s\n' "$*" >&2; }
-die() {
-    printf 'k8s: error: %s\n' "$*" >&2
-    exit 1
-}
 
-require_root() {
-    [ "$(id -u)" -eq 0 ] || die "must run as root (apt, etcd/apiserver state under /run, kubelet)"
-}
 
 # --- the cluster's state, identities and addresses --------------------------------------
 # Everything a running control plane owns lives under K8S_RUN (a tmpfs on these machines:

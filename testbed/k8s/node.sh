@@ -12,10 +12,6 @@
 # The node owns the containerd testbed while it is up: `down` runs `testbed/containerd.sh down`
 # (the kubelet's pods live there). See testbed/k8s/README.md and shared/TESTBED.md section 4.
 set -Eeuo pipefail
-# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
-# too; only in the main shell, not in $( ), where a failure may be expected and handled; not
-# for a deliberate `return N`/`exit N`, such as `status` saying "not running".)
-trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || case "$BASH_COMMAND" in return* | exit*) ;; *) echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2 ;; esac' ERR
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testbed/k8s/lib.sh

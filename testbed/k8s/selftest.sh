@@ -7,21 +7,14 @@
 #
 # Refuses to run when a control plane or node is already up (it would tear it down).
 set -Eeuo pipefail
-# A command that ends the script under set -e names itself: no silent exit. (-E: in functions
-# too; only in the main shell, not in $( ), where a failure may be expected and handled; not
-# for a deliberate `return N`/`exit N`, such as `status` saying "not running".)
-trap '_err=$?; [ "$BASH_SUBSHELL" != 0 ] || case "$BASH_COMMAND" in return* | exit*) ;; *) echo "${0##*/}: failed (exit status $_err) at line $LINENO: $BASH_COMMAND" >&2 ;; esac' ERR
+LOG_PREFIX=selftest
+LOG_ERROR_WORD=FAIL
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=testbed/k8s/lib.sh
 . "$here/lib.sh"
 # shellcheck source=testbed/lib.sh
 . "$here/../lib.sh"
-log() { printf 'selftest: %s\n' "$*" >&2; }
-die() {
-    printf 'selftest: FAIL: %s\n' "$*" >&2
-    exit 1
-}
 
 with_node=1
 [ "${1:-}" = --no-node ] && with_node=0

@@ -6,5 +6,4 @@
 
 mod common;
 mod errors;
-mod latency;
 mod lookup;

@@ -7,18 +7,31 @@
 
 use snoopy_filter::{LinkType, Mode, compile};
 
+/// Why a filter expression is refused: the compiler's message, with a caret line under
+/// the place when there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidFilter(pub String);
+
 /// Checks a tcpdump filter expression as podtracer will compile it for a live pod
-/// interface; the error says what is wrong and where.
-pub fn check(expr: &str) -> Result<(), String> {
+/// interface (with its default snapshot length); the error says what is wrong and where.
+pub fn check(expr: &str) -> Result<(), InvalidFilter> {
     if expr.trim().is_empty() {
         return Ok(()); // An empty filter accepts everything, as in tcpdump.
     }
-    compile(expr, LinkType::Ethernet, Mode::Live, 262_144)
-        .map(drop)
-        .map_err(|e| match e.pointer(expr) {
+    compile(
+        expr,
+        LinkType::Ethernet,
+        Mode::Live,
+        snoopy_job::DEFAULT_SNAPLEN,
+    )
+    .map(drop)
+    .map_err(|e| {
+        InvalidFilter(match e.pointer(expr) {
             Some(caret) => format!("{}\n{caret}", e.message),
             None => e.message.clone(),
         })
+    })
 }
 
 #[cfg(test)]
@@ -48,7 +61,7 @@ mod tests {
             "ip proto nonsense",
         ] {
             let err = check(expr).unwrap_err();
-            assert!(!err.is_empty(), "{expr}");
+            assert!(!err.0.is_empty(), "{expr}");
         }
     }
 }

@@ -1,21 +1,29 @@
-//! Timings: pod creation, and lookup of one pod by name with container PIDs (what
-//! podtracer does before it can capture). Printed with `--nocapture`; the lookup median
-//! must stay well inside podtracer's 50 ms start-to-capture budget.
+//! Timings against the containerd testbed (root): pod creation, and lookup of one pod by
+//! name with container PIDs (what podtracer does before it can capture), on an open
+//! connection and with connect + Version. A benchmark, not a test: it prints, and says
+//! whether the median with connect is inside podtracer's 50 ms start-to-capture budget
+//! (`make bench-startup` measures the whole start against tcpdump's).
+//!
+//!     sudo cargo bench -p snoopy-cri --bench lookup
 
 use std::time::{Duration, Instant};
 
 use snoopy_cri::testing::{PodCleanup, PodSpec};
 use snoopy_cri::{PodQuery, RuntimeClient};
 
-use crate::common::{client, endpoint, unique};
+#[path = "../tests/common.rs"]
+#[allow(dead_code)]
+mod common;
+
+use common::{client, endpoint, unique};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
 }
 
-#[tokio::test]
-async fn lookup_by_name_is_fast() {
+#[tokio::main]
+async fn main() {
     let client = client().await;
     let cleanup = PodCleanup::new(endpoint());
     let ns = unique("latency");
@@ -49,8 +57,9 @@ async fn lookup_by_name_is_fast() {
     println!(
         "snoopy-cri timings: create pod (1 container) {create:?}; lookup by name + PIDs median of 20: {warm:?} on an open connection, {cold:?} with connect + Version"
     );
-    assert!(
-        cold < Duration::from_millis(50),
-        "lookup with connect median {cold:?} >= 50 ms"
+    let budget = Duration::from_millis(50);
+    println!(
+        "lookup with connect: median {cold:?} is {} podtracer's {budget:?} start-to-capture budget",
+        if cold < budget { "inside" } else { "OVER" }
     );
 }

@@ -39,6 +39,27 @@ pub(crate) enum Proto {
     Carp,
     Ah,
     Esp,
+    Atalk,
+    Aarp,
+    Decnet,
+    Lat,
+    Sca,
+    Moprc,
+    Mopdl,
+    Iso,
+    Esis,
+    Isis,
+    Clnp,
+    Stp,
+    Ipx,
+    Netbeui,
+    IsisL1,
+    IsisL2,
+    IsisIih,
+    IsisLsp,
+    IsisSnp,
+    IsisCsnp,
+    IsisPsnp,
     Undef,
 }
 
@@ -63,6 +84,27 @@ impl Proto {
             Proto::Carp => "carp",
             Proto::Ah => "ah",
             Proto::Esp => "esp",
+            Proto::Atalk => "atalk",
+            Proto::Aarp => "aarp",
+            Proto::Decnet => "decnet",
+            Proto::Lat => "lat",
+            Proto::Sca => "sca",
+            Proto::Moprc => "moprc",
+            Proto::Mopdl => "mopdl",
+            Proto::Iso => "iso",
+            Proto::Esis => "esis",
+            Proto::Isis => "isis",
+            Proto::Clnp => "clnp",
+            Proto::Stp => "stp",
+            Proto::Ipx => "ipx",
+            Proto::Netbeui => "netbeui",
+            Proto::IsisL1 => "isis l1",
+            Proto::IsisL2 => "isis l2",
+            Proto::IsisIih => "isis iih",
+            Proto::IsisLsp => "isis lsp",
+            Proto::IsisSnp => "isis snp",
+            Proto::IsisCsnp => "isis csnp",
+            Proto::IsisPsnp => "isis psnp",
         }
     }
 }
@@ -122,6 +164,10 @@ enum OffRel {
     LinkHdr,
     LinkType,
     LinkPl,
+    /// The network layer without an 802.2 SNAP header (`OR_LINKPL_NOSNAP`, ISO protocols).
+    LinkPlNoSnap,
+    /// The MPLS label before the current one (`OR_PREVMPLSHDR`).
+    PrevMplsHdr,
     Llc,
     TranIpv4,
     TranIpv6,
@@ -145,6 +191,28 @@ const ETHERTYPE_IPX: u32 = 0x8137;
 const ETHERTYPE_8021Q: u32 = 0x8100;
 const ETHERTYPE_8021AD: u32 = 0x88a8;
 const ETHERTYPE_8021QINQ: u32 = 0x9100;
+const ETHERTYPE_DN: u32 = 0x6003;
+const ETHERTYPE_LAT: u32 = 0x6004;
+const ETHERTYPE_SCA: u32 = 0x6007;
+const ETHERTYPE_MOPDL: u32 = 0x6001;
+const ETHERTYPE_MOPRC: u32 = 0x6002;
+const ETHERTYPE_MPLS: u32 = 0x8847;
+const ETHERTYPE_PPPOED: u32 = 0x8863;
+const ETHERTYPE_PPPOES: u32 = 0x8864;
+const PPP_MPLS_UCAST: u32 = 0x0281;
+const LLCSAP_8021D: u32 = 0x42;
+const ISO8473_CLNP: u32 = 0x81;
+const ISO9542_ESIS: u32 = 0x82;
+const ISO10589_ISIS: u32 = 0x83;
+const ISIS_L1_LAN_IIH: u32 = 15;
+const ISIS_L2_LAN_IIH: u32 = 16;
+const ISIS_PTP_IIH: u32 = 17;
+const ISIS_L1_LSP: u32 = 18;
+const ISIS_L2_LSP: u32 = 20;
+const ISIS_L1_CSNP: u32 = 24;
+const ISIS_L2_CSNP: u32 = 25;
+const ISIS_L1_PSNP: u32 = 26;
+const ISIS_L2_PSNP: u32 = 27;
 const ETHERMTU: u32 = 1500;
 const LLCSAP_IP: u32 = 0x06;
 const LLCSAP_ISONS: u32 = 0xfe;
@@ -172,16 +240,60 @@ fn stmt(code: u16, k: u32) -> Instruction {
     Instruction::new(code, 0, 0, k)
 }
 
+/// The link-layer header the offsets currently point into (libpcap's `cstate->linktype`):
+/// the capture's, or PPP inside a PPPoE session once `pppoes` has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dlt {
+    Ethernet,
+    LinuxSll,
+    LinuxSll2,
+    Raw,
+    Ppp,
+}
+
+impl Dlt {
+    /// The name libpcap's errors give it (`pcap_datalink_val_to_description`).
+    fn description(self) -> &'static str {
+        match self {
+            Dlt::Ethernet => "Ethernet",
+            Dlt::LinuxSll => "Linux cooked v1",
+            Dlt::LinuxSll2 => "Linux cooked v2",
+            Dlt::Raw => "Raw IP",
+            Dlt::Ppp => "PPP",
+        }
+    }
+}
+
+/// `ethertype_to_ppptype`: the PPP protocol number for a protocol libpcap names by its
+/// Ethernet type (or LLC SAP).
+fn ethertype_to_ppptype(ll_proto: u32) -> u32 {
+    match ll_proto {
+        ETHERTYPE_IP => 0x0021,
+        ETHERTYPE_IPV6 => 0x0057,
+        ETHERTYPE_DN => 0x0027,
+        ETHERTYPE_ATALK => 0x0029,
+        0x0600 => 0x0025, // ETHERTYPE_NS -> PPP_NS
+        LLCSAP_ISONS => 0x0023,
+        LLCSAP_8021D => 0x0031,
+        LLCSAP_IPX => 0x002b,
+        other => other,
+    }
+}
+
 /// The code generator's state (`compiler_state_t`); cloned by the parser to backtrack.
 #[derive(Debug, Clone)]
 pub(crate) struct Gen {
-    link: LinkType,
+    dlt: Dlt,
     mode: Mode,
     off_linkhdr: AbsOffset,
     /// `None` for link types without a link-layer type field (raw IP).
     off_linktype: Option<AbsOffset>,
     off_linkpl: AbsOffset,
     off_nl: u32,
+    /// Where the network layer starts when no SNAP header precedes it (`off_nl_nosnap`).
+    off_nl_nosnap: u32,
+    /// How many `mpls` have been read: each moves the network layer 4 bytes further.
+    label_stack_depth: u32,
     regused: [bool; MEMWORDS],
     curreg: usize,
     vlan_stack_depth: u32,
@@ -190,11 +302,11 @@ pub(crate) struct Gen {
 
 impl Gen {
     pub(crate) fn new(link: LinkType, mode: Mode) -> R<Gen> {
-        let (linktype, linkpl) = match link {
-            LinkType::Ethernet => (Some(12), 14),
-            LinkType::LinuxSll => (Some(14), 16),
-            LinkType::LinuxSll2 => (Some(0), 20),
-            LinkType::RawIp => (None, 0),
+        let (dlt, linktype, linkpl, nosnap) = match link {
+            LinkType::Ethernet => (Dlt::Ethernet, Some(12), 14, 3),
+            LinkType::LinuxSll => (Dlt::LinuxSll, Some(14), 16, 0),
+            LinkType::LinuxSll2 => (Dlt::LinuxSll2, Some(0), 20, 0),
+            LinkType::RawIp => (Dlt::Raw, None, 0, 0),
             LinkType::Other(n) => {
                 return Err(CompileError::unsupported(format!(
                     "filters on link type {n} (supported: Ethernet, Linux cooked v1/v2, raw IP)"
@@ -206,12 +318,14 @@ impl Gen {
             reg: None,
         };
         Ok(Gen {
-            link,
+            dlt,
             mode,
             off_linkhdr: fixed(0),
             off_linktype: linktype.map(fixed),
             off_linkpl: fixed(linkpl),
             off_nl: 0,
+            off_nl_nosnap: nosnap,
+            label_stack_depth: 0,
             regused: [false; MEMWORDS],
             curreg: 0,
             vlan_stack_depth: 0,
@@ -303,7 +417,19 @@ impl Gen {
         match rel {
             OffRel::LinkHdr => self.load_absoffsetrel(self.off_linkhdr, offset, size),
             OffRel::LinkType => self.load_absoffsetrel(self.linktype_off(), offset, size),
-            OffRel::LinkPl => self.load_absoffsetrel(self.off_linkpl, self.off_nl + offset, size),
+            OffRel::LinkPl => {
+                self.load_absoffsetrel(self.off_linkpl, self.off_nl.wrapping_add(offset), size)
+            }
+            OffRel::LinkPlNoSnap => self.load_absoffsetrel(
+                self.off_linkpl,
+                self.off_nl_nosnap.wrapping_add(offset),
+                size,
+            ),
+            OffRel::PrevMplsHdr => self.load_absoffsetrel(
+                self.off_linkpl,
+                self.off_nl.wrapping_sub(4).wrapping_add(offset),
+                size,
+            ),
             OffRel::Llc => self.load_absoffsetrel(self.off_linkpl, offset, size),
             OffRel::TranIpv4 => {
                 let mut s = self.loadx_iphdrlen();
@@ -449,7 +575,7 @@ impl Gen {
             ),
             LLCSAP_IPX => {
                 let b0 = self.cmp(OffRel::LinkPl, 0, B, LLCSAP_IPX);
-                let b1 = Node::or(self.snap(0, ETHERTYPE_IPX), b0);
+                let b1 = Node::or(b0, self.snap(0, ETHERTYPE_IPX));
                 let b1 = Node::and(p8022(self), b1);
                 // 802.3 "raw" IPX (Novell): LINUX_SLL_P_802_3.
                 let b0 = self.cmp(OffRel::LinkType, 0, H, 0x0001);
@@ -473,18 +599,35 @@ impl Gen {
         }
     }
 
-    /// `gen_linktype`: the link layer says the payload is `ll_proto`.
-    fn linktype(&self, ll_proto: u32) -> Node {
-        match self.link {
-            LinkType::Ethernet => self.ether_linktype(ll_proto),
-            LinkType::LinuxSll => self.sll_linktype(ll_proto),
-            LinkType::LinuxSll2 => self.cmp(OffRel::LinkType, 0, H, ll_proto),
-            LinkType::RawIp | LinkType::Other(_) => match ll_proto {
+    /// `gen_linktype`: the link layer says the payload is `ll_proto`. Inside MPLS only
+    /// IPv4 and IPv6 can be recognised (by the IP version), anything else is an error.
+    fn linktype(&self, ll_proto: u32) -> R<Node> {
+        if self.label_stack_depth > 0 {
+            return self.mpls_linktype(ll_proto);
+        }
+        Ok(match self.dlt {
+            Dlt::Ethernet => self.ether_linktype(ll_proto),
+            Dlt::LinuxSll => self.sll_linktype(ll_proto),
+            Dlt::LinuxSll2 => self.cmp(OffRel::LinkType, 0, H, ll_proto),
+            Dlt::Ppp => self.cmp(OffRel::LinkType, 0, H, ethertype_to_ppptype(ll_proto)),
+            Dlt::Raw => match ll_proto {
                 ETHERTYPE_IP => self.mcmp(OffRel::LinkHdr, 0, B, 0x40, 0xf0),
                 ETHERTYPE_IPV6 => self.mcmp(OffRel::LinkHdr, 0, B, 0x60, 0xf0),
                 _ => Node::Const(false),
             },
-        }
+        })
+    }
+
+    /// `gen_mpls_linktype`: the bottom-of-stack bit of the last label, then the IP version.
+    fn mpls_linktype(&self, ll_proto: u32) -> R<Node> {
+        let version = match ll_proto {
+            ETHERTYPE_IP => 0x40,
+            ETHERTYPE_IPV6 => 0x60,
+            _ => return Err(CompileError::invalid("unsupported protocol over mpls")),
+        };
+        let b0 = self.mcmp(OffRel::LinkPl, 2u32.wrapping_neg(), B, 0x01, 0x01);
+        let b1 = self.mcmp(OffRel::LinkPl, 0, B, version, 0xf0);
+        Ok(Node::and(b0, b1))
     }
 
     // ---- protocols -----------------------------------------------------------------------
@@ -506,13 +649,13 @@ impl Gen {
                 let b1 = self.proto(v, Proto::Ip6, dir)?;
                 Ok(Node::or(b0, b1))
             }
-            Proto::Link => Ok(self.linktype(v)),
+            Proto::Link => self.linktype(v),
             Proto::Ip => Ok(Node::and(
-                self.linktype(ETHERTYPE_IP),
+                self.linktype(ETHERTYPE_IP)?,
                 self.cmp(OffRel::LinkPl, 9, B, v),
             )),
             Proto::Ip6 => {
-                let b0 = self.linktype(ETHERTYPE_IPV6);
+                let b0 = self.linktype(ETHERTYPE_IPV6)?;
                 // Also look behind one fragment header, as libpcap does.
                 let b2 = self.cmp(OffRel::LinkPl, 6, B, IPPROTO_FRAGMENT);
                 let b1 = Node::and(b2, self.cmp(OffRel::LinkPl, 40, B, v));
@@ -525,12 +668,47 @@ impl Gen {
             Proto::Rarp => Err(CompileError::invalid(
                 "rarp does not encapsulate another protocol",
             )),
+            Proto::Iso => Ok(Node::and(
+                self.linktype(LLCSAP_ISONS)?,
+                self.cmp(OffRel::LinkPlNoSnap, 0, B, v),
+            )),
+            Proto::Isis => {
+                let b0 = self.proto(ISO10589_ISIS, Proto::Iso, Dir::Default)?;
+                // The PDU type is 4 bytes into the IS-IS header.
+                Ok(Node::and(b0, self.cmp(OffRel::LinkPlNoSnap, 4, B, v)))
+            }
+            Proto::Atalk => Err(CompileError::invalid(
+                "AppleTalk encapsulation is not specifiable",
+            )),
+            Proto::Decnet => Err(CompileError::invalid(
+                "DECNET encapsulation is not specifiable",
+            )),
+            Proto::Aarp | Proto::Sca | Proto::Lat | Proto::Mopdl | Proto::Moprc => {
+                Err(CompileError::invalid(format!(
+                    "{} does not encapsulate another protocol",
+                    p_name_upper(proto)
+                )))
+            }
+            Proto::Clnp => Err(CompileError::invalid("'clnp proto' is not supported")),
             Proto::Undef => Err(CompileError::invalid("syntax error in filter expression")),
             p => Err(CompileError::invalid(format!(
                 "'{} proto' is bogus",
                 p.name()
             ))),
         }
+    }
+
+    /// An IS-IS PDU of any of `types`, tested in that order.
+    fn isis_any(&self, types: &[u32]) -> R<Node> {
+        let mut b: Option<Node> = None;
+        for &t in types.iter().rev() {
+            let tmp = self.proto(t, Proto::Isis, Dir::Default)?;
+            b = Some(match b {
+                Some(rest) => Node::or(tmp, rest),
+                None => tmp,
+            });
+        }
+        Ok(b.unwrap_or(Node::Const(false)))
     }
 
     /// `gen_proto_abbrev`: a protocol name on its own (`tcp`, `ip6`, `arp`).
@@ -546,13 +724,49 @@ impl Gen {
             Proto::Pim => self.proto(IPPROTO_PIM, Proto::Default, d),
             Proto::Vrrp => self.proto(IPPROTO_VRRP, Proto::Ip, d),
             Proto::Carp => self.proto(IPPROTO_CARP, Proto::Ip, d),
-            Proto::Ip => Ok(self.linktype(ETHERTYPE_IP)),
-            Proto::Arp => Ok(self.linktype(ETHERTYPE_ARP)),
-            Proto::Rarp => Ok(self.linktype(ETHERTYPE_REVARP)),
-            Proto::Ip6 => Ok(self.linktype(ETHERTYPE_IPV6)),
+            Proto::Ip => self.linktype(ETHERTYPE_IP),
+            Proto::Arp => self.linktype(ETHERTYPE_ARP),
+            Proto::Rarp => self.linktype(ETHERTYPE_REVARP),
+            Proto::Ip6 => self.linktype(ETHERTYPE_IPV6),
             Proto::Icmp6 => self.proto(IPPROTO_ICMPV6, Proto::Ip6, d),
             Proto::Ah => self.proto(IPPROTO_AH, Proto::Default, d),
             Proto::Esp => self.proto(IPPROTO_ESP, Proto::Default, d),
+            Proto::Atalk => self.linktype(ETHERTYPE_ATALK),
+            Proto::Aarp => self.linktype(ETHERTYPE_AARP),
+            Proto::Decnet => self.linktype(ETHERTYPE_DN),
+            Proto::Sca => self.linktype(ETHERTYPE_SCA),
+            Proto::Lat => self.linktype(ETHERTYPE_LAT),
+            Proto::Mopdl => self.linktype(ETHERTYPE_MOPDL),
+            Proto::Moprc => self.linktype(ETHERTYPE_MOPRC),
+            Proto::Iso => self.linktype(LLCSAP_ISONS),
+            Proto::Esis => self.proto(ISO9542_ESIS, Proto::Iso, d),
+            Proto::Isis => self.proto(ISO10589_ISIS, Proto::Iso, d),
+            Proto::Clnp => self.proto(ISO8473_CLNP, Proto::Iso, d),
+            Proto::Stp => self.linktype(LLCSAP_8021D),
+            Proto::Ipx => self.linktype(LLCSAP_IPX),
+            Proto::Netbeui => self.linktype(LLCSAP_NETBEUI),
+            // libpcap's order of tests, which decides the verdict on a short packet.
+            Proto::IsisL1 => self.isis_any(&[
+                ISIS_L1_PSNP,
+                ISIS_L1_CSNP,
+                ISIS_L1_LSP,
+                ISIS_L1_LAN_IIH,
+                ISIS_PTP_IIH,
+            ]),
+            Proto::IsisL2 => self.isis_any(&[
+                ISIS_L2_PSNP,
+                ISIS_L2_CSNP,
+                ISIS_L2_LSP,
+                ISIS_L2_LAN_IIH,
+                ISIS_PTP_IIH,
+            ]),
+            Proto::IsisIih => self.isis_any(&[ISIS_PTP_IIH, ISIS_L1_LAN_IIH, ISIS_L2_LAN_IIH]),
+            Proto::IsisLsp => self.isis_any(&[ISIS_L1_LSP, ISIS_L2_LSP]),
+            Proto::IsisSnp => {
+                self.isis_any(&[ISIS_L2_PSNP, ISIS_L1_PSNP, ISIS_L1_CSNP, ISIS_L2_CSNP])
+            }
+            Proto::IsisCsnp => self.isis_any(&[ISIS_L1_CSNP, ISIS_L2_CSNP]),
+            Proto::IsisPsnp => self.isis_any(&[ISIS_L1_PSNP, ISIS_L2_PSNP]),
             Proto::Link => Err(CompileError::invalid("link layer applied in wrong context")),
             Proto::Default | Proto::Undef => {
                 Err(CompileError::invalid("syntax error in filter expression"))
@@ -579,7 +793,7 @@ impl Gen {
             Dir::Undef => return Err(CompileError::invalid("syntax error in filter expression")),
         };
         Ok(Node::and(
-            self.linktype(ll),
+            self.linktype(ll)?,
             self.mcmp(OffRel::LinkPl, offset, W, addr, mask),
         ))
     }
@@ -588,6 +802,10 @@ impl Gen {
         match proto {
             Proto::Default => {
                 let b0 = self.host(addr, mask, Proto::Ip, dir, what)?;
+                if self.label_stack_depth > 0 {
+                    // Inside MPLS only IPv4 can be told apart.
+                    return Ok(b0);
+                }
                 let b1 = self.host(addr, mask, Proto::Arp, dir, what)?;
                 let b1 = Node::or(b0, b1);
                 let b0 = self.host(addr, mask, Proto::Rarp, dir, what)?;
@@ -600,12 +818,61 @@ impl Gen {
                 "link-layer modifier applied to {what}"
             ))),
             Proto::Ip6 => Err(CompileError::invalid("'ip6' modifier applied to ip host")),
+            Proto::Decnet => self.dnhostop(addr, dir),
+            Proto::Atalk => Err(CompileError::invalid(
+                "AppleTalk host filtering not implemented",
+            )),
+            Proto::Iso | Proto::Esis | Proto::Isis | Proto::Clnp => {
+                Err(CompileError::invalid("ISO host filtering not implemented"))
+            }
+            Proto::Ipx => Err(CompileError::invalid("IPX host filtering not implemented")),
             Proto::Undef => Err(CompileError::invalid("syntax error in filter expression")),
             p => Err(CompileError::invalid(format!(
                 "'{}' modifier applied to {what}",
                 p.name()
             ))),
         }
+    }
+
+    /// `gen_dnhostop`: a DECnet node address (16 bits, little-endian on the wire) as source
+    /// or destination of a DECnet routing header, long or short, with or without the padding
+    /// byte; the four forms are tested in libpcap's order.
+    fn dnhostop(&self, addr: u32, dir: Dir) -> R<Node> {
+        let (offset_sh, offset_lh) = match dir {
+            Dir::Dst => (1, 7),
+            Dir::Src => (3, 15),
+            Dir::And => {
+                let b0 = self.dnhostop(addr, Dir::Src)?;
+                let b1 = self.dnhostop(addr, Dir::Dst)?;
+                return Ok(Node::and(b0, b1));
+            }
+            Dir::Default | Dir::Or => {
+                let b0 = self.dnhostop(addr, Dir::Src)?;
+                let b1 = self.dnhostop(addr, Dir::Dst)?;
+                return Ok(Node::or(b0, b1));
+            }
+            Dir::Undef => return Err(CompileError::invalid("syntax error in filter expression")),
+        };
+        // libpcap compares with ntohs() of the values on a little-endian host.
+        let swap = |v: u32| u32::from((v as u16).swap_bytes());
+        let a = swap(addr);
+        let b0 = self.linktype(ETHERTYPE_DN)?;
+        // Padding byte, long header.
+        let tmp = self.mcmp(OffRel::LinkPl, 2, H, swap(0x0681), swap(0x07ff));
+        let b1 = Node::and(tmp, self.cmp(OffRel::LinkPl, 2 + 1 + offset_lh, H, a));
+        // No padding, long header.
+        let tmp = self.mcmp(OffRel::LinkPl, 2, B, 0x06, 0x07);
+        let b2 = Node::and(tmp, self.cmp(OffRel::LinkPl, 2 + offset_lh, H, a));
+        let b1 = Node::or(b2, b1);
+        // Padding byte, short header.
+        let tmp = self.mcmp(OffRel::LinkPl, 2, H, swap(0x0281), swap(0x07ff));
+        let b2 = Node::and(tmp, self.cmp(OffRel::LinkPl, 2 + 1 + offset_sh, H, a));
+        let b1 = Node::or(b2, b1);
+        // No padding, short header.
+        let tmp = self.mcmp(OffRel::LinkPl, 2, B, 0x02, 0x07);
+        let b2 = Node::and(tmp, self.cmp(OffRel::LinkPl, 2 + offset_sh, H, a));
+        let b1 = Node::or(b2, b1);
+        Ok(Node::and(b0, b1))
     }
 
     fn hostop6(&self, addr: &[u32; 4], mask: &[u32; 4], dir: Dir, src: u32, dst: u32) -> R<Node> {
@@ -627,7 +894,7 @@ impl Gen {
         let word = |i: usize| self.mcmp(OffRel::LinkPl, offset + 4 * i as u32, W, addr[i], mask[i]);
         // libpcap builds word 3, then and-s 2, 1, 0 in front of it: the order run is 0..3.
         let b = Node::and(word(0), Node::and(word(1), Node::and(word(2), word(3))));
-        Ok(Node::and(self.linktype(ETHERTYPE_IPV6), b))
+        Ok(Node::and(self.linktype(ETHERTYPE_IPV6)?, b))
     }
 
     fn host6(
@@ -670,7 +937,7 @@ impl Gen {
     /// `gen_ecode`: a MAC address.
     pub(crate) fn ecode(&self, mac: &[u8; 6], q: Qual) -> R<Node> {
         if matches!(q.addr, Addr::Host | Addr::Default) && q.proto == Proto::Link {
-            if self.link != LinkType::Ethernet {
+            if self.dlt != Dlt::Ethernet {
                 return Err(CompileError::invalid(
                     "ethernet addresses supported only on ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel",
                 ));
@@ -744,11 +1011,11 @@ impl Gen {
     /// `gen_port` (IPv4) or-ed after `gen_port6`, as `gen_ncode`/`gen_scode` do.
     fn port(&self, port: u32, ip_proto: u32, dir: Dir) -> R<Node> {
         let v4 = Node::and(
-            self.linktype(ETHERTYPE_IP),
+            self.linktype(ETHERTYPE_IP)?,
             self.any_transport(ip_proto, &|p| self.portop(port, p, dir))?,
         );
         let v6 = Node::and(
-            self.linktype(ETHERTYPE_IPV6),
+            self.linktype(ETHERTYPE_IPV6)?,
             self.any_transport(ip_proto, &|p| self.portop6(port, p, dir))?,
         );
         Ok(Node::or(v6, v4))
@@ -756,7 +1023,7 @@ impl Gen {
 
     fn portrange(&self, lo: u32, hi: u32, ip_proto: u32, dir: Dir) -> R<Node> {
         let v4 = Node::and(
-            self.linktype(ETHERTYPE_IP),
+            self.linktype(ETHERTYPE_IP)?,
             self.any_transport(ip_proto, &|p| {
                 let tmp = self.cmp(OffRel::LinkPl, 9, B, p);
                 let b0 = Node::and(tmp, self.ipfrag());
@@ -764,7 +1031,7 @@ impl Gen {
             })?,
         );
         let v6 = Node::and(
-            self.linktype(ETHERTYPE_IPV6),
+            self.linktype(ETHERTYPE_IPV6)?,
             self.any_transport(ip_proto, &|p| {
                 let tmp = self.cmp(OffRel::LinkPl, 6, B, p);
                 Ok(Node::and(tmp, self.rangeop(lo, hi, dir, true)?))
@@ -807,11 +1074,20 @@ impl Gen {
     pub(crate) fn ncode(&self, s: Option<&str>, v: u32, q: Qual) -> R<Node> {
         let (mut v, vlen) = match s {
             None => (v, 32),
+            Some(text) if q.proto == Proto::Decnet => (
+                atodn(text).ok_or_else(|| {
+                    CompileError::invalid(format!("malformed decnet address '{text}'"))
+                })?,
+                32,
+            ),
             Some(text) => atoin(text)
                 .ok_or_else(|| CompileError::invalid(format!("invalid IPv4 address '{text}'")))?,
         };
         match q.addr {
             Addr::Default | Addr::Host | Addr::Net => {
+                if q.proto == Proto::Decnet {
+                    return self.dnhostop(v, q.dir);
+                }
                 if q.proto == Proto::Link {
                     return Err(CompileError::invalid("illegal link layer address"));
                 }
@@ -859,7 +1135,12 @@ impl Gen {
                 "network names (`net {name}`); write the network as an address"
             ))),
             Addr::Default | Addr::Host => {
-                if q.proto == Proto::Link {
+                if q.proto == Proto::Decnet {
+                    // libpcap on Linux has no DECnet name database.
+                    Err(CompileError::invalid(format!(
+                        "decnet name support not included, '{name}' cannot be translated"
+                    )))
+                } else if q.proto == Proto::Link {
                     Err(CompileError::unsupported(format!(
                         "Ethernet host names (`ether host {name}`); write the MAC address"
                     )))
@@ -902,6 +1183,16 @@ impl Gen {
                     Proto::Link => names::ether_proto(name).ok_or_else(|| {
                         CompileError::invalid(format!("unknown ether proto '{name}'"))
                     })?,
+                    Proto::Iso => match name {
+                        "esis" => ISO9542_ESIS,
+                        "isis" => ISO10589_ISIS,
+                        "clnp" => ISO8473_CLNP,
+                        _ => {
+                            return Err(CompileError::invalid(format!(
+                                "unknown osi proto '{name}'"
+                            )));
+                        }
+                    },
                     _ => {
                         return Err(CompileError::invalid(format!("unknown protocol: {name}")));
                     }
@@ -1003,14 +1294,26 @@ impl Gen {
     pub(crate) fn broadcast(&self, proto: Proto) -> R<Node> {
         match proto {
             Proto::Default | Proto::Link => {
-                if self.link != LinkType::Ethernet {
+                if self.dlt != Dlt::Ethernet {
                     return Err(CompileError::invalid("not a broadcast link"));
                 }
                 Ok(self.bcmp(OffRel::LinkHdr, 0, &[0xff; 6]))
             }
-            Proto::Ip => Err(CompileError::unsupported(
-                "`ip broadcast` (it needs the interface's netmask, which a file has not)",
-            )),
+            Proto::Ip => {
+                // libpcap needs the netmask of the network: tcpdump reading a file (or
+                // printing a program) gives it 0, so the broadcast addresses are 0.0.0.0 and
+                // 255.255.255.255. A live socket's netmask is not known here.
+                if self.mode == Mode::Live {
+                    return Err(CompileError::unsupported(
+                        "`ip broadcast` on a live socket (it needs the interface's netmask)",
+                    ));
+                }
+                let b0 = self.linktype(ETHERTYPE_IP)?;
+                let hostmask = !0u32;
+                let b1 = self.mcmp(OffRel::LinkPl, 16, W, 0, hostmask);
+                let b2 = self.mcmp(OffRel::LinkPl, 16, W, hostmask, hostmask);
+                Ok(Node::and(b0, Node::or(b1, b2)))
+            }
             _ => Err(CompileError::invalid(
                 "only link-layer/IP broadcast filters supported",
             )),
@@ -1020,7 +1323,7 @@ impl Gen {
     pub(crate) fn multicast(&self, proto: Proto) -> R<Node> {
         match proto {
             Proto::Default | Proto::Link => {
-                if self.link != LinkType::Ethernet {
+                if self.dlt != Dlt::Ethernet {
                     return Err(CompileError::invalid(
                         "link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel",
                     ));
@@ -1029,11 +1332,11 @@ impl Gen {
                 Ok(Node::test(self.load_a(OffRel::LinkHdr, 0, B), JSET, K, 1))
             }
             Proto::Ip => Ok(Node::and(
-                self.linktype(ETHERTYPE_IP),
+                self.linktype(ETHERTYPE_IP)?,
                 self.cmp_ge(OffRel::LinkPl, 16, B, 224),
             )),
             Proto::Ip6 => Ok(Node::and(
-                self.linktype(ETHERTYPE_IPV6),
+                self.linktype(ETHERTYPE_IPV6)?,
                 self.cmp(OffRel::LinkPl, 24, B, 255),
             )),
             _ => Err(CompileError::invalid(
@@ -1042,10 +1345,130 @@ impl Gen {
         }
     }
 
-    fn vlan_tpid_test(&self) -> Node {
-        let b0 = self.linktype(ETHERTYPE_8021Q);
-        let b1 = Node::or(b0, self.linktype(ETHERTYPE_8021AD));
-        Node::or(b1, self.linktype(ETHERTYPE_8021QINQ))
+    /// `gen_mpls`: `mpls` or `mpls LABEL`; what follows is looked for after the label.
+    pub(crate) fn mpls(&mut self, label: Option<u32>) -> R<Node> {
+        let mut b0 = if self.label_stack_depth > 0 {
+            // Not the bottom of the stack: the previous label's S bit is clear.
+            self.mcmp(OffRel::PrevMplsHdr, 2, B, 0, 0x01)
+        } else {
+            match self.dlt {
+                Dlt::Ethernet => self.linktype(ETHERTYPE_MPLS)?,
+                Dlt::Ppp => self.linktype(PPP_MPLS_UCAST)?,
+                other => {
+                    return Err(CompileError::invalid(format!(
+                        "no MPLS support for {}",
+                        other.description()
+                    )));
+                }
+            }
+        };
+        if let Some(label) = label {
+            if label > 0xfffff {
+                return Err(CompileError::invalid(format!(
+                    "MPLS label {label} greater than maximum 1048575"
+                )));
+            }
+            let b1 = self.mcmp(OffRel::LinkPl, 0, W, label << 12, 0xffff_f000);
+            b0 = Node::and(b0, b1);
+        }
+        self.off_nl_nosnap += 4;
+        self.off_nl += 4;
+        self.label_stack_depth += 1;
+        Ok(b0)
+    }
+
+    /// `gen_pppoed`: a PPPoE discovery packet.
+    pub(crate) fn pppoed(&self) -> R<Node> {
+        self.linktype(ETHERTYPE_PPPOED)
+    }
+
+    /// `gen_pppoes`: a PPPoE session packet, optionally of one session; what follows is
+    /// read in the PPP frame inside it.
+    pub(crate) fn pppoes(&mut self, session: Option<u32>) -> R<Node> {
+        let mut b0 = self.linktype(ETHERTYPE_PPPOES)?;
+        if let Some(id) = session {
+            if id > 0xffff {
+                return Err(CompileError::invalid(format!(
+                    "PPPoE session number {id} greater than maximum 65535"
+                )));
+            }
+            let b1 = self.mcmp(OffRel::LinkPl, 0, W, id, 0x0000_ffff);
+            b0 = Node::and(b0, b1);
+        }
+        // The PPP header is 6 bytes past the start of the PPPoE header; its protocol field
+        // is the new link-layer type, and the network layer is 2 bytes further.
+        let hdr = AbsOffset {
+            constant: self.off_linkpl.constant + self.off_nl + 6,
+            reg: self.off_linkpl.reg,
+        };
+        self.dlt = Dlt::Ppp;
+        self.off_linkhdr = hdr;
+        self.off_linktype = Some(hdr);
+        self.off_linkpl.constant = hdr.constant + 2;
+        self.off_nl = 0;
+        self.off_nl_nosnap = 0;
+        Ok(b0)
+    }
+
+    /// `gen_llc`: an 802.2 LLC frame (an 802.3 length, and not Novell's raw 802.3 IPX).
+    pub(crate) fn llc(&self) -> R<Node> {
+        if self.dlt != Dlt::Ethernet {
+            return Err(CompileError::invalid(format!(
+                "'llc' not supported for {}",
+                self.dlt.description()
+            )));
+        }
+        let b0 = Node::not(self.cmp_gt(OffRel::LinkType, 0, H, ETHERMTU));
+        let b1 = Node::not(self.cmp(OffRel::Llc, 0, H, 0xffff));
+        Ok(Node::and(b0, b1))
+    }
+
+    /// `llc i|s|u|SUBTYPE`: the LLC frame format, or an S or U frame's command.
+    pub(crate) fn llc_kind(&self, name: &str) -> R<Node> {
+        let b0 = self.llc()?;
+        let name = name.to_ascii_lowercase();
+        let name = name.as_str();
+        let b1 = match name {
+            "i" => {
+                // I frames have the low bit of the control byte clear.
+                let s = self.load_a(OffRel::Llc, 2, B);
+                Node::not(Node::test(s, JSET, K, 0x01))
+            }
+            "s" => self.mcmp(OffRel::Llc, 2, B, 0x01, 0x03),
+            "u" => self.mcmp(OffRel::Llc, 2, B, 0x03, 0x03),
+            _ => {
+                if let Some(sub) = llc_s_subtype(name) {
+                    self.mcmp(OffRel::Llc, 2, B, sub, 0x0f)
+                } else if let Some(sub) = llc_u_subtype(name) {
+                    self.mcmp(OffRel::Llc, 2, B, sub, 0xef)
+                } else {
+                    return Err(CompileError::invalid(format!(
+                        "unknown LLC type name \"{name}\""
+                    )));
+                }
+            }
+        };
+        Ok(Node::and(b0, b1))
+    }
+
+    /// `gen_byteop`: `byte IDX OP VAL`, on the link-layer header. Like libpcap, `&` and `|`
+    /// load nothing: they operate on whatever the accumulator holds.
+    pub(crate) fn byteop(&self, op: char, idx: u32, val: u32) -> Node {
+        match op {
+            '=' => self.cmp(OffRel::LinkHdr, idx, B, val),
+            '<' => self.ncmp(OffRel::LinkHdr, idx, B, 0xffff_ffff, JGE, true, val),
+            '>' => self.cmp_gt(OffRel::LinkHdr, idx, B, val),
+            _ => {
+                let alu = if op == '&' { AND } else { OR };
+                Node::not(Node::test(vec![stmt(ALU | alu | K, val)], JEQ, K, 0))
+            }
+        }
+    }
+
+    fn vlan_tpid_test(&self) -> R<Node> {
+        let b0 = self.linktype(ETHERTYPE_8021Q)?;
+        let b1 = Node::or(b0, self.linktype(ETHERTYPE_8021AD)?);
+        Ok(Node::or(b1, self.linktype(ETHERTYPE_8021QINQ)?))
     }
 
     fn vlan_vid_test(&self, vid: u32) -> Node {
@@ -1061,10 +1484,13 @@ impl Gen {
                 "VLAN tag {v} greater than maximum 4095"
             )));
         }
-        if self.link != LinkType::Ethernet {
+        if self.label_stack_depth > 0 {
+            return Err(CompileError::invalid("no VLAN match after MPLS"));
+        }
+        if self.dlt != Dlt::Ethernet {
             return Err(CompileError::invalid(format!(
                 "no VLAN support for {}",
-                self.link.description()
+                self.dlt.description()
             )));
         }
         let outermost = self.vlan_stack_depth == 0
@@ -1073,7 +1499,7 @@ impl Gen {
         let b = if self.mode == Mode::Live && outermost {
             self.vlan_bpf_extensions(vid)?
         } else {
-            let b0 = self.vlan_tpid_test();
+            let b0 = self.vlan_tpid_test()?;
             let b = match vid {
                 Some(v) => Node::and(b0, self.vlan_vid_test(v)),
                 None => b0,
@@ -1094,7 +1520,7 @@ impl Gen {
     fn vlan_bpf_extensions(&mut self, vid: Option<u32>) -> R<Node> {
         let present = vec![stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT)];
         let b0 = Node::test(present, JEQ, K, 1);
-        let mut b_tpid = self.vlan_tpid_test();
+        let mut b_tpid = self.vlan_tpid_test()?;
         let b_vid = vid.map(|v| self.vlan_vid_test(v));
 
         // gen_vlan_patch_tpid_test: when no tag is in the metadata, the tag is in the frame:
@@ -1187,12 +1613,30 @@ impl Gen {
         let index_to_a = |inst: &Arth| stmt(LD | MEM, inst.reg);
         match proto {
             Proto::Link => {
-                // The link header never moves (the tags are after the addresses).
-                let mut s = vec![index_to_x(&inst)];
+                // The link header moves only into a PPPoE session (a VLAN tag is after the
+                // addresses); after a live-mode `vlan` its start is in a register.
+                let mut s = match self.off_linkhdr.reg {
+                    Some(r) => vec![
+                        stmt(LDX | MEM, r),
+                        index_to_a(&inst),
+                        stmt(ALU | ADD | X, 0),
+                        stmt(MISC | TAX, 0),
+                    ],
+                    None => vec![index_to_x(&inst)],
+                };
                 s.push(stmt(LD | IND | size, self.off_linkhdr.constant));
                 inst.stmts.extend(s);
             }
-            Proto::Ip | Proto::Arp | Proto::Rarp | Proto::Ip6 => {
+            Proto::Ip
+            | Proto::Arp
+            | Proto::Rarp
+            | Proto::Ip6
+            | Proto::Atalk
+            | Proto::Decnet
+            | Proto::Sca
+            | Proto::Lat
+            | Proto::Moprc
+            | Proto::Mopdl => {
                 let mut s = match self.off_linkpl.reg {
                     Some(r) => vec![
                         stmt(LDX | MEM, r),
@@ -1252,7 +1696,7 @@ impl Gen {
                 ));
                 inst.stmts.extend(s);
                 let b = Node::and(
-                    self.linktype(ETHERTYPE_IPV6),
+                    self.linktype(ETHERTYPE_IPV6)?,
                     self.cmp(OffRel::LinkPl, 6, B, IPPROTO_ICMPV6),
                 );
                 inst.checks = Some(match inst.checks.take() {
@@ -1329,6 +1773,60 @@ impl Gen {
             None => b,
         }
     }
+}
+
+/// LLC S-frame commands (`llc_s_subtypes`).
+fn llc_s_subtype(name: &str) -> Option<u32> {
+    Some(match name {
+        "rr" => 0x01,
+        "rnr" => 0x05,
+        "rej" => 0x09,
+        _ => return None,
+    })
+}
+
+/// LLC U-frame commands (`llc_u_subtypes`).
+fn llc_u_subtype(name: &str) -> Option<u32> {
+    Some(match name {
+        "ui" => 0x03,
+        "ua" => 0x63,
+        "disc" => 0x43,
+        "dm" => 0x0f,
+        "sabme" => 0x6f,
+        "test" => 0xe3,
+        "xid" => 0xaf,
+        "frmr" => 0x87,
+        _ => return None,
+    })
+}
+
+/// The protocol's name as libpcap's errors spell it.
+fn p_name_upper(p: Proto) -> &'static str {
+    match p {
+        Proto::Aarp => "AARP",
+        Proto::Sca => "SCA",
+        Proto::Lat => "LAT",
+        Proto::Mopdl => "MOPDL",
+        Proto::Moprc => "MOPRC",
+        other => other.name(),
+    }
+}
+
+/// `__pcap_atodn`: a DECnet address `area.node` (what `sscanf("%d.%d")` reads of it).
+fn atodn(s: &str) -> Option<u32> {
+    let mut parts = s.split('.');
+    let num = |p: Option<&str>| -> Option<u32> {
+        let p = p?;
+        if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        Some(p.bytes().fold(0u32, |n, c| {
+            n.wrapping_mul(10).wrapping_add(u32::from(c - b'0'))
+        }))
+    };
+    let area = num(parts.next())?;
+    let node = num(parts.next())?;
+    Some(((area << 10) & 0o176000) | (node & 0o1777))
 }
 
 /// `__pcap_atoin`: a dotted decimal address of 1 to 4 parts, and its length in bits.

@@ -276,14 +276,17 @@ mod tests {
             "host example.com",
             "gateway g",
             "inbound",
-            "mpls",
-            "ip broadcast",
-            "decnet",
+            "geneve",
+            "protochain 6",
         ] {
             let e = compile(expr, LinkType::Ethernet, Mode::File, 262_144).unwrap_err();
             assert_eq!(e.kind, ErrorKind::NotSupported, "{expr:?}: {e}");
             assert!(e.message.starts_with("not supported: "), "{e}");
         }
+        // A file has no netmask and tcpdump reads it with 0; a live socket's is not known.
+        assert!(compile("ip broadcast", LinkType::Ethernet, Mode::File, 262_144).is_ok());
+        let e = compile("ip broadcast", LinkType::Ethernet, Mode::Live, 262_144).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotSupported, "{e}");
     }
 
     #[test]

@@ -53,6 +53,27 @@ fn pname(kw: Kw) -> Option<Proto> {
         Kw::Carp => Proto::Carp,
         Kw::Ah => Proto::Ah,
         Kw::Esp => Proto::Esp,
+        Kw::Atalk => Proto::Atalk,
+        Kw::Aarp => Proto::Aarp,
+        Kw::Decnet => Proto::Decnet,
+        Kw::Lat => Proto::Lat,
+        Kw::Sca => Proto::Sca,
+        Kw::Moprc => Proto::Moprc,
+        Kw::Mopdl => Proto::Mopdl,
+        Kw::Iso => Proto::Iso,
+        Kw::Esis => Proto::Esis,
+        Kw::Isis => Proto::Isis,
+        Kw::Clnp => Proto::Clnp,
+        Kw::Stp => Proto::Stp,
+        Kw::Ipx => Proto::Ipx,
+        Kw::Netbeui => Proto::Netbeui,
+        Kw::IsisL1 => Proto::IsisL1,
+        Kw::IsisL2 => Proto::IsisL2,
+        Kw::IsisIih => Proto::IsisIih,
+        Kw::IsisLsp => Proto::IsisLsp,
+        Kw::IsisSnp => Proto::IsisSnp,
+        Kw::IsisCsnp => Proto::IsisCsnp,
+        Kw::IsisPsnp => Proto::IsisPsnp,
         _ => return None,
     })
 }
@@ -350,6 +371,53 @@ impl Parser {
                 let vid = self.attempt(|p| p.pnum()).ok();
                 let b = self.generator.vlan(vid).map_err(|e| e.at(col))?;
                 Ok((b, Qual::ERR))
+            }
+            Tok::Kw(k @ (Kw::Mpls | Kw::Pppoes)) => {
+                self.bump();
+                let n = self.attempt(|p| p.pnum()).ok();
+                let b = if k == Kw::Mpls {
+                    self.generator.mpls(n)
+                } else {
+                    self.generator.pppoes(n)
+                };
+                Ok((b.map_err(|e| e.at(col))?, Qual::ERR))
+            }
+            Tok::Kw(Kw::Pppoed) => {
+                self.bump();
+                let b = self.generator.pppoed().map_err(|e| e.at(col))?;
+                Ok((b, Qual::ERR))
+            }
+            Tok::Kw(Kw::Llc) => {
+                self.bump();
+                let b = match self.peek().clone() {
+                    Tok::Id(name) => {
+                        self.bump();
+                        self.generator.llc_kind(&name)
+                    }
+                    Tok::Kw(Kw::Rnr) => {
+                        self.bump();
+                        self.generator.llc_kind("rnr")
+                    }
+                    _ => self.generator.llc(),
+                };
+                Ok((b.map_err(|e| e.at(col))?, Qual::ERR))
+            }
+            Tok::Kw(Kw::Byte) => {
+                // `byte NUM byteop NUM`, byteop one of `& | < > =`.
+                self.bump();
+                let Tok::Num(idx) = self.bump() else {
+                    return Err(self.syntax_error());
+                };
+                let op = match self.peek() {
+                    Tok::Sym(c @ ('&' | '|' | '<' | '>' | '=')) => *c,
+                    _ => return Err(self.syntax_error()),
+                };
+                self.bump();
+                let Tok::Num(val) = self.peek().clone() else {
+                    return Err(self.syntax_error());
+                };
+                self.bump();
+                Ok((self.generator.byteop(op, idx, val), Qual::ERR))
             }
             Tok::Kw(Kw::Broadcast) | Tok::Kw(Kw::Multicast) => self.cast(Proto::Default, col),
             Tok::Kw(k) => {

@@ -1451,17 +1451,22 @@ impl Gen {
         Ok(Node::and(b0, b1))
     }
 
-    /// `gen_byteop`: `byte IDX OP VAL`, on the link-layer header. Like libpcap, `&` and `|`
-    /// load nothing: they operate on whatever the accumulator holds.
-    pub(crate) fn byteop(&self, op: char, idx: u32, val: u32) -> Node {
+    /// `gen_byteop`: `byte IDX OP VAL`, on the link-layer header.
+    ///
+    /// libpcap compiles `&` and `|` to an ALU operation on whatever the accumulator holds
+    /// when the test runs (it loads nothing), so their verdict depends on the code before
+    /// them and on which of its loads libpcap's optimizer keeps alive for them; this
+    /// optimizer does not track the accumulator across blocks, so those two are refused
+    /// rather than given a verdict that could differ.
+    pub(crate) fn byteop(&self, op: char, idx: u32, val: u32) -> R<Node> {
         match op {
-            '=' => self.cmp(OffRel::LinkHdr, idx, B, val),
-            '<' => self.ncmp(OffRel::LinkHdr, idx, B, 0xffff_ffff, JGE, true, val),
-            '>' => self.cmp_gt(OffRel::LinkHdr, idx, B, val),
-            _ => {
-                let alu = if op == '&' { AND } else { OR };
-                Node::not(Node::test(vec![stmt(ALU | alu | K, val)], JEQ, K, 0))
-            }
+            '=' => Ok(self.cmp(OffRel::LinkHdr, idx, B, val)),
+            '<' => Ok(self.ncmp(OffRel::LinkHdr, idx, B, 0xffff_ffff, JGE, true, val)),
+            '>' => Ok(self.cmp_gt(OffRel::LinkHdr, idx, B, val)),
+            _ => Err(CompileError::unsupported(format!(
+                "`byte {idx} {op} {val}` (libpcap tests the accumulator left by the code before \
+                 it, not byte {idx}); write `ether[{idx}] {op} {val} != 0`"
+            ))),
         }
     }
 

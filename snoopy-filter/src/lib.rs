@@ -278,6 +278,8 @@ mod tests {
             "inbound",
             "geneve",
             "protochain 6",
+            "byte 5 & 3",
+            "tcp and byte 5 | 3",
         ] {
             let e = compile(expr, LinkType::Ethernet, Mode::File, 262_144).unwrap_err();
             assert_eq!(e.kind, ErrorKind::NotSupported, "{expr:?}: {e}");

@@ -417,7 +417,8 @@ impl Parser {
                     return Err(self.syntax_error());
                 };
                 self.bump();
-                Ok((self.generator.byteop(op, idx, val), Qual::ERR))
+                let b = self.generator.byteop(op, idx, val).map_err(|e| e.at(col))?;
+                Ok((b, Qual::ERR))
             }
             Tok::Kw(Kw::Broadcast) | Tok::Kw(Kw::Multicast) => self.cast(Proto::Default, col),
             Tok::Kw(k) => {

@@ -163,6 +163,11 @@ fn arp(op: u16, sha: [u8; 6], spa: [u8; 4], tha: [u8; 6], tpa: [u8; 4]) -> Vec<u
     h
 }
 
+/// One of the corpus IPv6 addresses.
+fn v6(rng: &mut Rng) -> &'static str {
+    IP6S[rng.below(IP6S.len())]
+}
+
 /// An MPLS label stack (outermost first) in front of `payload`; the last label has the
 /// bottom-of-stack bit unless `bottom` is false.
 fn mpls(labels: &[u32], bottom: bool, payload: &[u8]) -> Vec<u8> {
@@ -312,7 +317,7 @@ fn l3_packets(rng: &mut Rng) -> Vec<(u16, Vec<u8>)> {
                 0,
                 &udp(sp, dp, b"m"),
             ),
-            2 => ipv6(*rng.pick(&IP6S), *rng.pick(&IP6S), 6, &tcp(sp, dp, 2, b"m")),
+            2 => ipv6(v6(rng), v6(rng), 6, &tcp(sp, dp, 2, b"m")),
             _ => vec![0x11; 30],
         };
         out.push((0x8847, mpls(&labels, !rng.chance(15), &inner)));
@@ -349,10 +354,7 @@ fn l3_packets(rng: &mut Rng) -> Vec<(u16, Vec<u8>)> {
                     &udp(sp, dp, b"p"),
                 ),
             ),
-            3 => (
-                0x0057,
-                ipv6(*rng.pick(&IP6S), *rng.pick(&IP6S), 17, &udp(sp, dp, b"p")),
-            ),
+            3 => (0x0057, ipv6(v6(rng), v6(rng), 17, &udp(sp, dp, b"p"))),
             4 => (
                 0x0281,
                 mpls(

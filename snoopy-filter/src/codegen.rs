@@ -200,6 +200,9 @@ const ETHERTYPE_MPLS: u32 = 0x8847;
 const ETHERTYPE_PPPOED: u32 = 0x8863;
 const ETHERTYPE_PPPOES: u32 = 0x8864;
 const PPP_MPLS_UCAST: u32 = 0x0281;
+const GENEVE_PORT: u32 = 6081;
+/// Transparent Ethernet Bridging: a Geneve payload that is an Ethernet frame.
+const ETHERTYPE_TEB: u32 = 0x6558;
 const LLCSAP_8021D: u32 = 0x42;
 const ISO8473_CLNP: u32 = 0x81;
 const ISO9542_ESIS: u32 = 0x82;
@@ -298,6 +301,11 @@ pub(crate) struct Gen {
     curreg: usize,
     vlan_stack_depth: u32,
     is_vlan_vloffset: bool,
+    /// Set by `geneve`: its offset code has a jump inside a block, and libpcap then does
+    /// not optimise the program at all.
+    no_optimize: bool,
+    /// Whether the offsets point inside a Geneve packet (libpcap's `is_geneve`).
+    is_geneve: bool,
 }
 
 impl Gen {
@@ -330,6 +338,8 @@ impl Gen {
             curreg: 0,
             vlan_stack_depth: 0,
             is_vlan_vloffset: false,
+            no_optimize: false,
+            is_geneve: false,
         })
     }
 
@@ -346,6 +356,11 @@ impl Gen {
             s.push(stmt(ST, r));
         }
         s
+    }
+
+    /// Whether libpcap would run its optimiser on this program (not after `geneve`).
+    pub(crate) fn optimize(&self) -> bool {
+        !self.no_optimize
     }
 
     /// The scratch words holding run-time VLAN offsets (live mode), which the optimiser
@@ -942,7 +957,8 @@ impl Gen {
                     "ethernet addresses supported only on ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel",
                 ));
             }
-            return self.ehostop(mac, q.dir);
+            let b = self.ehostop(mac, q.dir)?;
+            return Ok(self.after_prevlinkhdr_check(b));
         }
         Err(CompileError::invalid(
             "ethernet address used in non-ether expression",
@@ -1297,7 +1313,8 @@ impl Gen {
                 if self.dlt != Dlt::Ethernet {
                     return Err(CompileError::invalid("not a broadcast link"));
                 }
-                Ok(self.bcmp(OffRel::LinkHdr, 0, &[0xff; 6]))
+                let b0 = self.bcmp(OffRel::LinkHdr, 0, &[0xff; 6]);
+                Ok(self.after_prevlinkhdr_check(b0))
             }
             Proto::Ip => {
                 // libpcap needs the netmask of the network: tcpdump reading a file (or
@@ -1329,7 +1346,8 @@ impl Gen {
                     ));
                 }
                 // ether[0] & 1 != 0
-                Ok(Node::test(self.load_a(OffRel::LinkHdr, 0, B), JSET, K, 1))
+                let b0 = Node::test(self.load_a(OffRel::LinkHdr, 0, B), JSET, K, 1);
+                Ok(self.after_prevlinkhdr_check(b0))
             }
             Proto::Ip => Ok(Node::and(
                 self.linktype(ETHERTYPE_IP)?,
@@ -1402,6 +1420,7 @@ impl Gen {
             reg: self.off_linkpl.reg,
         };
         self.dlt = Dlt::Ppp;
+        self.is_geneve = false;
         self.off_linkhdr = hdr;
         self.off_linktype = Some(hdr);
         self.off_linkpl.constant = hdr.constant + 2;
@@ -1468,6 +1487,128 @@ impl Gen {
                  it, not byte {idx}); write `ether[{idx}] {op} {val} != 0`"
             ))),
         }
+    }
+
+    /// `gen_prevlinkhdr_check` and `b`: inside Geneve, an Ethernet address test first checks
+    /// that there is an Ethernet header (the link header does not start where the payload
+    /// does, which is the case when the Geneve payload is bare IP).
+    fn after_prevlinkhdr_check(&self, b: Node) -> Node {
+        match (self.is_geneve, self.off_linkhdr.reg, self.off_linkpl.reg) {
+            (true, Some(hdr), Some(pl)) => {
+                let same = Node::test(vec![stmt(LD | MEM, hdr), stmt(LDX | MEM, pl)], JEQ, X, 0);
+                Node::and(Node::not(same), b)
+            }
+            _ => b,
+        }
+    }
+
+    /// `gen_geneve_check`: UDP to port 6081, Geneve version 0, optionally the VNI.
+    fn geneve_check(&self, v6: bool, vni: Option<u32>) -> R<Node> {
+        let (ll, rel) = if v6 {
+            (ETHERTYPE_IPV6, OffRel::TranIpv6)
+        } else {
+            (ETHERTYPE_IP, OffRel::TranIpv4)
+        };
+        let port = if v6 {
+            self.portop6(GENEVE_PORT, IPPROTO_UDP, Dir::Dst)?
+        } else {
+            self.portop(GENEVE_PORT, IPPROTO_UDP, Dir::Dst)?
+        };
+        let b0 = Node::and(self.linktype(ll)?, port);
+        // The version is the top 2 bits of the first byte of the Geneve header.
+        let mut b0 = Node::and(b0, self.mcmp(rel, 8, B, 0, 0xc0));
+        if let Some(vni) = vni {
+            if vni > 0xff_ffff {
+                return Err(CompileError::invalid(format!(
+                    "Geneve VNI {vni} greater than maximum 16777215"
+                )));
+            }
+            b0 = Node::and(b0, self.mcmp(rel, 12, W, vni << 8, 0xffff_ff00));
+        }
+        Ok(b0)
+    }
+
+    /// `gen_geneve`: a Geneve packet (over IPv4 or IPv6), optionally of one VNI; what
+    /// follows is read in the encapsulated frame (Ethernet, or whatever its protocol type
+    /// says), at offsets computed at run time into scratch registers.
+    pub(crate) fn geneve(&mut self, vni: Option<u32>) -> R<Node> {
+        // The IPv4 check leaves the IP header length (plus any variable link prefix) in A
+        // and X; `jeq x` after `txa` always holds (libpcap's "forcibly appended" block).
+        let mut s4 = self.loadx_iphdrlen();
+        s4.push(stmt(MISC | TXA, 0));
+        let b4 = Node::and(self.geneve_check(false, vni)?, Node::test(s4, JEQ, X, 0));
+        let mut s6 = match self.off_linkpl.reg {
+            Some(r) => vec![
+                stmt(LDX | MEM, r),
+                stmt(LD | IMM, 40),
+                stmt(ALU | ADD | X, 0),
+            ],
+            None => vec![stmt(LD | IMM, 40)],
+        };
+        s6.push(stmt(MISC | TAX, 0));
+        let b6 = Node::and(self.geneve_check(true, vni)?, Node::test(s6, JEQ, X, 0));
+        let b0 = Node::or(b4, b6);
+
+        // gen_geneve_offsets. The Geneve header starts after the IP header in A plus the
+        // fixed part of the link layer and the UDP header.
+        let linktype_reg = self.alloc_reg()?;
+        let mut pre = vec![
+            stmt(ALU | ADD | K, self.off_linkpl.constant + self.off_nl + 8),
+            stmt(MISC | TAX, 0),
+            // The protocol type is 2 bytes into the Geneve header.
+            stmt(ALU | ADD | K, 2),
+            stmt(ST, linktype_reg),
+            // Option length (in 4-byte words) and the 8-byte base header.
+            stmt(LD | IND | B, 0),
+            stmt(ALU | AND | K, 0x3f),
+            stmt(ALU | MUL | K, 4),
+            stmt(ALU | ADD | K, 8),
+            stmt(ALU | ADD | X, 0),
+        ];
+        let linkhdr_reg = self.alloc_reg()?;
+        pre.extend([
+            stmt(ST, linkhdr_reg),
+            stmt(LD | IND | H, 2),
+            stmt(LDX | MEM, linkhdr_reg),
+        ]);
+        let linkpl_reg = self.alloc_reg()?;
+        // libpcap jumps inside the block on the protocol type; as blocks: an Ethernet
+        // payload (TEB) moves the link-layer type and payload 12 and 14 bytes further.
+        let is_teb = Node::test(pre, JEQ, K, ETHERTYPE_TEB);
+        let teb = Node::test(
+            vec![
+                stmt(MISC | TXA, 0),
+                stmt(ALU | ADD | K, 12),
+                stmt(ST, linktype_reg),
+                stmt(ALU | ADD | K, 2),
+                stmt(MISC | TAX, 0),
+                stmt(STX, linkpl_reg),
+                stmt(LD | IMM, 0),
+            ],
+            JEQ,
+            K,
+            0,
+        );
+        let other = Node::test(vec![stmt(STX, linkpl_reg), stmt(LD | IMM, 0)], JEQ, K, 0);
+        let offsets = Node::or(Node::and(is_teb, teb), other);
+
+        self.dlt = Dlt::Ethernet;
+        self.off_linktype = Some(AbsOffset {
+            constant: 0,
+            reg: Some(linktype_reg),
+        });
+        self.off_linkhdr = AbsOffset {
+            constant: 0,
+            reg: Some(linkhdr_reg),
+        };
+        self.off_linkpl = AbsOffset {
+            constant: 0,
+            reg: Some(linkpl_reg),
+        };
+        self.off_nl = 0;
+        self.no_optimize = true;
+        self.is_geneve = true;
+        Ok(Node::and(b0, offsets))
     }
 
     fn vlan_tpid_test(&self) -> R<Node> {

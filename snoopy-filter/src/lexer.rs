@@ -71,6 +71,7 @@ pub(crate) enum Kw {
     Mpls,
     Pppoed,
     Pppoes,
+    Geneve,
     Llc,
     Byte,
     /// `rnr`/`rulenum`: a pflog keyword, also an LLC S-frame subtype (`llc rnr`).
@@ -173,6 +174,7 @@ fn keyword(word: &str) -> Option<Tok> {
         "mpls" => Mpls,
         "pppoed" => Pppoed,
         "pppoes" => Pppoes,
+        "geneve" => Geneve,
         "llc" => Llc,
         "byte" => Byte,
         "rnr" | "rulenum" => Rnr,
@@ -198,7 +200,6 @@ const UNSUPPORTED_KEYWORDS: &[&str] = &[
     "inbound",
     "outbound",
     "ifindex",
-    "geneve",
     "vxlan",
     "type",
     "subtype",

@@ -276,7 +276,6 @@ mod tests {
             "host example.com",
             "gateway g",
             "inbound",
-            "geneve",
             "protochain 6",
             "byte 5 & 3",
             "tcp and byte 5 | 3",
@@ -384,7 +383,8 @@ pub fn compile(
         ));
     }
     let protected = parser.generator.protected_regs();
-    let instructions = opt::compile_tree(&root, &prologue, protected, snaplen)?;
+    let optimize = parser.generator.optimize();
+    let instructions = opt::compile_tree(&root, &prologue, protected, snaplen, optimize)?;
     if instructions.len() > BPF_MAXINSNS {
         return Err(CompileError::limit(
             ErrorKind::TooManyInstructions,

@@ -372,13 +372,13 @@ impl Parser {
                 let b = self.generator.vlan(vid).map_err(|e| e.at(col))?;
                 Ok((b, Qual::ERR))
             }
-            Tok::Kw(k @ (Kw::Mpls | Kw::Pppoes)) => {
+            Tok::Kw(k @ (Kw::Mpls | Kw::Pppoes | Kw::Geneve)) => {
                 self.bump();
                 let n = self.attempt(|p| p.pnum()).ok();
-                let b = if k == Kw::Mpls {
-                    self.generator.mpls(n)
-                } else {
-                    self.generator.pppoes(n)
+                let b = match k {
+                    Kw::Mpls => self.generator.mpls(n),
+                    Kw::Pppoes => self.generator.pppoes(n),
+                    _ => self.generator.geneve(n),
                 };
                 Ok((b.map_err(|e| e.at(col))?, Qual::ERR))
             }

@@ -227,6 +227,17 @@ fn decnet(long: bool, pad: bool, dst: u16, src: u16) -> Vec<u8> {
     h
 }
 
+/// A Geneve header (version `ver`, `opt_words` 4-byte words of options, protocol type,
+/// VNI) and its payload.
+fn geneve(ver: u8, opt_words: u8, proto: u16, vni: u32, payload: &[u8]) -> Vec<u8> {
+    let mut h = vec![(ver << 6) | opt_words, 0];
+    h.extend(proto.to_be_bytes());
+    h.extend((vni << 8).to_be_bytes());
+    h.extend(std::iter::repeat_n(0x77u8, usize::from(opt_words) * 4));
+    h.extend(payload);
+    h
+}
+
 /// DECnet addresses the corpus uses: 1.2, 10.1023, 63.1, and 5 (area 0).
 pub const DECNET_ADDRS: [u16; 4] = [(1 << 10) | 2, (10 << 10) | 1023, (63 << 10) | 1, 5];
 
@@ -386,6 +397,56 @@ fn l3_packets(rng: &mut Rng) -> Vec<(u16, Vec<u8>)> {
         };
         out.push((0x8864, pppoe_session(session, proto, &payload)));
     }
+    // Geneve (UDP to 6081) over IPv4 and IPv6: Ethernet (TEB) or bare IP inside, with and
+    // without options, VNIs 5 and others, version 0 and (not Geneve for libpcap) 1.
+    for i in 0..48 {
+        let (sp, dp) = (*rng.pick(&PORTS), *rng.pick(&PORTS));
+        let inner_ip = match i % 3 {
+            0 => ipv4(
+                *rng.pick(&IPS),
+                *rng.pick(&IPS),
+                6,
+                0,
+                0,
+                &tcp(sp, dp, 2, b"g"),
+            ),
+            1 => ipv4(
+                *rng.pick(&IPS),
+                *rng.pick(&IPS),
+                17,
+                0,
+                0,
+                &udp(sp, dp, b"g"),
+            ),
+            _ => ipv6(v6(rng), v6(rng), 6, &tcp(sp, dp, 2, b"g")),
+        };
+        let ty: u16 = if i % 3 == 2 { 0x86dd } else { 0x0800 };
+        let (proto, payload) = if (i / 3) % 2 == 0 {
+            (
+                0x6558,
+                ether(*rng.pick(&MACS), *rng.pick(&MACS), ty, &inner_ip),
+            )
+        } else {
+            (ty, inner_ip)
+        };
+        let ver = u8::from(i % 11 == 10);
+        let opts = [0u8, 33, 2][(i / 6) % 3];
+        let vni = [5u32, 5, 100, 0xff_ffff][(i / 12) % 4];
+        let g = udp(
+            *rng.pick(&PORTS),
+            6081,
+            &geneve(ver, opts, proto, vni, &payload),
+        );
+        if (i / 24) % 2 == 0 {
+            out.push((0x0800, ipv4(*rng.pick(&IPS), *rng.pick(&IPS), 17, 0, 0, &g)));
+        } else {
+            out.push((0x86dd, ipv6(v6(rng), v6(rng), 17, &g)));
+        }
+    }
+    // A bare (not TEB) Geneve payload whose first bytes look like a broadcast address:
+    // libpcap's Ethernet-address tests check that an Ethernet header is there at all.
+    let g = udp(53, 6081, &geneve(0, 0, 0x0800, 5, &[0xff; 30]));
+    out.push((0x0800, ipv4(IPS[0], IPS[1], 17, 0, 0, &g)));
     // DECnet routing headers: long and short, padded or not, between the corpus addresses.
     for long in [false, true] {
         for pad in [false, true] {

@@ -319,6 +319,7 @@ fn syntax_errors_point_at_the_column() {
 /// missing, libpcap's test cannot match there: on Linux cooked v1 it looks for the ES-IS,
 /// IS-IS or CLNP protocol byte where the LLC DSAP is; on v2 an LLC SAP is compared with the
 /// protocol field.)
+const ALL_LINKS: &[LinkType] = &LINKS;
 const EXERCISED: &[(&str, &[LinkType])] = &[
     (
         "decnet",
@@ -414,6 +415,18 @@ const EXERCISED: &[(&str, &[LinkType])] = &[
     ("llc xid", &[LinkType::Ethernet]),
     ("llc frmr", &[LinkType::Ethernet]),
     ("byte 12 = 8", &[LinkType::Ethernet, LinkType::RawIp]),
+    ("geneve", ALL_LINKS),
+    ("geneve 5", ALL_LINKS),
+    ("geneve and tcp", ALL_LINKS),
+    ("geneve and ip6", ALL_LINKS),
+    (
+        "geneve 5 and tcp port 80",
+        &[LinkType::Ethernet, LinkType::LinuxSll],
+    ),
+    (
+        "geneve and ether host 02:00:00:00:00:01",
+        &[LinkType::Ethernet],
+    ),
     (
         "ip broadcast",
         &[LinkType::Ethernet, LinkType::LinuxSll, LinkType::RawIp],

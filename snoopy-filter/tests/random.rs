@@ -217,7 +217,8 @@ impl G {
                 self.rng.pick(&["less", "greater"]),
                 self.rng.below(120)
             ),
-            8 => match self.rng.below(7) {
+            8 => match self.rng.below(8) {
+                7 => format!("geneve {}", self.rng.pick(&["", "5", "100"])),
                 0 => "vlan".into(),
                 1 | 2 => format!("vlan {}", self.rng.pick(&[0, 1, 5, 100, 4095])),
                 3 => "mpls".into(),

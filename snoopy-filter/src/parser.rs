@@ -157,7 +157,17 @@ impl Parser {
     fn syntax_error(&self) -> CompileError {
         match self.peek() {
             Tok::Kw(Kw::Unsupported(k)) => {
-                CompileError::unsupported(format!("the `{k}` keyword")).at(self.col())
+                let why = match *k {
+                    "protochain" => {
+                        " (libpcap compiles it to a loop, a backward jump that the kernel \
+                         refuses and that this interpreter, like the kernel, does not run)"
+                    }
+                    "inbound" | "outbound" | "ifindex" => {
+                        " (the packet direction and interface index are not implemented yet)"
+                    }
+                    _ => "",
+                };
+                CompileError::unsupported(format!("the `{k}` keyword{why}")).at(self.col())
             }
             Tok::Eof => {
                 CompileError::syntax(self.col(), "syntax error: unexpected end of expression")

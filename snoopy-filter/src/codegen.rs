@@ -1482,10 +1482,17 @@ impl Gen {
             '=' => Ok(self.cmp(OffRel::LinkHdr, idx, B, val)),
             '<' => Ok(self.ncmp(OffRel::LinkHdr, idx, B, 0xffff_ffff, JGE, true, val)),
             '>' => Ok(self.cmp_gt(OffRel::LinkHdr, idx, B, val)),
-            _ => Err(CompileError::unsupported(format!(
-                "`byte {idx} {op} {val}` (libpcap tests the accumulator left by the code before \
-                 it, not byte {idx}); write `ether[{idx}] {op} {val} != 0`"
-            ))),
+            _ => {
+                let hint = if op == '&' {
+                    format!("; for a test of the byte, write `ether[{idx}] & {val} != 0`")
+                } else {
+                    String::new()
+                };
+                Err(CompileError::unsupported(format!(
+                    "`byte {idx} {op} {val}` (libpcap tests the accumulator left by the code \
+                     before it, not byte {idx}){hint}"
+                )))
+            }
         }
     }
 

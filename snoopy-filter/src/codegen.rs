@@ -129,6 +129,7 @@ pub(crate) enum Addr {
     Port,
     Portrange,
     Proto,
+    Protochain,
     Undef,
 }
 
@@ -228,7 +229,11 @@ const IPPROTO_IGMP: u32 = 2;
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_IGRP: u32 = 9;
 const IPPROTO_UDP: u32 = 17;
+const IPPROTO_HOPOPTS: u32 = 0;
+const IPPROTO_ROUTING: u32 = 43;
 const IPPROTO_FRAGMENT: u32 = 44;
+const IPPROTO_NONE: u32 = 59;
+const IPPROTO_DSTOPTS: u32 = 60;
 const IPPROTO_ESP: u32 = 50;
 const IPPROTO_AH: u32 = 51;
 const IPPROTO_ICMPV6: u32 = 58;
@@ -1087,7 +1092,7 @@ impl Gen {
     // ---- identifiers with qualifiers ------------------------------------------------------
 
     /// `gen_ncode`: a number or dotted address (`s`) read with qualifiers `q`.
-    pub(crate) fn ncode(&self, s: Option<&str>, v: u32, q: Qual) -> R<Node> {
+    pub(crate) fn ncode(&mut self, s: Option<&str>, v: u32, q: Qual) -> R<Node> {
         let (mut v, vlen) = match s {
             None => (v, 32),
             Some(text) if q.proto == Proto::Decnet => (
@@ -1140,12 +1145,13 @@ impl Gen {
                 self.portrange(v, v, p, q.dir)
             }
             Addr::Proto => self.proto(v, q.proto, q.dir),
+            Addr::Protochain => self.protochain(v, q.proto),
             Addr::Undef => Err(CompileError::invalid("syntax error in filter expression")),
         }
     }
 
     /// `gen_scode`: a name read with qualifiers `q`.
-    pub(crate) fn scode(&self, name: &str, q: Qual) -> R<Node> {
+    pub(crate) fn scode(&mut self, name: &str, q: Qual) -> R<Node> {
         match q.addr {
             Addr::Net => Err(CompileError::unsupported(format!(
                 "network names (`net {name}`); write the network as an address"
@@ -1189,7 +1195,7 @@ impl Gen {
                 }
                 self.portrange(lo, hi, p, q.dir)
             }
-            Addr::Proto => {
+            Addr::Proto | Addr::Protochain => {
                 let v = match q.proto {
                     Proto::Default | Proto::Ip | Proto::Ip6 => {
                         names::ip_proto(name).ok_or_else(|| {
@@ -1213,10 +1219,159 @@ impl Gen {
                         return Err(CompileError::invalid(format!("unknown protocol: {name}")));
                     }
                 };
-                self.proto(v, q.proto, q.dir)
+                if q.addr == Addr::Protochain {
+                    self.protochain(v, q.proto)
+                } else {
+                    self.proto(v, q.proto, q.dir)
+                }
             }
             Addr::Undef => Err(CompileError::invalid("syntax error in filter expression")),
         }
+    }
+
+    /// `gen_protochain`: the IPv4 or IPv6 packet carries protocol `v`, directly or behind
+    /// IPv6 extension headers and AH headers. libpcap compiles this to a loop over the
+    /// headers, with jumps inside one block and a backward jump; it then does not optimise
+    /// the program, and the kernel refuses it (libpcap filters in user space then).
+    pub(crate) fn protochain(&mut self, v: u32, proto: Proto) -> R<Node> {
+        if self.mode == Mode::Live {
+            return Err(CompileError::unsupported(
+                "`protochain` on a live socket (libpcap's loop is a backward jump, which the \
+                 kernel refuses)",
+            ));
+        }
+        // Allocated before the protocol is checked, and not freed for `protochain` without
+        // a protocol (which recurses), as in libpcap.
+        let reg2 = self.alloc_reg()?;
+        let v6 = match proto {
+            Proto::Ip => false,
+            Proto::Ip6 => true,
+            Proto::Default => {
+                let b0 = self.protochain(v, Proto::Ip)?;
+                let b = self.protochain(v, Proto::Ip6)?;
+                return Ok(Node::or(b0, b));
+            }
+            _ => {
+                return Err(CompileError::invalid(
+                    "bad protocol applied for 'protochain'",
+                ));
+            }
+        };
+        if self.off_linkpl.reg.is_some() {
+            return Err(CompileError::invalid(
+                "'protochain' not supported with variable length headers",
+            ));
+        }
+        self.no_optimize = true;
+        let base = self.off_linkpl.constant + self.off_nl;
+
+        // The block's statements, with jumps between them: `Jump` targets are labels
+        // resolved to relative offsets below.
+        enum Item {
+            Stmt(Instruction),
+            /// `jeq #k`, true and false targets.
+            Jeq(u32, Label, Label),
+            /// `ja` (backwards, to `again`).
+            Ja(Label),
+        }
+        #[derive(Clone, Copy, PartialEq)]
+        enum Label {
+            Next,
+            Again,
+            V6Advance,
+            AhCheck,
+            End,
+        }
+        let st = |code: u16, k: u32| Item::Stmt(stmt(code, k));
+        let b0;
+        let mut items = Vec::new();
+        if v6 {
+            b0 = self.linktype(ETHERTYPE_IPV6)?;
+            items.push(st(LD | ABS | B, base + 6)); // A = ip6->ip6_nxt
+            items.push(st(LDX | IMM, 40)); // X = sizeof(struct ip6_hdr)
+        } else {
+            b0 = self.linktype(ETHERTYPE_IP)?;
+            items.push(st(LD | ABS | B, base + 9)); // A = ip->ip_p
+            items.push(st(LDX | MSH | B, base)); // X = ip->ip_hl << 2
+        }
+        let again = items.len();
+        items.push(Item::Jeq(v, Label::End, Label::Next));
+        items.push(Item::Jeq(IPPROTO_NONE, Label::End, Label::Next));
+        let mut v6advance = None;
+        if v6 {
+            for p in [IPPROTO_HOPOPTS, IPPROTO_DSTOPTS, IPPROTO_ROUTING] {
+                items.push(Item::Jeq(p, Label::V6Advance, Label::Next));
+            }
+            items.push(Item::Jeq(
+                IPPROTO_FRAGMENT,
+                Label::V6Advance,
+                Label::AhCheck,
+            ));
+            // Next header and length (in 8-byte units, less one) of the extension header.
+            v6advance = Some(items.len());
+            items.extend([
+                st(LD | IND | B, base),
+                st(ST, reg2),
+                st(LD | IND | B, base + 1),
+                st(ALU | ADD | K, 1),
+                st(ALU | MUL | K, 8),
+                st(ALU | ADD | X, 0),
+                st(MISC | TAX, 0),
+                st(LD | MEM, reg2),
+                Item::Ja(Label::Again),
+            ]);
+        } else {
+            items.push(st(ALU | ADD | K, 0));
+        }
+        let ahcheck = items.len();
+        // AH: next header, and X set to (length + 2) * 4, as libpcap does (it does not add
+        // the offset of the AH header).
+        items.push(Item::Jeq(IPPROTO_AH, Label::Next, Label::End));
+        items.extend([
+            st(MISC | TXA, 0),
+            st(LD | IND | B, base),
+            st(ST, reg2),
+            st(MISC | TXA, 0),
+            st(ALU | ADD | K, 1),
+            st(MISC | TAX, 0),
+            st(LD | IND | B, base),
+            st(ALU | ADD | K, 2),
+            st(ALU | MUL | K, 4),
+            st(MISC | TAX, 0),
+            st(LD | MEM, reg2),
+            Item::Ja(Label::Again),
+        ]);
+        let end = items.len();
+        items.push(st(ALU | ADD | K, 0));
+
+        let at = |i: usize, l: Label| -> usize {
+            match l {
+                Label::Next => i + 1,
+                Label::Again => again,
+                Label::V6Advance => v6advance.unwrap_or(end),
+                Label::AhCheck => ahcheck,
+                Label::End => end,
+            }
+        };
+        let rel = |i: usize, target: usize| -> R<u8> {
+            u8::try_from(target - i - 1)
+                .map_err(|_| CompileError::invalid("protochain jump out of range"))
+        };
+        let mut stmts = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            stmts.push(match *item {
+                Item::Stmt(ins) => ins,
+                Item::Jeq(k, t, f) => {
+                    Instruction::new(JMP | JEQ | K, rel(i, at(i, t))?, rel(i, at(i, f))?, k)
+                }
+                Item::Ja(l) => {
+                    let back = at(i, l) as i64 - i as i64 - 1;
+                    Instruction::new(JMP | JA, 0, 0, back as i32 as u32)
+                }
+            });
+        }
+        self.free_reg(reg2);
+        Ok(Node::and(b0, Node::test(stmts, JEQ, K, v)))
     }
 
     /// `gen_mcode`: `a.b.c.d/len` or `a.b.c.d mask m.m.m.m`.

@@ -12,6 +12,10 @@ impl Program {
     /// `less` and `greater` test) and `vlan_tci` the VLAN tag the kernel stripped, if any
     /// (for [`super::Mode::Live`] programs; `None` for files). A load past the end of `data`
     /// rejects the packet, as in libpcap and the kernel; so does a division by zero.
+    ///
+    /// A `ja` with a negative offset jumps backwards, as in libpcap's `bpf_filter` (the kernel
+    /// refuses such programs; libpcap's `protochain` needs them). A program still running
+    /// after [`max_steps`] instructions rejects the packet.
     pub fn matches(&self, data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> u32 {
         run(&self.instructions, data, wire_len, vlan_tci)
     }
@@ -40,11 +44,30 @@ fn ancillary(k: u32, vlan_tci: Option<u16>) -> Option<u32> {
     }
 }
 
+/// How many instructions a program may execute on one packet. A program without backward
+/// jumps executes each instruction at most once. libpcap's `protochain` loop moves X
+/// forward by 8 or more bytes per turn of some 30 instructions and stops at the end of the
+/// packet, so it stays far below this bound; a program that loops forever is stopped.
+pub(crate) fn max_steps(prog_len: usize, data_len: usize) -> usize {
+    prog_len + 64 * (data_len + prog_len)
+}
+
+/// Where a `ja` at `pc` (already advanced past it) goes: the offset is signed, as
+/// libpcap's `bpf_filter` reads it.
+fn ja_target(pc: usize, k: u32) -> Option<usize> {
+    pc.checked_add_signed(k as i32 as isize)
+}
+
 fn run(prog: &[Instruction], data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> u32 {
     let (mut a, mut x): (u32, u32) = (0, 0);
     let mut mem = [0u32; MEMWORDS];
     let mut pc = 0usize;
+    let mut steps = max_steps(prog.len(), data.len());
     while let Some(ins) = prog.get(pc) {
+        steps = match steps.checked_sub(1) {
+            Some(s) => s,
+            None => return 0,
+        };
         pc += 1;
         let k = ins.k;
         match ins.code & 0x07 {
@@ -118,7 +141,7 @@ fn run(prog: &[Instruction], data: &[u8], wire_len: u32, vlan_tci: Option<u16>) 
                 let src = if ins.code & X != 0 { x } else { k };
                 let taken = match ins.code & 0xf0 {
                     JA => {
-                        pc = match pc.checked_add(k as usize) {
+                        pc = match ja_target(pc, k) {
                             Some(p) => p,
                             None => return 0,
                         };
@@ -236,16 +259,16 @@ impl Program {
         // Instructions something jumps to cannot be fused into the one before them.
         let mut target = vec![false; ops.len() + 1];
         for (i, op) in ops.iter().enumerate() {
-            let mut mark = |off: usize| {
-                if let Some(t) = target.get_mut(i + 1 + off) {
+            let mut mark = |to: Option<usize>| {
+                if let Some(t) = to.and_then(|to| target.get_mut(to)) {
                     *t = true;
                 }
             };
             match *op {
-                Op::Ja(k) => mark(k as usize),
+                Op::Ja(k) => mark(ja_target(i + 1, k)),
                 Op::JmpK(_, _, jt, jf) | Op::JmpX(_, jt, jf) => {
-                    mark(usize::from(jt));
-                    mark(usize::from(jf));
+                    mark(Some(i + 1 + usize::from(jt)));
+                    mark(Some(i + 1 + usize::from(jf)));
                 }
                 _ => {}
             }
@@ -372,8 +395,10 @@ impl Matcher {
         let (mut a, mut x) = (0u32, 0u32);
         let mut mem = [0u32; MEMWORDS];
         let mut pc = 0usize;
+        let mut steps = max_steps(self.ops.len(), data.len());
         loop {
             let op = *self.ops.get(pc)?;
+            steps = steps.checked_sub(1)?;
             pc += 1;
             match op {
                 Op::LdAbs(size, k) => a = fetch(data, k as usize, size)?,
@@ -394,7 +419,7 @@ impl Matcher {
                 Op::AluK(op, k) => a = alu(op, a, k)?,
                 Op::AluX(op) => a = alu(op, a, x)?,
                 Op::Neg => a = a.wrapping_neg(),
-                Op::Ja(k) => pc = pc.checked_add(k as usize)?,
+                Op::Ja(k) => pc = ja_target(pc, k)?,
                 Op::JmpK(op, k, jt, jf) => {
                     pc += usize::from(if cond(op, a, k)? { jt } else { jf });
                 }
@@ -402,11 +427,14 @@ impl Matcher {
                     pc += usize::from(if cond(op, a, x)? { jt } else { jf });
                 }
                 Op::LdAbsJmpK(size, off, op, k, jt, jf) => {
+                    // Two instructions, counted as such (see `max_steps`).
+                    steps = steps.checked_sub(1)?;
                     a = fetch(data, off as usize, size)?;
                     // Skip the jump this op stands for, then take it.
                     pc += 1 + usize::from(if cond(op, a, k)? { jt } else { jf });
                 }
                 Op::LdIndJmpK(size, off, op, k, jt, jf) => {
+                    steps = steps.checked_sub(1)?;
                     let at = usize::try_from(u64::from(x) + u64::from(off)).ok()?;
                     a = fetch(data, at, size)?;
                     pc += 1 + usize::from(if cond(op, a, k)? { jt } else { jf });

@@ -61,6 +61,7 @@ pub(crate) enum Kw {
     Portrange,
     Mask,
     Proto,
+    Protochain,
     // Primitives.
     Less,
     Greater,
@@ -165,6 +166,7 @@ fn keyword(word: &str) -> Option<Tok> {
         "portrange" => Portrange,
         "mask" => Mask,
         "proto" => Proto,
+        "protochain" => Protochain,
         "less" => Less,
         "greater" => Greater,
         "broadcast" => Broadcast,
@@ -196,7 +198,6 @@ fn keyword(word: &str) -> Option<Tok> {
 const UNSUPPORTED_KEYWORDS: &[&str] = &[
     "radio",
     "gateway",
-    "protochain",
     "inbound",
     "outbound",
     "ifindex",

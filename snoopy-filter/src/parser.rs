@@ -158,10 +158,6 @@ impl Parser {
         match self.peek() {
             Tok::Kw(Kw::Unsupported(k)) => {
                 let why = match *k {
-                    "protochain" => {
-                        " (libpcap compiles it to a loop, a backward jump that the kernel \
-                         refuses and that this interpreter, like the kernel, does not run)"
-                    }
                     "inbound" | "outbound" | "ifindex" => {
                         " (the packet direction and interface index are not implemented yet)"
                     }
@@ -449,7 +445,8 @@ impl Parser {
                         | Kw::Net
                         | Kw::Port
                         | Kw::Portrange
-                        | Kw::Proto,
+                        | Kw::Proto
+                        | Kw::Protochain,
                     ) => {
                         let q = self.head(pq)?;
                         let (b, _) = self.id(q)?;
@@ -499,6 +496,7 @@ impl Parser {
             Tok::Kw(Kw::Port) => Addr::Port,
             Tok::Kw(Kw::Portrange) => Addr::Portrange,
             Tok::Kw(Kw::Proto) if dir == Dir::Default => Addr::Proto,
+            Tok::Kw(Kw::Protochain) if dir == Dir::Default => Addr::Protochain,
             _ if dir != Dir::Default => {
                 return Ok(Qual {
                     proto,
@@ -709,6 +707,7 @@ fn check_addr_qual(q: Qual, what: &str) -> R<()> {
         Addr::Port => "port",
         Addr::Portrange => "portrange",
         Addr::Proto => "proto",
+        Addr::Protochain => "protochain",
         _ => return Ok(()),
     };
     Err(CompileError::invalid(format!(

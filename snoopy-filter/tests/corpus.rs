@@ -397,6 +397,72 @@ fn l3_packets(rng: &mut Rng) -> Vec<(u16, Vec<u8>)> {
         };
         out.push((0x8864, pppoe_session(session, proto, &payload)));
     }
+    // Header chains for protochain: IPv6 extension headers (hop-by-hop, destination
+    // options, routing, fragment) in front of TCP/UDP/ICMPv6, AH over IPv4 and IPv6, and
+    // "no next header".
+    let ext = |next: u8, len8: u8| {
+        let mut h = vec![next, len8];
+        h.extend(std::iter::repeat_n(0u8, 6 + 8 * usize::from(len8)));
+        h
+    };
+    // AH with payload length 4 (24 bytes); its SPI and sequence number start with 6 and 17,
+    // which is what libpcap reads as the next header behind a second AH (see below).
+    let ah = |next: u8| {
+        let mut h = vec![next, 4, 0, 0, 6, 4, 0, 0, 17, 4, 0, 0];
+        h.extend([0u8; 12]);
+        h
+    };
+    for chain in [
+        vec![(0u8, 0u8), (60, 1), (43, 0), (44, 0)],
+        vec![(60, 0)],
+        vec![(43, 2), (51, 0)],
+        vec![(0, 0), (51, 0)],
+        vec![(51, 0)],
+        vec![(44, 0), (60, 0)],
+        vec![(0, 0), (59, 0)],
+    ] {
+        for last in [6u8, 17, 58] {
+            let (sp, dp) = (*rng.pick(&PORTS), *rng.pick(&PORTS));
+            let mut body = match last {
+                6 => tcp(sp, dp, 2, b"c"),
+                17 => udp(sp, dp, b"c"),
+                _ => icmp(128, 0),
+            };
+            // Build from the innermost header outwards: each names the one after it.
+            let mut next = last;
+            for &(ty, len) in chain.iter().rev() {
+                let mut h = if ty == 51 { ah(next) } else { ext(next, len) };
+                if ty == 59 {
+                    h = Vec::new();
+                }
+                h.extend(body);
+                body = h;
+                next = ty;
+            }
+            out.push((0x86dd, ipv6(v6(rng), v6(rng), next, &body)));
+        }
+    }
+    // Behind AH, libpcap looks for the next header at (AH length + 2) * 4 bytes from the
+    // start of the IP payload, not from the AH header: a second AH right after the first
+    // (24 bytes) is where it looks. (Behind an IPv6 extension header that offset points
+    // back into the headers, and libpcap can loop forever: no such packet here.)
+    for last in [6u8, 17, 1] {
+        let (sp, dp) = (*rng.pick(&PORTS), *rng.pick(&PORTS));
+        let mut h = ah(51);
+        h.extend(ah(last));
+        h.extend(tcp(sp, dp, 2, b"a"));
+        out.push((0x0800, ipv4(*rng.pick(&IPS), *rng.pick(&IPS), 51, 0, 0, &h)));
+    }
+    for last in [6u8, 17, 1] {
+        let (sp, dp) = (*rng.pick(&PORTS), *rng.pick(&PORTS));
+        let mut h = ah(last);
+        h.extend(if last == 6 {
+            tcp(sp, dp, 2, b"a")
+        } else {
+            udp(sp, dp, b"a")
+        });
+        out.push((0x0800, ipv4(*rng.pick(&IPS), *rng.pick(&IPS), 51, 0, 0, &h)));
+    }
     // Geneve (UDP to 6081) over IPv4 and IPv6: Ethernet (TEB) or bare IP inside, with and
     // without options, VNIs 5 and others, version 0 and (not Geneve for libpcap) 1.
     for i in 0..48 {

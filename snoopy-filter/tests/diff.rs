@@ -270,6 +270,12 @@ fn rejected_expressions_are_rejected() {
         "iso broadcast",
         "decnet multicast",
         "ip[0] = 1 and decnet",
+        "ether protochain 6",
+        "arp protochain 6",
+        "src protochain 6",
+        "protochain 1.2.3.4",
+        "protochain \\nosuch",
+        "geneve and protochain 6",
     ];
     let dir = tempfile::tempdir().unwrap();
     let scratch = dir.path().join("expr");
@@ -415,6 +421,10 @@ const EXERCISED: &[(&str, &[LinkType])] = &[
     ("llc xid", &[LinkType::Ethernet]),
     ("llc frmr", &[LinkType::Ethernet]),
     ("byte 12 = 8", &[LinkType::Ethernet, LinkType::RawIp]),
+    ("protochain 6", ALL_LINKS),
+    ("ip6 protochain 17", ALL_LINKS),
+    ("ip protochain 6", ALL_LINKS),
+    ("protochain 58", ALL_LINKS),
     ("geneve", ALL_LINKS),
     ("geneve 5", ALL_LINKS),
     ("geneve and tcp", ALL_LINKS),

@@ -55,8 +55,8 @@ pub(crate) fn mix(seed: u64) -> u64 {
 
 pub(crate) struct G {
     pub(crate) rng: Rng,
-    /// For the live dialect: leaves out `ip broadcast`, which needs the interface's
-    /// netmask and is refused in `Mode::Live`.
+    /// For the live dialect: leaves out `ip broadcast` (it needs the interface's netmask)
+    /// and `protochain` (a backward jump), both refused in `Mode::Live`.
     pub(crate) live: bool,
 }
 
@@ -242,7 +242,17 @@ impl G {
                 self.rng.pick(&["=", "<", ">"]),
                 self.rng.pick(&[0, 1, 3, 8, 0x45, 0xaa, 0xfe])
             ),
-            4 if !self.live => "ip broadcast".into(),
+            4 if !self.live => {
+                if self.rng.chance(50) {
+                    "ip broadcast".into()
+                } else {
+                    format!(
+                        "{}protochain {}",
+                        self.rng.pick(&["", "ip ", "ip6 "]),
+                        self.rng.pick(&[6, 17, 58, 51, 44, 0])
+                    )
+                }
+            }
             4 => "ip multicast".into(),
             5 => {
                 let a = *self.rng.pick(&DECNET_ADDRS);

@@ -200,6 +200,47 @@ mod tests {
     }
 
     #[test]
+    fn backward_jumps_loop_and_a_loop_without_end_rejects() {
+        // Walks a chain of bytes: X = 0; again: A = P[X]; if A == 0 accept; X = A; ja again.
+        // The packet [2, 0, 4, 0, 0] ends at its byte 4: a loop of three turns.
+        let back = |from: usize, to: usize| (to as i64 - from as i64 - 1) as i32 as u32;
+        let p = Program::new(vec![
+            Instruction::new(LDX | IMM, 0, 0, 0),
+            Instruction::new(LD | B | IND, 0, 0, 0),
+            Instruction::new(JMP | JEQ | K, 2, 0, 0),
+            Instruction::new(MISC | TAX, 0, 0, 0),
+            Instruction::new(JMP | JA, 0, 0, back(4, 1)),
+            Instruction::new(RET | K, 0, 0, 7),
+        ]);
+        let m = p.matcher();
+        for (data, verdict) in [(&[2u8, 0, 4, 0, 0][..], 7), (&[2, 0, 9][..], 0)] {
+            assert_eq!(
+                p.matches(data, data.len() as u32, None),
+                verdict,
+                "{data:?}"
+            );
+            assert_eq!(
+                m.matches(data, data.len() as u32, None),
+                verdict,
+                "{data:?}"
+            );
+        }
+        assert!(
+            p.disassemble().contains("ja       1"),
+            "{}",
+            p.disassemble()
+        );
+        // A byte pointing at itself: the loop never ends, the step bound rejects.
+        let data = [1u8, 1, 1];
+        assert_eq!(p.matches(&data, 3, None), 0);
+        assert_eq!(m.matches(&data, 3, None), 0);
+        // A jump before the first instruction rejects too.
+        let p = Program::new(vec![Instruction::new(JMP | JA, 0, 0, back(0, 0) - 1)]);
+        assert_eq!(p.matches(&[], 0, None), 0);
+        assert_eq!(p.matcher().matches(&[], 0, None), 0);
+    }
+
+    #[test]
     fn vlan_metadata_loads() {
         let p = Program::new(vec![
             Instruction::new(LD | B | ABS, 0, 0, SKF_AD_OFF + SKF_AD_VLAN_TAG),

@@ -47,7 +47,8 @@
 //! `pppoes [session]`, `geneve [vni]`. Non-IP families: `decnet` (with `decnet src|dst|host
 //! A.N`), `atalk`, `aarp`, `lat`, `sca`, `mopdl`, `moprc`, `iso`, `esis`, `isis`, `clnp`,
 //! `l1 l2 iih lsp snp csnp psnp`, `stp`, `ipx`, `netbeui`; `llc [i|s|u|command]`;
-//! `byte N =|<|> V`. Link types: Ethernet, Linux cooked v1 and v2, raw IP.
+//! `byte N =|<|> V`; `[ip|ip6] protochain P` (files: a loop, a backward jump the kernel
+//! refuses). Link types: Ethernet, Linux cooked v1 and v2, raw IP.
 //!
 //! # Not supported
 //!
@@ -56,7 +57,7 @@
 //!
 //! - names that need a lookup service: host names (`host example.com`: no DNS in a
 //!   filter), network names (`net loopback`), Ethernet host names (`/etc/ethers`);
-//! - `gateway`; `protochain` (a loop: a backward jump the kernel refuses);
+//! - `gateway`; `protochain` in [`Mode::Live`] (a loop: a backward jump the kernel refuses);
 //!   `byte N & V`, `byte N | V` (libpcap tests the accumulator left by earlier code);
 //!   `ip broadcast` in [`Mode::Live`] (needs the interface netmask);
 //! - `inbound`, `outbound`, `ifindex`; `vxlan` (not in libpcap 1.10 either);

@@ -297,6 +297,62 @@ fn rejected_expressions_are_rejected() {
     assert_ne!(all.matches(&[], 0, None), 0);
 }
 
+/// Keywords libpcap refuses on some link types are refused here with libpcap's words, and
+/// point at the keyword.
+#[test]
+fn link_type_errors_say_which_link_type() {
+    let cases: [(&str, LinkType, &str, usize); 7] = [
+        (
+            "tcp or mpls",
+            LinkType::RawIp,
+            "no MPLS support for Raw IP",
+            8,
+        ),
+        (
+            "mpls 5",
+            LinkType::LinuxSll,
+            "no MPLS support for Linux cooked v1",
+            1,
+        ),
+        (
+            "llc i",
+            LinkType::LinuxSll2,
+            "'llc' not supported for Linux cooked v2",
+            1,
+        ),
+        (
+            "pppoes and llc",
+            LinkType::Ethernet,
+            "'llc' not supported for PPP",
+            12,
+        ),
+        (
+            "mpls and vlan",
+            LinkType::Ethernet,
+            "no VLAN match after MPLS",
+            10,
+        ),
+        (
+            "mpls and arp",
+            LinkType::Ethernet,
+            "unsupported protocol over mpls",
+            10,
+        ),
+        (
+            "pppoes and ether host 1:2:3:4:5:6",
+            LinkType::Ethernet,
+            "ethernet addresses supported only on",
+            23,
+        ),
+    ];
+    for (expr, link, message, column) in cases {
+        let e = compile(expr, link, Mode::File, SNAPLEN).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Invalid, "{expr:?}: {e}");
+        assert!(e.message.starts_with(message), "{expr:?}: {e}");
+        assert_eq!(e.column, Some(column), "{expr:?}: {e}");
+    }
+}
+
 #[test]
 fn syntax_errors_point_at_the_column() {
     let e: CompileError =

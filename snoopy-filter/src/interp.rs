@@ -15,7 +15,7 @@ impl Program {
     ///
     /// A `ja` with a negative offset jumps backwards, as in libpcap's `bpf_filter` (the kernel
     /// refuses such programs; libpcap's `protochain` needs them). A program still running
-    /// after 64 × (program length + packet length) steps rejects the packet.
+    /// after 65 × its length + 64 × the packet's length steps rejects the packet.
     pub fn matches(&self, data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> u32 {
         run(&self.instructions, data, wire_len, vlan_tci)
     }

@@ -39,6 +39,27 @@ pub(crate) enum Proto {
     Carp,
     Ah,
     Esp,
+    Atalk,
+    Aarp,
+    Decnet,
+    Lat,
+    Sca,
+    Moprc,
+    Mopdl,
+    Iso,
+    Esis,
+    Isis,
+    Clnp,
+    Stp,
+    Ipx,
+    Netbeui,
+    IsisL1,
+    IsisL2,
+    IsisIih,
+    IsisLsp,
+    IsisSnp,
+    IsisCsnp,
+    IsisPsnp,
     Undef,
 }
 
@@ -63,6 +84,27 @@ impl Proto {
             Proto::Carp => "carp",
             Proto::Ah => "ah",
             Proto::Esp => "esp",
+            Proto::Atalk => "atalk",
+            Proto::Aarp => "aarp",
+            Proto::Decnet => "decnet",
+            Proto::Lat => "lat",
+            Proto::Sca => "sca",
+            Proto::Moprc => "moprc",
+            Proto::Mopdl => "mopdl",
+            Proto::Iso => "iso",
+            Proto::Esis => "esis",
+            Proto::Isis => "isis",
+            Proto::Clnp => "clnp",
+            Proto::Stp => "stp",
+            Proto::Ipx => "ipx",
+            Proto::Netbeui => "netbeui",
+            Proto::IsisL1 => "isis l1",
+            Proto::IsisL2 => "isis l2",
+            Proto::IsisIih => "isis iih",
+            Proto::IsisLsp => "isis lsp",
+            Proto::IsisSnp => "isis snp",
+            Proto::IsisCsnp => "isis csnp",
+            Proto::IsisPsnp => "isis psnp",
         }
     }
 }
@@ -87,6 +129,7 @@ pub(crate) enum Addr {
     Port,
     Portrange,
     Proto,
+    Protochain,
     Undef,
 }
 
@@ -122,6 +165,10 @@ enum OffRel {
     LinkHdr,
     LinkType,
     LinkPl,
+    /// The network layer without an 802.2 SNAP header (`OR_LINKPL_NOSNAP`, ISO protocols).
+    LinkPlNoSnap,
+    /// The MPLS label before the current one (`OR_PREVMPLSHDR`).
+    PrevMplsHdr,
     Llc,
     TranIpv4,
     TranIpv6,
@@ -145,6 +192,31 @@ const ETHERTYPE_IPX: u32 = 0x8137;
 const ETHERTYPE_8021Q: u32 = 0x8100;
 const ETHERTYPE_8021AD: u32 = 0x88a8;
 const ETHERTYPE_8021QINQ: u32 = 0x9100;
+const ETHERTYPE_DN: u32 = 0x6003;
+const ETHERTYPE_LAT: u32 = 0x6004;
+const ETHERTYPE_SCA: u32 = 0x6007;
+const ETHERTYPE_MOPDL: u32 = 0x6001;
+const ETHERTYPE_MOPRC: u32 = 0x6002;
+const ETHERTYPE_MPLS: u32 = 0x8847;
+const ETHERTYPE_PPPOED: u32 = 0x8863;
+const ETHERTYPE_PPPOES: u32 = 0x8864;
+const PPP_MPLS_UCAST: u32 = 0x0281;
+const GENEVE_PORT: u32 = 6081;
+/// Transparent Ethernet Bridging: a Geneve payload that is an Ethernet frame.
+const ETHERTYPE_TEB: u32 = 0x6558;
+const LLCSAP_8021D: u32 = 0x42;
+const ISO8473_CLNP: u32 = 0x81;
+const ISO9542_ESIS: u32 = 0x82;
+const ISO10589_ISIS: u32 = 0x83;
+const ISIS_L1_LAN_IIH: u32 = 15;
+const ISIS_L2_LAN_IIH: u32 = 16;
+const ISIS_PTP_IIH: u32 = 17;
+const ISIS_L1_LSP: u32 = 18;
+const ISIS_L2_LSP: u32 = 20;
+const ISIS_L1_CSNP: u32 = 24;
+const ISIS_L2_CSNP: u32 = 25;
+const ISIS_L1_PSNP: u32 = 26;
+const ISIS_L2_PSNP: u32 = 27;
 const ETHERMTU: u32 = 1500;
 const LLCSAP_IP: u32 = 0x06;
 const LLCSAP_ISONS: u32 = 0xfe;
@@ -157,7 +229,11 @@ const IPPROTO_IGMP: u32 = 2;
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_IGRP: u32 = 9;
 const IPPROTO_UDP: u32 = 17;
+const IPPROTO_HOPOPTS: u32 = 0;
+const IPPROTO_ROUTING: u32 = 43;
 const IPPROTO_FRAGMENT: u32 = 44;
+const IPPROTO_NONE: u32 = 59;
+const IPPROTO_DSTOPTS: u32 = 60;
 const IPPROTO_ESP: u32 = 50;
 const IPPROTO_AH: u32 = 51;
 const IPPROTO_ICMPV6: u32 = 58;
@@ -172,29 +248,78 @@ fn stmt(code: u16, k: u32) -> Instruction {
     Instruction::new(code, 0, 0, k)
 }
 
+/// The link-layer header the offsets currently point into (libpcap's `cstate->linktype`):
+/// the capture's, or PPP inside a PPPoE session once `pppoes` has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dlt {
+    Ethernet,
+    LinuxSll,
+    LinuxSll2,
+    Raw,
+    Ppp,
+}
+
+impl Dlt {
+    /// The name libpcap's errors give it (`pcap_datalink_val_to_description`).
+    fn description(self) -> &'static str {
+        match self {
+            Dlt::Ethernet => "Ethernet",
+            Dlt::LinuxSll => "Linux cooked v1",
+            Dlt::LinuxSll2 => "Linux cooked v2",
+            Dlt::Raw => "Raw IP",
+            Dlt::Ppp => "PPP",
+        }
+    }
+}
+
+/// `ethertype_to_ppptype`: the PPP protocol number for a protocol libpcap names by its
+/// Ethernet type (or LLC SAP).
+fn ethertype_to_ppptype(ll_proto: u32) -> u32 {
+    match ll_proto {
+        ETHERTYPE_IP => 0x0021,
+        ETHERTYPE_IPV6 => 0x0057,
+        ETHERTYPE_DN => 0x0027,
+        ETHERTYPE_ATALK => 0x0029,
+        0x0600 => 0x0025, // ETHERTYPE_NS -> PPP_NS
+        LLCSAP_ISONS => 0x0023,
+        LLCSAP_8021D => 0x0031,
+        LLCSAP_IPX => 0x002b,
+        other => other,
+    }
+}
+
 /// The code generator's state (`compiler_state_t`); cloned by the parser to backtrack.
 #[derive(Debug, Clone)]
 pub(crate) struct Gen {
-    link: LinkType,
+    dlt: Dlt,
     mode: Mode,
     off_linkhdr: AbsOffset,
     /// `None` for link types without a link-layer type field (raw IP).
     off_linktype: Option<AbsOffset>,
     off_linkpl: AbsOffset,
     off_nl: u32,
+    /// Where the network layer starts when no SNAP header precedes it (`off_nl_nosnap`).
+    off_nl_nosnap: u32,
+    /// How many `mpls` have been read: each moves the network layer 4 bytes further.
+    label_stack_depth: u32,
     regused: [bool; MEMWORDS],
     curreg: usize,
     vlan_stack_depth: u32,
     is_vlan_vloffset: bool,
+    /// Set by `geneve`: its offset code has a jump inside a block, and libpcap then does
+    /// not optimise the program at all.
+    no_optimize: bool,
+    /// Whether the offsets point inside a Geneve packet (libpcap's `is_geneve`).
+    is_geneve: bool,
 }
 
 impl Gen {
     pub(crate) fn new(link: LinkType, mode: Mode) -> R<Gen> {
-        let (linktype, linkpl) = match link {
-            LinkType::Ethernet => (Some(12), 14),
-            LinkType::LinuxSll => (Some(14), 16),
-            LinkType::LinuxSll2 => (Some(0), 20),
-            LinkType::RawIp => (None, 0),
+        let (dlt, linktype, linkpl, nosnap) = match link {
+            LinkType::Ethernet => (Dlt::Ethernet, Some(12), 14, 3),
+            LinkType::LinuxSll => (Dlt::LinuxSll, Some(14), 16, 0),
+            LinkType::LinuxSll2 => (Dlt::LinuxSll2, Some(0), 20, 0),
+            LinkType::RawIp => (Dlt::Raw, None, 0, 0),
             LinkType::Other(n) => {
                 return Err(CompileError::unsupported(format!(
                     "filters on link type {n} (supported: Ethernet, Linux cooked v1/v2, raw IP)"
@@ -206,16 +331,20 @@ impl Gen {
             reg: None,
         };
         Ok(Gen {
-            link,
+            dlt,
             mode,
             off_linkhdr: fixed(0),
             off_linktype: linktype.map(fixed),
             off_linkpl: fixed(linkpl),
             off_nl: 0,
+            off_nl_nosnap: nosnap,
+            label_stack_depth: 0,
             regused: [false; MEMWORDS],
             curreg: 0,
             vlan_stack_depth: 0,
             is_vlan_vloffset: false,
+            no_optimize: false,
+            is_geneve: false,
         })
     }
 
@@ -232,6 +361,11 @@ impl Gen {
             s.push(stmt(ST, r));
         }
         s
+    }
+
+    /// Whether libpcap would run its optimiser on this program (not after `geneve`).
+    pub(crate) fn optimize(&self) -> bool {
+        !self.no_optimize
     }
 
     /// The scratch words holding run-time VLAN offsets (live mode), which the optimiser
@@ -303,7 +437,19 @@ impl Gen {
         match rel {
             OffRel::LinkHdr => self.load_absoffsetrel(self.off_linkhdr, offset, size),
             OffRel::LinkType => self.load_absoffsetrel(self.linktype_off(), offset, size),
-            OffRel::LinkPl => self.load_absoffsetrel(self.off_linkpl, self.off_nl + offset, size),
+            OffRel::LinkPl => {
+                self.load_absoffsetrel(self.off_linkpl, self.off_nl.wrapping_add(offset), size)
+            }
+            OffRel::LinkPlNoSnap => self.load_absoffsetrel(
+                self.off_linkpl,
+                self.off_nl_nosnap.wrapping_add(offset),
+                size,
+            ),
+            OffRel::PrevMplsHdr => self.load_absoffsetrel(
+                self.off_linkpl,
+                self.off_nl.wrapping_sub(4).wrapping_add(offset),
+                size,
+            ),
             OffRel::Llc => self.load_absoffsetrel(self.off_linkpl, offset, size),
             OffRel::TranIpv4 => {
                 let mut s = self.loadx_iphdrlen();
@@ -449,7 +595,7 @@ impl Gen {
             ),
             LLCSAP_IPX => {
                 let b0 = self.cmp(OffRel::LinkPl, 0, B, LLCSAP_IPX);
-                let b1 = Node::or(self.snap(0, ETHERTYPE_IPX), b0);
+                let b1 = Node::or(b0, self.snap(0, ETHERTYPE_IPX));
                 let b1 = Node::and(p8022(self), b1);
                 // 802.3 "raw" IPX (Novell): LINUX_SLL_P_802_3.
                 let b0 = self.cmp(OffRel::LinkType, 0, H, 0x0001);
@@ -473,18 +619,35 @@ impl Gen {
         }
     }
 
-    /// `gen_linktype`: the link layer says the payload is `ll_proto`.
-    fn linktype(&self, ll_proto: u32) -> Node {
-        match self.link {
-            LinkType::Ethernet => self.ether_linktype(ll_proto),
-            LinkType::LinuxSll => self.sll_linktype(ll_proto),
-            LinkType::LinuxSll2 => self.cmp(OffRel::LinkType, 0, H, ll_proto),
-            LinkType::RawIp | LinkType::Other(_) => match ll_proto {
+    /// `gen_linktype`: the link layer says the payload is `ll_proto`. Inside MPLS only
+    /// IPv4 and IPv6 can be recognised (by the IP version), anything else is an error.
+    fn linktype(&self, ll_proto: u32) -> R<Node> {
+        if self.label_stack_depth > 0 {
+            return self.mpls_linktype(ll_proto);
+        }
+        Ok(match self.dlt {
+            Dlt::Ethernet => self.ether_linktype(ll_proto),
+            Dlt::LinuxSll => self.sll_linktype(ll_proto),
+            Dlt::LinuxSll2 => self.cmp(OffRel::LinkType, 0, H, ll_proto),
+            Dlt::Ppp => self.cmp(OffRel::LinkType, 0, H, ethertype_to_ppptype(ll_proto)),
+            Dlt::Raw => match ll_proto {
                 ETHERTYPE_IP => self.mcmp(OffRel::LinkHdr, 0, B, 0x40, 0xf0),
                 ETHERTYPE_IPV6 => self.mcmp(OffRel::LinkHdr, 0, B, 0x60, 0xf0),
                 _ => Node::Const(false),
             },
-        }
+        })
+    }
+
+    /// `gen_mpls_linktype`: the bottom-of-stack bit of the last label, then the IP version.
+    fn mpls_linktype(&self, ll_proto: u32) -> R<Node> {
+        let version = match ll_proto {
+            ETHERTYPE_IP => 0x40,
+            ETHERTYPE_IPV6 => 0x60,
+            _ => return Err(CompileError::invalid("unsupported protocol over mpls")),
+        };
+        let b0 = self.mcmp(OffRel::LinkPl, 2u32.wrapping_neg(), B, 0x01, 0x01);
+        let b1 = self.mcmp(OffRel::LinkPl, 0, B, version, 0xf0);
+        Ok(Node::and(b0, b1))
     }
 
     // ---- protocols -----------------------------------------------------------------------
@@ -506,13 +669,13 @@ impl Gen {
                 let b1 = self.proto(v, Proto::Ip6, dir)?;
                 Ok(Node::or(b0, b1))
             }
-            Proto::Link => Ok(self.linktype(v)),
+            Proto::Link => self.linktype(v),
             Proto::Ip => Ok(Node::and(
-                self.linktype(ETHERTYPE_IP),
+                self.linktype(ETHERTYPE_IP)?,
                 self.cmp(OffRel::LinkPl, 9, B, v),
             )),
             Proto::Ip6 => {
-                let b0 = self.linktype(ETHERTYPE_IPV6);
+                let b0 = self.linktype(ETHERTYPE_IPV6)?;
                 // Also look behind one fragment header, as libpcap does.
                 let b2 = self.cmp(OffRel::LinkPl, 6, B, IPPROTO_FRAGMENT);
                 let b1 = Node::and(b2, self.cmp(OffRel::LinkPl, 40, B, v));
@@ -525,12 +688,47 @@ impl Gen {
             Proto::Rarp => Err(CompileError::invalid(
                 "rarp does not encapsulate another protocol",
             )),
+            Proto::Iso => Ok(Node::and(
+                self.linktype(LLCSAP_ISONS)?,
+                self.cmp(OffRel::LinkPlNoSnap, 0, B, v),
+            )),
+            Proto::Isis => {
+                let b0 = self.proto(ISO10589_ISIS, Proto::Iso, Dir::Default)?;
+                // The PDU type is 4 bytes into the IS-IS header.
+                Ok(Node::and(b0, self.cmp(OffRel::LinkPlNoSnap, 4, B, v)))
+            }
+            Proto::Atalk => Err(CompileError::invalid(
+                "AppleTalk encapsulation is not specifiable",
+            )),
+            Proto::Decnet => Err(CompileError::invalid(
+                "DECNET encapsulation is not specifiable",
+            )),
+            Proto::Aarp | Proto::Sca | Proto::Lat | Proto::Mopdl | Proto::Moprc => {
+                Err(CompileError::invalid(format!(
+                    "{} does not encapsulate another protocol",
+                    p_name_upper(proto)
+                )))
+            }
+            Proto::Clnp => Err(CompileError::invalid("'clnp proto' is not supported")),
             Proto::Undef => Err(CompileError::invalid("syntax error in filter expression")),
             p => Err(CompileError::invalid(format!(
                 "'{} proto' is bogus",
                 p.name()
             ))),
         }
+    }
+
+    /// An IS-IS PDU of any of `types`, tested in that order.
+    fn isis_any(&self, types: &[u32]) -> R<Node> {
+        let mut b: Option<Node> = None;
+        for &t in types.iter().rev() {
+            let tmp = self.proto(t, Proto::Isis, Dir::Default)?;
+            b = Some(match b {
+                Some(rest) => Node::or(tmp, rest),
+                None => tmp,
+            });
+        }
+        Ok(b.unwrap_or(Node::Const(false)))
     }
 
     /// `gen_proto_abbrev`: a protocol name on its own (`tcp`, `ip6`, `arp`).
@@ -546,13 +744,49 @@ impl Gen {
             Proto::Pim => self.proto(IPPROTO_PIM, Proto::Default, d),
             Proto::Vrrp => self.proto(IPPROTO_VRRP, Proto::Ip, d),
             Proto::Carp => self.proto(IPPROTO_CARP, Proto::Ip, d),
-            Proto::Ip => Ok(self.linktype(ETHERTYPE_IP)),
-            Proto::Arp => Ok(self.linktype(ETHERTYPE_ARP)),
-            Proto::Rarp => Ok(self.linktype(ETHERTYPE_REVARP)),
-            Proto::Ip6 => Ok(self.linktype(ETHERTYPE_IPV6)),
+            Proto::Ip => self.linktype(ETHERTYPE_IP),
+            Proto::Arp => self.linktype(ETHERTYPE_ARP),
+            Proto::Rarp => self.linktype(ETHERTYPE_REVARP),
+            Proto::Ip6 => self.linktype(ETHERTYPE_IPV6),
             Proto::Icmp6 => self.proto(IPPROTO_ICMPV6, Proto::Ip6, d),
             Proto::Ah => self.proto(IPPROTO_AH, Proto::Default, d),
             Proto::Esp => self.proto(IPPROTO_ESP, Proto::Default, d),
+            Proto::Atalk => self.linktype(ETHERTYPE_ATALK),
+            Proto::Aarp => self.linktype(ETHERTYPE_AARP),
+            Proto::Decnet => self.linktype(ETHERTYPE_DN),
+            Proto::Sca => self.linktype(ETHERTYPE_SCA),
+            Proto::Lat => self.linktype(ETHERTYPE_LAT),
+            Proto::Mopdl => self.linktype(ETHERTYPE_MOPDL),
+            Proto::Moprc => self.linktype(ETHERTYPE_MOPRC),
+            Proto::Iso => self.linktype(LLCSAP_ISONS),
+            Proto::Esis => self.proto(ISO9542_ESIS, Proto::Iso, d),
+            Proto::Isis => self.proto(ISO10589_ISIS, Proto::Iso, d),
+            Proto::Clnp => self.proto(ISO8473_CLNP, Proto::Iso, d),
+            Proto::Stp => self.linktype(LLCSAP_8021D),
+            Proto::Ipx => self.linktype(LLCSAP_IPX),
+            Proto::Netbeui => self.linktype(LLCSAP_NETBEUI),
+            // libpcap's order of tests, which decides the verdict on a short packet.
+            Proto::IsisL1 => self.isis_any(&[
+                ISIS_L1_PSNP,
+                ISIS_L1_CSNP,
+                ISIS_L1_LSP,
+                ISIS_L1_LAN_IIH,
+                ISIS_PTP_IIH,
+            ]),
+            Proto::IsisL2 => self.isis_any(&[
+                ISIS_L2_PSNP,
+                ISIS_L2_CSNP,
+                ISIS_L2_LSP,
+                ISIS_L2_LAN_IIH,
+                ISIS_PTP_IIH,
+            ]),
+            Proto::IsisIih => self.isis_any(&[ISIS_PTP_IIH, ISIS_L1_LAN_IIH, ISIS_L2_LAN_IIH]),
+            Proto::IsisLsp => self.isis_any(&[ISIS_L1_LSP, ISIS_L2_LSP]),
+            Proto::IsisSnp => {
+                self.isis_any(&[ISIS_L2_PSNP, ISIS_L1_PSNP, ISIS_L1_CSNP, ISIS_L2_CSNP])
+            }
+            Proto::IsisCsnp => self.isis_any(&[ISIS_L1_CSNP, ISIS_L2_CSNP]),
+            Proto::IsisPsnp => self.isis_any(&[ISIS_L1_PSNP, ISIS_L2_PSNP]),
             Proto::Link => Err(CompileError::invalid("link layer applied in wrong context")),
             Proto::Default | Proto::Undef => {
                 Err(CompileError::invalid("syntax error in filter expression"))
@@ -579,7 +813,7 @@ impl Gen {
             Dir::Undef => return Err(CompileError::invalid("syntax error in filter expression")),
         };
         Ok(Node::and(
-            self.linktype(ll),
+            self.linktype(ll)?,
             self.mcmp(OffRel::LinkPl, offset, W, addr, mask),
         ))
     }
@@ -588,6 +822,10 @@ impl Gen {
         match proto {
             Proto::Default => {
                 let b0 = self.host(addr, mask, Proto::Ip, dir, what)?;
+                if self.label_stack_depth > 0 {
+                    // Inside MPLS only IPv4 can be told apart.
+                    return Ok(b0);
+                }
                 let b1 = self.host(addr, mask, Proto::Arp, dir, what)?;
                 let b1 = Node::or(b0, b1);
                 let b0 = self.host(addr, mask, Proto::Rarp, dir, what)?;
@@ -600,12 +838,61 @@ impl Gen {
                 "link-layer modifier applied to {what}"
             ))),
             Proto::Ip6 => Err(CompileError::invalid("'ip6' modifier applied to ip host")),
+            Proto::Decnet => self.dnhostop(addr, dir),
+            Proto::Atalk => Err(CompileError::invalid(
+                "AppleTalk host filtering not implemented",
+            )),
+            Proto::Iso | Proto::Esis | Proto::Isis | Proto::Clnp => {
+                Err(CompileError::invalid("ISO host filtering not implemented"))
+            }
+            Proto::Ipx => Err(CompileError::invalid("IPX host filtering not implemented")),
             Proto::Undef => Err(CompileError::invalid("syntax error in filter expression")),
             p => Err(CompileError::invalid(format!(
                 "'{}' modifier applied to {what}",
                 p.name()
             ))),
         }
+    }
+
+    /// `gen_dnhostop`: a DECnet node address (16 bits, little-endian on the wire) as source
+    /// or destination of a DECnet routing header, long or short, with or without the padding
+    /// byte; the four forms are tested in libpcap's order.
+    fn dnhostop(&self, addr: u32, dir: Dir) -> R<Node> {
+        let (offset_sh, offset_lh) = match dir {
+            Dir::Dst => (1, 7),
+            Dir::Src => (3, 15),
+            Dir::And => {
+                let b0 = self.dnhostop(addr, Dir::Src)?;
+                let b1 = self.dnhostop(addr, Dir::Dst)?;
+                return Ok(Node::and(b0, b1));
+            }
+            Dir::Default | Dir::Or => {
+                let b0 = self.dnhostop(addr, Dir::Src)?;
+                let b1 = self.dnhostop(addr, Dir::Dst)?;
+                return Ok(Node::or(b0, b1));
+            }
+            Dir::Undef => return Err(CompileError::invalid("syntax error in filter expression")),
+        };
+        // libpcap compares with ntohs() of the values on a little-endian host.
+        let swap = |v: u32| u32::from((v as u16).swap_bytes());
+        let a = swap(addr);
+        let b0 = self.linktype(ETHERTYPE_DN)?;
+        // Padding byte, long header.
+        let tmp = self.mcmp(OffRel::LinkPl, 2, H, swap(0x0681), swap(0x07ff));
+        let b1 = Node::and(tmp, self.cmp(OffRel::LinkPl, 2 + 1 + offset_lh, H, a));
+        // No padding, long header.
+        let tmp = self.mcmp(OffRel::LinkPl, 2, B, 0x06, 0x07);
+        let b2 = Node::and(tmp, self.cmp(OffRel::LinkPl, 2 + offset_lh, H, a));
+        let b1 = Node::or(b2, b1);
+        // Padding byte, short header.
+        let tmp = self.mcmp(OffRel::LinkPl, 2, H, swap(0x0281), swap(0x07ff));
+        let b2 = Node::and(tmp, self.cmp(OffRel::LinkPl, 2 + 1 + offset_sh, H, a));
+        let b1 = Node::or(b2, b1);
+        // No padding, short header.
+        let tmp = self.mcmp(OffRel::LinkPl, 2, B, 0x02, 0x07);
+        let b2 = Node::and(tmp, self.cmp(OffRel::LinkPl, 2 + offset_sh, H, a));
+        let b1 = Node::or(b2, b1);
+        Ok(Node::and(b0, b1))
     }
 
     fn hostop6(&self, addr: &[u32; 4], mask: &[u32; 4], dir: Dir, src: u32, dst: u32) -> R<Node> {
@@ -627,7 +914,7 @@ impl Gen {
         let word = |i: usize| self.mcmp(OffRel::LinkPl, offset + 4 * i as u32, W, addr[i], mask[i]);
         // libpcap builds word 3, then and-s 2, 1, 0 in front of it: the order run is 0..3.
         let b = Node::and(word(0), Node::and(word(1), Node::and(word(2), word(3))));
-        Ok(Node::and(self.linktype(ETHERTYPE_IPV6), b))
+        Ok(Node::and(self.linktype(ETHERTYPE_IPV6)?, b))
     }
 
     fn host6(
@@ -670,12 +957,13 @@ impl Gen {
     /// `gen_ecode`: a MAC address.
     pub(crate) fn ecode(&self, mac: &[u8; 6], q: Qual) -> R<Node> {
         if matches!(q.addr, Addr::Host | Addr::Default) && q.proto == Proto::Link {
-            if self.link != LinkType::Ethernet {
+            if self.dlt != Dlt::Ethernet {
                 return Err(CompileError::invalid(
                     "ethernet addresses supported only on ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel",
                 ));
             }
-            return self.ehostop(mac, q.dir);
+            let b = self.ehostop(mac, q.dir)?;
+            return Ok(self.after_prevlinkhdr_check(b));
         }
         Err(CompileError::invalid(
             "ethernet address used in non-ether expression",
@@ -744,11 +1032,11 @@ impl Gen {
     /// `gen_port` (IPv4) or-ed after `gen_port6`, as `gen_ncode`/`gen_scode` do.
     fn port(&self, port: u32, ip_proto: u32, dir: Dir) -> R<Node> {
         let v4 = Node::and(
-            self.linktype(ETHERTYPE_IP),
+            self.linktype(ETHERTYPE_IP)?,
             self.any_transport(ip_proto, &|p| self.portop(port, p, dir))?,
         );
         let v6 = Node::and(
-            self.linktype(ETHERTYPE_IPV6),
+            self.linktype(ETHERTYPE_IPV6)?,
             self.any_transport(ip_proto, &|p| self.portop6(port, p, dir))?,
         );
         Ok(Node::or(v6, v4))
@@ -756,7 +1044,7 @@ impl Gen {
 
     fn portrange(&self, lo: u32, hi: u32, ip_proto: u32, dir: Dir) -> R<Node> {
         let v4 = Node::and(
-            self.linktype(ETHERTYPE_IP),
+            self.linktype(ETHERTYPE_IP)?,
             self.any_transport(ip_proto, &|p| {
                 let tmp = self.cmp(OffRel::LinkPl, 9, B, p);
                 let b0 = Node::and(tmp, self.ipfrag());
@@ -764,7 +1052,7 @@ impl Gen {
             })?,
         );
         let v6 = Node::and(
-            self.linktype(ETHERTYPE_IPV6),
+            self.linktype(ETHERTYPE_IPV6)?,
             self.any_transport(ip_proto, &|p| {
                 let tmp = self.cmp(OffRel::LinkPl, 6, B, p);
                 Ok(Node::and(tmp, self.rangeop(lo, hi, dir, true)?))
@@ -804,14 +1092,23 @@ impl Gen {
     // ---- identifiers with qualifiers ------------------------------------------------------
 
     /// `gen_ncode`: a number or dotted address (`s`) read with qualifiers `q`.
-    pub(crate) fn ncode(&self, s: Option<&str>, v: u32, q: Qual) -> R<Node> {
+    pub(crate) fn ncode(&mut self, s: Option<&str>, v: u32, q: Qual) -> R<Node> {
         let (mut v, vlen) = match s {
             None => (v, 32),
+            Some(text) if q.proto == Proto::Decnet => (
+                atodn(text).ok_or_else(|| {
+                    CompileError::invalid(format!("malformed decnet address '{text}'"))
+                })?,
+                32,
+            ),
             Some(text) => atoin(text)
                 .ok_or_else(|| CompileError::invalid(format!("invalid IPv4 address '{text}'")))?,
         };
         match q.addr {
             Addr::Default | Addr::Host | Addr::Net => {
+                if q.proto == Proto::Decnet {
+                    return self.dnhostop(v, q.dir);
+                }
                 if q.proto == Proto::Link {
                     return Err(CompileError::invalid("illegal link layer address"));
                 }
@@ -848,18 +1145,24 @@ impl Gen {
                 self.portrange(v, v, p, q.dir)
             }
             Addr::Proto => self.proto(v, q.proto, q.dir),
+            Addr::Protochain => self.protochain(v, q.proto),
             Addr::Undef => Err(CompileError::invalid("syntax error in filter expression")),
         }
     }
 
     /// `gen_scode`: a name read with qualifiers `q`.
-    pub(crate) fn scode(&self, name: &str, q: Qual) -> R<Node> {
+    pub(crate) fn scode(&mut self, name: &str, q: Qual) -> R<Node> {
         match q.addr {
             Addr::Net => Err(CompileError::unsupported(format!(
                 "network names (`net {name}`); write the network as an address"
             ))),
             Addr::Default | Addr::Host => {
-                if q.proto == Proto::Link {
+                if q.proto == Proto::Decnet {
+                    // libpcap on Linux has no DECnet name database.
+                    Err(CompileError::invalid(format!(
+                        "decnet name support not included, '{name}' cannot be translated"
+                    )))
+                } else if q.proto == Proto::Link {
                     Err(CompileError::unsupported(format!(
                         "Ethernet host names (`ether host {name}`); write the MAC address"
                     )))
@@ -892,7 +1195,7 @@ impl Gen {
                 }
                 self.portrange(lo, hi, p, q.dir)
             }
-            Addr::Proto => {
+            Addr::Proto | Addr::Protochain => {
                 let v = match q.proto {
                     Proto::Default | Proto::Ip | Proto::Ip6 => {
                         names::ip_proto(name).ok_or_else(|| {
@@ -902,14 +1205,173 @@ impl Gen {
                     Proto::Link => names::ether_proto(name).ok_or_else(|| {
                         CompileError::invalid(format!("unknown ether proto '{name}'"))
                     })?,
+                    Proto::Iso => match name {
+                        "esis" => ISO9542_ESIS,
+                        "isis" => ISO10589_ISIS,
+                        "clnp" => ISO8473_CLNP,
+                        _ => {
+                            return Err(CompileError::invalid(format!(
+                                "unknown osi proto '{name}'"
+                            )));
+                        }
+                    },
                     _ => {
                         return Err(CompileError::invalid(format!("unknown protocol: {name}")));
                     }
                 };
-                self.proto(v, q.proto, q.dir)
+                if q.addr == Addr::Protochain {
+                    self.protochain(v, q.proto)
+                } else {
+                    self.proto(v, q.proto, q.dir)
+                }
             }
             Addr::Undef => Err(CompileError::invalid("syntax error in filter expression")),
         }
+    }
+
+    /// `gen_protochain`: the IPv4 or IPv6 packet carries protocol `v`, directly or behind
+    /// IPv6 extension headers and AH headers. libpcap compiles this to a loop over the
+    /// headers, with jumps inside one block and a backward jump; it then does not optimise
+    /// the program, and the kernel refuses it (libpcap filters in user space then).
+    pub(crate) fn protochain(&mut self, v: u32, proto: Proto) -> R<Node> {
+        if self.mode == Mode::Live {
+            return Err(CompileError::unsupported(
+                "`protochain` on a live socket (libpcap's loop is a backward jump, which the \
+                 kernel refuses)",
+            ));
+        }
+        // Allocated before the protocol is checked, and not freed for `protochain` without
+        // a protocol (which recurses), as in libpcap.
+        let reg2 = self.alloc_reg()?;
+        let v6 = match proto {
+            Proto::Ip => false,
+            Proto::Ip6 => true,
+            Proto::Default => {
+                let b0 = self.protochain(v, Proto::Ip)?;
+                let b = self.protochain(v, Proto::Ip6)?;
+                return Ok(Node::or(b0, b));
+            }
+            _ => {
+                return Err(CompileError::invalid(
+                    "bad protocol applied for 'protochain'",
+                ));
+            }
+        };
+        if self.off_linkpl.reg.is_some() {
+            return Err(CompileError::invalid(
+                "'protochain' not supported with variable length headers",
+            ));
+        }
+        self.no_optimize = true;
+        let base = self.off_linkpl.constant + self.off_nl;
+
+        // The block's statements, with jumps between them: `Jump` targets are labels
+        // resolved to relative offsets below.
+        enum Item {
+            Stmt(Instruction),
+            /// `jeq #k`, true and false targets.
+            Jeq(u32, Label, Label),
+            /// `ja` (backwards, to `again`).
+            Ja(Label),
+        }
+        #[derive(Clone, Copy, PartialEq)]
+        enum Label {
+            Next,
+            Again,
+            V6Advance,
+            AhCheck,
+            End,
+        }
+        let st = |code: u16, k: u32| Item::Stmt(stmt(code, k));
+        let b0;
+        let mut items = Vec::new();
+        if v6 {
+            b0 = self.linktype(ETHERTYPE_IPV6)?;
+            items.push(st(LD | ABS | B, base + 6)); // A = ip6->ip6_nxt
+            items.push(st(LDX | IMM, 40)); // X = sizeof(struct ip6_hdr)
+        } else {
+            b0 = self.linktype(ETHERTYPE_IP)?;
+            items.push(st(LD | ABS | B, base + 9)); // A = ip->ip_p
+            items.push(st(LDX | MSH | B, base)); // X = ip->ip_hl << 2
+        }
+        let again = items.len();
+        items.push(Item::Jeq(v, Label::End, Label::Next));
+        items.push(Item::Jeq(IPPROTO_NONE, Label::End, Label::Next));
+        let mut v6advance = None;
+        if v6 {
+            for p in [IPPROTO_HOPOPTS, IPPROTO_DSTOPTS, IPPROTO_ROUTING] {
+                items.push(Item::Jeq(p, Label::V6Advance, Label::Next));
+            }
+            items.push(Item::Jeq(
+                IPPROTO_FRAGMENT,
+                Label::V6Advance,
+                Label::AhCheck,
+            ));
+            // Next header and length (in 8-byte units, less one) of the extension header.
+            v6advance = Some(items.len());
+            items.extend([
+                st(LD | IND | B, base),
+                st(ST, reg2),
+                st(LD | IND | B, base + 1),
+                st(ALU | ADD | K, 1),
+                st(ALU | MUL | K, 8),
+                st(ALU | ADD | X, 0),
+                st(MISC | TAX, 0),
+                st(LD | MEM, reg2),
+                Item::Ja(Label::Again),
+            ]);
+        } else {
+            items.push(st(ALU | ADD | K, 0));
+        }
+        let ahcheck = items.len();
+        // AH: next header, and X set to (length + 2) * 4, as libpcap does (it does not add
+        // the offset of the AH header).
+        items.push(Item::Jeq(IPPROTO_AH, Label::Next, Label::End));
+        items.extend([
+            st(MISC | TXA, 0),
+            st(LD | IND | B, base),
+            st(ST, reg2),
+            st(MISC | TXA, 0),
+            st(ALU | ADD | K, 1),
+            st(MISC | TAX, 0),
+            st(LD | IND | B, base),
+            st(ALU | ADD | K, 2),
+            st(ALU | MUL | K, 4),
+            st(MISC | TAX, 0),
+            st(LD | MEM, reg2),
+            Item::Ja(Label::Again),
+        ]);
+        let end = items.len();
+        items.push(st(ALU | ADD | K, 0));
+
+        let at = |i: usize, l: Label| -> usize {
+            match l {
+                Label::Next => i + 1,
+                Label::Again => again,
+                Label::V6Advance => v6advance.unwrap_or(end),
+                Label::AhCheck => ahcheck,
+                Label::End => end,
+            }
+        };
+        let rel = |i: usize, target: usize| -> R<u8> {
+            u8::try_from(target - i - 1)
+                .map_err(|_| CompileError::invalid("protochain jump out of range"))
+        };
+        let mut stmts = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            stmts.push(match *item {
+                Item::Stmt(ins) => ins,
+                Item::Jeq(k, t, f) => {
+                    Instruction::new(JMP | JEQ | K, rel(i, at(i, t))?, rel(i, at(i, f))?, k)
+                }
+                Item::Ja(l) => {
+                    let back = at(i, l) as i64 - i as i64 - 1;
+                    Instruction::new(JMP | JA, 0, 0, back as i32 as u32)
+                }
+            });
+        }
+        self.free_reg(reg2);
+        Ok(Node::and(b0, Node::test(stmts, JEQ, K, v)))
     }
 
     /// `gen_mcode`: `a.b.c.d/len` or `a.b.c.d mask m.m.m.m`.
@@ -1003,14 +1465,27 @@ impl Gen {
     pub(crate) fn broadcast(&self, proto: Proto) -> R<Node> {
         match proto {
             Proto::Default | Proto::Link => {
-                if self.link != LinkType::Ethernet {
+                if self.dlt != Dlt::Ethernet {
                     return Err(CompileError::invalid("not a broadcast link"));
                 }
-                Ok(self.bcmp(OffRel::LinkHdr, 0, &[0xff; 6]))
+                let b0 = self.bcmp(OffRel::LinkHdr, 0, &[0xff; 6]);
+                Ok(self.after_prevlinkhdr_check(b0))
             }
-            Proto::Ip => Err(CompileError::unsupported(
-                "`ip broadcast` (it needs the interface's netmask, which a file has not)",
-            )),
+            Proto::Ip => {
+                // libpcap needs the netmask of the network: tcpdump reading a file (or
+                // printing a program) gives it 0, so the broadcast addresses are 0.0.0.0 and
+                // 255.255.255.255. A live socket's netmask is not known here.
+                if self.mode == Mode::Live {
+                    return Err(CompileError::unsupported(
+                        "`ip broadcast` on a live socket (it needs the interface's netmask)",
+                    ));
+                }
+                let b0 = self.linktype(ETHERTYPE_IP)?;
+                let hostmask = !0u32;
+                let b1 = self.mcmp(OffRel::LinkPl, 16, W, 0, hostmask);
+                let b2 = self.mcmp(OffRel::LinkPl, 16, W, hostmask, hostmask);
+                Ok(Node::and(b0, Node::or(b1, b2)))
+            }
             _ => Err(CompileError::invalid(
                 "only link-layer/IP broadcast filters supported",
             )),
@@ -1020,20 +1495,21 @@ impl Gen {
     pub(crate) fn multicast(&self, proto: Proto) -> R<Node> {
         match proto {
             Proto::Default | Proto::Link => {
-                if self.link != LinkType::Ethernet {
+                if self.dlt != Dlt::Ethernet {
                     return Err(CompileError::invalid(
                         "link-layer multicast filters supported only on ethernet/FDDI/token ring/ARCNET/802.11/ATM LANE/Fibre Channel",
                     ));
                 }
                 // ether[0] & 1 != 0
-                Ok(Node::test(self.load_a(OffRel::LinkHdr, 0, B), JSET, K, 1))
+                let b0 = Node::test(self.load_a(OffRel::LinkHdr, 0, B), JSET, K, 1);
+                Ok(self.after_prevlinkhdr_check(b0))
             }
             Proto::Ip => Ok(Node::and(
-                self.linktype(ETHERTYPE_IP),
+                self.linktype(ETHERTYPE_IP)?,
                 self.cmp_ge(OffRel::LinkPl, 16, B, 224),
             )),
             Proto::Ip6 => Ok(Node::and(
-                self.linktype(ETHERTYPE_IPV6),
+                self.linktype(ETHERTYPE_IPV6)?,
                 self.cmp(OffRel::LinkPl, 24, B, 255),
             )),
             _ => Err(CompileError::invalid(
@@ -1042,10 +1518,265 @@ impl Gen {
         }
     }
 
-    fn vlan_tpid_test(&self) -> Node {
-        let b0 = self.linktype(ETHERTYPE_8021Q);
-        let b1 = Node::or(b0, self.linktype(ETHERTYPE_8021AD));
-        Node::or(b1, self.linktype(ETHERTYPE_8021QINQ))
+    /// `gen_mpls`: `mpls` or `mpls LABEL`; what follows is looked for after the label.
+    pub(crate) fn mpls(&mut self, label: Option<u32>) -> R<Node> {
+        let mut b0 = if self.label_stack_depth > 0 {
+            // Not the bottom of the stack: the previous label's S bit is clear.
+            self.mcmp(OffRel::PrevMplsHdr, 2, B, 0, 0x01)
+        } else {
+            match self.dlt {
+                Dlt::Ethernet => self.linktype(ETHERTYPE_MPLS)?,
+                Dlt::Ppp => self.linktype(PPP_MPLS_UCAST)?,
+                other => {
+                    return Err(CompileError::invalid(format!(
+                        "no MPLS support for {}",
+                        other.description()
+                    )));
+                }
+            }
+        };
+        if let Some(label) = label {
+            if label > 0xfffff {
+                return Err(CompileError::invalid(format!(
+                    "MPLS label {label} greater than maximum 1048575"
+                )));
+            }
+            let b1 = self.mcmp(OffRel::LinkPl, 0, W, label << 12, 0xffff_f000);
+            b0 = Node::and(b0, b1);
+        }
+        self.off_nl_nosnap += 4;
+        self.off_nl += 4;
+        self.label_stack_depth += 1;
+        Ok(b0)
+    }
+
+    /// `gen_pppoed`: a PPPoE discovery packet.
+    pub(crate) fn pppoed(&self) -> R<Node> {
+        self.linktype(ETHERTYPE_PPPOED)
+    }
+
+    /// `gen_pppoes`: a PPPoE session packet, optionally of one session; what follows is
+    /// read in the PPP frame inside it.
+    pub(crate) fn pppoes(&mut self, session: Option<u32>) -> R<Node> {
+        let mut b0 = self.linktype(ETHERTYPE_PPPOES)?;
+        if let Some(id) = session {
+            if id > 0xffff {
+                return Err(CompileError::invalid(format!(
+                    "PPPoE session number {id} greater than maximum 65535"
+                )));
+            }
+            let b1 = self.mcmp(OffRel::LinkPl, 0, W, id, 0x0000_ffff);
+            b0 = Node::and(b0, b1);
+        }
+        // The PPP header is 6 bytes past the start of the PPPoE header; its protocol field
+        // is the new link-layer type, and the network layer is 2 bytes further.
+        let hdr = AbsOffset {
+            constant: self.off_linkpl.constant + self.off_nl + 6,
+            reg: self.off_linkpl.reg,
+        };
+        self.dlt = Dlt::Ppp;
+        self.is_geneve = false;
+        self.off_linkhdr = hdr;
+        self.off_linktype = Some(hdr);
+        self.off_linkpl.constant = hdr.constant + 2;
+        self.off_nl = 0;
+        self.off_nl_nosnap = 0;
+        Ok(b0)
+    }
+
+    /// `gen_llc`: an 802.2 LLC frame (an 802.3 length, and not Novell's raw 802.3 IPX).
+    pub(crate) fn llc(&self) -> R<Node> {
+        if self.dlt != Dlt::Ethernet {
+            return Err(CompileError::invalid(format!(
+                "'llc' not supported for {}",
+                self.dlt.description()
+            )));
+        }
+        let b0 = Node::not(self.cmp_gt(OffRel::LinkType, 0, H, ETHERMTU));
+        let b1 = Node::not(self.cmp(OffRel::Llc, 0, H, 0xffff));
+        Ok(Node::and(b0, b1))
+    }
+
+    /// `llc i|s|u|SUBTYPE`: the LLC frame format, or an S or U frame's command.
+    pub(crate) fn llc_kind(&self, name: &str) -> R<Node> {
+        let b0 = self.llc()?;
+        let name = name.to_ascii_lowercase();
+        let name = name.as_str();
+        let b1 = match name {
+            "i" => {
+                // I frames have the low bit of the control byte clear.
+                let s = self.load_a(OffRel::Llc, 2, B);
+                Node::not(Node::test(s, JSET, K, 0x01))
+            }
+            "s" => self.mcmp(OffRel::Llc, 2, B, 0x01, 0x03),
+            "u" => self.mcmp(OffRel::Llc, 2, B, 0x03, 0x03),
+            _ => {
+                if let Some(sub) = llc_s_subtype(name) {
+                    self.mcmp(OffRel::Llc, 2, B, sub, 0x0f)
+                } else if let Some(sub) = llc_u_subtype(name) {
+                    self.mcmp(OffRel::Llc, 2, B, sub, 0xef)
+                } else {
+                    return Err(CompileError::invalid(format!(
+                        "unknown LLC type name \"{name}\""
+                    )));
+                }
+            }
+        };
+        Ok(Node::and(b0, b1))
+    }
+
+    /// `gen_byteop`: `byte IDX OP VAL`, on the link-layer header.
+    ///
+    /// libpcap compiles `&` and `|` to an ALU operation on whatever the accumulator holds
+    /// when the test runs (it loads nothing), so their verdict depends on the code before
+    /// them and on which of its loads libpcap's optimizer keeps alive for them; this
+    /// optimizer does not track the accumulator across blocks, so those two are refused
+    /// rather than given a verdict that could differ.
+    pub(crate) fn byteop(&self, op: char, idx: u32, val: u32) -> R<Node> {
+        match op {
+            '=' => Ok(self.cmp(OffRel::LinkHdr, idx, B, val)),
+            '<' => Ok(self.ncmp(OffRel::LinkHdr, idx, B, 0xffff_ffff, JGE, true, val)),
+            '>' => Ok(self.cmp_gt(OffRel::LinkHdr, idx, B, val)),
+            _ => {
+                let hint = if op == '&' {
+                    format!("; for a test of the byte, write `ether[{idx}] & {val} != 0`")
+                } else {
+                    String::new()
+                };
+                Err(CompileError::unsupported(format!(
+                    "`byte {idx} {op} {val}` (libpcap tests the accumulator left by the code \
+                     before it, not byte {idx}){hint}"
+                )))
+            }
+        }
+    }
+
+    /// `gen_prevlinkhdr_check` and `b`: inside Geneve, an Ethernet address test first checks
+    /// that there is an Ethernet header (the link header does not start where the payload
+    /// does, which is the case when the Geneve payload is bare IP).
+    fn after_prevlinkhdr_check(&self, b: Node) -> Node {
+        match (self.is_geneve, self.off_linkhdr.reg, self.off_linkpl.reg) {
+            (true, Some(hdr), Some(pl)) => {
+                let same = Node::test(vec![stmt(LD | MEM, hdr), stmt(LDX | MEM, pl)], JEQ, X, 0);
+                Node::and(Node::not(same), b)
+            }
+            _ => b,
+        }
+    }
+
+    /// `gen_geneve_check`: UDP to port 6081, Geneve version 0, optionally the VNI.
+    fn geneve_check(&self, v6: bool, vni: Option<u32>) -> R<Node> {
+        let (ll, rel) = if v6 {
+            (ETHERTYPE_IPV6, OffRel::TranIpv6)
+        } else {
+            (ETHERTYPE_IP, OffRel::TranIpv4)
+        };
+        let port = if v6 {
+            self.portop6(GENEVE_PORT, IPPROTO_UDP, Dir::Dst)?
+        } else {
+            self.portop(GENEVE_PORT, IPPROTO_UDP, Dir::Dst)?
+        };
+        let b0 = Node::and(self.linktype(ll)?, port);
+        // The version is the top 2 bits of the first byte of the Geneve header.
+        let mut b0 = Node::and(b0, self.mcmp(rel, 8, B, 0, 0xc0));
+        if let Some(vni) = vni {
+            if vni > 0xff_ffff {
+                return Err(CompileError::invalid(format!(
+                    "Geneve VNI {vni} greater than maximum 16777215"
+                )));
+            }
+            b0 = Node::and(b0, self.mcmp(rel, 12, W, vni << 8, 0xffff_ff00));
+        }
+        Ok(b0)
+    }
+
+    /// `gen_geneve`: a Geneve packet (over IPv4 or IPv6), optionally of one VNI; what
+    /// follows is read in the encapsulated frame (Ethernet, or whatever its protocol type
+    /// says), at offsets computed at run time into scratch registers.
+    pub(crate) fn geneve(&mut self, vni: Option<u32>) -> R<Node> {
+        // The IPv4 check leaves the IP header length (plus any variable link prefix) in A
+        // and X; `jeq x` after `txa` always holds (libpcap's "forcibly appended" block).
+        let mut s4 = self.loadx_iphdrlen();
+        s4.push(stmt(MISC | TXA, 0));
+        let b4 = Node::and(self.geneve_check(false, vni)?, Node::test(s4, JEQ, X, 0));
+        let mut s6 = match self.off_linkpl.reg {
+            Some(r) => vec![
+                stmt(LDX | MEM, r),
+                stmt(LD | IMM, 40),
+                stmt(ALU | ADD | X, 0),
+            ],
+            None => vec![stmt(LD | IMM, 40)],
+        };
+        s6.push(stmt(MISC | TAX, 0));
+        let b6 = Node::and(self.geneve_check(true, vni)?, Node::test(s6, JEQ, X, 0));
+        let b0 = Node::or(b4, b6);
+
+        // gen_geneve_offsets. The Geneve header starts after the IP header in A plus the
+        // fixed part of the link layer and the UDP header.
+        let linktype_reg = self.alloc_reg()?;
+        let mut pre = vec![
+            stmt(ALU | ADD | K, self.off_linkpl.constant + self.off_nl + 8),
+            stmt(MISC | TAX, 0),
+            // The protocol type is 2 bytes into the Geneve header.
+            stmt(ALU | ADD | K, 2),
+            stmt(ST, linktype_reg),
+            // Option length (in 4-byte words) and the 8-byte base header.
+            stmt(LD | IND | B, 0),
+            stmt(ALU | AND | K, 0x3f),
+            stmt(ALU | MUL | K, 4),
+            stmt(ALU | ADD | K, 8),
+            stmt(ALU | ADD | X, 0),
+        ];
+        let linkhdr_reg = self.alloc_reg()?;
+        pre.extend([
+            stmt(ST, linkhdr_reg),
+            stmt(LD | IND | H, 2),
+            stmt(LDX | MEM, linkhdr_reg),
+        ]);
+        let linkpl_reg = self.alloc_reg()?;
+        // libpcap jumps inside the block on the protocol type; as blocks: an Ethernet
+        // payload (TEB) moves the link-layer type and payload 12 and 14 bytes further.
+        let is_teb = Node::test(pre, JEQ, K, ETHERTYPE_TEB);
+        let teb = Node::test(
+            vec![
+                stmt(MISC | TXA, 0),
+                stmt(ALU | ADD | K, 12),
+                stmt(ST, linktype_reg),
+                stmt(ALU | ADD | K, 2),
+                stmt(MISC | TAX, 0),
+                stmt(STX, linkpl_reg),
+                stmt(LD | IMM, 0),
+            ],
+            JEQ,
+            K,
+            0,
+        );
+        let other = Node::test(vec![stmt(STX, linkpl_reg), stmt(LD | IMM, 0)], JEQ, K, 0);
+        let offsets = Node::or(Node::and(is_teb, teb), other);
+
+        self.dlt = Dlt::Ethernet;
+        self.off_linktype = Some(AbsOffset {
+            constant: 0,
+            reg: Some(linktype_reg),
+        });
+        self.off_linkhdr = AbsOffset {
+            constant: 0,
+            reg: Some(linkhdr_reg),
+        };
+        self.off_linkpl = AbsOffset {
+            constant: 0,
+            reg: Some(linkpl_reg),
+        };
+        self.off_nl = 0;
+        self.no_optimize = true;
+        self.is_geneve = true;
+        Ok(Node::and(b0, offsets))
+    }
+
+    fn vlan_tpid_test(&self) -> R<Node> {
+        let b0 = self.linktype(ETHERTYPE_8021Q)?;
+        let b1 = Node::or(b0, self.linktype(ETHERTYPE_8021AD)?);
+        Ok(Node::or(b1, self.linktype(ETHERTYPE_8021QINQ)?))
     }
 
     fn vlan_vid_test(&self, vid: u32) -> Node {
@@ -1061,10 +1792,13 @@ impl Gen {
                 "VLAN tag {v} greater than maximum 4095"
             )));
         }
-        if self.link != LinkType::Ethernet {
+        if self.label_stack_depth > 0 {
+            return Err(CompileError::invalid("no VLAN match after MPLS"));
+        }
+        if self.dlt != Dlt::Ethernet {
             return Err(CompileError::invalid(format!(
                 "no VLAN support for {}",
-                self.link.description()
+                self.dlt.description()
             )));
         }
         let outermost = self.vlan_stack_depth == 0
@@ -1073,7 +1807,7 @@ impl Gen {
         let b = if self.mode == Mode::Live && outermost {
             self.vlan_bpf_extensions(vid)?
         } else {
-            let b0 = self.vlan_tpid_test();
+            let b0 = self.vlan_tpid_test()?;
             let b = match vid {
                 Some(v) => Node::and(b0, self.vlan_vid_test(v)),
                 None => b0,
@@ -1094,7 +1828,7 @@ impl Gen {
     fn vlan_bpf_extensions(&mut self, vid: Option<u32>) -> R<Node> {
         let present = vec![stmt(LD | B | ABS, SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT)];
         let b0 = Node::test(present, JEQ, K, 1);
-        let mut b_tpid = self.vlan_tpid_test();
+        let mut b_tpid = self.vlan_tpid_test()?;
         let b_vid = vid.map(|v| self.vlan_vid_test(v));
 
         // gen_vlan_patch_tpid_test: when no tag is in the metadata, the tag is in the frame:
@@ -1187,12 +1921,30 @@ impl Gen {
         let index_to_a = |inst: &Arth| stmt(LD | MEM, inst.reg);
         match proto {
             Proto::Link => {
-                // The link header never moves (the tags are after the addresses).
-                let mut s = vec![index_to_x(&inst)];
+                // The link header moves only into a PPPoE session (a VLAN tag is after the
+                // addresses); after a live-mode `vlan` its start is in a register.
+                let mut s = match self.off_linkhdr.reg {
+                    Some(r) => vec![
+                        stmt(LDX | MEM, r),
+                        index_to_a(&inst),
+                        stmt(ALU | ADD | X, 0),
+                        stmt(MISC | TAX, 0),
+                    ],
+                    None => vec![index_to_x(&inst)],
+                };
                 s.push(stmt(LD | IND | size, self.off_linkhdr.constant));
                 inst.stmts.extend(s);
             }
-            Proto::Ip | Proto::Arp | Proto::Rarp | Proto::Ip6 => {
+            Proto::Ip
+            | Proto::Arp
+            | Proto::Rarp
+            | Proto::Ip6
+            | Proto::Atalk
+            | Proto::Decnet
+            | Proto::Sca
+            | Proto::Lat
+            | Proto::Moprc
+            | Proto::Mopdl => {
                 let mut s = match self.off_linkpl.reg {
                     Some(r) => vec![
                         stmt(LDX | MEM, r),
@@ -1252,7 +2004,7 @@ impl Gen {
                 ));
                 inst.stmts.extend(s);
                 let b = Node::and(
-                    self.linktype(ETHERTYPE_IPV6),
+                    self.linktype(ETHERTYPE_IPV6)?,
                     self.cmp(OffRel::LinkPl, 6, B, IPPROTO_ICMPV6),
                 );
                 inst.checks = Some(match inst.checks.take() {
@@ -1329,6 +2081,60 @@ impl Gen {
             None => b,
         }
     }
+}
+
+/// LLC S-frame commands (`llc_s_subtypes`).
+fn llc_s_subtype(name: &str) -> Option<u32> {
+    Some(match name {
+        "rr" => 0x01,
+        "rnr" => 0x05,
+        "rej" => 0x09,
+        _ => return None,
+    })
+}
+
+/// LLC U-frame commands (`llc_u_subtypes`).
+fn llc_u_subtype(name: &str) -> Option<u32> {
+    Some(match name {
+        "ui" => 0x03,
+        "ua" => 0x63,
+        "disc" => 0x43,
+        "dm" => 0x0f,
+        "sabme" => 0x6f,
+        "test" => 0xe3,
+        "xid" => 0xaf,
+        "frmr" => 0x87,
+        _ => return None,
+    })
+}
+
+/// The protocol's name as libpcap's errors spell it.
+fn p_name_upper(p: Proto) -> &'static str {
+    match p {
+        Proto::Aarp => "AARP",
+        Proto::Sca => "SCA",
+        Proto::Lat => "LAT",
+        Proto::Mopdl => "MOPDL",
+        Proto::Moprc => "MOPRC",
+        other => other.name(),
+    }
+}
+
+/// `__pcap_atodn`: a DECnet address `area.node` (what `sscanf("%d.%d")` reads of it).
+fn atodn(s: &str) -> Option<u32> {
+    let mut parts = s.split('.');
+    let num = |p: Option<&str>| -> Option<u32> {
+        let p = p?;
+        if p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        Some(p.bytes().fold(0u32, |n, c| {
+            n.wrapping_mul(10).wrapping_add(u32::from(c - b'0'))
+        }))
+    };
+    let area = num(parts.next())?;
+    let node = num(parts.next())?;
+    Some(((area << 10) & 0o176000) | (node & 0o1777))
 }
 
 /// `__pcap_atoin`: a dotted decimal address of 1 to 4 parts, and its length in bits.

@@ -38,7 +38,11 @@ fn image(n: usize, i: &Instruction) -> String {
         c if c == LDX | MEM => ("ldx", format!("M[{k}]")),
         c if c == ST => ("st", format!("M[{k}]")),
         c if c == STX => ("stx", format!("M[{k}]")),
-        c if c == JMP | JA => ("ja", format!("{}", n + 1 + k as usize)),
+        // 32-bit arithmetic, as bpf_image: a backward jump (protochain) prints its target.
+        c if c == JMP | JA => (
+            "ja",
+            format!("{}", (n as u32).wrapping_add(1).wrapping_add(k)),
+        ),
         c if c & 0x07 == JMP => {
             let op = match c & 0xf0 {
                 JEQ => "jeq",

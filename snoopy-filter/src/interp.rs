@@ -12,6 +12,10 @@ impl Program {
     /// `less` and `greater` test) and `vlan_tci` the VLAN tag the kernel stripped, if any
     /// (for [`super::Mode::Live`] programs; `None` for files). A load past the end of `data`
     /// rejects the packet, as in libpcap and the kernel; so does a division by zero.
+    ///
+    /// A `ja` with a negative offset jumps backwards, as in libpcap's `bpf_filter` (the kernel
+    /// refuses such programs; libpcap's `protochain` needs them). A program still running
+    /// after 65 × its length + 64 × the packet's length steps rejects the packet.
     pub fn matches(&self, data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> u32 {
         run(&self.instructions, data, wire_len, vlan_tci)
     }
@@ -40,11 +44,30 @@ fn ancillary(k: u32, vlan_tci: Option<u16>) -> Option<u32> {
     }
 }
 
+/// How many instructions a program may execute on one packet. A program without backward
+/// jumps executes each instruction at most once. libpcap's `protochain` loop moves X
+/// forward by 8 or more bytes per turn of some 30 instructions and stops at the end of the
+/// packet, so it stays far below this bound; a program that loops forever is stopped.
+pub(crate) fn max_steps(prog_len: usize, data_len: usize) -> usize {
+    prog_len + 64 * (data_len + prog_len)
+}
+
+/// Where a `ja` at `pc` (already advanced past it) goes: the offset is signed, as
+/// libpcap's `bpf_filter` reads it.
+fn ja_target(pc: usize, k: u32) -> Option<usize> {
+    pc.checked_add_signed(k as i32 as isize)
+}
+
 fn run(prog: &[Instruction], data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> u32 {
     let (mut a, mut x): (u32, u32) = (0, 0);
     let mut mem = [0u32; MEMWORDS];
     let mut pc = 0usize;
+    let mut steps = max_steps(prog.len(), data.len());
     while let Some(ins) = prog.get(pc) {
+        steps = match steps.checked_sub(1) {
+            Some(s) => s,
+            None => return 0,
+        };
         pc += 1;
         let k = ins.k;
         match ins.code & 0x07 {
@@ -118,7 +141,7 @@ fn run(prog: &[Instruction], data: &[u8], wire_len: u32, vlan_tci: Option<u16>) 
                 let src = if ins.code & X != 0 { x } else { k };
                 let taken = match ins.code & 0xf0 {
                     JA => {
-                        pc = match pc.checked_add(k as usize) {
+                        pc = match ja_target(pc, k) {
                             Some(p) => p,
                             None => return 0,
                         };
@@ -174,6 +197,47 @@ mod tests {
             Instruction::new(RET | K, 0, 0, 1),
         ]);
         assert_eq!(p.matches(&[], 0, None), 0);
+    }
+
+    #[test]
+    fn backward_jumps_loop_and_a_loop_without_end_rejects() {
+        // Walks a chain of bytes: X = 0; again: A = P[X]; if A == 0 accept; X = A; ja again.
+        // The packet [2, 0, 4, 0, 0] ends at its byte 4: a loop of three turns.
+        let back = |from: usize, to: usize| (to as i64 - from as i64 - 1) as i32 as u32;
+        let p = Program::new(vec![
+            Instruction::new(LDX | IMM, 0, 0, 0),
+            Instruction::new(LD | B | IND, 0, 0, 0),
+            Instruction::new(JMP | JEQ | K, 2, 0, 0),
+            Instruction::new(MISC | TAX, 0, 0, 0),
+            Instruction::new(JMP | JA, 0, 0, back(4, 1)),
+            Instruction::new(RET | K, 0, 0, 7),
+        ]);
+        let m = p.matcher();
+        for (data, verdict) in [(&[2u8, 0, 4, 0, 0][..], 7), (&[2, 0, 9][..], 0)] {
+            assert_eq!(
+                p.matches(data, data.len() as u32, None),
+                verdict,
+                "{data:?}"
+            );
+            assert_eq!(
+                m.matches(data, data.len() as u32, None),
+                verdict,
+                "{data:?}"
+            );
+        }
+        assert!(
+            p.disassemble().contains("ja       1"),
+            "{}",
+            p.disassemble()
+        );
+        // A byte pointing at itself: the loop never ends, the step bound rejects.
+        let data = [1u8, 1, 1];
+        assert_eq!(p.matches(&data, 3, None), 0);
+        assert_eq!(m.matches(&data, 3, None), 0);
+        // A jump before the first instruction rejects too.
+        let p = Program::new(vec![Instruction::new(JMP | JA, 0, 0, back(0, 0) - 1)]);
+        assert_eq!(p.matches(&[], 0, None), 0);
+        assert_eq!(p.matcher().matches(&[], 0, None), 0);
     }
 
     #[test]
@@ -236,16 +300,16 @@ impl Program {
         // Instructions something jumps to cannot be fused into the one before them.
         let mut target = vec![false; ops.len() + 1];
         for (i, op) in ops.iter().enumerate() {
-            let mut mark = |off: usize| {
-                if let Some(t) = target.get_mut(i + 1 + off) {
+            let mut mark = |to: Option<usize>| {
+                if let Some(t) = to.and_then(|to| target.get_mut(to)) {
                     *t = true;
                 }
             };
             match *op {
-                Op::Ja(k) => mark(k as usize),
+                Op::Ja(k) => mark(ja_target(i + 1, k)),
                 Op::JmpK(_, _, jt, jf) | Op::JmpX(_, jt, jf) => {
-                    mark(usize::from(jt));
-                    mark(usize::from(jf));
+                    mark(Some(i + 1 + usize::from(jt)));
+                    mark(Some(i + 1 + usize::from(jf)));
                 }
                 _ => {}
             }
@@ -372,8 +436,10 @@ impl Matcher {
         let (mut a, mut x) = (0u32, 0u32);
         let mut mem = [0u32; MEMWORDS];
         let mut pc = 0usize;
+        let mut steps = max_steps(self.ops.len(), data.len());
         loop {
             let op = *self.ops.get(pc)?;
+            steps = steps.checked_sub(1)?;
             pc += 1;
             match op {
                 Op::LdAbs(size, k) => a = fetch(data, k as usize, size)?,
@@ -394,7 +460,7 @@ impl Matcher {
                 Op::AluK(op, k) => a = alu(op, a, k)?,
                 Op::AluX(op) => a = alu(op, a, x)?,
                 Op::Neg => a = a.wrapping_neg(),
-                Op::Ja(k) => pc = pc.checked_add(k as usize)?,
+                Op::Ja(k) => pc = ja_target(pc, k)?,
                 Op::JmpK(op, k, jt, jf) => {
                     pc += usize::from(if cond(op, a, k)? { jt } else { jf });
                 }
@@ -402,11 +468,14 @@ impl Matcher {
                     pc += usize::from(if cond(op, a, x)? { jt } else { jf });
                 }
                 Op::LdAbsJmpK(size, off, op, k, jt, jf) => {
+                    // Two instructions, counted as such (see `max_steps`).
+                    steps = steps.checked_sub(1)?;
                     a = fetch(data, off as usize, size)?;
                     // Skip the jump this op stands for, then take it.
                     pc += 1 + usize::from(if cond(op, a, k)? { jt } else { jf });
                 }
                 Op::LdIndJmpK(size, off, op, k, jt, jf) => {
+                    steps = steps.checked_sub(1)?;
                     let at = usize::try_from(u64::from(x) + u64::from(off)).ok()?;
                     a = fetch(data, at, size)?;
                     pc += 1 + usize::from(if cond(op, a, k)? { jt } else { jf });

@@ -38,12 +38,17 @@
 //! port names and protocol names (from `/etc/services` and `/etc/protocols`, as libpcap,
 //! with built-in fallbacks); MAC addresses in all libpcap spellings; `ether proto`,
 //! `ip proto`, `ip6 proto`, `proto` (`\tcp` escapes); `vlan [id]` (shifting what follows);
-//! `less`, `greater`, `len`; `broadcast`, `multicast`, `ip multicast`, `ip6 multicast`;
-//! `proto[expr]`, `proto[expr:size]` with `+ - * / % & | ^ << >>`, unary minus and
-//! `> < >= <= = == !=`; the named constants (`tcpflags`, `tcp-syn`, `icmptype`,
-//! `icmp-echo`, `icmp6-echo`, ...); `and && or || not !`, parentheses and tcpdump's
-//! qualifier inheritance (`host a or b`, `tcp port 80 or 443`). Link types: Ethernet,
-//! Linux cooked v1 and v2, raw IP.
+//! `less`, `greater`, `len`; `broadcast`, `multicast`, `ip multicast`, `ip6 multicast`,
+//! `ip broadcast` (files: netmask 0, as tcpdump `-r`); `proto[expr]`, `proto[expr:size]`
+//! with `+ - * / % & | ^ << >>`, unary minus and `> < >= <= = == !=`; the named constants
+//! (`tcpflags`, `tcp-syn`, `icmptype`, `icmp-echo`, `icmp6-echo`, ...); `and && or || not
+//! !`, parentheses and tcpdump's qualifier inheritance (`host a or b`,
+//! `tcp port 80 or 443`). Encapsulations shifting what follows: `mpls [label]`, `pppoed`,
+//! `pppoes [session]`, `geneve [vni]`. Non-IP families: `decnet` (with `decnet src|dst|host
+//! A.N`), `atalk`, `aarp`, `lat`, `sca`, `mopdl`, `moprc`, `iso`, `esis`, `isis`, `clnp`,
+//! `l1 l2 iih lsp snp csnp psnp`, `stp`, `ipx`, `netbeui`; `llc [i|s|u|command]`;
+//! `byte N =|<|> V`; `[ip|ip6] protochain P` (files: a loop, a backward jump the kernel
+//! refuses). Link types: Ethernet, Linux cooked v1 and v2, raw IP.
 //!
 //! # Not supported
 //!
@@ -52,10 +57,11 @@
 //!
 //! - names that need a lookup service: host names (`host example.com`: no DNS in a
 //!   filter), network names (`net loopback`), Ethernet host names (`/etc/ethers`);
-//! - `gateway`, `protochain`, `byte`, `ip broadcast` (needs the interface netmask);
-//! - `inbound`, `outbound`, `ifindex`; `mpls`, `pppoed`, `pppoes`, `geneve`, `vxlan`, `llc`;
-//! - protocol families other than the ones above (`decnet`, `atalk`, `iso`, `isis`,
-//!   `stp`, `ipx`, `netbeui`, ...) and 802.11, ATM, SS7, pflog keywords;
+//! - `gateway`; `protochain` in [`Mode::Live`] (a loop: a backward jump the kernel refuses);
+//!   `byte N & V`, `byte N | V` (libpcap tests the accumulator left by earlier code);
+//!   `ip broadcast` in [`Mode::Live`] (needs the interface netmask);
+//! - `inbound`, `outbound`, `ifindex`; `vxlan` (not in libpcap 1.10 either);
+//! - 802.11, ATM, SS7, pflog keywords;
 //! - link types other than Ethernet, Linux cooked v1/v2 and raw IP.
 //!
 //! # Limits
@@ -276,14 +282,21 @@ mod tests {
             "host example.com",
             "gateway g",
             "inbound",
-            "mpls",
-            "ip broadcast",
-            "decnet",
+            "byte 5 & 3",
+            "tcp and byte 5 | 3",
         ] {
             let e = compile(expr, LinkType::Ethernet, Mode::File, 262_144).unwrap_err();
             assert_eq!(e.kind, ErrorKind::NotSupported, "{expr:?}: {e}");
             assert!(e.message.starts_with("not supported: "), "{e}");
         }
+        // A file has no netmask and tcpdump reads it with 0; a live socket's is not known.
+        assert!(compile("ip broadcast", LinkType::Ethernet, Mode::File, 262_144).is_ok());
+        let e = compile("ip broadcast", LinkType::Ethernet, Mode::Live, 262_144).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotSupported, "{e}");
+        // protochain is a loop: a backward jump the kernel refuses to attach.
+        assert!(compile("protochain 6", LinkType::Ethernet, Mode::File, 262_144).is_ok());
+        let e = compile("protochain 6", LinkType::Ethernet, Mode::Live, 262_144).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotSupported, "{e}");
     }
 
     #[test]
@@ -379,7 +392,8 @@ pub fn compile(
         ));
     }
     let protected = parser.generator.protected_regs();
-    let instructions = opt::compile_tree(&root, &prologue, protected, snaplen)?;
+    let optimize = parser.generator.optimize();
+    let instructions = opt::compile_tree(&root, &prologue, protected, snaplen, optimize)?;
     if instructions.len() > BPF_MAXINSNS {
         return Err(CompileError::limit(
             ErrorKind::TooManyInstructions,

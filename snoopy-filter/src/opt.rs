@@ -899,11 +899,80 @@ fn lower(g: &Graph, vals: &mut Values, b: usize) -> R<(Vec<Instruction>, u16, u3
 }
 
 /// Optimises the tree as libpcap would and flattens it into a program.
+/// The program of the block graph as built, without any pass (libpcap's `icode_to_fcode`
+/// when it does not optimise): every block's statements as generated, laid out as the
+/// optimised program is.
+fn emit_unoptimized(g: &Graph, prologue: &[Instruction]) -> Vec<Instruction> {
+    let mut post: Vec<usize> = Vec::new();
+    let mut seen = vec![false; g.blocks.len()];
+    let mut stack = vec![(g.root, false)];
+    while let Some((b, done)) = stack.pop() {
+        if done {
+            post.push(b);
+            continue;
+        }
+        if seen[b] {
+            continue;
+        }
+        seen[b] = true;
+        stack.push((b, true));
+        if !g.blocks[b].is_ret() {
+            stack.push((g.blocks[b].jt, false));
+            stack.push((g.blocks[b].jf, false));
+        }
+    }
+    let mut rev: Vec<Instruction> = Vec::new();
+    let mut at: HashMap<usize, usize> = HashMap::new();
+    let push = |rev: &mut Vec<Instruction>, i: Instruction| {
+        rev.push(i);
+        rev.len() - 1
+    };
+    let dist = |rev: &Vec<Instruction>, target: usize| (rev.len() - target - 1) as u32;
+    for &b in &post {
+        let blk = &g.blocks[b];
+        if blk.is_ret() {
+            let p = push(&mut rev, Instruction::new(blk.code, 0, 0, blk.k));
+            at.insert(b, p);
+            continue;
+        }
+        let (mut t, mut f) = (at[&blk.jt], at[&blk.jf]);
+        if dist(&rev, t) > 255 {
+            let d = dist(&rev, t);
+            t = push(&mut rev, Instruction::new(JMP | JA, 0, 0, d));
+        }
+        if dist(&rev, f) > 255 {
+            let d = dist(&rev, f);
+            f = push(&mut rev, Instruction::new(JMP | JA, 0, 0, d));
+            if dist(&rev, t) > 255 {
+                let d = dist(&rev, t);
+                t = push(&mut rev, Instruction::new(JMP | JA, 0, 0, d));
+            }
+        }
+        let (jt8, jf8) = (dist(&rev, t) as u8, dist(&rev, f) as u8);
+        let mut entry = push(&mut rev, Instruction::new(blk.code, jt8, jf8, blk.k));
+        for st in blk.stmts.iter().rev() {
+            entry = push(&mut rev, *st);
+        }
+        at.insert(b, entry);
+    }
+    let entry = at[&g.root];
+    if entry != rev.len() - 1 {
+        let d = (rev.len() - entry - 1) as u32;
+        push(&mut rev, Instruction::new(JMP | JA, 0, 0, d));
+    }
+    for st in prologue.iter().rev() {
+        push(&mut rev, *st);
+    }
+    rev.reverse();
+    rev
+}
+
 pub(crate) fn compile_tree(
     root: &Node,
     prologue: &[Instruction],
     protected: Vec<u32>,
     snaplen: u32,
+    optimize: bool,
 ) -> R<Vec<Instruction>> {
     let mut g = Graph {
         blocks: Vec::new(),
@@ -913,6 +982,9 @@ pub(crate) fn compile_tree(
     g.add(Vec::new(), RET | K, snaplen, 0, 0);
     g.add(Vec::new(), RET | K, 0, 0, 0);
     g.root = g.build(root, ACCEPT, REJECT);
+    if !optimize {
+        return Ok(emit_unoptimized(&g, prologue));
+    }
     if g.blocks[g.root].is_ret() {
         // A constant expression: nothing to optimise.
         if g.root == REJECT {

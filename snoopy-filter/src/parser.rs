@@ -53,6 +53,27 @@ fn pname(kw: Kw) -> Option<Proto> {
         Kw::Carp => Proto::Carp,
         Kw::Ah => Proto::Ah,
         Kw::Esp => Proto::Esp,
+        Kw::Atalk => Proto::Atalk,
+        Kw::Aarp => Proto::Aarp,
+        Kw::Decnet => Proto::Decnet,
+        Kw::Lat => Proto::Lat,
+        Kw::Sca => Proto::Sca,
+        Kw::Moprc => Proto::Moprc,
+        Kw::Mopdl => Proto::Mopdl,
+        Kw::Iso => Proto::Iso,
+        Kw::Esis => Proto::Esis,
+        Kw::Isis => Proto::Isis,
+        Kw::Clnp => Proto::Clnp,
+        Kw::Stp => Proto::Stp,
+        Kw::Ipx => Proto::Ipx,
+        Kw::Netbeui => Proto::Netbeui,
+        Kw::IsisL1 => Proto::IsisL1,
+        Kw::IsisL2 => Proto::IsisL2,
+        Kw::IsisIih => Proto::IsisIih,
+        Kw::IsisLsp => Proto::IsisLsp,
+        Kw::IsisSnp => Proto::IsisSnp,
+        Kw::IsisCsnp => Proto::IsisCsnp,
+        Kw::IsisPsnp => Proto::IsisPsnp,
         _ => return None,
     })
 }
@@ -136,7 +157,13 @@ impl Parser {
     fn syntax_error(&self) -> CompileError {
         match self.peek() {
             Tok::Kw(Kw::Unsupported(k)) => {
-                CompileError::unsupported(format!("the `{k}` keyword")).at(self.col())
+                let why = match *k {
+                    "inbound" | "outbound" | "ifindex" => {
+                        " (the packet direction and interface index are not implemented yet)"
+                    }
+                    _ => "",
+                };
+                CompileError::unsupported(format!("the `{k}` keyword{why}")).at(self.col())
             }
             Tok::Eof => {
                 CompileError::syntax(self.col(), "syntax error: unexpected end of expression")
@@ -351,6 +378,54 @@ impl Parser {
                 let b = self.generator.vlan(vid).map_err(|e| e.at(col))?;
                 Ok((b, Qual::ERR))
             }
+            Tok::Kw(k @ (Kw::Mpls | Kw::Pppoes | Kw::Geneve)) => {
+                self.bump();
+                let n = self.attempt(|p| p.pnum()).ok();
+                let b = match k {
+                    Kw::Mpls => self.generator.mpls(n),
+                    Kw::Pppoes => self.generator.pppoes(n),
+                    _ => self.generator.geneve(n),
+                };
+                Ok((b.map_err(|e| e.at(col))?, Qual::ERR))
+            }
+            Tok::Kw(Kw::Pppoed) => {
+                self.bump();
+                let b = self.generator.pppoed().map_err(|e| e.at(col))?;
+                Ok((b, Qual::ERR))
+            }
+            Tok::Kw(Kw::Llc) => {
+                self.bump();
+                let b = match self.peek().clone() {
+                    Tok::Id(name) => {
+                        self.bump();
+                        self.generator.llc_kind(&name)
+                    }
+                    Tok::Kw(Kw::Rnr) => {
+                        self.bump();
+                        self.generator.llc_kind("rnr")
+                    }
+                    _ => self.generator.llc(),
+                };
+                Ok((b.map_err(|e| e.at(col))?, Qual::ERR))
+            }
+            Tok::Kw(Kw::Byte) => {
+                // `byte NUM byteop NUM`, byteop one of `& | < > =`.
+                self.bump();
+                let Tok::Num(idx) = self.bump() else {
+                    return Err(self.syntax_error());
+                };
+                let op = match self.peek() {
+                    Tok::Sym(c @ ('&' | '|' | '<' | '>' | '=')) => *c,
+                    _ => return Err(self.syntax_error()),
+                };
+                self.bump();
+                let Tok::Num(val) = self.peek().clone() else {
+                    return Err(self.syntax_error());
+                };
+                self.bump();
+                let b = self.generator.byteop(op, idx, val).map_err(|e| e.at(col))?;
+                Ok((b, Qual::ERR))
+            }
             Tok::Kw(Kw::Broadcast) | Tok::Kw(Kw::Multicast) => self.cast(Proto::Default, col),
             Tok::Kw(k) => {
                 if let Kw::Unsupported(_) = k {
@@ -370,7 +445,8 @@ impl Parser {
                         | Kw::Net
                         | Kw::Port
                         | Kw::Portrange
-                        | Kw::Proto,
+                        | Kw::Proto
+                        | Kw::Protochain,
                     ) => {
                         let q = self.head(pq)?;
                         let (b, _) = self.id(q)?;
@@ -420,6 +496,7 @@ impl Parser {
             Tok::Kw(Kw::Port) => Addr::Port,
             Tok::Kw(Kw::Portrange) => Addr::Portrange,
             Tok::Kw(Kw::Proto) if dir == Dir::Default => Addr::Proto,
+            Tok::Kw(Kw::Protochain) if dir == Dir::Default => Addr::Protochain,
             _ if dir != Dir::Default => {
                 return Ok(Qual {
                     proto,
@@ -630,6 +707,7 @@ fn check_addr_qual(q: Qual, what: &str) -> R<()> {
         Addr::Port => "port",
         Addr::Portrange => "portrange",
         Addr::Proto => "proto",
+        Addr::Protochain => "protochain",
         _ => return Ok(()),
     };
     Err(CompileError::invalid(format!(

@@ -118,6 +118,30 @@ fn live_vlan_programs_match_libpcap() {
         "vlan and icmp",
         "vlan and ip multicast",
         "vlan 5 and not vlan 5",
+        // What follows a live `vlan` at run-time offsets: MPLS, PPPoE (its PPP header then
+        // starts at a run-time offset too), LLC, the non-IP families, DECnet addresses.
+        "vlan and mpls",
+        "vlan and mpls 100 and ip",
+        "vlan 5 and mpls and tcp port 80",
+        "vlan and pppoes",
+        "vlan and pppoes 5 and ip",
+        "vlan and pppoes and tcp port 80",
+        "vlan and pppoes and ether[0] = 0x11",
+        "vlan and pppoed",
+        "vlan and llc",
+        "vlan and llc ui",
+        "vlan and iso",
+        "vlan and isis",
+        "vlan and decnet host 1.2",
+        "vlan and atalk",
+        "vlan and ipx",
+        "vlan and stp",
+        "vlan and byte 14 = 1",
+        "pppoes and vlan",
+        "vlan and geneve",
+        "vlan and geneve 5 and tcp",
+        "geneve and vlan",
+        "geneve and ether host 02:00:00:00:00:01",
         "ip6 and vlan 5",
         "ip and vlan 5",
         "not ip and vlan 100",
@@ -178,6 +202,7 @@ fn random_live_vlan_expressions_match_libpcap() {
         .unwrap_or(200);
     let mut g = crate::random::G {
         rng: Rng(crate::random::mix(seed ^ 0x11fe)),
+        live: true,
     };
     let pkts = live_corpus();
     let dir = tempfile::tempdir().unwrap();

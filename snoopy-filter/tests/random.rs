@@ -17,8 +17,17 @@ const PNAMES_ALL: [&str; 17] = [
     "ether", "ip", "ip6", "arp", "rarp", "tcp", "udp", "icmp", "icmp6", "sctp", "igmp", "igrp",
     "pim", "vrrp", "carp", "ah", "esp",
 ];
-const PNAMES_INDEX: [&str; 10] = [
-    "ether", "ip", "ip6", "arp", "tcp", "udp", "icmp", "icmp6", "sctp", "igmp",
+const PNAMES_INDEX: [&str; 16] = [
+    "ether", "ip", "ip6", "arp", "tcp", "udp", "icmp", "icmp6", "sctp", "igmp", "atalk", "decnet",
+    "lat", "sca", "mopdl", "moprc",
+];
+/// Protocols of the non-IP families, on their own.
+const PNAMES_OTHER: [&str; 23] = [
+    "atalk", "aarp", "decnet", "lat", "sca", "moprc", "mopdl", "iso", "esis", "isis", "is-is",
+    "clnp", "stp", "ipx", "netbeui", "l1", "l2", "iih", "lsp", "snp", "csnp", "psnp", "es-is",
+];
+const LLC_KINDS: [&str; 15] = [
+    "i", "s", "u", "rr", "rnr", "rej", "ui", "ua", "disc", "dm", "sabme", "test", "xid", "frmr", "",
 ];
 const PORT_NAMES: [&str; 8] = [
     "http", "https", "ssh", "domain", "ntp", "snmp", "bgp", "telnet",
@@ -46,6 +55,9 @@ pub(crate) fn mix(seed: u64) -> u64 {
 
 pub(crate) struct G {
     pub(crate) rng: Rng,
+    /// For the live dialect: leaves out `ip broadcast` (it needs the interface's netmask)
+    /// and `protochain` (a backward jump), both refused in `Mode::Live`.
+    pub(crate) live: bool,
 }
 
 impl G {
@@ -189,6 +201,7 @@ impl G {
                 self.rng.pick(&["=", "==", "!=", ">", "<", ">=", "<="]),
                 self.arth(depth)
             ),
+            6 if self.rng.chance(50) => self.other_primitive(),
             6 => self
                 .rng
                 .pick(&[
@@ -204,12 +217,64 @@ impl G {
                 self.rng.pick(&["less", "greater"]),
                 self.rng.below(120)
             ),
-            8 => match self.rng.below(3) {
+            8 => match self.rng.below(8) {
+                7 => format!("geneve {}", self.rng.pick(&["", "5", "100"])),
                 0 => "vlan".into(),
-                _ => format!("vlan {}", self.rng.pick(&[0, 1, 5, 100, 4095])),
+                1 | 2 => format!("vlan {}", self.rng.pick(&[0, 1, 5, 100, 4095])),
+                3 => "mpls".into(),
+                4 => format!("mpls {}", self.rng.pick(&[0, 5, 6, 100, 0xfffff])),
+                5 => format!("pppoes {}", self.rng.pick(&[3, 5, 0xffff])),
+                _ => self.rng.pick(&["pppoes", "pppoed"]).to_string(),
             },
             9 => format!("not {}", self.term(depth + 1)),
             _ => format!("({})", self.expr(depth + 1)),
+        }
+    }
+
+    /// Keywords of the non-IP families, LLC, `byte`, `ip broadcast`, DECnet addresses.
+    fn other_primitive(&mut self) -> String {
+        match self.rng.below(7) {
+            0 | 1 => self.rng.pick(&PNAMES_OTHER).to_string(),
+            2 => format!("llc {}", self.rng.pick(&LLC_KINDS)),
+            3 => format!(
+                "byte {} {} {}",
+                self.rng.below(40),
+                self.rng.pick(&["=", "<", ">"]),
+                self.rng.pick(&[0, 1, 3, 8, 0x45, 0xaa, 0xfe])
+            ),
+            4 if !self.live => {
+                if self.rng.chance(50) {
+                    "ip broadcast".into()
+                } else {
+                    format!(
+                        "{}protochain {}",
+                        self.rng.pick(&["", "ip ", "ip6 "]),
+                        self.rng.pick(&[6, 17, 58, 51, 44, 0])
+                    )
+                }
+            }
+            4 => "ip multicast".into(),
+            5 => {
+                let a = *self.rng.pick(&DECNET_ADDRS);
+                format!(
+                    "decnet {} {}.{}",
+                    self.rng.pick(&[
+                        "host",
+                        "src",
+                        "dst",
+                        "src or dst",
+                        "src and dst",
+                        "dst host"
+                    ]),
+                    a >> 10,
+                    a & 0x3ff
+                )
+            }
+            _ => format!(
+                "{} proto {}",
+                self.rng.pick(&["iso", "isis"]),
+                self.rng.pick(&[0x81, 0x82, 0x83, 15, 18, 26, 3])
+            ),
         }
     }
 
@@ -251,6 +316,7 @@ fn random_expressions_agree_with_libpcap() {
         .unwrap_or(3000);
     let mut g = G {
         rng: Rng(mix(seed)),
+        live: false,
     };
     let exprs: Vec<(LinkType, String)> = (0..cases)
         .map(|i| {

@@ -395,6 +395,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         args.termination_log.as_deref(),
         &totals,
         crate::sinks::total(&reports).as_ref(),
+        &output.written.lock().unwrap_or_else(|p| p.into_inner()),
     );
     if !args.quiet {
         if totals.target_gone {
@@ -440,6 +441,7 @@ pub fn write_termination_log(
     path: Option<&std::path::Path>,
     totals: &Totals,
     kafka: Option<&DeliveryReport>,
+    files: &[std::path::PathBuf],
 ) {
     let Some(path) = path else { return };
     // The termination message is small (4 KiB): a Kafka error's text stays in the log.
@@ -455,7 +457,14 @@ pub fn write_termination_log(
             dropped: k.dropped,
             failed_attempts: k.failed_attempts,
         }),
-    };
+        ..snoopy_job::Report::default()
+    }
+    .with_files(
+        files
+            .iter()
+            .filter_map(|f| f.file_name())
+            .map(|n| n.to_string_lossy().into_owned()),
+    );
     if let Err(e) = std::fs::write(path, report.to_json()) {
         eprintln!("podtracer: writing {}: {e}", path.display());
     }

@@ -175,6 +175,7 @@ pub fn run(args: FlowsArgs) -> Result<ExitCode> {
                 args.termination_log.as_deref(),
                 &totals,
                 crate::sinks::total(&reports).as_ref(),
+                &[],
             );
         }
         Ok(())

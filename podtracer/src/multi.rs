@@ -188,6 +188,7 @@ pub fn run(
         args.termination_log.as_deref(),
         &totals,
         crate::sinks::total(&reports).as_ref(),
+        &output.written.lock().unwrap_or_else(|p| p.into_inner()),
     );
     if !args.quiet {
         print_totals(&totals);

@@ -11,7 +11,8 @@ use snoopy_capture::sink::kafka::{
     BatchLimits, CaptureIdentity, DeliveryHandle, KafkaPacketSink, KafkaSettings,
 };
 use snoopy_capture::sink::{
-    FileFormat, JsonSink, PcapNgSink, PcapSink, RotatingSink, Rotation, TextSink,
+    FileFormat, FileRecord, JsonSink, PcapNgSink, PcapSink, RotatingSink, Rotation, TextSink,
+    push_once,
 };
 use snoopy_capture::{Interface, Packet, PacketSink};
 
@@ -217,6 +218,8 @@ pub struct OutputSpec {
     /// Set when `-G` with `-W` has written its last file: the packet just handed to the
     /// sink was not written, and is not to be counted.
     pub limit_reached: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The files written (`-w`, each rotated file, `--sink file://`), for the report.
+    pub written: FileRecord,
 }
 
 /// The opened sinks: what packets go to, and the Kafka sinks' handles for the final flush.
@@ -254,6 +257,7 @@ impl OutputSpec {
             post_rotate: None,
             stop_on_limit: None,
             limit_reached: Default::default(),
+            written: FileRecord::default(),
         }
     }
 
@@ -311,6 +315,7 @@ impl OutputSpec {
                 post_rotate: None,
                 stop_on_limit: None,
                 limit_reached: Default::default(),
+                written: FileRecord::default(),
             };
             sinks.push(printer.open_main(text)?);
         }
@@ -318,6 +323,7 @@ impl OutputSpec {
             sinks.push(Box::new(PcapNgSink::create(path).with_context(|| {
                 format!("--sink file://{}: cannot create", path.display())
             })?));
+            push_once(&self.written, path);
         }
         let mut deliveries = Vec::new();
         for settings in &self.kafka {
@@ -373,7 +379,8 @@ impl OutputSpec {
                 _ => FileFormat::Pcap,
             };
             let mut sink = RotatingSink::new(path, format, self.rotation)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+                .with_context(|| format!("cannot write {}", path.display()))?
+                .record_files(self.written.clone());
             if let Some(program) = &self.post_rotate {
                 let mut post = PostRotate {
                     program: program.clone(),
@@ -399,7 +406,10 @@ impl OutputSpec {
                     File::create(path)
                         .with_context(|| format!("cannot create {}", path.display()))?,
                 ),
-                path.display().to_string(),
+                {
+                    push_once(&self.written, path);
+                    path.display().to_string()
+                },
             ),
             None => (Box::new(io::stdout()), "stdout".to_string()),
         };

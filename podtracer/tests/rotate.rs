@@ -93,6 +93,8 @@ fn size_ring_keeps_three_valid_files_with_the_last_packets_tcpdump_saw() -> Resu
         "3",
         "-w",
         template.to_str().unwrap(),
+        "--termination-log",
+        dir.path().join("report").to_str().unwrap(),
         "tcp",
         "port",
         "5201",
@@ -117,6 +119,13 @@ fn size_ring_keeps_three_valid_files_with_the_last_packets_tcpdump_saw() -> Resu
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let captured = captured_count(&stderr)?;
+    // The report names the ring's files, each once (what the operator shows in the CR).
+    let report = snoopy_job::Report::parse(&std::fs::read_to_string(dir.path().join("report"))?);
+    assert_eq!(
+        report.files,
+        ["ring.pcap0", "ring.pcap1", "ring.pcap2"],
+        "{report:?}"
+    );
     assert!(
         stderr.contains("\n0 packets dropped by kernel"),
         "the comparison needs every packet: {stderr}"

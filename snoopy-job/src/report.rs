@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The end-of-job report: `{"captured":N,"received":M,"dropped":K}`, plus
 /// `"target_gone":true` when the pod went away during the job, and `"kafka":{…}` with a
 /// Kafka sink.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
     /// Packets delivered to the output (flows: packets seen).
     pub captured: Option<u64>,
@@ -22,6 +22,17 @@ pub struct Report {
     /// What the Kafka sink(s) delivered, summed, when there was one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaReport>,
+    /// The files written (names, without the directory), as many as fit in
+    /// [`Report::FILES_BYTES`]; the rest are counted in `files_omitted`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// Files written but not named (the termination message holds 4 KiB in all).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_omitted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// A Kafka sink's delivery counts: packets or records.
@@ -41,6 +52,24 @@ pub struct KafkaReport {
 }
 
 impl Report {
+    /// Bytes of file names a report carries at most.
+    pub const FILES_BYTES: usize = 2048;
+
+    /// Sets `files` to the names in `names`, in order, as many as fit in
+    /// [`Self::FILES_BYTES`], counting the rest in `files_omitted`.
+    pub fn with_files(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        let mut used = 0;
+        for name in names {
+            if used + name.len() <= Self::FILES_BYTES {
+                used += name.len();
+                self.files.push(name);
+            } else {
+                self.files_omitted += 1;
+            }
+        }
+        self
+    }
+
     /// The report as podtracer writes it (one JSON line; the termination message holds
     /// 4 KiB, which this never nears).
     pub fn to_json(&self) -> String {
@@ -95,8 +124,23 @@ mod tests {
                 sent_messages: 3,
                 ..KafkaReport::default()
             }),
+            ..Report::default()
         };
         assert_eq!(Report::parse(&report.to_json()), report);
+        let files = Report::default().with_files(["a.pcapng0".to_owned(), "a.pcapng1".to_owned()]);
+        assert_eq!(
+            Report::parse(&files.to_json()).files,
+            ["a.pcapng0", "a.pcapng1"]
+        );
+        let many = Report::default().with_files((0..1000).map(|n| format!("{n:0>40}")));
+        assert_eq!(
+            (many.files.len(), many.files_omitted),
+            (
+                Report::FILES_BYTES / 40,
+                1000 - (Report::FILES_BYTES / 40) as u32
+            )
+        );
+        assert!(many.to_json().len() < 4096, "fits a termination message");
         let plain = Report {
             captured: Some(3),
             received: Some(3),

@@ -76,6 +76,12 @@ pub fn from_job(
     let counters = message.as_deref().map(report::parse).unwrap_or_default();
     status.packets_captured = counters.captured;
     status.packets_dropped = counters.dropped;
+    if !counters.files.is_empty() {
+        status.files = Some(counters.files.clone());
+    }
+    if counters.files_omitted > 0 {
+        status.files_omitted = Some(counters.files_omitted);
+    }
     if let Some(k) = counters.kafka {
         status.kafka_sent = Some(k.sent);
         status.kafka_dropped = Some(k.dropped + k.buffered);
@@ -90,6 +96,8 @@ pub fn from_job(
         status.kafka_sent = p.kafka_sent;
         status.kafka_dropped = p.kafka_dropped;
         status.kafka_failed_attempts = p.kafka_failed_attempts;
+        status.files = p.files.clone();
+        status.files_omitted = p.files_omitted;
     }
     status.phase = if condition("Complete").is_some() || js.succeeded.unwrap_or(0) > 0 {
         TargetPhase::Succeeded
@@ -348,6 +356,32 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    /// The files a volume capture wrote come from podtracer's report into the target's
+    /// status, and stay there when a later reconcile reads no message.
+    #[test]
+    fn the_files_written_are_in_the_status() {
+        let done = with_condition(job(), "Complete", None);
+        let ok = pod(
+            "Succeeded",
+            Some(
+                r#"{"captured":5,"dropped":0,"files":["a.pcapng0","a.pcapng1"],"files_omitted":2}"#,
+            ),
+        );
+        let s = from_job(&done, &[&ok], true, None);
+        assert_eq!(
+            s.files.as_deref(),
+            Some(&["a.pcapng0".to_owned(), "a.pcapng1".to_owned()][..])
+        );
+        assert_eq!(s.files_omitted, Some(2));
+        let later = from_job(&done, &[], true, Some(&s));
+        assert_eq!(
+            (later.files, later.files_omitted),
+            (s.files.clone(), Some(2))
+        );
+        let log_only = pod("Succeeded", Some(r#"{"captured":5,"dropped":0}"#));
+        assert_eq!(from_job(&done, &[&log_only], true, None).files, None);
     }
 
     #[test]

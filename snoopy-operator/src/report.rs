@@ -44,6 +44,7 @@ mod tests {
                 dropped: Some(0),
                 kafka: None,
                 target_gone: false,
+                ..Counters::default()
             }
         );
         let text = "12:00:00.1 IP a > b: ICMP echo request\n50 packets captured\n52 packets received by filter\n3 packets dropped by kernel\n";
@@ -55,6 +56,7 @@ mod tests {
                 dropped: Some(3),
                 kafka: None,
                 target_gone: false,
+                ..Counters::default()
             }
         );
         assert_eq!(
@@ -65,6 +67,7 @@ mod tests {
                 dropped: None,
                 kafka: None,
                 target_gone: false,
+                ..Counters::default()
             }
         );
         assert_eq!(
@@ -91,6 +94,7 @@ mod tests {
                     failed_attempts: 4,
                 }),
                 target_gone: false,
+                ..Counters::default()
             }
         );
         assert_eq!(error_line(message), None, "a report is not an error");

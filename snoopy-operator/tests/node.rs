@@ -485,6 +485,10 @@ async fn a_filtered_capture_writes_pcapng_files_tshark_reads() {
     }
     for t in &status.targets {
         assert_eq!(t.packets_captured, Some(10), "{t:?}");
+        // The status names the file each Job wrote, as it is in the CR's directory.
+        let file = format!("{ns}_{}_once.pcapng0", t.pod);
+        assert_eq!(t.files.as_deref(), Some(&[file.clone()][..]), "{t:?}");
+        assert!(dir.join(&file).exists(), "{file}");
     }
     delete_and_check_nothing_left(&client, &api, "echo-requests", &uid).await;
     delete_namespace(&client, &ns).await;

@@ -14,7 +14,7 @@ mod text;
 pub use json::{JsonRecord, JsonSink};
 pub use pcap::PcapSink;
 pub use pcapng::{DEFAULT_APPLICATION, PcapNgSink};
-pub use rotate::{FileFormat, RotatingSink, Rotation, strftime};
+pub use rotate::{FileFormat, FileRecord, RotatingSink, Rotation, push_once, strftime};
 pub use text::TextSink;
 
 /// The default Kafka topic for packets (the node-job contract's, `snoopy_job::topics`).

@@ -88,6 +88,17 @@ pub type OnClose = Box<dyn FnMut(&Path) + Send>;
 /// Called once when `-G` with `-W` (and no `-C`) has written its last file.
 pub type OnLimit = Box<dyn FnMut() + Send>;
 
+/// The names of the files a capture wrote, shared with whoever reports them.
+pub type FileRecord = std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>>;
+
+/// Adds `path` to `record` unless it is there.
+pub fn push_once(record: &FileRecord, path: &Path) {
+    let mut files = record.lock().unwrap_or_else(|p| p.into_inner());
+    if !files.iter().any(|f| f == path) {
+        files.push(path.to_path_buf());
+    }
+}
+
 /// A [`PacketSink`] writing a sequence of files named and rotated as tcpdump does.
 pub struct RotatingSink {
     template: String,
@@ -103,6 +114,8 @@ pub struct RotatingSink {
     window_start: Option<u64>,
     on_close: Option<OnClose>,
     on_limit: Option<OnLimit>,
+    /// Every file opened, for whoever reports them (`record_files`).
+    opened: Option<FileRecord>,
     /// `-G` with `-W` wrote its last file: further packets are dropped.
     done: bool,
 }
@@ -145,6 +158,7 @@ impl RotatingSink {
             window_start: None,
             on_close: None,
             on_limit: None,
+            opened: None,
             done: false,
         };
         if rotation.every_secs.is_none() {
@@ -162,6 +176,16 @@ impl RotatingSink {
     /// Runs `hook` when `-G` with `-W` (no `-C`) has written its last file.
     pub fn on_limit(mut self, hook: OnLimit) -> Self {
         self.on_limit = Some(hook);
+        self
+    }
+
+    /// Records in `record` the name of every file this rotation opens (each once, in
+    /// order; a ring's reused names are not repeated), starting with the one open now.
+    pub fn record_files(mut self, record: FileRecord) -> Self {
+        if let Some((path, _)) = &self.current {
+            push_once(&record, path);
+        }
+        self.opened = Some(record);
         self
     }
 
@@ -197,6 +221,9 @@ impl RotatingSink {
         };
         for interface in &self.interfaces {
             current.sink().add_interface(interface)?;
+        }
+        if let Some(record) = &self.opened {
+            push_once(record, &path);
         }
         self.current = Some((path, current));
         Ok(())
@@ -388,5 +415,46 @@ mod tests {
             ],
             [0, 0, 1, 1, 2, 3]
         );
+    }
+
+    /// The record names each file once, in the order first opened: a ring of 3 written
+    /// round twice lists FILE0, FILE1, FILE2.
+    #[test]
+    fn the_record_names_every_file_once() {
+        use crate::{Interface, LinkType, Packet, PacketSink};
+        let dir = tempfile::tempdir().unwrap();
+        let template = dir.path().join("c.pcapng");
+        let record = FileRecord::default();
+        let mut sink = RotatingSink::new(
+            &template,
+            FileFormat::PcapNg,
+            Rotation {
+                max_bytes: Some(1),
+                every_secs: None,
+                files: Some(3),
+            },
+        )
+        .unwrap()
+        .record_files(record.clone());
+        sink.add_interface(&Interface::new("eth0", LinkType::Ethernet, 65535))
+            .unwrap();
+        let data = [0u8; 60];
+        for n in 0..7u64 {
+            let packet = Packet {
+                timestamp: std::time::Duration::from_secs(n),
+                orig_len: 60,
+                data: &data,
+                interface: 0,
+            };
+            sink.write_packet(0, &packet).unwrap();
+        }
+        sink.flush().unwrap();
+        let names: Vec<String> = record
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["c.pcapng0", "c.pcapng1", "c.pcapng2"]);
     }
 }

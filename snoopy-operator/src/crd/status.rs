@@ -144,6 +144,14 @@ pub struct TargetStatus {
     /// When the Job finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_time: Option<String>,
+    /// The files the Job wrote to its volume output (names in the CR's directory: hostPath
+    /// `PREFIX/NAMESPACE/NAME/`, or the PVC's root), from podtracer's report; a ring's
+    /// files each once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<String>>,
+    /// Files written but not listed in `files` (the report that carries them is bounded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_omitted: Option<u32>,
 }
 
 /// A target's phase.

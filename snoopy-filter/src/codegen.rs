@@ -1229,6 +1229,53 @@ impl Gen {
         }
     }
 
+    /// `gen_inbound`: `inbound` (`outbound` false) or `outbound` (true).
+    ///
+    /// The Linux cooked headers carry the packet type (4 = `LINUX_SLL_OUTGOING`) and libpcap
+    /// tests it there, in files and live alike. Other link types have no direction in the
+    /// frame: on a live socket libpcap reads the kernel's packet type (`SKF_AD_PKTTYPE`,
+    /// 4 = `PACKET_OUTGOING`), and from a file it refuses. The test is relative to the
+    /// current link-layer header, as in libpcap, so inside a PPPoE session or a Geneve
+    /// packet it reads PPP or Ethernet's "header" at that offset from the metadata base
+    /// (libpcap's quirk, reproduced: the same program as `tcpdump -d`).
+    pub(crate) fn inbound(&self, outbound: bool) -> R<Node> {
+        const OUTGOING: u32 = 4;
+        let b0 = match self.dlt {
+            Dlt::LinuxSll => self.cmp(OffRel::LinkHdr, 0, H, OUTGOING),
+            Dlt::LinuxSll2 => self.cmp(OffRel::LinkHdr, 10, B, OUTGOING),
+            Dlt::Ethernet | Dlt::Raw | Dlt::Ppp => {
+                self.live_metadata("inbound/outbound")?;
+                self.cmp(OffRel::LinkHdr, SKF_AD_OFF + SKF_AD_PKTTYPE, H, OUTGOING)
+            }
+        };
+        Ok(if outbound { b0 } else { Node::not(b0) })
+    }
+
+    /// `gen_ifindex`: `ifindex N`, the interface the packet was captured on. Only the
+    /// cooked v2 header carries it; elsewhere, as for [`Gen::inbound`], libpcap reads the
+    /// kernel's metadata (`SKF_AD_IFINDEX`) on a live socket and refuses a file.
+    pub(crate) fn ifindex(&self, index: u32) -> R<Node> {
+        match self.dlt {
+            Dlt::LinuxSll2 => Ok(self.cmp(OffRel::LinkHdr, 4, W, index)),
+            Dlt::Ethernet | Dlt::Raw | Dlt::Ppp | Dlt::LinuxSll => {
+                self.live_metadata("ifindex")?;
+                Ok(self.cmp(OffRel::LinkHdr, SKF_AD_OFF + SKF_AD_IFINDEX, W, index))
+            }
+        }
+    }
+
+    /// libpcap's refusal, for a file, of a keyword it can only answer from a live socket's
+    /// metadata (its words: it checks whether the handle reads a savefile).
+    fn live_metadata(&self, what: &str) -> R<()> {
+        match self.mode {
+            Mode::Live => Ok(()),
+            Mode::File => Err(CompileError::invalid(format!(
+                "{what} not supported on {} when reading savefiles",
+                self.dlt.description()
+            ))),
+        }
+    }
+
     /// `gen_protochain`: the IPv4 or IPv6 packet carries protocol `v`, directly or behind
     /// IPv6 extension headers and AH headers. libpcap compiles this to a loop over the
     /// headers, with jumps inside one block and a backward jump; it then does not optimise

@@ -5,12 +5,25 @@ use super::bpf::*;
 
 fn operand_k_abs(k: u32) -> String {
     if k >= SKF_AD_OFF {
+        // libpcap 1.10's names for the Linux ancillary offsets (a live `inbound` inside a
+        // PPPoE session reads `[queue]`, as libpcap computes it).
         let name = match k - SKF_AD_OFF {
             SKF_AD_PROTOCOL => "proto",
             SKF_AD_PKTTYPE => "type",
             SKF_AD_IFINDEX => "ifidx",
+            12 => "nla",
+            16 => "nlan",
+            20 => "mark",
+            24 => "queue",
+            28 => "hatype",
+            32 => "rxhash",
+            36 => "cpu",
+            40 => "xor_x",
             SKF_AD_VLAN_TAG => "vlan_tci",
             SKF_AD_VLAN_TAG_PRESENT => "vlanp",
+            52 => "poff",
+            56 => "random",
+            60 => "vlan_tpid",
             _ => return format!("[{}]", k as i32),
         };
         return format!("[{name}]");

@@ -1,8 +1,40 @@
 //! A userspace interpreter of classic BPF, with the semantics of libpcap's `bpf_filter`
-//! (and of the kernel, for the ancillary VLAN loads).
+//! (and of the kernel, for the ancillary loads of the packet type, interface index and VLAN
+//! tag).
 
 use super::bpf::*;
 use super::{Instruction, Program};
+
+/// What the kernel knows about a packet besides its bytes: the metadata a
+/// [`Mode::Live`](crate::Mode::Live) program loads with the Linux ancillary loads
+/// (`SKF_AD_OFF + SKF_AD_*`). A file has none of it; [`Metadata::default`] is a packet
+/// received for this host (`PACKET_HOST`), untagged, on no interface (index 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Metadata {
+    /// The VLAN tag the kernel stripped from the frame, if any (`SKF_AD_VLAN_TAG`,
+    /// `SKF_AD_VLAN_TAG_PRESENT`).
+    pub vlan_tci: Option<u16>,
+    /// The packet type, `skb->pkt_type` (`SKF_AD_PKTTYPE`): one of the `PACKET_*` constants
+    /// of `linux/if_packet.h` ([`Metadata::PACKET_HOST`] ... [`Metadata::PACKET_OUTGOING`]).
+    /// `inbound` and `outbound` test it on a live socket.
+    pub pkt_type: u8,
+    /// The index of the interface the packet was seen on (`SKF_AD_IFINDEX`), what
+    /// `ifindex N` tests on a live socket.
+    pub ifindex: u32,
+}
+
+impl Metadata {
+    /// `PACKET_HOST`: addressed to this host.
+    pub const PACKET_HOST: u8 = 0;
+    /// `PACKET_BROADCAST`: a link-layer broadcast.
+    pub const PACKET_BROADCAST: u8 = 1;
+    /// `PACKET_MULTICAST`: a link-layer multicast.
+    pub const PACKET_MULTICAST: u8 = 2;
+    /// `PACKET_OTHERHOST`: addressed to another host (seen in promiscuous mode).
+    pub const PACKET_OTHERHOST: u8 = 3;
+    /// `PACKET_OUTGOING`: sent by this host (what `outbound` matches).
+    pub const PACKET_OUTGOING: u8 = 4;
+}
 
 impl Program {
     /// Runs the program on one packet and returns what it returns: 0 to drop the packet,
@@ -12,12 +44,26 @@ impl Program {
     /// `less` and `greater` test) and `vlan_tci` the VLAN tag the kernel stripped, if any
     /// (for [`super::Mode::Live`] programs; `None` for files). A load past the end of `data`
     /// rejects the packet, as in libpcap and the kernel; so does a division by zero.
+    /// The other metadata are [`Metadata::default`]'s; [`Program::matches_with`] takes
+    /// them all.
     ///
     /// A `ja` with a negative offset jumps backwards, as in libpcap's `bpf_filter` (the kernel
     /// refuses such programs; libpcap's `protochain` needs them). A program still running
     /// after 65 × its length + 64 × the packet's length steps rejects the packet.
     pub fn matches(&self, data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> u32 {
-        run(&self.instructions, data, wire_len, vlan_tci)
+        let meta = Metadata {
+            vlan_tci,
+            ..Metadata::default()
+        };
+        run(&self.instructions, data, wire_len, &meta)
+    }
+
+    /// [`Program::matches`] for a packet with the kernel's metadata `meta`: what a live
+    /// socket's program sees (the packet type for `inbound`/`outbound`, the interface for
+    /// `ifindex`, the stripped VLAN tag). Ancillary loads of other metadata reject the
+    /// packet.
+    pub fn matches_with(&self, data: &[u8], wire_len: u32, meta: &Metadata) -> u32 {
+        run(&self.instructions, data, wire_len, meta)
     }
 }
 
@@ -36,10 +82,13 @@ fn load(data: &[u8], off: u64, size: u16) -> Option<u32> {
     })
 }
 
-fn ancillary(k: u32, vlan_tci: Option<u16>) -> Option<u32> {
+/// An ancillary load: the whole value whatever the load's size, as in the kernel.
+fn ancillary(k: u32, meta: &Metadata) -> Option<u32> {
     match k.wrapping_sub(SKF_AD_OFF) {
-        SKF_AD_VLAN_TAG => Some(vlan_tci.map_or(0, u32::from)),
-        SKF_AD_VLAN_TAG_PRESENT => Some(u32::from(vlan_tci.is_some())),
+        SKF_AD_PKTTYPE => Some(u32::from(meta.pkt_type)),
+        SKF_AD_IFINDEX => Some(meta.ifindex),
+        SKF_AD_VLAN_TAG => Some(meta.vlan_tci.map_or(0, u32::from)),
+        SKF_AD_VLAN_TAG_PRESENT => Some(u32::from(meta.vlan_tci.is_some())),
         _ => None,
     }
 }
@@ -58,7 +107,7 @@ fn ja_target(pc: usize, k: u32) -> Option<usize> {
     pc.checked_add_signed(k as i32 as isize)
 }
 
-fn run(prog: &[Instruction], data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> u32 {
+fn run(prog: &[Instruction], data: &[u8], wire_len: u32, meta: &Metadata) -> u32 {
     let (mut a, mut x): (u32, u32) = (0, 0);
     let mut mem = [0u32; MEMWORDS];
     let mut pc = 0usize;
@@ -81,7 +130,7 @@ fn run(prog: &[Instruction], data: &[u8], wire_len: u32, vlan_tci: Option<u16>) 
                         Some(v) => *v,
                         None => return 0,
                     },
-                    ABS if k >= SKF_AD_OFF => match ancillary(k, vlan_tci) {
+                    ABS if k >= SKF_AD_OFF => match ancillary(k, meta) {
                         Some(v) => v,
                         None => return 0,
                     },
@@ -247,6 +296,37 @@ mod tests {
             Instruction::new(RET | A, 0, 0, 0),
         ]);
         assert_eq!(p.matches(&[], 0, Some(0x2005)), 0x2005);
+    }
+
+    #[test]
+    fn packet_type_and_interface_metadata_loads() {
+        // What libpcap's live `outbound` and `ifindex` load, each returned whole.
+        for (k, size) in [
+            (SKF_AD_PKTTYPE, H),
+            (SKF_AD_IFINDEX, W),
+            (SKF_AD_IFINDEX, B),
+        ] {
+            let p = Program::new(vec![
+                Instruction::new(LD | size | ABS, 0, 0, SKF_AD_OFF + k),
+                Instruction::new(RET | A, 0, 0, 0),
+            ]);
+            let meta = Metadata {
+                vlan_tci: None,
+                pkt_type: Metadata::PACKET_OUTGOING,
+                ifindex: 0x1_0203,
+            };
+            let want = if k == SKF_AD_PKTTYPE { 4 } else { 0x1_0203 };
+            assert_eq!(p.matches_with(&[], 0, &meta), want);
+            assert_eq!(p.matcher().matches_with(&[], 0, &meta), want);
+            // Without metadata: a packet for this host, on no interface.
+            assert_eq!(p.matches(&[], 0, None), 0);
+        }
+        // Metadata the interpreter does not model rejects the packet.
+        let p = Program::new(vec![
+            Instruction::new(LD | W | ABS, 0, 0, SKF_AD_OFF + 28),
+            Instruction::new(RET | K, 0, 0, 1),
+        ]);
+        assert_eq!(p.matches_with(&[], 0, &Metadata::default()), 0);
     }
 }
 
@@ -429,10 +509,19 @@ fn cond(op: u16, a: u32, v: u32) -> Option<bool> {
 impl Matcher {
     /// Same as [`Program::matches`].
     pub fn matches(&self, data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> u32 {
-        self.run(data, wire_len, vlan_tci).unwrap_or(0)
+        let meta = Metadata {
+            vlan_tci,
+            ..Metadata::default()
+        };
+        self.run(data, wire_len, &meta).unwrap_or(0)
     }
 
-    fn run(&self, data: &[u8], wire_len: u32, vlan_tci: Option<u16>) -> Option<u32> {
+    /// Same as [`Program::matches_with`].
+    pub fn matches_with(&self, data: &[u8], wire_len: u32, meta: &Metadata) -> u32 {
+        self.run(data, wire_len, meta).unwrap_or(0)
+    }
+
+    fn run(&self, data: &[u8], wire_len: u32, meta: &Metadata) -> Option<u32> {
         let (mut a, mut x) = (0u32, 0u32);
         let mut mem = [0u32; MEMWORDS];
         let mut pc = 0usize;
@@ -447,7 +536,7 @@ impl Matcher {
                     let off = usize::try_from(u64::from(x) + u64::from(k)).ok()?;
                     a = fetch(data, off, size)?;
                 }
-                Op::LdAnc(k) => a = ancillary(k, vlan_tci)?,
+                Op::LdAnc(k) => a = ancillary(k, meta)?,
                 Op::Msh(k) => x = 4 * (u32::from(*data.get(k as usize)?) & 0xf),
                 Op::LdImm(k) => a = k,
                 Op::LdxImm(k) => x = k,

@@ -75,6 +75,9 @@ pub(crate) enum Kw {
     Geneve,
     Llc,
     Byte,
+    Inbound,
+    Outbound,
+    Ifindex,
     /// `rnr`/`rulenum`: a pflog keyword, also an LLC S-frame subtype (`llc rnr`).
     Rnr,
     /// A keyword of the language this compiler does not implement.
@@ -180,6 +183,9 @@ fn keyword(word: &str) -> Option<Tok> {
         "llc" => Llc,
         "byte" => Byte,
         "rnr" | "rulenum" => Rnr,
+        "inbound" => Inbound,
+        "outbound" => Outbound,
+        "ifindex" => Ifindex,
         "and" => return Some(Tok::And),
         "or" => return Some(Tok::Or),
         "not" => return Some(Tok::Not),
@@ -198,9 +204,6 @@ fn keyword(word: &str) -> Option<Tok> {
 const UNSUPPORTED_KEYWORDS: &[&str] = &[
     "radio",
     "gateway",
-    "inbound",
-    "outbound",
-    "ifindex",
     "vxlan",
     "type",
     "subtype",

@@ -96,7 +96,7 @@ mod opt;
 mod parser;
 
 pub use error::{CompileError, Error, ErrorKind, Result};
-pub use interp::Matcher;
+pub use interp::{Matcher, Metadata};
 pub use link::LinkType;
 
 // The README's example runs as a doctest, so it cannot rot.
@@ -281,7 +281,7 @@ mod tests {
         for expr in [
             "host example.com",
             "gateway g",
-            "inbound",
+            "vxlan",
             "byte 5 & 3",
             "tcp and byte 5 | 3",
         ] {
@@ -297,6 +297,61 @@ mod tests {
         assert!(compile("protochain 6", LinkType::Ethernet, Mode::File, 262_144).is_ok());
         let e = compile("protochain 6", LinkType::Ethernet, Mode::Live, 262_144).unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotSupported, "{e}");
+    }
+
+    #[test]
+    fn direction_and_interface_programs_are_libpcaps() {
+        // `tcpdump -d` (libpcap 1.10): from the cooked headers in files and live (`-r`,
+        // `-i any -y LINUX_SLL[2]`), from the kernel's metadata live (`-i lo`, `-y RAW`).
+        let inbound = |load: &str| {
+            format!(
+                "(000) {load}\n(001) jeq      #0x4             jt 2\tjf 3\n\
+                 (002) ret      #0\n(003) ret      #262144\n"
+            )
+        };
+        let ifindex = |load: &str| {
+            format!(
+                "(000) {load}\n(001) jeq      #0x3             jt 2\tjf 3\n\
+                 (002) ret      #262144\n(003) ret      #0\n"
+            )
+        };
+        let listing = |expr: &str, link, mode| {
+            compile(expr, link, mode, 262_144)
+                .unwrap_or_else(|e| panic!("{expr:?} {link} {mode:?}: {e}"))
+                .disassemble()
+        };
+        for mode in [Mode::File, Mode::Live] {
+            let sll = listing("inbound", LinkType::LinuxSll, mode);
+            assert_eq!(sll, inbound("ldh      [0]"));
+            let sll2 = listing("inbound", LinkType::LinuxSll2, mode);
+            assert_eq!(sll2, inbound("ldb      [10]"));
+            let sll2 = listing("ifindex 3", LinkType::LinuxSll2, mode);
+            assert_eq!(sll2, ifindex("ld       [4]"));
+        }
+        for link in [LinkType::Ethernet, LinkType::RawIp] {
+            let live = listing("inbound", link, Mode::Live);
+            assert_eq!(live, inbound("ldh      [type]"));
+        }
+        for link in [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll] {
+            let live = listing("ifindex 3", link, Mode::Live);
+            assert_eq!(live, ifindex("ld       [ifidx]"));
+        }
+        // libpcap's offset from the current link-layer header, names and all: inside one,
+        // two, ... PPPoE sessions, live on Ethernet (`tcpdump -i lo -d`).
+        let mut expr = String::new();
+        for (pkttype, ifidx) in [
+            ("queue", "hatype"),
+            ("rxhash", "cpu"),
+            ("xor_x", "vlan_tci"),
+            ("vlanp", "poff"),
+            ("random", "vlan_tpid"),
+        ] {
+            expr.push_str("pppoes and ");
+            let out = listing(&format!("{expr}outbound"), LinkType::Ethernet, Mode::Live);
+            assert!(out.contains(&format!("ldh      [{pkttype}]\n")), "{out}");
+            let out = listing(&format!("{expr}ifindex 1"), LinkType::Ethernet, Mode::Live);
+            assert!(out.contains(&format!("ld       [{ifidx}]\n")), "{out}");
+        }
     }
 
     #[test]

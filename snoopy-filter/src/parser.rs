@@ -157,13 +157,7 @@ impl Parser {
     fn syntax_error(&self) -> CompileError {
         match self.peek() {
             Tok::Kw(Kw::Unsupported(k)) => {
-                let why = match *k {
-                    "inbound" | "outbound" | "ifindex" => {
-                        " (the packet direction and interface index are not implemented yet)"
-                    }
-                    _ => "",
-                };
-                CompileError::unsupported(format!("the `{k}` keyword{why}")).at(self.col())
+                CompileError::unsupported(format!("the `{k}` keyword")).at(self.col())
             }
             Tok::Eof => {
                 CompileError::syntax(self.col(), "syntax error: unexpected end of expression")
@@ -387,6 +381,21 @@ impl Parser {
                     _ => self.generator.geneve(n),
                 };
                 Ok((b.map_err(|e| e.at(col))?, Qual::ERR))
+            }
+            Tok::Kw(k @ (Kw::Inbound | Kw::Outbound)) => {
+                self.bump();
+                let b = self.generator.inbound(k == Kw::Outbound);
+                Ok((b.map_err(|e| e.at(col))?, Qual::ERR))
+            }
+            Tok::Kw(Kw::Ifindex) => {
+                // `IFINDEX NUM` in libpcap's grammar: a bare number, no parentheses.
+                self.bump();
+                let Tok::Num(index) = self.peek().clone() else {
+                    return Err(self.syntax_error());
+                };
+                self.bump();
+                let b = self.generator.ifindex(index).map_err(|e| e.at(col))?;
+                Ok((b, Qual::ERR))
             }
             Tok::Kw(Kw::Pppoed) => {
                 self.bump();

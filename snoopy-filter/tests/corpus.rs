@@ -666,8 +666,13 @@ pub fn convert(p: &Pkt, link: LinkType, seed: usize) -> Option<Pkt> {
             grow(h)
         }
         LinkType::LinuxSll2 => {
+            // Packet types 0 to 4 (host ... outgoing) and interface indices 1 to 3, so that
+            // `inbound`, `outbound` and `ifindex N` each keep some packets and drop others.
+            let ifindex = (seed % 3) as u32 + 1;
             let mut h = proto.to_be_bytes().to_vec();
-            h.extend([0, 0, 0, 0, 0, 2, 0, 1, (seed % 5) as u8, 6]);
+            h.extend([0, 0]);
+            h.extend(ifindex.to_be_bytes());
+            h.extend([0, 1, (seed % 5) as u8, 6]);
             h.extend(&d[6..12]);
             h.extend([0, 0]);
             grow(h)

@@ -4,13 +4,16 @@
 //! `tcpdump -i lo -ddd` (opening `lo` needs root: the test fails without it); both run in
 //! our interpreter on frames presented as the kernel presents them.
 //!
+//! `inbound`, `outbound` and `ifindex N` are checked the same way on every link type, on
+//! packets carrying the kernel's packet type and interface index as metadata.
+//!
 //! The kernel-side test (the program attached to a real socket on a veth pair) belongs with
 //! the AF_PACKET capture.
 
 use std::process::Command;
 
 use snoopy_filter::LinkType;
-use snoopy_filter::{Mode, Program, compile};
+use snoopy_filter::{Metadata, Mode, Program, compile};
 
 use crate::corpus::*;
 
@@ -50,8 +53,19 @@ fn libpcap_live_program(
     expr: &str,
     optimize: bool,
 ) -> Result<Program, String> {
+    libpcap_program_on(&["-i", "lo"], scratch, expr, optimize)
+}
+
+/// libpcap's program for `expr` on the handle tcpdump opens with `handle` (`-i lo`, ...).
+fn libpcap_program_on(
+    handle: &[&str],
+    scratch: &std::path::Path,
+    expr: &str,
+    optimize: bool,
+) -> Result<Program, String> {
     std::fs::write(scratch, expr).map_err(|e| e.to_string())?;
-    let mut args = vec!["-i", "lo", "-ddd", "-F"];
+    let mut args = handle.to_vec();
+    args.extend(["-ddd", "-F"]);
     if !optimize {
         args.insert(0, "-O");
     }
@@ -259,4 +273,242 @@ fn random_live_vlan_expressions_match_libpcap() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The handle tcpdump opens for libpcap's live program on `link`: `lo` for Ethernet, the
+/// `any` device in cooked v1 or v2 (opening a device sends nothing). No Linux device
+/// captures raw IP without creating one, so raw IP takes `-y RAW` alone (a dead handle):
+/// libpcap chooses between the metadata and its "when reading savefiles" error by whether
+/// it reads a file, which a dead handle does not, so the program is a live socket's.
+fn live_handle(link: LinkType) -> &'static [&'static str] {
+    match link {
+        LinkType::Ethernet => &["-i", "lo"],
+        LinkType::LinuxSll => &["-i", "any", "-y", "LINUX_SLL"],
+        LinkType::LinuxSll2 => &["-i", "any", "-y", "LINUX_SLL2"],
+        _ => &["-y", "RAW"],
+    }
+}
+
+/// Packets as a live socket of `link` presents them, with the kernel's metadata: every
+/// packet type (0 host ... 4 outgoing) and interface indices 1 to 3. In the cooked headers
+/// they are the metadata's values, as the kernel writes them; an Ethernet frame also comes
+/// with its outer tag stripped, as in [`live_corpus`].
+fn live_metadata_corpus(link: LinkType) -> Vec<(Vec<u8>, Metadata)> {
+    let mut out = Vec::new();
+    if link == LinkType::Ethernet {
+        for (i, p) in live_corpus().into_iter().enumerate() {
+            let meta = Metadata {
+                vlan_tci: p.tci,
+                pkt_type: (i % 5) as u8,
+                ifindex: (i % 3) as u32 + 1,
+            };
+            out.push((p.data, meta));
+        }
+        return out;
+    }
+    for (i, p) in ethernet_corpus(0x11fe).iter().enumerate() {
+        if p.data.len() as u32 != p.wire_len {
+            continue;
+        }
+        let Some(c) = convert(p, link, i) else {
+            continue;
+        };
+        let d = c.data;
+        let meta = match link {
+            LinkType::LinuxSll => Metadata {
+                vlan_tci: None,
+                pkt_type: d[1],
+                ifindex: (i % 3) as u32 + 1,
+            },
+            LinkType::LinuxSll2 => Metadata {
+                vlan_tci: None,
+                pkt_type: d[10],
+                ifindex: u32::from_be_bytes([d[4], d[5], d[6], d[7]]),
+            },
+            _ => Metadata {
+                vlan_tci: None,
+                pkt_type: (i % 5) as u8,
+                ifindex: (i % 3) as u32 + 1,
+            },
+        };
+        out.push((d, meta));
+    }
+    out
+}
+
+/// `inbound`, `outbound` and `ifindex N` in the live dialect, on every link type: accepted
+/// and refused as libpcap's live program is, with the same verdict on every packet, and for
+/// the plain keywords the very instructions `tcpdump -ddd` prints.
+#[test]
+fn live_direction_and_interface_match_libpcap() {
+    require_tcpdump();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test needs root (it opens lo and any)");
+    let exprs = [
+        "inbound",
+        "outbound",
+        "not inbound",
+        "not outbound",
+        "ifindex 1",
+        "ifindex 2",
+        "ifindex 3",
+        "ifindex 0",
+        "ifindex 4294967295",
+        "ifindex 0x2",
+        "ifindex 03",
+        "inbound and tcp",
+        "outbound or udp",
+        "tcp port 80 and outbound",
+        "inbound and ifindex 2",
+        "ifindex 1 or ifindex 3",
+        "not ifindex 2 and ip",
+        "(inbound or arp) and not ifindex 3",
+        "inbound and outbound",
+        "vlan and inbound",
+        "vlan 5 and outbound",
+        "outbound and vlan",
+        "vlan and ifindex 2",
+        "mpls and inbound",
+        "pppoes and inbound",
+        "pppoes and ifindex 1",
+        "inbound and pppoes and ip",
+        "geneve and inbound",
+        "geneve and ifindex 2",
+        "ifindex 2 and geneve and tcp",
+        "inbound or 80",
+        "inbound 3",
+        "ifindex",
+        "ifindex (3)",
+        "ifindex 4294967296",
+        "ifindex 08",
+    ];
+    // The plain keywords compile to libpcap's program, instruction for instruction (and
+    // the first four keep some packets, not all).
+    let exact = [
+        "inbound",
+        "outbound",
+        "not inbound",
+        "ifindex 2",
+        "ifindex 4294967295",
+    ];
+    let links = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::RawIp,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("expr");
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for link in links {
+        let pkts = live_metadata_corpus(link);
+        let tag = |expr: &str| format!("[{}] {expr:?}", link.name());
+        for expr in exprs {
+            let theirs = libpcap_program_on(live_handle(link), &scratch, expr, true);
+            let ours = compile(expr, link, Mode::Live, 262_144);
+            match (theirs, ours) {
+                (Err(_), Err(_)) => {}
+                (Err(t), Ok(_)) => {
+                    failures.push(format!("{}: libpcap rejects ({t}), we accept", tag(expr)))
+                }
+                (Ok(_), Err(e)) => {
+                    failures.push(format!("{}: libpcap accepts, we reject: {e}", tag(expr)))
+                }
+                (Ok(lp), Ok(op)) => {
+                    compared += 1;
+                    if exact.contains(&expr) && lp != op {
+                        failures.push(format!(
+                            "{}: not libpcap's program:\n{}ours:\n{}",
+                            tag(expr),
+                            lp.disassemble(),
+                            op.disassemble()
+                        ));
+                    }
+                    let verdicts = |p: &Program| -> Vec<bool> {
+                        pkts.iter()
+                            .map(|(d, m)| p.matches_with(d, d.len() as u32, m) != 0)
+                            .collect()
+                    };
+                    let (mine, want) = (verdicts(&op), verdicts(&lp));
+                    let fast: Vec<bool> = {
+                        let m = op.matcher();
+                        pkts.iter()
+                            .map(|(d, meta)| m.matches_with(d, d.len() as u32, meta) != 0)
+                            .collect()
+                    };
+                    assert_eq!(fast, mine, "{}: Matcher and Program disagree", tag(expr));
+                    if mine != want {
+                        let bad: Vec<_> = (0..pkts.len())
+                            .filter(|&i| mine[i] != want[i])
+                            .map(|i| (i, pkts[i].1, want[i]))
+                            .take(4)
+                            .collect();
+                        failures.push(format!("{}: verdicts differ, e.g. {bad:?}", tag(expr)));
+                    }
+                    // A wrong test of the metadata must show: the plain keywords keep some
+                    // packets and drop others.
+                    let kept = mine.iter().filter(|v| **v).count();
+                    if exact[..4].contains(&expr) && (kept == 0 || kept == mine.len()) {
+                        failures.push(format!(
+                            "{}: keeps {kept} of {} packets",
+                            tag(expr),
+                            mine.len()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(compared >= 80, "only {compared} comparisons");
+}
+
+/// The interpreter's metadata model against libpcap's own reading of the cooked headers:
+/// the kernel writes the packet type and interface index it holds into those headers, so
+/// libpcap's metadata program (`tcpdump -i lo`) and its header program (cooked v1/v2) must
+/// give every cooked packet the same verdict. Both are libpcap's, so this checks only how
+/// the interpreter answers `ld [type]` and `ld [ifidx]`.
+#[test]
+fn metadata_loads_agree_with_the_cooked_headers() {
+    require_tcpdump();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test needs root (it opens lo and any)");
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("expr");
+    let mut failures = Vec::new();
+    for (link, exprs) in [
+        (LinkType::LinuxSll, &["inbound", "outbound"][..]),
+        (
+            LinkType::LinuxSll2,
+            &["inbound", "outbound", "ifindex 1", "ifindex 2", "ifindex 3"][..],
+        ),
+    ] {
+        let pkts = live_metadata_corpus(link);
+        for expr in exprs {
+            let from_meta =
+                libpcap_program_on(live_handle(LinkType::Ethernet), &scratch, expr, true)
+                    .unwrap_or_else(|e| panic!("{expr:?} on lo: {e}"));
+            let from_header = libpcap_program_on(live_handle(link), &scratch, expr, true)
+                .unwrap_or_else(|e| panic!("{expr:?} on {link}: {e}"));
+            assert_ne!(from_meta, from_header, "{expr:?}: the same program twice");
+            let differ = pkts
+                .iter()
+                .filter(|(d, m)| {
+                    let n = d.len() as u32;
+                    (from_meta.matches_with(d, n, m) != 0)
+                        != (from_header.matches_with(d, n, m) != 0)
+                })
+                .count();
+            if differ > 0 {
+                failures.push(format!(
+                    "[{}] {expr:?}: {differ} packets differ",
+                    link.name()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

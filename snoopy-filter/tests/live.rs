@@ -218,7 +218,9 @@ fn random_live_vlan_expressions_match_libpcap() {
         rng: Rng(crate::random::mix(seed ^ 0x11fe)),
         live: true,
     };
-    let pkts = live_corpus();
+    // With the kernel's packet type and interface index, for `inbound`, `outbound` and
+    // `ifindex`, which the generator also writes.
+    let pkts = live_metadata_corpus(LinkType::Ethernet);
     let dir = tempfile::tempdir().unwrap();
     let scratch = dir.path().join("expr");
     let mut failures = Vec::new();
@@ -236,7 +238,7 @@ fn random_live_vlan_expressions_match_libpcap() {
         let theirs = libpcap_live_program(&scratch, &expr, true);
         let verdicts = |p: &Program| -> Vec<bool> {
             pkts.iter()
-                .map(|f| p.matches(&f.data, f.data.len() as u32, f.tci) != 0)
+                .map(|(d, m)| p.matches_with(d, d.len() as u32, m) != 0)
                 .collect()
         };
         match (theirs, ours) {

@@ -13,7 +13,8 @@
 //! crate accepts, the program accepts exactly the packets libpcap's program for it
 //! accepts, and it rejects what libpcap rejects. That is checked by differential tests
 //! against `tcpdump -r` on a generated corpus (hand-written and random expressions, every
-//! supported link type) and against `tcpdump -i lo -ddd` for the live VLAN dialect.
+//! supported link type) and against libpcap's live programs (`tcpdump -i lo -ddd`, `-i any`)
+//! for the live dialect: VLAN metadata, packet type and interface index.
 //!
 //! How: the code generator mirrors `gencode.c` function for function (test order,
 //! scratch registers, quirks), and the `opt` module replays the passes of libpcap's optimizer that
@@ -48,7 +49,11 @@
 //! A.N`), `atalk`, `aarp`, `lat`, `sca`, `mopdl`, `moprc`, `iso`, `esis`, `isis`, `clnp`,
 //! `l1 l2 iih lsp snp csnp psnp`, `stp`, `ipx`, `netbeui`; `llc [i|s|u|command]`;
 //! `byte N =|<|> V`; `[ip|ip6] protochain P` (files: a loop, a backward jump the kernel
-//! refuses). Link types: Ethernet, Linux cooked v1 and v2, raw IP.
+//! refuses). `inbound`, `outbound`, `ifindex N`: from the Linux cooked headers (packet type;
+//! v2's interface index), and on a live socket from the kernel's metadata
+//! (`SKF_AD_PKTTYPE`, `SKF_AD_IFINDEX`; run them with [`Program::matches_with`]); from a
+//! file where the frame has neither, libpcap's error ("... when reading savefiles").
+//! Link types: Ethernet, Linux cooked v1 and v2, raw IP.
 //!
 //! # Not supported
 //!
@@ -60,7 +65,7 @@
 //! - `gateway`; `protochain` in [`Mode::Live`] (a loop: a backward jump the kernel refuses);
 //!   `byte N & V`, `byte N | V` (libpcap tests the accumulator left by earlier code);
 //!   `ip broadcast` in [`Mode::Live`] (needs the interface netmask);
-//! - `inbound`, `outbound`, `ifindex`; `vxlan` (not in libpcap 1.10 either);
+//! - `vxlan` (not in libpcap 1.10 either);
 //! - 802.11, ATM, SS7, pflog keywords;
 //! - link types other than Ethernet, Linux cooked v1/v2 and raw IP.
 //!
@@ -368,7 +373,10 @@ pub enum Mode {
     /// For packets read from a file (or memory): VLAN tags are in the frame.
     File,
     /// For a live Linux socket: the kernel strips the outer VLAN tag into metadata, so
-    /// `vlan` reads it with the `SKF_AD_VLAN_TAG*` ancillary loads (as libpcap does).
+    /// `vlan` reads it with the `SKF_AD_VLAN_TAG*` ancillary loads, and `inbound`,
+    /// `outbound` and `ifindex N` read the packet type and interface index
+    /// (`SKF_AD_PKTTYPE`, `SKF_AD_IFINDEX`) where the frame has no cooked header carrying
+    /// them (as libpcap does). In [`Mode::File`] those are libpcap's errors instead.
     Live,
 }
 

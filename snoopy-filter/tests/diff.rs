@@ -556,7 +556,7 @@ fn direction_and_interface_errors_are_libpcaps() {
     let mut checked = 0;
     for (link, path, _) in &c.files {
         let scratch = c.dir.join(format!("direction-{}", link.name()));
-        for (expr, links, column) in cases.iter().filter(|(_, ls, _)| ls.contains(link)) {
+        for (expr, _, column) in cases.iter().filter(|(_, ls, _)| ls.contains(link)) {
             let tag = format!("[{}] {expr:?}", link.name());
             let theirs = match tcpdump_keeps(path, &scratch, expr) {
                 Ok(_) => {
@@ -585,7 +585,6 @@ fn direction_and_interface_errors_are_libpcaps() {
                 failures.push(format!("{tag}: a live socket has the metadata, yet: {e}"));
             }
             checked += 1;
-            let _ = links;
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -1,5 +1,6 @@
 //! Integration tests of snoopy-filter (one binary; each module is one area). The differential
-//! suites need `tcpdump`; `live` needs root (it opens `lo` to get libpcap's live program).
+//! suites need `tcpdump`; `live` needs root (it opens `lo` and `any` to get libpcap's live
+//! programs).
 
 mod corpus;
 mod diff;

@@ -276,6 +276,21 @@ fn rejected_expressions_are_rejected() {
         "protochain 1.2.3.4",
         "protochain \\nosuch",
         "geneve and protochain 6",
+        // `IFINDEX NUM` in libpcap's grammar: a bare number; the direction takes none.
+        "ifindex",
+        "ifindex (3)",
+        "ifindex -1",
+        "ifindex 4294967296",
+        "ifindex 08",
+        "ifindex 1.2",
+        "ifindex eth0",
+        "ifindex 1 2",
+        "inbound 3",
+        "outbound outbound",
+        "inbound or 80",
+        "not ifindex",
+        "src inbound",
+        "ip inbound",
     ];
     let dir = tempfile::tempdir().unwrap();
     let scratch = dir.path().join("expr");

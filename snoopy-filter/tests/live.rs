@@ -514,3 +514,70 @@ fn metadata_loads_agree_with_the_cooked_headers() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Random expressions with `inbound`, `outbound` or `ifindex N` in them, live dialect, on
+/// the cooked link types and raw IP (Ethernet's are in the random VLAN test above): ours
+/// must agree with libpcap's live program on every packet and on whether it compiles.
+#[test]
+fn random_live_direction_expressions_match_libpcap() {
+    require_tcpdump();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test needs root (it opens any)");
+    let seed = crate::random::seed();
+    let cases: usize = std::env::var("FILTER_LIVE_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let mut g = crate::random::G {
+        rng: Rng(crate::random::mix(seed ^ 0xd1ec)),
+        live: true,
+    };
+    let links = [LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp];
+    let corpora: Vec<_> = links.iter().map(|l| live_metadata_corpus(*l)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("expr");
+    let (mut failures, mut compared) = (Vec::new(), 0);
+    for i in 0..cases {
+        let (link, pkts) = (links[i % links.len()], &corpora[i % links.len()]);
+        let e = g.expr(2);
+        let kw = match g.rng.below(3) {
+            0 => "inbound".to_string(),
+            1 => "outbound".to_string(),
+            _ => format!("ifindex {}", g.rng.below(4)),
+        };
+        let expr = match g.rng.below(4) {
+            0 => format!("{kw} and {e}"),
+            1 => format!("({e}) and {kw}"),
+            2 => format!("{kw} or ({e})"),
+            _ => format!("not {kw} and ({e})"),
+        };
+        let tag = format!("[{}] {expr:?}", link.name());
+        let theirs = libpcap_program_on(live_handle(link), &scratch, &expr, true);
+        let ours = compile(&expr, link, Mode::Live, 262_144);
+        match (theirs, ours) {
+            (Err(_), Err(_)) => {}
+            (Err(t), Ok(_)) => failures.push(format!("{tag}: libpcap rejects ({t}), we accept")),
+            (Ok(_), Err(e)) => failures.push(format!("{tag}: libpcap accepts, we reject: {e}")),
+            (Ok(lp), Ok(op)) => {
+                compared += 1;
+                if let Some(i) = pkts.iter().position(|(d, m)| {
+                    let n = d.len() as u32;
+                    (lp.matches_with(d, n, m) != 0) != (op.matches_with(d, n, m) != 0)
+                }) {
+                    failures.push(format!("{tag}: packet {i} ({:?}) differs", pkts[i].1));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "FILTER_SEED={seed}: {} of {cases} disagree:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        compared >= cases / 4,
+        "only {compared} of {cases} compiled in both"
+    );
+}

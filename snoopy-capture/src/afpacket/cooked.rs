@@ -87,6 +87,11 @@ pub(crate) fn fix_for_cooked_socket(program: &Program, sll2: bool) -> Option<Pro
 }
 
 fn fix_offset(k: u32, sll2: bool) -> Option<u32> {
+    // Loads of kernel metadata (`ld #pkttype`, `ld #ifidx` after `pppoes` or `geneve`)
+    // already are what the socket understands: libpcap leaves them alone.
+    if k >= SKF_AD_OFF {
+        return Some(k);
+    }
     if sll2 {
         match k {
             k if k >= SLL2_HEADER_LEN as u32 => Some(k - SLL2_HEADER_LEN as u32),
@@ -141,6 +146,17 @@ mod tests {
         let fixed = fix_for_cooked_socket(&p, true).unwrap();
         let ks: Vec<u32> = fixed.instructions.iter().map(|i| i.k).collect();
         assert_eq!(ks, vec![SKF_AD_OFF, 9, 0, 2, 262144]);
+    }
+
+    /// Kernel metadata loads pass unchanged (libpcap's `fix_offset` skips k >= SKF_AD_OFF),
+    /// on both cooked types: they must not be shifted as if they were packet bytes.
+    #[test]
+    fn metadata_loads_are_left_alone() {
+        for sll2 in [false, true] {
+            for k in [SKF_AD_OFF + SKF_AD_PKTTYPE, SKF_AD_OFF + SKF_AD_IFINDEX] {
+                assert_eq!(fix_offset(k, sll2), Some(k), "sll2={sll2} k={k:#x}");
+            }
+        }
     }
 
     #[test]

@@ -149,3 +149,91 @@ fn kernel_keeps_what_the_interpreter_keeps() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// `inbound` and `outbound` as the kernel runs them (the packet type, `SKF_AD_PKTTYPE`): the
+/// corpus frames sent from one end of a veth pair are outgoing on that end and incoming on
+/// the other, and a socket on each end keeps exactly what the interpreter keeps given that
+/// packet type — all of them or none.
+#[test]
+fn the_kernel_tells_inbound_from_outbound() {
+    use snoopy_capture::filter::Metadata;
+    let pair = NetnsPair::new().expect("this test needs root and iproute2 (veth pair)");
+    let frames: Vec<Vec<u8>> = ethernet_corpus(0x696e_626f)
+        .iter()
+        .filter(|p| p.data.len() as u32 == p.wire_len && p.data.len() >= 14)
+        .filter(|p| {
+            !matches!(
+                u16::from_be_bytes([p.data[12], p.data[13]]),
+                0x8100 | 0x88a8
+            )
+        })
+        .take(40)
+        .map(|p| p.data.clone())
+        .collect();
+    assert!(frames.len() >= 20, "only {} untagged frames", frames.len());
+    let expressions = ["inbound", "outbound", "not inbound", "outbound and not arp"];
+    // The sender's end sees its frames as PACKET_OUTGOING; the receiver's as for this host,
+    // broadcast, multicast or another host — never outgoing.
+    let ends = [
+        (&pair.a, Metadata::PACKET_OUTGOING),
+        (&pair.b, Metadata::PACKET_HOST),
+    ];
+    let mut captures = Vec::new();
+    for (end, pkt_type) in ends {
+        for expr in expressions {
+            let program = compile(expr, LinkType::Ethernet, Mode::Live, 262_144)
+                .unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+            let ns = Namespace::from_path(end.netns_path(), NamespaceKind::Net).unwrap();
+            let capture = CaptureBuilder::new()
+                .interface(&end.interface)
+                .namespace(ns)
+                .block_timeout(Duration::from_millis(50))
+                .filter(program.clone())
+                .open()
+                .unwrap_or_else(|e| panic!("{expr:?}: opening the capture: {e}"));
+            captures.push((end.interface.clone(), pkt_type, expr, program, capture));
+        }
+    }
+    pair.a.send_raw_frames(&frames).expect("sending the corpus");
+
+    let mut failures = Vec::new();
+    for (interface, pkt_type, expr, program, mut capture) in captures {
+        let meta = Metadata {
+            pkt_type,
+            ..Metadata::default()
+        };
+        let want = frames
+            .iter()
+            .filter(|f| program.matches_with(f, f.len() as u32, &meta) != 0)
+            .count();
+        let mut got = 0;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut idles = 0;
+        while Instant::now() < deadline && idles < 3 {
+            match capture.next_event_or_idle().expect("reading the ring") {
+                Event::Packet(p) => {
+                    idles = 0;
+                    if frames.iter().any(|f| f.as_slice() == p.data) {
+                        got += 1;
+                    }
+                }
+                Event::Idle => idles += 1,
+                Event::End => break,
+            }
+        }
+        if got != want {
+            failures.push(format!(
+                "{expr:?} on {interface} (pkt_type {pkt_type}): kernel kept {got} corpus frames, interpreter {want}"
+            ));
+        }
+        if expr == "inbound" || expr == "outbound" {
+            let all = (pkt_type == Metadata::PACKET_OUTGOING) == (expr == "outbound");
+            assert_eq!(
+                want,
+                if all { frames.len() } else { 0 },
+                "{expr:?} on {interface}"
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -81,9 +81,14 @@ pub enum Error {
     #[error(transparent)]
     Kafka(#[from] crate::sink::kafka::KafkaError),
 
-    /// A filter program could not be used.
+    /// A filter expression did not compile, or program text did not parse (the compiler's
+    /// error, kept as the source).
     #[error("filter: {0}")]
-    Filter(String),
+    Filter(#[from] snoopy_filter::Error),
+
+    /// A compiled filter cannot run where it was asked to.
+    #[error("filter: {0}")]
+    FilterNotRunnable(&'static str),
 
     /// The packet's interface was not registered with the sink, or the sink cannot hold it
     /// (a pcap file holds one link type only).
@@ -124,12 +129,6 @@ impl Error {
 
 impl From<snoopy_filter::CompileError> for Error {
     fn from(e: snoopy_filter::CompileError) -> Self {
-        Error::Filter(e.to_string())
-    }
-}
-
-impl From<snoopy_filter::Error> for Error {
-    fn from(e: snoopy_filter::Error) -> Self {
-        Error::Filter(e.to_string())
+        Error::Filter(e.into())
     }
 }

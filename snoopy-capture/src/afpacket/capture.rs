@@ -366,11 +366,9 @@ impl CaptureBuilder {
             return Ok(cooked::snaplen_only(self.snaplen));
         };
         let runnable = if cooked {
-            cooked::fix_for_cooked_socket(filter, true).ok_or_else(|| {
-                Error::Filter(
-                    "this filter reads cooked-header bytes the kernel does not expose on `any`; capture on a named interface".into(),
-                )
-            })?
+            cooked::fix_for_cooked_socket(filter, true).ok_or(Error::FilterNotRunnable(
+                "this filter reads cooked-header bytes the kernel does not expose on `any`; capture on a named interface",
+            ))?
         } else {
             filter.clone()
         };

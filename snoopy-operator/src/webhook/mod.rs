@@ -138,7 +138,7 @@ impl Webhook {
                 let value = self.key.sign(subject, &user, cluster_wide_exec, &issued);
                 set_stamp(response, object, Some(value))
             }
-            Err(why) => response.deny(why),
+            Err(why) => response.deny(why.to_string()),
         }
     }
 
@@ -149,7 +149,7 @@ impl Webhook {
         cr: K,
         user: &UserInfo,
         namespace: &str,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, Refusal> {
         let name = user.username.as_deref().unwrap_or("(no user name)");
         // Planned as if authorized: the permissions are what is checked next. On a blocking
         // thread, bounded: a filter's compilation is the costly part.
@@ -165,39 +165,39 @@ impl Webhook {
         });
         let mut plan = match tokio::time::timeout(VALIDATION_TIMEOUT, validation).await {
             Ok(Ok(Ok(plan))) => plan,
-            Ok(Ok(Err(invalid))) => return Err(format!("{}: {}", invalid.reason, invalid.message)),
-            Ok(Err(e)) => return Err(format!("validating the spec failed: {e}")),
-            Err(_) => {
-                return Err(format!(
-                    "InvalidFilter: validating the spec took longer than {} s (the filter's compilation); simplify the filter",
-                    VALIDATION_TIMEOUT.as_secs()
-                ));
+            Ok(Ok(Err(invalid))) => return Err(Refusal::Invalid(invalid)),
+            Ok(Err(e)) => {
+                return Err(Refusal::Unavailable(format!(
+                    "validating the spec failed: {e}"
+                )));
             }
+            Err(_) => return Err(Refusal::TooSlow),
         };
         let needed = access::required(&plan, namespace, &self.settings.namespace);
         let mut missing = Vec::new();
         for permission in &needed {
             if !self.can(user, permission).await? {
-                missing.push(permission.to_string());
+                missing.push(permission.clone());
             }
         }
         if !missing.is_empty() {
-            return Err(format!(
-                "NotAuthorized: {name} may not {}; what a Snoopy CR sees or runs in a pod takes what kubectl exec into it takes (an admin grants it with a Role and RoleBinding)",
-                missing.join(", nor ")
-            ));
+            return Err(Refusal::Missing {
+                user: name.to_owned(),
+                missing,
+            });
         }
         let everywhere = Permission::exec_in(None);
         let cluster_wide = needed.contains(&everywhere) || self.can(user, &everywhere).await?;
         if !cluster_wide {
             plan.host_network = false;
-            let found = targets::find(&self.client, &plan)
-                .await
-                .map_err(|e| format!("listing the target pods failed: {e}"))?;
+            let found = targets::find(&self.client, &plan).await.map_err(|e| {
+                Refusal::Unavailable(format!("listing the target pods failed: {e}"))
+            })?;
             if let Some(first) = found.host_network_refused.iter().next() {
-                return Err(format!(
-                    "NotAuthorized: pod {first} uses the node's network, so its traffic is the whole node's: targeting it takes create pods/exec in every namespace, which {name} may not; narrow podSelector"
-                ));
+                return Err(Refusal::HostNetwork {
+                    user: name.to_owned(),
+                    pod: first.clone(),
+                });
             }
         }
         Ok(cluster_wide)
@@ -205,7 +205,7 @@ impl Webhook {
 
     /// Whether `user` may do `permission` (a SubjectAccessReview); an error (fail closed)
     /// when the API server cannot say.
-    async fn can(&self, user: &UserInfo, permission: &Permission) -> Result<bool, String> {
+    async fn can(&self, user: &UserInfo, permission: &Permission) -> Result<bool, Refusal> {
         let review = SubjectAccessReview {
             spec: SubjectAccessReviewSpec {
                 user: user.username.clone(),
@@ -221,12 +221,44 @@ impl Webhook {
             .create(&PostParams::default(), &review)
             .await
             .map_err(|e| {
-                format!("asking the API server whether the user may {permission} failed (create subjectaccessreviews): {e}")
+                Refusal::Unavailable(format!("asking the API server whether the user may {permission} failed (create subjectaccessreviews): {e}"))
             })?;
         Ok(answer
             .status
             .is_some_and(|s| s.allowed && !s.denied.unwrap_or(false)))
     }
+}
+
+/// Why the webhook refuses a CR (the text `kubectl apply` shows).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The spec is invalid: the condition the reconciler would set.
+    #[error("{}: {}", .0.reason, .0.message)]
+    Invalid(crate::plan::Invalid),
+    /// Validating took longer than [`VALIDATION_TIMEOUT`].
+    #[error("InvalidFilter: validating the spec took longer than {} s (the filter's compilation); simplify the filter", VALIDATION_TIMEOUT.as_secs())]
+    TooSlow,
+    /// The user lacks permissions the CR needs.
+    #[error("NotAuthorized: {user} may not {}; what a Snoopy CR sees or runs in a pod takes what kubectl exec into it takes (an admin grants it with a Role and RoleBinding)", .missing.iter().map(ToString::to_string).collect::<Vec<_>>().join(", nor "))]
+    Missing {
+        /// Who asked.
+        user: String,
+        /// What they may not do.
+        missing: Vec<Permission>,
+    },
+    /// A target pod is on the node's network and the user may not exec everywhere.
+    #[error(
+        "NotAuthorized: pod {pod} uses the node's network, so its traffic is the whole node's: targeting it takes create pods/exec in every namespace, which {user} may not; narrow podSelector"
+    )]
+    HostNetwork {
+        /// Who asked.
+        user: String,
+        /// `namespace/name` of the pod.
+        pod: String,
+    },
+    /// The API server could not answer (fail closed).
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn typed<K: CaptureResource>(object: &DynamicObject) -> Result<K, serde_json::Error> {

@@ -898,11 +898,10 @@ fn lower(g: &Graph, vals: &mut Values, b: usize) -> R<(Vec<Instruction>, u16, u3
     })
 }
 
-/// Optimises the tree as libpcap would and flattens it into a program.
-/// The program of the block graph as built, without any pass (libpcap's `icode_to_fcode`
-/// when it does not optimise): every block's statements as generated, laid out as the
-/// optimised program is.
-fn emit_unoptimized(g: &Graph, prologue: &[Instruction]) -> Vec<Instruction> {
+/// The blocks reachable from the root, each after all its successors (a post-order). The
+/// false side is placed first from the end, so the true side follows its test directly, as
+/// in libpcap's listings.
+fn postorder(g: &Graph) -> Vec<usize> {
     let mut post: Vec<usize> = Vec::new();
     let mut seen = vec![false; g.blocks.len()];
     let mut stack = vec![(g.root, false)];
@@ -921,6 +920,15 @@ fn emit_unoptimized(g: &Graph, prologue: &[Instruction]) -> Vec<Instruction> {
             stack.push((g.blocks[b].jf, false));
         }
     }
+    post
+}
+
+/// Optimises the tree as libpcap would and flattens it into a program.
+/// The program of the block graph as built, without any pass (libpcap's `icode_to_fcode`
+/// when it does not optimise): every block's statements as generated, laid out as the
+/// optimised program is.
+fn emit_unoptimized(g: &Graph, prologue: &[Instruction]) -> Vec<Instruction> {
+    let post = postorder(g);
     let mut rev: Vec<Instruction> = Vec::new();
     let mut at: HashMap<usize, usize> = HashMap::new();
     let push = |rev: &mut Vec<Instruction>, i: Instruction| {
@@ -1065,28 +1073,7 @@ pub(crate) fn compile_tree(
     }
     g.root = root;
     // Flatten back to front: returns, then every block after all its successors.
-    let mut post: Vec<usize> = Vec::new();
-    {
-        let mut seen = vec![false; g.blocks.len()];
-        let mut stack = vec![(g.root, false)];
-        while let Some((b, done)) = stack.pop() {
-            if done {
-                post.push(b);
-                continue;
-            }
-            if seen[b] {
-                continue;
-            }
-            seen[b] = true;
-            stack.push((b, true));
-            if !g.blocks[b].is_ret() {
-                // The false side is placed first from the end, so the true side follows
-                // its test directly, as in libpcap's listings.
-                stack.push((g.blocks[b].jt, false));
-                stack.push((g.blocks[b].jf, false));
-            }
-        }
-    }
+    let post = postorder(&g);
     // Redundant loads (libpcap's opt_blk special case): a block whose code only computes
     // the value every predecessor already left in A needs no code. The loads it would
     // repeat succeeded on every path to it, so no verdict changes.

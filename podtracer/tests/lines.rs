@@ -221,11 +221,14 @@ fn records(output: &str) -> Vec<String> {
 }
 
 /// Whether podtracer's `-v` covers the packet of this `tcpdump -n` line: IPv4 or IPv6 with
-/// TCP, UDP or an ICMP / ICMPv6 echo.
+/// TCP, UDP or an ICMP / ICMPv6 echo, and Ethernet/IPv4 ARP.
 fn verbose_covers(plain: &str) -> bool {
     let Some((_, rest)) = plain.split_once(' ') else {
         return false;
     };
+    if rest.starts_with("ARP, ") {
+        return !rest.contains("[|");
+    }
     (rest.starts_with("IP ") || rest.starts_with("IP6 "))
         && !rest.contains("[|")
         && !rest.contains(": HBH ")
@@ -237,17 +240,15 @@ fn verbose_covers(plain: &str) -> bool {
 
 /// The packets of the recorded traffic `-v` does not cover yet, as (what, a part of their
 /// `tcpdump -n` line): they keep their line without `-v` and are left out of the comparison
-/// with `tcpdump -v`. ICMPv6 other than echo (neighbour discovery, MLD), ARP, and ICMP
-/// errors (port unreachable for the UDP to a closed port), whose quoted packet `tcpdump -v`
-/// prints.
+/// with `tcpdump -v`. ICMPv6 other than echo (neighbour discovery, MLD), and ICMP errors
+/// (port unreachable for the UDP to a closed port), whose quoted packet `tcpdump -v` prints.
 const VERBOSE_NOT_COVERED: &[(&str, &str)] = &[
     ("ICMPv6 other than echo", " ICMP6, "),
-    ("ARP", " ARP, "),
     ("ICMP errors", " unreachable, length "),
 ];
 
 #[test]
-fn verbose_prints_tcpdumps_v_lines_for_tcp_udp_and_icmp_echo() -> Result<()> {
+fn verbose_prints_tcpdumps_v_lines_for_tcp_udp_icmp_echo_and_arp() -> Result<()> {
     let pair = NetnsPair::new()?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("traffic.pcap");
@@ -297,6 +298,8 @@ fn verbose_prints_tcpdumps_v_lines_for_tcp_udp_and_icmp_echo() -> Result<()> {
                 "next-header UDP (17)",
                 "UDP, length 15",
                 ": UDP, length 7",
+                "ARP, Ethernet (len 6), IPv4 (len 4), Request who-has",
+                "ARP, Ethernet (len 6), IPv4 (len 4), Reply",
             ] {
                 assert!(
                     compared.iter().any(|r| r.contains(needle)),

@@ -281,6 +281,16 @@ impl Summarizer {
                 if prefix {
                     out.push_str("ARP, ");
                 }
+                // tcpdump -v names the address formats first; only Ethernet/IPv4 ARP
+                // (decoded with its addresses, so 6- and 4-byte ones) is named here, other
+                // forms keep their non-verbose line.
+                if self.options.verbose > 0
+                    && arp.hardware_type == 1
+                    && arp.protocol_type == 0x0800
+                    && arp.sender_mac.is_some()
+                {
+                    out.push_str("Ethernet (len 6), IPv4 (len 4), ");
+                }
                 let wire = orig_len.saturating_sub(link_len);
                 arp_text(out, arp, wire)?;
             }

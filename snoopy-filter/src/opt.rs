@@ -923,12 +923,27 @@ fn postorder(g: &Graph) -> Vec<usize> {
     post
 }
 
-/// Optimises the tree as libpcap would and flattens it into a program.
 /// The program of the block graph as built, without any pass (libpcap's `icode_to_fcode`
 /// when it does not optimise): every block's statements as generated, laid out as the
 /// optimised program is.
-fn emit_unoptimized(g: &Graph, prologue: &[Instruction]) -> Vec<Instruction> {
-    let post = postorder(g);
+fn emit_unoptimized(g: &Graph, prologue: &[Instruction]) -> Result<Vec<Instruction>, CompileError> {
+    lay_out(g, &postorder(g), prologue, |b| {
+        let blk = &g.blocks[b];
+        Ok((blk.stmts.clone(), blk.code, blk.k))
+    })
+}
+
+/// Flattens the blocks of `post` (a post-order: each block after all its successors) back
+/// to front into a program: a return is its instruction; any other block is the
+/// statements, test code and constant `block(b)` gives, with long jumps (over 255
+/// instructions) routed through `ja`; then a jump to the root if it is not first, and the
+/// prologue.
+fn lay_out<E>(
+    g: &Graph,
+    post: &[usize],
+    prologue: &[Instruction],
+    mut block: impl FnMut(usize) -> Result<(Vec<Instruction>, u16, u32), E>,
+) -> Result<Vec<Instruction>, E> {
     let mut rev: Vec<Instruction> = Vec::new();
     let mut at: HashMap<usize, usize> = HashMap::new();
     let push = |rev: &mut Vec<Instruction>, i: Instruction| {
@@ -936,13 +951,14 @@ fn emit_unoptimized(g: &Graph, prologue: &[Instruction]) -> Vec<Instruction> {
         rev.len() - 1
     };
     let dist = |rev: &Vec<Instruction>, target: usize| (rev.len() - target - 1) as u32;
-    for &b in &post {
+    for &b in post {
         let blk = &g.blocks[b];
         if blk.is_ret() {
             let p = push(&mut rev, Instruction::new(blk.code, 0, 0, blk.k));
             at.insert(b, p);
             continue;
         }
+        let (stmts, code, k) = block(b)?;
         let (mut t, mut f) = (at[&blk.jt], at[&blk.jf]);
         if dist(&rev, t) > 255 {
             let d = dist(&rev, t);
@@ -957,8 +973,8 @@ fn emit_unoptimized(g: &Graph, prologue: &[Instruction]) -> Vec<Instruction> {
             }
         }
         let (jt8, jf8) = (dist(&rev, t) as u8, dist(&rev, f) as u8);
-        let mut entry = push(&mut rev, Instruction::new(blk.code, jt8, jf8, blk.k));
-        for st in blk.stmts.iter().rev() {
+        let mut entry = push(&mut rev, Instruction::new(code, jt8, jf8, k));
+        for st in stmts.iter().rev() {
             entry = push(&mut rev, *st);
         }
         at.insert(b, entry);
@@ -972,9 +988,10 @@ fn emit_unoptimized(g: &Graph, prologue: &[Instruction]) -> Vec<Instruction> {
         push(&mut rev, *st);
     }
     rev.reverse();
-    rev
+    Ok(rev)
 }
 
+/// Optimises the tree as libpcap would and flattens it into a program.
 pub(crate) fn compile_tree(
     root: &Node,
     prologue: &[Instruction],
@@ -991,7 +1008,7 @@ pub(crate) fn compile_tree(
     g.add(Vec::new(), RET | K, 0, 0, 0);
     g.root = g.build(root, ACCEPT, REJECT);
     if !optimize {
-        return Ok(emit_unoptimized(&g, prologue));
+        return emit_unoptimized(&g, prologue);
     }
     if g.blocks[g.root].is_ret() {
         // A constant expression: nothing to optimise.
@@ -1106,19 +1123,7 @@ pub(crate) fn compile_tree(
                 .get(&b)
                 .is_some_and(|ps| ps.iter().all(|p| a_out.get(p) == Some(&mine)))
     };
-    let mut rev: Vec<Instruction> = Vec::new();
-    let mut at: HashMap<usize, usize> = HashMap::new();
-    let push = |rev: &mut Vec<Instruction>, i: Instruction| {
-        rev.push(i);
-        rev.len() - 1
-    };
-    for &b in &post {
-        let blk = g.blocks[b].clone();
-        if blk.is_ret() {
-            let p = push(&mut rev, Instruction::new(blk.code, 0, 0, blk.k));
-            at.insert(b, p);
-            continue;
-        }
+    lay_out(&g, &post, prologue, |b| {
         let (mut stmts, code, k) = match lowered.get(&b) {
             Some(l) => l.clone(),
             None => lower(&g, &mut vals, b)?,
@@ -1131,35 +1136,6 @@ pub(crate) fn compile_tree(
             s.append(&mut stmts);
             stmts = s;
         }
-        let (mut t, mut f) = (at[&blk.jt], at[&blk.jf]);
-        let dist = |rev: &Vec<Instruction>, target: usize| (rev.len() - target - 1) as u32;
-        if dist(&rev, t) > 255 {
-            let d = dist(&rev, t);
-            t = push(&mut rev, Instruction::new(JMP | JA, 0, 0, d));
-        }
-        if dist(&rev, f) > 255 {
-            let d = dist(&rev, f);
-            f = push(&mut rev, Instruction::new(JMP | JA, 0, 0, d));
-            if dist(&rev, t) > 255 {
-                let d = dist(&rev, t);
-                t = push(&mut rev, Instruction::new(JMP | JA, 0, 0, d));
-            }
-        }
-        let (jt8, jf8) = (dist(&rev, t) as u8, dist(&rev, f) as u8);
-        let mut entry = push(&mut rev, Instruction::new(code, jt8, jf8, k));
-        for s in stmts.iter().rev() {
-            entry = push(&mut rev, *s);
-        }
-        at.insert(b, entry);
-    }
-    let entry = at[&g.root];
-    if entry != rev.len() - 1 {
-        let d = (rev.len() - entry - 1) as u32;
-        push(&mut rev, Instruction::new(JMP | JA, 0, 0, d));
-    }
-    for s in prologue.iter().rev() {
-        push(&mut rev, *s);
-    }
-    rev.reverse();
-    Ok(rev)
+        Ok((stmts, code, k))
+    })
 }

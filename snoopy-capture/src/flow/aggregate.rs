@@ -173,7 +173,9 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, record: &FlowRecord) {
+    /// Counts one flow record: its traffic always, and, unless it continues an earlier
+    /// record of the same connection, its attempt, outcome and round trip.
+    pub fn add(&mut self, record: &FlowRecord) {
         self.flows += 1;
         self.packets += record.packets();
         self.bytes += record.bytes();

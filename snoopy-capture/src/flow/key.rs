@@ -4,7 +4,7 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decode::{Decoded, Transport};
 
@@ -70,6 +70,32 @@ impl Serialize for Protocol {
         match self {
             Protocol::Other(n) => s.serialize_u8(*n),
             p => s.collect_str(p),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Protocol {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        /// A name (`tcp`, …) or an IP protocol number, as [`Protocol`] serialises.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire<'a> {
+            Number(u8),
+            Name(std::borrow::Cow<'a, str>),
+        }
+        match Wire::deserialize(d)? {
+            Wire::Number(n) => Ok(Protocol::from_number(n)),
+            Wire::Name(name) => match &*name {
+                "tcp" => Ok(Protocol::Tcp),
+                "udp" => Ok(Protocol::Udp),
+                "icmp" => Ok(Protocol::Icmp),
+                "icmpv6" => Ok(Protocol::Icmpv6),
+                "sctp" => Ok(Protocol::Sctp),
+                other => Err(serde::de::Error::unknown_variant(
+                    other,
+                    &["tcp", "udp", "icmp", "icmpv6", "sctp", "a protocol number"],
+                )),
+            },
         }
     }
 }

@@ -113,6 +113,6 @@ pub use aggregate::{
     PodNames, Tally,
 };
 pub use key::{Endpoint, FlowKey, FxBuildHasher, FxHasher, Oriented, Protocol};
-pub use record::{DirectionStats, EndReason, FlowRecord, NamedEndpoint, TcpRecord};
+pub use record::{DirectionStats, EndReason, FlowRecord, FlowType, NamedEndpoint, TcpRecord};
 pub use table::{FlowConfig, FlowTable, TableStats, feed};
 pub use tcp::{Handshake, TcpCounters, TcpOutcome};

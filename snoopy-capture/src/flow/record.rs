@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::key::{Endpoint, Protocol};
 use super::tcp::{Handshake, TcpCounters, TcpOutcome};
@@ -11,8 +11,12 @@ pub(crate) fn as_nanos<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Er
     s.serialize_u64(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+pub(crate) fn from_nanos<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_nanos)
+}
+
 /// Packets and bytes one way.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectionStats {
     /// Packets.
     pub packets: u64,
@@ -20,10 +24,18 @@ pub struct DirectionStats {
     /// conversation statistics count them).
     pub bytes: u64,
     /// Capture time of the first packet, nanoseconds since the Unix epoch (0: none).
-    #[serde(rename = "first_ns", serialize_with = "as_nanos")]
+    #[serde(
+        rename = "first_ns",
+        serialize_with = "as_nanos",
+        deserialize_with = "from_nanos"
+    )]
     pub first: Duration,
     /// Capture time of the last packet, nanoseconds since the Unix epoch (0: none).
-    #[serde(rename = "last_ns", serialize_with = "as_nanos")]
+    #[serde(
+        rename = "last_ns",
+        serialize_with = "as_nanos",
+        deserialize_with = "from_nanos"
+    )]
     pub last: Duration,
 }
 
@@ -39,14 +51,14 @@ impl DirectionStats {
 }
 
 /// One endpoint in a record, with its pod name when the caller knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamedEndpoint {
     /// The IP address.
     pub ip: std::net::IpAddr,
     /// The port (ICMP echo identifier; 0 for protocols without ports).
     pub port: u16,
     /// `NAMESPACE/POD` when the address is a known pod's.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -75,7 +87,7 @@ impl NamedEndpoint {
 }
 
 /// Why a record was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// No packet for the idle timeout (or, for a closed or reset TCP connection, for the
@@ -94,8 +106,18 @@ pub enum EndReason {
     Snapshot,
 }
 
+/// The `"type"` member of a flow record: always `"flow"` (reading anything else back as a
+/// flow record is an error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum FlowType {
+    /// `"flow"`.
+    #[default]
+    #[serde(rename = "flow")]
+    Flow,
+}
+
 /// TCP details of a flow record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpRecord {
     /// How the connection went ([`TcpOutcome`]).
     pub outcome: TcpOutcome,
@@ -112,12 +134,13 @@ pub struct TcpRecord {
 /// One flow: a bidirectional conversation between two endpoints over one protocol.
 ///
 /// Serialised as one JSON object ("flow record"); see the crate's flow documentation for
-/// the schema.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// the schema. Consumers of the stream (the dashboard) read it back with the same type, so
+/// the success and failure rules of [`FlowRecord::failure`] live here only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRecord {
     /// Always `"flow"`, so records can share a stream with snapshots.
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: FlowType,
     /// Why the record was written.
     pub reason: EndReason,
     /// The protocol.
@@ -127,10 +150,18 @@ pub struct FlowRecord {
     /// The other side.
     pub responder: NamedEndpoint,
     /// First packet of the flow (either way), nanoseconds since the Unix epoch.
-    #[serde(rename = "first_ns", serialize_with = "as_nanos")]
+    #[serde(
+        rename = "first_ns",
+        serialize_with = "as_nanos",
+        deserialize_with = "from_nanos"
+    )]
     pub first: Duration,
     /// Last packet of the flow, nanoseconds since the Unix epoch.
-    #[serde(rename = "last_ns", serialize_with = "as_nanos")]
+    #[serde(
+        rename = "last_ns",
+        serialize_with = "as_nanos",
+        deserialize_with = "from_nanos"
+    )]
     pub last: Duration,
     /// Initiator → responder.
     pub fwd: DirectionStats,
@@ -145,7 +176,9 @@ pub struct FlowRecord {
     #[serde(
         rename = "response_ns",
         serialize_with = "opt_nanos",
-        skip_serializing_if = "Option::is_none"
+        deserialize_with = "opt_from_nanos",
+        skip_serializing_if = "Option::is_none",
+        default
     )]
     pub response_time: Option<Duration>,
     /// TCP details (`null` for other protocols).
@@ -157,6 +190,10 @@ fn opt_nanos<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Erro
         Some(d) => as_nanos(d, s),
         None => s.serialize_none(),
     }
+}
+
+fn opt_from_nanos<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    Option::<u64>::deserialize(d).map(|ns| ns.map(Duration::from_nanos))
 }
 
 impl FlowRecord {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::key::{FlowKey, FxBuildHasher, Protocol};
-use super::record::{DirectionStats, EndReason, FlowRecord, NamedEndpoint, TcpRecord};
+use super::record::{DirectionStats, EndReason, FlowRecord, FlowType, NamedEndpoint, TcpRecord};
 use super::tcp::TcpTracker;
 use crate::decode::{self, Decoded, TcpFlags};
 use crate::{LinkType, Packet};
@@ -453,7 +453,7 @@ impl FlowTable {
             rev: t.counters(1),
         });
         FlowRecord {
-            kind: "flow",
+            kind: FlowType::Flow,
             reason,
             protocol: flow.key.protocol,
             initiator: NamedEndpoint::new(initiator),
@@ -574,6 +574,34 @@ mod tests {
 
     const A: [u8; 4] = [10, 0, 0, 1];
     const B: [u8; 4] = [10, 0, 0, 2];
+
+    #[test]
+    fn records_read_back_as_they_were_written() {
+        let mut table = FlowTable::new(FlowConfig::default());
+        // A completed handshake with data, a refused SYN, an unanswered UDP query and a
+        // protocol without a name (GRE, 47): every field kind of the schema.
+        feed(&mut table, &tcp(A, B, 40000, 80, 7, 0, 0x02), 0);
+        feed(&mut table, &tcp(B, A, 80, 40000, 100, 8, 0x12), 1);
+        feed(&mut table, &tcp(A, B, 40000, 80, 8, 101, 0x10), 2);
+        feed(&mut table, &tcp(A, B, 40001, 81, 7, 0, 0x02), 3);
+        feed(&mut table, &tcp(B, A, 81, 40001, 0, 8, 0x14), 4);
+        feed(&mut table, &udp(A, B, 5000, 53), 5);
+        let mut gre = udp(A, B, 0, 0);
+        gre[9] = 47;
+        feed(&mut table, &gre, 6);
+        table.finish();
+        let mut records: Vec<_> = table.drain_finished().collect();
+        records[0].initiator.name = Some("shop/web-0".into());
+        assert_eq!(records.len(), 4);
+        for record in records {
+            let json = serde_json::to_string(&record).unwrap();
+            let back: FlowRecord = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, record, "{json}");
+        }
+        let not_a_flow = r#"{"type":"destination"}"#;
+        let err = serde_json::from_str::<FlowRecord>(not_a_flow).unwrap_err();
+        assert!(err.to_string().contains("expected `flow`"), "{err}");
+    }
 
     #[test]
     fn counts_each_direction_and_times_out() {

@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::decode::{Tcp, TcpFlags, TcpOption};
 
@@ -39,7 +39,7 @@ fn seq_le(a: u32, b: u32) -> bool {
 }
 
 /// How a TCP connection went, as seen at the capture point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TcpOutcome {
     /// The handshake completed (SYN, SYN-ACK, ACK) and the connection was neither closed nor
@@ -80,22 +80,28 @@ impl TcpOutcome {
 /// Their sum, `rtt`, is Wireshark's `tcp.analysis.initial_rtt` for a normal handshake: from
 /// the most recent SYN before the SYN-ACK (a retried SYN restarts the clock, as Wireshark's
 /// `ts_mru_syn` does) to the initiator's ACK completing the handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handshake {
     /// Last SYN to the SYN-ACK, in nanoseconds.
     #[serde(
         rename = "syn_to_synack_ns",
-        serialize_with = "super::record::as_nanos"
+        serialize_with = "super::record::as_nanos",
+        deserialize_with = "super::record::from_nanos"
     )]
     pub syn_to_synack: Duration,
     /// SYN-ACK to the initiator's ACK, in nanoseconds.
     #[serde(
         rename = "synack_to_ack_ns",
-        serialize_with = "super::record::as_nanos"
+        serialize_with = "super::record::as_nanos",
+        deserialize_with = "super::record::from_nanos"
     )]
     pub synack_to_ack: Duration,
     /// Last SYN to the ACK completing the handshake, in nanoseconds.
-    #[serde(rename = "rtt_ns", serialize_with = "super::record::as_nanos")]
+    #[serde(
+        rename = "rtt_ns",
+        serialize_with = "super::record::as_nanos",
+        deserialize_with = "super::record::from_nanos"
+    )]
     pub rtt: Duration,
 }
 
@@ -146,7 +152,7 @@ impl Default for Direction {
 
 /// Per-direction TCP counters of a finished analysis, indexed `[initiator→responder,
 /// responder→initiator]`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpCounters {
     /// Segments Wireshark would flag `tcp.analysis.retransmission` (plain, fast and
     /// spurious retransmissions).

@@ -90,6 +90,24 @@ impl Histogram {
         self.count
     }
 
+    /// Adds every sample of `other` (same precision: merging is exact).
+    pub fn merge(&mut self, other: &Histogram) {
+        for (&bucket, &n) in &other.buckets {
+            *self.buckets.entry(bucket).or_default() += n;
+        }
+        self.count += other.count;
+    }
+
+    /// Samples at or below `limit` (to the bucket's precision: a sample counts when its
+    /// bucket's smallest value is), as a Prometheus histogram's cumulative `le` buckets need.
+    pub fn count_at_most(&self, limit: Duration) -> u64 {
+        let ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        self.buckets
+            .range(..=Self::bucket(ns))
+            .map(|(_, &n)| n)
+            .sum()
+    }
+
     /// The nearest-rank percentile (`p` in 0..=100): the smallest recorded value (to the
     /// bucket's precision) with at least `p` % of the samples at or below it.
     pub fn percentile(&self, p: f64) -> Option<Duration> {
@@ -199,6 +217,21 @@ impl Tally {
         if let Some(rtt) = record.rtt() {
             self.rtt.record(rtt);
         }
+    }
+
+    /// Adds the counts of `other` (e.g. the time windows of one pair, summed for a view).
+    pub fn merge(&mut self, other: &Tally) {
+        self.flows += other.flows;
+        self.attempts += other.attempts;
+        self.successes += other.successes;
+        self.failures.refused += other.failures.refused;
+        self.failures.unanswered += other.failures.unanswered;
+        self.failures.reset += other.failures.reset;
+        self.failures.no_reply += other.failures.no_reply;
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.retransmissions += other.retransmissions;
+        self.rtt.merge(&other.rtt);
     }
 
     /// Successes over attempts (`None` without attempts).
@@ -446,6 +479,29 @@ mod tests {
             assert!((ns - lo) as f64 <= ns as f64 / 128.0, "{ns}: {lo}");
             assert_eq!(Histogram::bucket(lo), b);
         }
+    }
+
+    #[test]
+    fn merged_histograms_count_as_one() {
+        let (mut a, mut b, mut both) = (
+            Histogram::default(),
+            Histogram::default(),
+            Histogram::default(),
+        );
+        for ms in [1, 2, 3, 50] {
+            a.record(Duration::from_millis(ms));
+            both.record(Duration::from_millis(ms));
+        }
+        for ms in [4, 200] {
+            b.record(Duration::from_millis(ms));
+            both.record(Duration::from_millis(ms));
+        }
+        a.merge(&b);
+        assert_eq!(a, both);
+        assert_eq!(a.count_at_most(Duration::from_millis(3)), 3);
+        assert_eq!(a.count_at_most(Duration::from_millis(100)), 5);
+        assert_eq!(a.count_at_most(Duration::from_secs(1)), 6);
+        assert_eq!(a.count_at_most(Duration::ZERO), 0);
     }
 
     #[test]

@@ -1,0 +1,290 @@
+//! `/metrics`: the aggregates in Prometheus' text format, with Hubble's and Retina's label
+//! names (`source_namespace`, `source_pod`, `destination_namespace`, `destination_pod`) so
+//! existing Grafana setups work. An end that is not a known pod has an empty namespace and
+//! its address as the pod label (Hubble would fold every such end into one `world`; the
+//! address is what a user debugging a failing destination needs). The number of series is
+//! bounded by the store's conversation limit; series of pods that stop appearing go when
+//! their last window leaves the retention.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::time::Duration;
+
+use snoopy_capture::flow::Histogram;
+
+use crate::store::Store;
+
+/// Upper bounds (seconds) of the duration histograms' buckets.
+const BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// `NAMESPACE/POD` → (namespace, pod); an address → ("", address).
+fn split_host(host: &str) -> (&str, &str) {
+    host.split_once('/').unwrap_or(("", host))
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn labels(pairs: &[(&str, &str)]) -> String {
+    let inner: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+        .collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn histogram(out: &mut String, name: &str, base: &[(&str, &str)], h: &Histogram, sum_ns: u64) {
+    for le in BUCKETS {
+        let le_text = le.to_string();
+        let mut with_le = base.to_vec();
+        with_le.push(("le", &le_text));
+        let n = h.count_at_most(Duration::from_secs_f64(le));
+        let _ = writeln!(out, "{name}_bucket{} {n}", labels(&with_le));
+    }
+    let mut inf = base.to_vec();
+    inf.push(("le", "+Inf"));
+    let _ = writeln!(out, "{name}_bucket{} {}", labels(&inf), h.count());
+    let _ = writeln!(out, "{name}_sum{} {}", labels(base), sum_ns as f64 / 1e9);
+    let _ = writeln!(out, "{name}_count{} {}", labels(base), h.count());
+}
+
+/// The pod pair labels of a conversation's ends.
+fn pair_labels(source: &str, destination: &str) -> Vec<(&'static str, String)> {
+    let (sn, sp) = split_host(source);
+    let (dn, dp) = split_host(destination);
+    vec![
+        ("source_namespace", sn.to_string()),
+        ("source_pod", sp.to_string()),
+        ("destination_namespace", dn.to_string()),
+        ("destination_pod", dp.to_string()),
+    ]
+}
+
+/// Owned labels as the borrowed pairs [`labels`] takes, plus `extra`.
+fn with<'a>(
+    owned: &'a [(&'static str, String)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    owned
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+/// Per pod pair, summed over its conversations.
+#[derive(Default)]
+struct PairSeries {
+    handshakes: BTreeMap<&'static str, u64>,
+    rtt: Histogram,
+    rtt_sum_ns: u64,
+    retransmissions: u64,
+    egress: u64,
+    ingress: u64,
+}
+
+/// The metrics text.
+pub fn render(store: &Store) -> String {
+    let mut pairs: BTreeMap<(&str, &str), PairSeries> = BTreeMap::new();
+    for (key, c) in store.conversations() {
+        let s = pairs.entry((&key.source, &key.destination)).or_default();
+        for (result, n) in &c.lifetime.handshakes {
+            *s.handshakes.entry(result).or_default() += n;
+        }
+        s.rtt.merge(&c.lifetime.handshake_rtt);
+        s.rtt_sum_ns += c.lifetime.handshake_rtt_sum_ns;
+        s.retransmissions += c.lifetime.retransmissions;
+        s.egress += c.lifetime.bytes_egress;
+        s.ingress += c.lifetime.bytes_ingress;
+    }
+    let mut out = String::new();
+
+    header(
+        &mut out,
+        "snoopy_tcp_handshakes_total",
+        "counter",
+        "TCP connection attempts by result (success, refused, unanswered, reset).",
+    );
+    for ((source, destination), s) in &pairs {
+        let base = pair_labels(source, destination);
+        for (result, n) in &s.handshakes {
+            let l = with(&base, &[("result", result)]);
+            let _ = writeln!(out, "snoopy_tcp_handshakes_total{} {n}", labels(&l));
+        }
+    }
+    header(
+        &mut out,
+        "snoopy_tcp_handshake_duration_seconds",
+        "histogram",
+        "TCP handshake round trip (SYN to the ACK completing it), seconds.",
+    );
+    for ((source, destination), s) in &pairs {
+        if s.rtt.count() == 0 {
+            continue;
+        }
+        let base = pair_labels(source, destination);
+        let l = with(&base, &[]);
+        histogram(
+            &mut out,
+            "snoopy_tcp_handshake_duration_seconds",
+            &l,
+            &s.rtt,
+            s.rtt_sum_ns,
+        );
+    }
+    header(
+        &mut out,
+        "snoopy_tcp_retransmissions_total",
+        "counter",
+        "TCP segments retransmitted, both ways.",
+    );
+    for ((source, destination), s) in &pairs {
+        let base = pair_labels(source, destination);
+        let l = with(&base, &[]);
+        let _ = writeln!(
+            out,
+            "snoopy_tcp_retransmissions_total{} {}",
+            labels(&l),
+            s.retransmissions
+        );
+    }
+    header(
+        &mut out,
+        "snoopy_flow_bytes_total",
+        "counter",
+        "Bytes on the wire; direction egress is source to destination, ingress the answers.",
+    );
+    for ((source, destination), s) in &pairs {
+        let base = pair_labels(source, destination);
+        for (direction, n) in [("egress", s.egress), ("ingress", s.ingress)] {
+            let l = with(&base, &[("direction", direction)]);
+            let _ = writeln!(out, "snoopy_flow_bytes_total{} {n}", labels(&l));
+        }
+    }
+
+    header(
+        &mut out,
+        "snoopy_probe_attempts_total",
+        "counter",
+        "Probe attempts by check type, target and result (success or the failure reason).",
+    );
+    for (key, p) in store.probes() {
+        let (ns, pod) = split_host(&key.source);
+        let base = [
+            ("source_namespace", ns),
+            ("source_pod", pod),
+            ("type", key.check.as_str()),
+            ("target", key.target.as_str()),
+        ];
+        let mut ok = base.to_vec();
+        ok.push(("result", "success"));
+        let _ = writeln!(
+            out,
+            "snoopy_probe_attempts_total{} {}",
+            labels(&ok),
+            p.successes
+        );
+        for (reason, n) in &p.failures {
+            let mut l = base.to_vec();
+            l.push(("result", reason));
+            let _ = writeln!(out, "snoopy_probe_attempts_total{} {n}", labels(&l));
+        }
+    }
+    header(
+        &mut out,
+        "snoopy_probe_duration_seconds",
+        "histogram",
+        "Latency of successful probe attempts (TCP connect, HTTP first byte, DNS answer), seconds.",
+    );
+    for (key, p) in store.probes() {
+        if p.latency.count() == 0 {
+            continue;
+        }
+        let (ns, pod) = split_host(&key.source);
+        let base = [
+            ("source_namespace", ns),
+            ("source_pod", pod),
+            ("type", key.check.as_str()),
+            ("target", key.target.as_str()),
+            ("result", "success"),
+        ];
+        histogram(
+            &mut out,
+            "snoopy_probe_duration_seconds",
+            &base,
+            &p.latency,
+            p.latency_sum_ns,
+        );
+    }
+
+    let stats = store.stats();
+    header(
+        &mut out,
+        "snoopy_dashboard_records_total",
+        "counter",
+        "Lines and messages read, by what they were.",
+    );
+    for (kind, n) in [
+        ("flow", stats.flows),
+        ("probe", stats.probes),
+        ("malformed", stats.malformed),
+        ("unknown_type", stats.unknown_type),
+    ] {
+        let _ = writeln!(out, "snoopy_dashboard_records_total{{kind=\"{kind}\"}} {n}");
+    }
+    header(
+        &mut out,
+        "snoopy_dashboard_evicted_total",
+        "counter",
+        "Keys dropped to stay within the limits.",
+    );
+    let _ = writeln!(
+        out,
+        "snoopy_dashboard_evicted_total{{what=\"conversation\"}} {}",
+        stats.evicted_conversations
+    );
+    let _ = writeln!(
+        out,
+        "snoopy_dashboard_evicted_total{{what=\"probe\"}} {}",
+        stats.evicted_probes
+    );
+    header(
+        &mut out,
+        "snoopy_dashboard_input_errors_total",
+        "counter",
+        "Errors of the inputs (an unreadable file, a broker that went away).",
+    );
+    let _ = writeln!(
+        out,
+        "snoopy_dashboard_input_errors_total {}",
+        stats.input_errors
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(
+            labels(&[("target", "a\"b\\c\nd")]),
+            r#"{target="a\"b\\c\nd"}"#
+        );
+        assert_eq!(split_host("shop/web-0"), ("shop", "web-0"));
+        assert_eq!(split_host("10.0.0.1"), ("", "10.0.0.1"));
+    }
+}

@@ -1,0 +1,66 @@
+//! The store behind a lock, and the signal that it changed (what live pages wait on).
+
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::watch;
+
+use crate::input::Origin;
+use crate::store::{Limits, Store};
+
+/// The store shared by the inputs and the web server.
+#[derive(Debug)]
+pub struct Shared {
+    store: Mutex<Store>,
+    changed: watch::Sender<u64>,
+}
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+impl Shared {
+    /// An empty store with these limits.
+    pub fn new(limits: Limits) -> Self {
+        Shared {
+            store: Mutex::new(Store::new(limits)),
+            changed: watch::Sender::new(0),
+        }
+    }
+
+    /// The store, locked. A panic while it was held leaves counts, not broken invariants
+    /// worth stopping the dashboard for, so a poisoned lock is taken over.
+    pub fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts a batch of lines or messages under one lock, then tells the pages.
+    pub fn ingest_batch<'a>(&self, items: impl IntoIterator<Item = (&'a [u8], &'a Origin)>) {
+        let version = {
+            let mut store = self.lock();
+            let received = now_ns();
+            for (json, origin) in items {
+                store.ingest(json, origin, received);
+            }
+            store.version()
+        };
+        self.changed.send_replace(version);
+    }
+
+    /// Counts an error of an input, then tells the pages.
+    pub fn input_error(&self, what: String) {
+        let version = {
+            let mut store = self.lock();
+            store.input_error(what);
+            store.version()
+        };
+        self.changed.send_replace(version);
+    }
+
+    /// A receiver that wakes when the store changes.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}

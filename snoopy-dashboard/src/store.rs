@@ -1,0 +1,553 @@
+//! The aggregates: every conversation (source host → destination host, protocol and port)
+//! counted per time window, with its recent failures; probe checks; what was read and
+//! dropped. Bounded: at most `max_conversations` and `max_probes` keys, the least recently
+//! seen evicted (and counted) to make room.
+//!
+//! Time is the data's time (flow records carry capture timestamps): windows age out
+//! relative to the newest record seen, so a replayed file shows as it happened.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+use snoopy_capture::flow::{FlowRecord, Histogram, Protocol, Tally};
+
+use crate::input::{InputError, Origin, ProbeRecord, Record};
+
+/// How much the store keeps.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Width of a time window.
+    pub window: Duration,
+    /// How far back windows are kept (relative to the newest record).
+    pub retention: Duration,
+    /// Conversations kept at most.
+    pub max_conversations: usize,
+    /// Probe checks kept at most.
+    pub max_probes: usize,
+    /// Failed flows kept per conversation (the most recent).
+    pub failed_per_conversation: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            window: Duration::from_secs(10),
+            retention: Duration::from_secs(3600),
+            max_conversations: 20_000,
+            max_probes: 2_000,
+            failed_per_conversation: 20,
+        }
+    }
+}
+
+/// One conversation: who talked to which service.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversationKey {
+    /// The initiator: `NAMESPACE/POD`, or its address.
+    pub source: String,
+    /// The responder: `NAMESPACE/POD`, or its address.
+    pub destination: String,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The responder's address.
+    pub ip: IpAddr,
+    /// The responder's port (0 for ICMP and port-less protocols).
+    pub port: u16,
+}
+
+/// A failed attempt, as the page lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedFlow {
+    /// When the attempt started, nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// `host:port` of the initiator.
+    pub initiator: String,
+    /// `host:port` of the responder.
+    pub responder: String,
+    /// `refused`, `unanswered`, `reset` or `no_reply`.
+    pub outcome: &'static str,
+    /// The node that saw it, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// Counters that only grow, for Prometheus (windows age out; counters must not).
+#[derive(Debug, Clone, Default)]
+pub struct Lifetime {
+    /// TCP handshakes by result: `success`, `refused`, `unanswered`, `reset`.
+    pub handshakes: BTreeMap<&'static str, u64>,
+    /// TCP handshake round trips.
+    pub handshake_rtt: Histogram,
+    /// Their sum, ns (a Prometheus histogram's `_sum`).
+    pub handshake_rtt_sum_ns: u64,
+    /// TCP retransmissions both ways.
+    pub retransmissions: u64,
+    /// Bytes initiator → responder.
+    pub bytes_egress: u64,
+    /// Bytes responder → initiator.
+    pub bytes_ingress: u64,
+}
+
+/// What the store keeps of one conversation.
+#[derive(Debug, Clone, Default)]
+pub struct Conversation {
+    /// Window start (ns since the epoch) → counts, oldest first.
+    pub windows: VecDeque<(u64, Tally)>,
+    /// The most recent failures, oldest first.
+    pub failed: VecDeque<FailedFlow>,
+    /// Nodes that reported it.
+    pub nodes: Vec<String>,
+    /// Newest record time, ns.
+    pub last_ns: u64,
+    /// Counters since the dashboard started.
+    pub lifetime: Lifetime,
+}
+
+/// A probe check, keyed by the pod that ran it, the check and its target.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProbeKey {
+    /// The pod (or target) that ran the check: the record's origin key, `-` if unknown.
+    pub source: String,
+    /// `tcp`, `http` or `dns`.
+    pub check: String,
+    /// The target as given.
+    pub target: String,
+}
+
+/// What the store keeps of one probe check.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeTally {
+    /// Attempts.
+    pub attempts: u64,
+    /// Successful attempts.
+    pub successes: u64,
+    /// Failed attempts by reason.
+    pub failures: BTreeMap<String, u64>,
+    /// Latencies of the successful attempts.
+    pub latency: Histogram,
+    /// Their sum, ns.
+    pub latency_sum_ns: u64,
+    /// Addresses the attempts went to (`ip:port`), to set the check beside the passive
+    /// numbers of the same destination.
+    pub addresses: Vec<String>,
+    /// Nodes that reported it.
+    pub nodes: Vec<String>,
+    /// When it was last reported, ns.
+    pub last_ns: u64,
+}
+
+/// What was read, and what could not be used.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct IngestStats {
+    /// Flow records counted.
+    pub flows: u64,
+    /// Probe reports counted.
+    pub probes: u64,
+    /// Summaries podtracer computed (snapshots, summaries), skipped: the dashboard makes its
+    /// own from the flow records.
+    pub summaries: u64,
+    /// Lines or messages that were not JSON or did not fit their type's schema.
+    pub malformed: u64,
+    /// Records of a type the dashboard does not read.
+    pub unknown_type: u64,
+    /// Conversations evicted to stay within the key limit.
+    pub evicted_conversations: u64,
+    /// Probe checks evicted to stay within the key limit.
+    pub evicted_probes: u64,
+    /// Errors of the inputs themselves (a broker going away, an unreadable file).
+    pub input_errors: u64,
+    /// The most recent problem, for the page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_problem: Option<String>,
+}
+
+/// The aggregates.
+#[derive(Debug)]
+pub struct Store {
+    limits: Limits,
+    conversations: HashMap<ConversationKey, Conversation>,
+    probes: HashMap<ProbeKey, ProbeTally>,
+    stats: IngestStats,
+    now_ns: u64,
+    /// The window (of data time) of the last sweep for expired windows.
+    swept_window: u64,
+    version: u64,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn push_unique(list: &mut Vec<String>, item: &Option<String>, cap: usize) {
+    if let Some(item) = item
+        && list.len() < cap
+        && !list.contains(item)
+    {
+        list.push(item.clone());
+    }
+}
+
+/// Nodes remembered per key: a conversation is seen from one or two nodes.
+const NODES_PER_KEY: usize = 8;
+/// Addresses remembered per probe check.
+const ADDRESSES_PER_PROBE: usize = 8;
+
+impl Store {
+    /// An empty store.
+    pub fn new(limits: Limits) -> Self {
+        Store {
+            limits,
+            conversations: HashMap::new(),
+            probes: HashMap::new(),
+            stats: IngestStats::default(),
+            now_ns: 0,
+            swept_window: 0,
+            version: 0,
+        }
+    }
+
+    /// The limits it keeps to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Counts one line or message: a record, or the reason it is not one. `received_ns` is
+    /// when it arrived (the time of a probe report, which carries none).
+    pub fn ingest(&mut self, json: &[u8], origin: &Origin, received_ns: u64) {
+        match crate::input::parse(json) {
+            Ok(record) => self.add(record, origin, received_ns),
+            Err(e) => self.reject(&e),
+        }
+    }
+
+    /// Counts a line or message that was not a record.
+    pub fn reject(&mut self, error: &InputError) {
+        match error {
+            InputError::Malformed(_) => self.stats.malformed += 1,
+            InputError::UnknownType(_) => self.stats.unknown_type += 1,
+        }
+        self.stats.last_problem = Some(error.to_string());
+        self.version += 1;
+    }
+
+    /// Counts an error of an input (a broker that went away, an unreadable file).
+    pub fn input_error(&mut self, what: String) {
+        self.stats.input_errors += 1;
+        self.stats.last_problem = Some(what);
+        self.version += 1;
+    }
+
+    /// Counts one record.
+    pub fn add(&mut self, record: Record, origin: &Origin, received_ns: u64) {
+        match record {
+            Record::Flow(flow) => self.add_flow(&flow, origin),
+            Record::Probe(probe) => self.add_probe(&probe, origin, received_ns),
+            Record::Summary => self.stats.summaries += 1,
+        }
+        self.version += 1;
+    }
+
+    fn add_flow(&mut self, record: &FlowRecord, origin: &Origin) {
+        self.stats.flows += 1;
+        let key = ConversationKey {
+            source: record.initiator.host(),
+            destination: record.responder.host(),
+            protocol: record.protocol,
+            ip: record.responder.ip,
+            port: match record.protocol {
+                Protocol::Icmp | Protocol::Icmpv6 => 0,
+                _ => record.responder.port,
+            },
+        };
+        let first_ns = nanos(record.first);
+        let last_ns = nanos(record.last).max(first_ns);
+        self.now_ns = self.now_ns.max(last_ns);
+        if !self.conversations.contains_key(&key)
+            && self.conversations.len() >= self.limits.max_conversations
+        {
+            self.evict_conversation();
+        }
+        let window = nanos(self.limits.window).max(1);
+        let start = first_ns - first_ns % window;
+        let failed_cap = self.limits.failed_per_conversation;
+        let entry = self.conversations.entry(key).or_default();
+        entry.last_ns = entry.last_ns.max(last_ns);
+        push_unique(&mut entry.nodes, &origin.node, NODES_PER_KEY);
+        // Windows arrive in order nearly always; a late one is inserted in place.
+        let at = entry.windows.iter().rposition(|(s, _)| *s <= start);
+        let tally = match at {
+            Some(i) if entry.windows[i].0 == start => &mut entry.windows[i].1,
+            Some(i) => {
+                entry.windows.insert(i + 1, (start, Tally::default()));
+                &mut entry.windows[i + 1].1
+            }
+            None => {
+                entry.windows.push_front((start, Tally::default()));
+                &mut entry.windows[0].1
+            }
+        };
+        tally.add(record);
+        let lifetime = &mut entry.lifetime;
+        lifetime.bytes_egress += record.fwd.bytes;
+        lifetime.bytes_ingress += record.rev.bytes;
+        lifetime.retransmissions += record.retransmissions();
+        if record.tcp.is_some() && record.is_attempt() && !record.continued {
+            let result = if record.is_success() {
+                Some("success")
+            } else {
+                record.failure()
+            };
+            if let Some(result) = result {
+                *lifetime.handshakes.entry(result).or_default() += 1;
+            }
+            if let Some(rtt) = record.rtt() {
+                lifetime.handshake_rtt.record(rtt);
+                lifetime.handshake_rtt_sum_ns += nanos(rtt);
+            }
+        }
+        if !record.continued
+            && let Some(outcome) = record.failure()
+        {
+            if entry.failed.len() >= failed_cap {
+                entry.failed.pop_front();
+            }
+            entry.failed.push_back(FailedFlow {
+                time_ns: first_ns,
+                protocol: record.protocol,
+                initiator: record.initiator.label(),
+                responder: record.responder.label(),
+                outcome,
+                node: origin.node.clone(),
+            });
+        }
+        self.expire();
+    }
+
+    fn add_probe(&mut self, probe: &ProbeRecord, origin: &Origin, received_ns: u64) {
+        self.stats.probes += 1;
+        let key = ProbeKey {
+            source: origin.key.clone().unwrap_or_else(|| "-".into()),
+            check: probe.check.clone(),
+            target: probe.target.clone(),
+        };
+        if !self.probes.contains_key(&key) && self.probes.len() >= self.limits.max_probes {
+            let oldest = self
+                .probes
+                .iter()
+                .min_by_key(|(_, p)| p.last_ns)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.probes.remove(&oldest);
+                self.stats.evicted_probes += 1;
+            }
+        }
+        let entry = self.probes.entry(key).or_default();
+        entry.last_ns = entry.last_ns.max(received_ns);
+        push_unique(&mut entry.nodes, &origin.node, NODES_PER_KEY);
+        for attempt in &probe.results {
+            entry.attempts += 1;
+            let latency = attempt.latency_ns.map(Duration::from_nanos);
+            if attempt.ok {
+                entry.successes += 1;
+                if let Some(l) = latency {
+                    entry.latency.record(l);
+                    entry.latency_sum_ns += nanos(l);
+                }
+            } else {
+                let reason = attempt.reason.clone().unwrap_or_else(|| "error".into());
+                *entry.failures.entry(reason).or_default() += 1;
+            }
+            push_unique(&mut entry.addresses, &attempt.address, ADDRESSES_PER_PROBE);
+        }
+    }
+
+    /// Drops the least recently seen conversation.
+    fn evict_conversation(&mut self) {
+        let oldest = self
+            .conversations
+            .iter()
+            .min_by_key(|(_, c)| c.last_ns)
+            .map(|(k, _)| k.clone());
+        if let Some(oldest) = oldest {
+            self.conversations.remove(&oldest);
+            self.stats.evicted_conversations += 1;
+        }
+    }
+
+    /// Drops windows older than the retention; conversations left without any window go
+    /// (their Prometheus series with them: the grace period is the retention).
+    fn expire(&mut self) {
+        let oldest = self.now_ns.saturating_sub(nanos(self.limits.retention));
+        let window = nanos(self.limits.window).max(1);
+        // A full sweep at most once per window of data time.
+        if self.now_ns / window == self.swept_window {
+            return;
+        }
+        self.swept_window = self.now_ns / window;
+        self.conversations.retain(|_, c| {
+            while c.windows.front().is_some_and(|(s, _)| s + window <= oldest) {
+                c.windows.pop_front();
+            }
+            !c.windows.is_empty()
+        });
+        self.probes.retain(|_, p| p.last_ns >= oldest);
+    }
+
+    /// Changes so far: grows with every record or problem (what live updates wait on).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The newest record's time, ns since the epoch.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// What was read and dropped.
+    pub fn stats(&self) -> &IngestStats {
+        &self.stats
+    }
+
+    /// Every conversation.
+    pub fn conversations(&self) -> impl Iterator<Item = (&ConversationKey, &Conversation)> {
+        self.conversations.iter()
+    }
+
+    /// Every probe check.
+    pub fn probes(&self) -> impl Iterator<Item = (&ProbeKey, &ProbeTally)> {
+        self.probes.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::parse;
+
+    /// A TCP flow record from `src` to `dst:port` starting at `t` seconds: `ok` completes
+    /// the handshake (1 ms RTT), otherwise it was refused.
+    fn tcp(src: &str, dst: &str, port: u16, t: u64, ok: bool) -> Vec<u8> {
+        let ns = t * 1_000_000_000;
+        let handshake = if ok {
+            r#"{"syn_to_synack_ns":800000,"synack_to_ack_ns":200000,"rtt_ns":1000000}"#
+        } else {
+            "null"
+        };
+        let outcome = if ok { "closed" } else { "refused" };
+        format!(
+            r#"{{"type":"flow","reason":"idle","protocol":"tcp","initiator":{{"ip":"10.0.0.1","port":40000,"name":"{src}"}},"responder":{{"ip":"10.0.0.2","port":{port},"name":"{dst}"}},"first_ns":{ns},"last_ns":{ns},"fwd":{{"packets":3,"bytes":200,"first_ns":{ns},"last_ns":{ns}}},"rev":{{"packets":2,"bytes":100,"first_ns":{ns},"last_ns":{ns}}},"continued":false,"answered":true,"tcp":{{"outcome":"{outcome}","syns":1,"handshake":{handshake},"fwd":{{"retransmissions":1,"out_of_order":0,"zero_window":0}},"rev":{{"retransmissions":0,"out_of_order":0,"zero_window":0}}}}}}"#
+        )
+        .into_bytes()
+    }
+
+    fn add(store: &mut Store, json: &[u8], node: &str) {
+        let origin = Origin {
+            node: Some(node.into()),
+            ..Origin::default()
+        };
+        store.add(parse(json).unwrap(), &origin, 0);
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            window: Duration::from_secs(10),
+            retention: Duration::from_secs(60),
+            max_conversations: 3,
+            max_probes: 2,
+            failed_per_conversation: 2,
+        }
+    }
+
+    #[test]
+    fn counts_per_window_and_keeps_the_latest_failures() {
+        let mut store = Store::new(limits());
+        for (t, ok) in [
+            (100, true),
+            (101, false),
+            (112, false),
+            (125, false),
+            (105, true),
+        ] {
+            add(
+                &mut store,
+                &tcp("shop/web-0", "shop/db-0", 5432, t, ok),
+                "n1",
+            );
+        }
+        let (_, c) = store.conversations().next().unwrap();
+        let starts: Vec<u64> = c.windows.iter().map(|(s, _)| s / 1_000_000_000).collect();
+        assert_eq!(
+            starts,
+            [100, 110, 120],
+            "a late record lands in its own window"
+        );
+        assert_eq!(c.windows[0].1.attempts, 3);
+        assert_eq!(c.windows[0].1.successes, 2);
+        let failed: Vec<u64> = c.failed.iter().map(|f| f.time_ns / 1_000_000_000).collect();
+        assert_eq!(failed, [112, 125], "the two most recent failures");
+        assert_eq!(c.lifetime.handshakes["success"], 2);
+        assert_eq!(c.lifetime.handshakes["refused"], 3);
+        assert_eq!(c.lifetime.retransmissions, 5);
+        assert_eq!(c.nodes, ["n1"]);
+    }
+
+    #[test]
+    fn windows_age_out_with_the_data_and_empty_conversations_go() {
+        let mut store = Store::new(limits());
+        add(&mut store, &tcp("a/x", "a/old", 1, 100, true), "n1");
+        add(&mut store, &tcp("a/x", "a/new", 1, 150, true), "n1");
+        assert_eq!(store.conversations().count(), 2);
+        // 60 s of retention: at t=171 the window starting at 100 (ending 110) is gone.
+        add(&mut store, &tcp("a/x", "a/new", 1, 171, true), "n1");
+        let left: Vec<&str> = store
+            .conversations()
+            .map(|(k, _)| k.destination.as_str())
+            .collect();
+        assert_eq!(left, ["a/new"]);
+    }
+
+    #[test]
+    fn the_least_recently_seen_conversation_makes_room_and_is_counted() {
+        let mut store = Store::new(limits());
+        for (i, dst) in ["a/1", "a/2", "a/3"].iter().enumerate() {
+            add(&mut store, &tcp("a/x", dst, 1, 100 + i as u64, true), "n1");
+        }
+        add(&mut store, &tcp("a/x", "a/1", 1, 104, true), "n1");
+        add(&mut store, &tcp("a/x", "a/4", 1, 105, true), "n1");
+        let mut left: Vec<&str> = store
+            .conversations()
+            .map(|(k, _)| k.destination.as_str())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["a/1", "a/3", "a/4"],
+            "a/2 was the least recently seen"
+        );
+        assert_eq!(store.stats().evicted_conversations, 1);
+    }
+
+    #[test]
+    fn probes_count_each_attempt_by_reason() {
+        let mut store = Store::new(limits());
+        let origin = Origin {
+            key: Some("shop/web-0".into()),
+            ..Origin::default()
+        };
+        let report = br#"{"type":"probe","check":"http","target":"http://db/","results":[
+            {"ok":true,"latency_ns":2000000,"address":"10.0.0.2:80"},
+            {"ok":false,"reason":"timeout","address":"10.0.0.2:80"},
+            {"ok":false,"reason":"timeout"}]}"#;
+        store.ingest(report, &origin, 7);
+        let (key, p) = store.probes().next().unwrap();
+        assert_eq!(key.source, "shop/web-0");
+        assert_eq!((p.attempts, p.successes), (3, 1));
+        assert_eq!(p.failures["timeout"], 2);
+        assert_eq!(p.addresses, ["10.0.0.2:80"]);
+        assert_eq!(p.latency_sum_ns, 2_000_000);
+    }
+}

@@ -1,0 +1,108 @@
+//! The web server: the page (HTML, JS and CSS embedded in the binary), its JSON API, live
+//! updates as server-sent events, and `/metrics`.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use futures::Stream;
+use serde::Deserialize;
+
+use crate::shared::Shared;
+use crate::view::{self, Filter, PairDetail, View};
+
+const INDEX: &str = include_str!("../assets/index.html");
+const SCRIPT: &str = include_str!("../assets/app.js");
+const STYLE: &str = include_str!("../assets/style.css");
+
+/// Updates are sent at most this often, however fast records arrive.
+const UPDATE_EVERY: Duration = Duration::from_millis(250);
+
+/// The routes.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(INDEX) }))
+        .route(
+            "/app.js",
+            get(|| async {
+                (
+                    [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+                    SCRIPT,
+                )
+            }),
+        )
+        .route(
+            "/style.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE) }),
+        )
+        .route("/api/view", get(view_handler))
+        .route("/api/pair", get(pair_handler))
+        .route("/api/events", get(events_handler))
+        .route("/metrics", get(metrics_handler))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(shared)
+}
+
+async fn view_handler(
+    State(shared): State<Arc<Shared>>,
+    Query(filter): Query<Filter>,
+) -> Json<View> {
+    Json(view::view(&shared.lock(), &filter))
+}
+
+/// `/api/pair`: the filter plus the pair.
+#[derive(Debug, Deserialize)]
+struct PairQuery {
+    source: String,
+    destination: String,
+    #[serde(flatten)]
+    filter: Filter,
+}
+
+async fn pair_handler(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<PairQuery>,
+) -> Json<PairDetail> {
+    Json(view::pair(
+        &shared.lock(),
+        &q.filter,
+        &q.source,
+        &q.destination,
+    ))
+}
+
+async fn metrics_handler(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    let text = crate::metrics::render(&shared.lock());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+/// `update` events carrying the store's version: the page fetches its view again.
+async fn events_handler(
+    State(shared): State<Arc<Shared>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = shared.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        // Let a burst settle into one update.
+        tokio::time::sleep(UPDATE_EVERY).await;
+        let version = *rx.borrow_and_update();
+        Some((
+            Ok(Event::default().event("update").data(version.to_string())),
+            rx,
+        ))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

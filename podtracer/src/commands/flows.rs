@@ -17,7 +17,7 @@ use snoopy_capture::flow::{
 };
 use snoopy_capture::source::FileSource;
 
-use crate::capture::Totals;
+use crate::pipeline::{Ending, Totals};
 use crate::target::{Target, TargetArgs};
 
 /// With pods named through the runtime (`--pod`), every pod IP on this node is shown as
@@ -40,9 +40,11 @@ fn pod_names(target: &TargetArgs) -> PodNames {
 /// Arguments of `podtracer flows`.
 #[derive(Debug, Args)]
 pub struct FlowsArgs {
+    /// Which pod(s) or network namespace to work in.
     #[command(flatten)]
     pub target: TargetArgs,
 
+    /// Where results go besides the terminal (`--sink`).
     #[command(flatten)]
     pub sinks: crate::sinks::SinkArgs,
 
@@ -171,20 +173,16 @@ pub fn run(args: FlowsArgs) -> Result<ExitCode> {
     let result = result.and_then(|totals| {
         let reports = view.sinks.finish(false)?;
         if let Some(totals) = totals {
-            crate::capture::write_termination_log(
-                args.termination_log.as_deref(),
-                &totals,
-                crate::sinks::total(&reports).as_ref(),
-                &[],
-            );
+            Ending {
+                totals: &totals,
+                kafka: &reports,
+                files: &[],
+            }
+            .write(args.termination_log.as_deref());
         }
         Ok(())
     });
-    match result {
-        Err(e) if crate::is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
-        Err(e) => Err(e),
-        Ok(()) => Ok(ExitCode::SUCCESS),
-    }
+    crate::exit::status(result)
 }
 
 fn offline(path: &PathBuf, config: FlowConfig, count: Option<u64>, view: &mut View) -> Result<()> {

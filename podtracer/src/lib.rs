@@ -33,5 +33,6 @@ pub mod output;
 pub mod pipeline;
 mod progress;
 mod runtime;
+mod signals;
 pub mod sinks;
 pub mod target;

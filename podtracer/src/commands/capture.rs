@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{ArgAction, Args, CommandFactory};
-use snoopy_capture::afpacket::{DEFAULT_SNAPLEN, Direction, StopHandle};
+use snoopy_capture::afpacket::{DEFAULT_SNAPLEN, Direction};
 use snoopy_capture::filter::{Instruction, Program};
 use snoopy_capture::sink::kafka::{CaptureIdentity, DEFAULT_PACKETS_TOPIC};
 
@@ -248,11 +248,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
                 .is_text_on_stdout()
                 .then_some(Duration::from_millis(20)),
         );
-    let stop = StopHandle::new();
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.flag())
-            .context("installing the SIGINT/SIGTERM handler")?;
-    }
+    let stop = crate::signals::stop_on_signals()?;
     let output = OutputSpec {
         stop_on_limit: Some(stop.flag()),
         ..output

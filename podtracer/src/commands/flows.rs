@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use snoopy_capture::PacketSource;
-use snoopy_capture::afpacket::{CaptureBuilder, Event, StopHandle};
+use snoopy_capture::afpacket::{CaptureBuilder, Event};
 use snoopy_capture::flow::{
     self, Aggregates, DestinationSummary, FlowConfig, FlowRecord, FlowTable, PairSummary, PodNames,
     TableStats,
@@ -258,12 +258,7 @@ fn live(args: &FlowsArgs, target: Target, config: FlowConfig, view: &mut View) -
     let mut capture = builder
         .open()
         .with_context(|| format!("cannot capture in {}", target.label))?;
-    let stop = StopHandle::new();
-    capture.set_stop_handle(stop.clone());
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.flag())
-            .context("installing the SIGINT/SIGTERM handler")?;
-    }
+    capture.set_stop_handle(crate::signals::stop_on_signals()?);
     let link_type = capture.link_type();
     let interface = capture_interface_name(&capture);
     let label = format!("{interface} in {}", target.label);

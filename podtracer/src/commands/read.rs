@@ -61,31 +61,18 @@ pub struct ReadArgs {
 
 /// Reads the file, keeps the packets the filter accepts, writes them out.
 pub fn run(args: ReadArgs) -> Result<ExitCode> {
-    // `-n` is only a habit: podtracer never resolves names.
-    let ReadArgs {
-        file,
-        write,
-        format,
-        count,
-        dump,
-        link_header,
-        absolute_seq,
-        look,
-        rotate,
-        numeric: _,
-        filter,
-    } = args;
+    // `-n` (args.numeric) is only a habit: podtracer never resolves names.
     FileRead {
-        file,
-        write,
-        format,
-        count,
-        dump,
-        link_header,
-        absolute_seq,
-        look,
-        rotate,
-        filter,
+        file: args.file,
+        write: args.write,
+        format: args.format,
+        count: args.count,
+        dump: args.dump,
+        link_header: args.link_header,
+        absolute_seq: args.absolute_seq,
+        look: args.look,
+        rotate: args.rotate,
+        filter: args.filter,
     }
     .run()
 }

@@ -2,13 +2,13 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::capture::CaptureArgs;
-use crate::collect::CollectArgs;
-use crate::exec::ExecArgs;
-use crate::flows::FlowsArgs;
-use crate::pods::PodsArgs;
-use crate::probe::ProbeArgs;
-use crate::read::ReadArgs;
+use crate::commands::capture::CaptureArgs;
+use crate::commands::collect::CollectArgs;
+use crate::commands::exec::ExecArgs;
+use crate::commands::flows::FlowsArgs;
+use crate::commands::pods::PodsArgs;
+use crate::commands::probe::ProbeArgs;
+use crate::commands::read::ReadArgs;
 
 /// See a Kubernetes pod's network traffic from its node.
 ///

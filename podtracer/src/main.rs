@@ -1,41 +1,21 @@
-//! `podtracer`: see a pod's network traffic from its node.
-//!
-//! The node CLI of Snoopy. It enters a pod's network namespace (by PID or namespace path;
-//! by pod name through the container runtime in a later slice) and either captures there
-//! natively (`capture`), follows its connections (`flows`), tries connections from inside
-//! it (`probe`), or runs any host tool there (`exec`).
+//! `podtracer`: see a pod's network traffic from its node — the binary over the
+//! [`podtracer`] library: it parses the command line, runs the subcommand, and turns the
+//! result into an exit status.
 
 #![forbid(unsafe_code)]
-
-mod capture;
-mod cli;
-mod collect;
-// The node-job contract read back from the command line (its round-trip test).
-#[cfg(test)]
-mod contract;
-mod exec;
-mod filter;
-mod flows;
-mod multi;
-mod output;
-mod pods;
-mod probe;
-mod progress;
-mod read;
-mod runtime;
-mod sinks;
-mod target;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use podtracer::cli::{Cli, Command};
+use podtracer::commands;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
-            if is_broken_pipe(&err) {
+            if podtracer::exit::is_broken_pipe(&err) {
                 // `podtracer … | head`: the reader is done, so are we.
                 return ExitCode::SUCCESS;
             }
@@ -45,15 +25,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        cli::Command::Capture(args) => capture::run(args),
-        cli::Command::Exec(args) => exec::run(args),
-        cli::Command::Read(args) => read::run(args),
-        cli::Command::Flows(args) => flows::run(args),
-        cli::Command::Probe(args) => probe::run(args),
-        cli::Command::Pods(args) => pods::run(args),
-        cli::Command::Collect(args) => collect::run(args),
+        Command::Capture(args) => commands::capture::run(args),
+        Command::Exec(args) => commands::exec::run(args),
+        Command::Read(args) => commands::read::run(args),
+        Command::Flows(args) => commands::flows::run(args),
+        Command::Probe(args) => commands::probe::run(args),
+        Command::Pods(args) => commands::pods::run(args),
+        Command::Collect(args) => commands::collect::run(args),
     }
 }
 
@@ -69,15 +49,4 @@ fn chain(err: &anyhow::Error) -> String {
         }
     }
     text
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            || cause
-                .downcast_ref::<snoopy_capture::Error>()
-                .is_some_and(snoopy_capture::Error::is_broken_pipe)
-    })
 }

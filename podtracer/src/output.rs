@@ -1,12 +1,17 @@
 //! Choosing and opening where captured packets go (`-w`, `--format`).
 
+mod fan_out;
+mod look;
+mod rotate;
+
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{ArgAction, Args, ValueEnum};
-use snoopy_capture::decode::{Payload, SummaryOptions, TimeFormat, TimestampPrecision};
+use clap::ValueEnum;
+use snoopy_capture::PacketSink;
+use snoopy_capture::decode::SummaryOptions;
 use snoopy_capture::sink::kafka::{
     BatchLimits, CaptureIdentity, DeliveryHandle, KafkaPacketSink, KafkaSettings,
 };
@@ -14,7 +19,11 @@ use snoopy_capture::sink::{
     FileFormat, FileRecord, JsonSink, PcapNgSink, PcapSink, RotatingSink, Rotation, TextSink,
     push_once,
 };
-use snoopy_capture::{Interface, Packet, PacketSink};
+
+use self::fan_out::FanOut;
+pub use self::look::{LookArgs, TextLook};
+use self::rotate::PostRotate;
+pub use self::rotate::RotateArgs;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -27,166 +36,6 @@ pub enum Format {
     Pcap,
     /// pcapng, one interface block per captured interface.
     Pcapng,
-}
-
-/// tcpdump's flags for how text lines look, shared by `capture` and `read`.
-#[derive(Debug, Clone, Default, Args)]
-pub struct LookArgs {
-    /// Time format, as tcpdump: -t none, -tt seconds since the epoch, -ttt since the
-    /// previous packet, -tttt date and time, -ttttt since the first packet (all UTC).
-    #[arg(short = 't', action = ArgAction::Count)]
-    pub time: u8,
-
-    /// Print each packet's bytes in hex after its line, from the network layer on
-    /// (-xx: from the link-level header on).
-    #[arg(short = 'x', action = ArgAction::Count)]
-    pub hex: u8,
-
-    /// Print each packet's bytes in hex and ASCII after its line, from the network layer
-    /// on (-XX: from the link-level header on).
-    #[arg(short = 'X', action = ArgAction::Count)]
-    pub hex_ascii: u8,
-
-    /// Print each packet's bytes as ASCII after its line (tcpdump's -A; -A itself is
-    /// --all-namespaces, as in kubectl). Given twice: from the link-level header on.
-    #[arg(long = "ascii", action = ArgAction::Count)]
-    pub ascii: u8,
-
-    /// Timestamps with nanoseconds (tcpdump's --nano).
-    #[arg(long = "nano")]
-    pub nano: bool,
-
-    /// Verbose lines, as tcpdump's -v, for IPv4 and IPv6 with TCP, UDP or ICMP echo: the
-    /// IP header (IPv4: tos, ttl, id, offset, flags, proto, length, then the packet on a
-    /// second line; IPv6: class, flowlabel, hlim, next-header, payload length) and the
-    /// checksums tcpdump checks. Other packets keep their usual line; -vv prints what -v
-    /// prints.
-    #[arg(short = 'v', action = ArgAction::Count)]
-    pub verbose: u8,
-}
-
-impl LookArgs {
-    /// The summary options these flags ask for, on top of `-e` and `-S`. As in tcpdump,
-    /// -X wins over -x, and either over the ASCII dump.
-    pub fn options(&self, link_header: bool, absolute_seq: bool) -> SummaryOptions {
-        let (payload, count) = if self.hex_ascii > 0 {
-            (Payload::HexAscii, self.hex_ascii)
-        } else if self.hex > 0 {
-            (Payload::Hex, self.hex)
-        } else if self.ascii > 0 {
-            (Payload::Ascii, self.ascii)
-        } else {
-            (Payload::None, 0)
-        };
-        SummaryOptions {
-            precision: if self.nano {
-                TimestampPrecision::Nano
-            } else {
-                TimestampPrecision::Micro
-            },
-            time: TimeFormat::from_t_count(self.time),
-            link_header,
-            absolute_seq,
-            payload,
-            payload_link: count > 1,
-            verbose: self.verbose,
-        }
-    }
-}
-
-/// tcpdump's file rotation flags (`-C`, `-G`, `-W`, `-z`), shared by `capture` and `read`.
-#[derive(Debug, Clone, Default, Args)]
-pub struct RotateArgs {
-    /// With -w FILE: before writing a packet, start a new file when the current one is
-    /// larger than SIZE millions of bytes. Files are FILE, FILE1, FILE2…; with -W N a ring
-    /// FILE0…FILE{N-1} whose oldest file is overwritten.
-    #[arg(short = 'C', value_name = "SIZE", value_parser = clap::value_parser!(u64).range(1..))]
-    pub file_size: Option<u64>,
-
-    /// With -w FILE: start a new file every SECS seconds (of packet time); FILE is a
-    /// strftime pattern, expanded in UTC (e.g. trace-%Y%m%d-%H%M%S.pcap).
-    #[arg(short = 'G', value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    pub rotate_seconds: Option<u64>,
-
-    /// With -C: keep a ring of N files. With -G alone: stop after N files.
-    #[arg(short = 'W', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub file_count: Option<u32>,
-
-    /// Run CMD FILE on each file rotation closes (e.g. -z gzip), as a program with that
-    /// one argument, no shell; the last file, still open at the end, is left alone, as in
-    /// tcpdump. podtracer waits for these commands before it exits.
-    #[arg(short = 'z', value_name = "CMD")]
-    pub post_rotate: Option<PathBuf>,
-}
-
-impl RotateArgs {
-    /// The rotation asked for; an error for flags that need others (as tcpdump's).
-    pub fn rotation(&self) -> Result<Rotation> {
-        let rotation = Rotation {
-            max_bytes: self.file_size.map(|m| m.saturating_mul(1_000_000)),
-            every_secs: self.rotate_seconds,
-            files: self.file_count,
-        };
-        if !rotation.is_active() {
-            if self.file_count.is_some() {
-                anyhow::bail!("-W needs -C or -G (it counts rotated files)");
-            }
-            if self.post_rotate.is_some() {
-                anyhow::bail!("-z needs -C or -G (it runs on each rotated file)");
-            }
-        }
-        Ok(rotation)
-    }
-}
-
-/// Runs the `-z` command on closed files and waits for the ones still running when dropped.
-struct PostRotate {
-    program: PathBuf,
-    running: Vec<std::process::Child>,
-}
-
-impl PostRotate {
-    fn run(&mut self, file: &Path) {
-        // Reap the ones that finished, so none lingers as a zombie.
-        self.running
-            .retain_mut(|child| matches!(child.try_wait(), Ok(None)));
-        match std::process::Command::new(&self.program)
-            .arg(file)
-            .stdin(std::process::Stdio::null())
-            .spawn()
-        {
-            Ok(child) => self.running.push(child),
-            Err(e) => eprintln!(
-                "podtracer: -z {} {}: cannot start it: {e} (is it on the PATH?)",
-                self.program.display(),
-                file.display()
-            ),
-        }
-    }
-}
-
-impl Drop for PostRotate {
-    fn drop(&mut self) {
-        for child in &mut self.running {
-            let _ = child.wait();
-        }
-    }
-}
-
-/// How text lines look (tcpdump's `-e`, `-S`, `-l`, `-t`, `-x`, `-X`, `-A`, `-v`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TextLook {
-    /// Print the link-level header (`-e`).
-    pub link_header: bool,
-    /// Absolute TCP sequence numbers (`-S`).
-    pub absolute_seq: bool,
-    /// Start each line with the interface (pod) name.
-    pub prefix_interface: bool,
-    /// Flush after every line (`-l`, or stdout is a terminal).
-    pub line_buffered: bool,
-    /// Everything else about the lines (time format, payload dumps); its `link_header`
-    /// and `absolute_seq` are replaced by the fields above.
-    pub summary: SummaryOptions,
 }
 
 /// Where and how to write: the resolved `-w`, `--format` and `--print`.
@@ -343,10 +192,7 @@ impl OutputSpec {
         let sink = if sinks.len() == 1 {
             sinks.pop().expect("one sink")
         } else {
-            Box::new(FanOut {
-                sinks,
-                ids: Vec::new(),
-            })
+            Box::new(FanOut::new(sinks))
         };
         Ok(Opened { sink, deliveries })
     }
@@ -382,10 +228,7 @@ impl OutputSpec {
                 .with_context(|| format!("cannot write {}", path.display()))?
                 .record_files(self.written.clone());
             if let Some(program) = &self.post_rotate {
-                let mut post = PostRotate {
-                    program: program.clone(),
-                    running: Vec::new(),
-                };
+                let mut post = PostRotate::new(program.clone());
                 sink = sink.on_close(Box::new(move |file| post.run(file)));
             }
             let stop = self.stop_on_limit.clone();
@@ -428,41 +271,5 @@ impl OutputSpec {
             ),
             Format::Json => Box::new(JsonSink::new(writer, name)),
         })
-    }
-}
-
-/// Several sinks fed the same packets (a file and the terminal, for `-w FILE --print`).
-struct FanOut {
-    sinks: Vec<Box<dyn PacketSink>>,
-    /// For each interface id handed out, the id each sink gave it.
-    ids: Vec<Vec<u32>>,
-}
-
-impl PacketSink for FanOut {
-    fn add_interface(&mut self, interface: &Interface) -> snoopy_capture::Result<u32> {
-        let ids = self
-            .sinks
-            .iter_mut()
-            .map(|sink| sink.add_interface(interface))
-            .collect::<snoopy_capture::Result<Vec<u32>>>()?;
-        self.ids.push(ids);
-        Ok(self.ids.len() as u32 - 1)
-    }
-
-    fn write_packet(&mut self, interface: u32, packet: &Packet<'_>) -> snoopy_capture::Result<()> {
-        let ids = self.ids.get(interface as usize).ok_or_else(|| {
-            snoopy_capture::Error::Unsupported(format!(
-                "output: packet of interface {interface}, but only {} were added",
-                self.ids.len()
-            ))
-        })?;
-        for (sink, id) in self.sinks.iter_mut().zip(ids) {
-            sink.write_packet(*id, packet)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> snoopy_capture::Result<()> {
-        self.sinks.iter_mut().try_for_each(|sink| sink.flush())
     }
 }

@@ -6,8 +6,6 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
@@ -68,11 +66,7 @@ pub fn run(args: CollectArgs) -> Result<ExitCode> {
         since,
         follow: args.follow,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("installing the SIGINT/SIGTERM handler")?;
-    }
+    let stop = crate::signals::stop_on_signals()?.flag();
     let mut collector = Collector::new(&args)?;
     consume(&settings, &options, &stop, |batch| collector.take(batch))??;
     let summary = collector.finish()?;

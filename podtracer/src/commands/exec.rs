@@ -15,6 +15,7 @@ use crate::target::{Target, TargetArgs};
 /// Arguments of `podtracer exec`.
 #[derive(Debug, Args)]
 pub struct ExecArgs {
+    /// Which pod(s) or network namespace to work in.
     #[command(flatten)]
     pub target: TargetArgs,
 

@@ -15,10 +15,8 @@ use anyhow::Result;
 use snoopy_capture::afpacket::{EndReason, StopHandle};
 use snoopy_capture::{Interface, OwnedPacket, PacketSource};
 
-use crate::capture::{
-    CaptureArgs, CaptureSettings, Totals, finish, print_totals, write_termination_log,
-};
-use crate::output::{Format, OutputSpec, TextLook};
+use super::{CaptureSettings, Pipeline, Totals};
+use crate::output::Format;
 use crate::target::{Resolved, Target};
 
 /// How often the runtime is asked for pods that started matching.
@@ -54,14 +52,10 @@ struct Slot {
 
 /// Runs the capture of every target (and of pods that appear later) until the count, the
 /// duration or a signal ends it, or every pod is gone.
-pub fn run(
-    args: &CaptureArgs,
-    resolved: Resolved,
-    settings: &CaptureSettings,
-    output: &OutputSpec,
-    look: TextLook,
-    stop: StopHandle,
-) -> Result<ExitCode> {
+pub(super) fn run(pipeline: Pipeline, resolved: Resolved) -> Result<ExitCode> {
+    let settings = &pipeline.settings;
+    let output = &pipeline.output;
+    let stop = &pipeline.stop;
     let Resolved {
         targets,
         mut follower,
@@ -74,8 +68,8 @@ pub fn run(
     let crate::output::Opened {
         mut sink,
         deliveries,
-    } = output.open(look)?;
-    let limit = args.count.unwrap_or(u64::MAX);
+    } = output.open(pipeline.look)?;
+    let limit = pipeline.count.unwrap_or(u64::MAX);
     let mut written = 0u64;
     // -G -W wrote its last file.
     let mut full = false;
@@ -94,7 +88,7 @@ pub fn run(
                 && last_poll.elapsed() >= FOLLOW_INTERVAL
             {
                 last_poll = Instant::now();
-                follow(f, &mut slots, settings, &tx, args.quiet);
+                follow(f, &mut slots, settings, &tx, pipeline.quiet);
             }
             match receive(&rx) {
                 Received::Message(Message::Packet { slot, packet }) => {
@@ -114,7 +108,7 @@ pub fn run(
                         }
                         written += 1;
                         slots[slot].written += 1;
-                        if args.packet_buffered {
+                        if pipeline.packet_buffered {
                             sink.flush()?;
                         }
                     }
@@ -132,7 +126,7 @@ pub fn run(
                     };
                     named.description = Some(format!("pod {label}, interface {}", interface.name));
                     slots[slot].sink_interface = Some(sink.add_interface(&named)?);
-                    if !args.quiet {
+                    if !pipeline.quiet {
                         eprintln!(
                             "podtracer: listening on {} in {label}, link-type {}, snapshot length {} bytes",
                             interface.name, interface.link_type, interface.snaplen
@@ -144,7 +138,7 @@ pub fn run(
                     if let Some(thread) = s.thread.take() {
                         let _ = thread.join();
                     }
-                    if !args.quiet {
+                    if !pipeline.quiet {
                         report_end(s, &outcome);
                     }
                     s.outcome = Some(outcome);
@@ -169,14 +163,13 @@ pub fn run(
             .map_or((0, 0), |o| (o.received, o.dropped));
         received += r;
         dropped += d;
-        if !args.quiet {
+        if !pipeline.quiet {
             eprintln!(
                 "podtracer: {}: {} packets captured, {r} received by filter, {d} dropped by kernel",
                 slot.label, slot.written
             );
         }
     }
-    let reports = crate::sinks::finish_all(&deliveries, args.sinks.sink_timeout, args.quiet);
     // Several pods: one going away is part of following them, not the end of the run.
     let totals = Totals {
         captured: written,
@@ -184,14 +177,9 @@ pub fn run(
         dropped,
         target_gone: false,
     };
-    write_termination_log(
-        args.termination_log.as_deref(),
-        &totals,
-        crate::sinks::total(&reports).as_ref(),
-        &output.written.lock().unwrap_or_else(|p| p.into_inner()),
-    );
-    if !args.quiet {
-        print_totals(&totals);
+    pipeline.close(&totals, &deliveries);
+    if !pipeline.quiet {
+        totals.print();
     }
     if slots
         .iter()
@@ -199,7 +187,7 @@ pub fn run(
     {
         anyhow::bail!("no pod could be captured");
     }
-    finish(outcome.and(flushed.map_err(anyhow::Error::from)))
+    crate::exit::status(outcome.and(flushed.map_err(anyhow::Error::from)))
 }
 
 enum Received {

@@ -53,9 +53,11 @@ use crate::target::TargetArgs;
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("checks").required(true).multiple(true).args(["tcp", "http", "dns"])))]
 pub struct ProbeArgs {
+    /// Which pod(s) or network namespace to work in.
     #[command(flatten)]
     pub target: TargetArgs,
 
+    /// Where results go besides the terminal (`--sink`).
     #[command(flatten)]
     pub sinks: crate::sinks::SinkArgs,
 

@@ -129,12 +129,7 @@ pub fn require(needs: &[Capability], what: &str) -> crate::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(crate::Error::MissingCapability {
-        call: "capability check",
-        target: what.to_string(),
-        missing,
-        source: std::io::Error::from_raw_os_error(libc::EPERM),
-    })
+    Err(crate::SyscallError::missing_capabilities_for(what, missing).into())
 }
 
 /// The capabilities of `needs` this process lacks; all of `needs` when none seem missing

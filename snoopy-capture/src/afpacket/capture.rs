@@ -28,7 +28,7 @@ const VLAN_TAG_LEN: usize = 4;
 const IFF_UP: u32 = libc::IFF_UP as u32;
 const IFF_LOOPBACK: u32 = libc::IFF_LOOPBACK as u32;
 /// How often a reader blocked in `poll` wakes to look at its stop flag.
-const POLL_TIMEOUT_MS: i32 = 50;
+const POLL_TIMEOUT_MS: u16 = 50;
 
 /// A flag that stops a capture: `next_packet` returns `Ok(None)` soon after it is set.
 ///
@@ -254,12 +254,7 @@ impl CaptureBuilder {
             Error::from(SyscallError::new(call, name.clone(), source))
         };
 
-        let kind = if cooked {
-            libc::SOCK_DGRAM
-        } else {
-            libc::SOCK_RAW
-        };
-        let fd = sys::packet_socket(kind).map_err(|source| {
+        let fd = sys::packet_socket(cooked).map_err(|source| {
             // EPERM only: an EACCES here comes from a security module, which no capability
             // lifts.
             let needs: &[Capability] = if source.raw_os_error() == Some(libc::EPERM) {

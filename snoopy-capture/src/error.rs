@@ -8,33 +8,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What can go wrong while capturing, reading or writing packets.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A system call failed; names the call and what it was called on.
-    #[error("{call}({target}): {source}{}", hint.map(|h| format!(" — {h}")).unwrap_or_default())]
-    Syscall {
-        /// The call, e.g. `socket(AF_PACKET)` or `setsockopt(PACKET_RX_RING)`.
-        call: &'static str,
-        /// What it was called on (an interface, a path).
-        target: String,
-        /// The error the kernel returned.
-        #[source]
-        source: io::Error,
-        /// How to fix it, when known.
-        hint: Option<&'static str>,
-    },
-
-    /// The capture socket could not be opened for lack of a capability.
-    #[error(
-        "{call}({target}): permission denied — {}",
-        snoopy_netns::caps::explain(missing)
-    )]
-    MissingCapability {
-        /// The call that failed.
-        call: &'static str,
-        /// What it was called on.
-        target: String,
-        /// The capabilities that would allow it.
-        missing: Vec<snoopy_netns::caps::Capability>,
-    },
+    /// A system call failed (opening, configuring or reading the capture socket): names the
+    /// call, what it was called on, and the missing capability or a hint when known. The
+    /// type is snoopy-netns's, so a failed `setns` and a failed `socket(AF_PACKET)` read and
+    /// match alike; the kernel's error stays the source.
+    #[error(transparent)]
+    Syscall(#[from] snoopy_netns::SyscallError),
 
     /// The interface does not exist in the namespace the capture was opened in.
     #[error("no interface named {name:?} here; interfaces: {}", if available.is_empty() { "none".to_string() } else { available.join(", ") })]

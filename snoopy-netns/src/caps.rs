@@ -5,6 +5,10 @@
 //! `/proc/PID/ns/*` of a process owned by someone else, `CAP_SYS_ADMIN` to `setns` into it,
 //! and `CAP_NET_RAW` to open a packet socket there. Rather than a bare `EPERM`, callers get
 //! a sentence naming what is missing and how to grant it.
+//!
+//! The sets are read with the `caps` crate (`capget`). Dropping them for a program run in a
+//! namespace ([`crate::privileges`]) does not use it: that happens between `fork` and
+//! `exec`, where `caps`'s allocations are not allowed (see the crate's `sys` module).
 
 use std::fmt;
 
@@ -94,12 +98,16 @@ impl fmt::Display for Capability {
     }
 }
 
-/// The effective capability set of this process, from `/proc/self/status`.
+/// The effective capability set of the calling thread (bit N = capability N).
 ///
-/// Returns `None` when it cannot be read (no procfs), in which case callers should not guess.
+/// Asked of the kernel (`capget`, through the `caps` crate), so it needs no procfs; should
+/// that call be refused (a seccomp profile), read from `/proc/self/status` instead. Returns
+/// `None` when neither answers, in which case callers should not guess.
 pub fn effective() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    parse_cap_eff(&status)
+    match ::caps::read(None, ::caps::CapSet::Effective) {
+        Ok(set) => Some(set.iter().fold(0, |bits, cap| bits | cap.bitmask())),
+        Err(_) => parse_cap_eff(&std::fs::read_to_string("/proc/self/status").ok()?),
+    }
 }
 
 fn parse_cap_eff(status: &str) -> Option<u64> {
@@ -129,12 +137,7 @@ pub fn require(needs: &[Capability], what: &str) -> crate::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    Err(crate::Error::MissingCapability {
-        call: "capability check",
-        target: what.to_string(),
-        missing,
-        source: std::io::Error::from_raw_os_error(libc::EPERM),
-    })
+    Err(crate::SyscallError::missing_capabilities_for(what, missing).into())
 }
 
 /// The capabilities of `needs` this process lacks; all of `needs` when none seem missing
@@ -173,6 +176,19 @@ mod tests {
         let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
         assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
         assert_eq!(parse_cap_eff("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn the_kernel_and_procfs_agree_on_the_effective_set() {
+        let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
+        let from_procfs = parse_cap_eff(&status).expect("a CapEff line");
+        let known = Capability::ALL
+            .iter()
+            .fold(0u64, |bits, c| bits | (1 << c.number()));
+        assert_eq!(
+            effective().map(|set| set & known),
+            Some(from_procfs & known)
+        );
     }
 
     #[test]

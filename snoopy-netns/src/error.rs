@@ -1,5 +1,7 @@
-//! The crate's error type.
+//! The crate's error type, and [`SyscallError`], the failed-system-call error that
+//! snoopy-capture shares.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -34,34 +36,10 @@ pub enum Error {
         found: String,
     },
 
-    /// A system call failed because a capability is missing.
-    #[error(
-        "{call}({target}): permission denied — {}",
-        crate::caps::explain(missing)
-    )]
-    MissingCapability {
-        /// The system call that failed, e.g. `setns`.
-        call: &'static str,
-        /// What it was called on, e.g. `/proc/4242/ns/net`.
-        target: String,
-        /// The capabilities that would have allowed it.
-        missing: Vec<Capability>,
-        /// The error the kernel returned.
-        #[source]
-        source: io::Error,
-    },
-
-    /// Any other failed system call.
-    #[error("{call}({target}): {source}")]
-    Syscall {
-        /// The system call that failed, e.g. `open`.
-        call: &'static str,
-        /// What it was called on.
-        target: String,
-        /// The error the kernel returned.
-        #[source]
-        source: io::Error,
-    },
+    /// A system call failed: for lack of a capability (see
+    /// [`SyscallError::missing_capabilities`]) or for another reason.
+    #[error(transparent)]
+    Syscall(#[from] SyscallError),
 
     /// This kind of namespace cannot be entered from a thread of a multi-threaded process.
     #[error(
@@ -80,6 +58,109 @@ pub enum Error {
     },
 }
 
+/// A failed system call: which call, on what, the kernel's error, and how to fix it.
+///
+/// Shown as `setns(/proc/4242/ns/net): permission denied — needs CAP_SYS_ADMIN; …` when
+/// the kernel refused for lack of a capability, else as `call(target): kernel error`,
+/// followed by a hint when one is known. The kernel's error stays the
+/// [`source`](std::error::Error::source).
+///
+/// Both snoopy-netns (namespaces, privileges) and snoopy-capture (packet sockets) report
+/// failed calls with it, so callers handle one type and users read one format.
+#[derive(Debug, thiserror::Error)]
+pub struct SyscallError {
+    call: &'static str,
+    target: String,
+    missing: Vec<Capability>,
+    hint: Option<&'static str>,
+    #[source]
+    source: io::Error,
+}
+
+impl SyscallError {
+    /// `call` (e.g. `setns`, `setsockopt(PACKET_RX_RING)`) failed on `target` (a path, an
+    /// interface) with `source`.
+    pub fn new(call: &'static str, target: impl Into<String>, source: io::Error) -> Self {
+        SyscallError {
+            call,
+            target: target.into(),
+            missing: Vec::new(),
+            hint: None,
+            source,
+        }
+    }
+
+    /// The call needs `caps`: a permission error (`EPERM`, `EACCES`) names those of them
+    /// this process lacks (all of them when it seems to have every one — the kernel refused
+    /// anyway, e.g. at a user namespace boundary) and how to grant them.
+    pub fn needing(mut self, caps: &[Capability]) -> Self {
+        if !caps.is_empty()
+            && matches!(self.source.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+        {
+            self.missing = crate::caps::missing_of(caps);
+        }
+        self
+    }
+
+    /// How to fix the failure, shown after the kernel's error.
+    pub fn with_hint(mut self, hint: &'static str) -> Self {
+        self.hint = Some(hint);
+        self
+    }
+
+    /// The refusal of a check made before any call: this process lacks `missing` for
+    /// `what` (shown as `capability check(what): permission denied — …`).
+    pub(crate) fn missing_capabilities_for(what: &str, missing: Vec<Capability>) -> Self {
+        SyscallError {
+            missing,
+            ..SyscallError::new(
+                "capability check",
+                what,
+                io::Error::from_raw_os_error(libc::EPERM),
+            )
+        }
+    }
+
+    /// The system call that failed, e.g. `setns`.
+    pub fn call(&self) -> &'static str {
+        self.call
+    }
+
+    /// What it was called on, e.g. `/proc/4242/ns/net`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The capabilities that would have allowed the call; empty when the failure was not
+    /// a permission error (or the call's needs are not known).
+    pub fn missing_capabilities(&self) -> &[Capability] {
+        &self.missing
+    }
+
+    /// The error the kernel returned.
+    pub fn io_error(&self) -> &io::Error {
+        &self.source
+    }
+}
+
+impl fmt::Display for SyscallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({}): ", self.call, self.target)?;
+        if !self.missing.is_empty() {
+            return write!(
+                f,
+                "permission denied — {}",
+                crate::caps::explain(&self.missing)
+            );
+        }
+        write!(f, "{}", self.source)?;
+        if let Some(hint) = self.hint {
+            write!(f, " — {hint}")?;
+        }
+        Ok(())
+    }
+}
+
 impl Error {
     /// Builds the error for a failed call, recognising permission errors and naming the
     /// capabilities that would have allowed the call.
@@ -89,21 +170,49 @@ impl Error {
         source: io::Error,
         needs: &[Capability],
     ) -> Self {
-        let target = target.into();
-        match source.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) if !needs.is_empty() => {
-                Error::MissingCapability {
-                    call,
-                    target,
-                    missing: crate::caps::missing_of(needs),
-                    source,
-                }
-            }
-            _ => Error::Syscall {
-                call,
-                target,
-                source,
-            },
-        }
+        Error::Syscall(SyscallError::new(call, target, source).needing(needs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_call_names_the_call_the_target_and_the_fix() {
+        let eperm = || io::Error::from_raw_os_error(libc::EPERM);
+        let plain = SyscallError::new("bind(AF_PACKET)", "eth0", eperm());
+        assert_eq!(
+            plain.to_string(),
+            format!("bind(AF_PACKET)(eth0): {}", eperm())
+        );
+        let hinted = SyscallError::new("setsockopt(PACKET_RX_RING)", "eth0", eperm())
+            .with_hint("try a smaller buffer (-B)");
+        assert!(
+            hinted.to_string().ends_with(" — try a smaller buffer (-B)"),
+            "{hinted}"
+        );
+        let denied =
+            SyscallError::new("setns", "/proc/1/ns/net", eperm()).needing(&[Capability::SysAdmin]);
+        assert_eq!(denied.missing_capabilities(), [Capability::SysAdmin]);
+        assert!(
+            denied
+                .to_string()
+                .starts_with("setns(/proc/1/ns/net): permission denied — needs CAP_SYS_ADMIN"),
+            "{denied}"
+        );
+        // The kernel's error stays reachable as the source.
+        let err = Error::from(denied);
+        let source = std::error::Error::source(&err).expect("a source");
+        assert_eq!(
+            source
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::raw_os_error),
+            Some(libc::EPERM)
+        );
+        // Anything but a permission error names no capability.
+        let enoent = SyscallError::new("open", "/x", io::Error::from_raw_os_error(libc::ENOENT))
+            .needing(&[Capability::SysPtrace]);
+        assert!(enoent.missing_capabilities().is_empty());
     }
 }

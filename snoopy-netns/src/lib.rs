@@ -43,6 +43,6 @@ mod sys;
 mod thread;
 
 pub use command::command_in;
-pub use error::{Error, Result};
+pub use error::{Error, Result, SyscallError};
 pub use namespace::{Namespace, NamespaceKind};
 pub use thread::in_namespace;

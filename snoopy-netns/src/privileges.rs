@@ -100,7 +100,7 @@ impl Privileges {
                 if keep & (1 << cap) != 0 {
                     continue;
                 }
-                match sys::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap)) {
+                match sys::drop_bounding(libc::c_ulong::from(cap)) {
                     Ok(()) => {}
                     Err(e) if e.raw_os_error() == Some(libc::EINVAL) => break,
                     Err(e) => return Err(e),
@@ -110,10 +110,10 @@ impl Privileges {
             sys::set_gid(gid)?;
             // Keep the permitted set across the change of user id (it is emptied otherwise),
             // so the keep list can be made effective and ambient below.
-            sys::prctl(libc::PR_SET_KEEPCAPS, 1)?;
+            sys::set_keepcaps(true)?;
             sys::set_uid(uid)?;
             sys::set_capabilities(keep)?;
-            sys::prctl(libc::PR_SET_KEEPCAPS, 0)?;
+            sys::set_keepcaps(false)?;
             sys::ambient(libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0)?;
             for cap in 0..64u32 {
                 if keep & (1 << cap) != 0 {
@@ -123,7 +123,7 @@ impl Privileges {
                     )?;
                 }
             }
-            sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+            sys::set_no_new_privs()
         };
         // SAFETY: the closure runs in the forked child before exec. It makes only system
         // calls (raw ones for the id changes, which affect the calling — the only — thread)

@@ -1,61 +1,59 @@
-//! The only place in this crate that makes raw system calls.
+//! The only place in this crate that makes system calls.
 //!
-//! Every function here takes and returns owned/borrowed fds, never bare integers, and turns
-//! `-1` into an [`std::io::Error`] so the callers can name the failed call.
+//! Every function here takes owned/borrowed fds, never bare integers, and returns
+//! [`std::io::Error`] so the callers can name the failed call. Where nix has a safe wrapper
+//! it is used (`setns`, `unshare`, `fstatfs`, `prctl(PR_SET_KEEPCAPS)`,
+//! `prctl(PR_SET_NO_NEW_PRIVS)`); nix's errors are plain errno values, so converting them
+//! allocates nothing, which matters for the steps that run between `fork` and `exec`.
+//!
+//! What stays `libc`, and why:
+//!
+//! * `ioctl(NS_GET_NSTYPE)`: nix has no wrapper for it; its `ioctl_none!` macro spells the
+//!   request number, but the function it generates takes a raw fd and is `unsafe`.
+//! * `prctl(PR_CAPBSET_DROP)` and `prctl(PR_CAP_AMBIENT, …)`: nix does not wrap them. The
+//!   `caps` crate does, but it runs in the forked child here, where it must not allocate:
+//!   `caps` builds `HashSet`s and `String` errors (which also lose the errno that
+//!   `Command::spawn` reports), and it only knows the capabilities it was compiled with,
+//!   whereas the bounding set must lose every number up to the kernel's `cap_last_cap`.
+//!   The same holds for `capset`, which `caps` splits into one call per set.
+//! * `setgroups`, `setresgid`, `setresuid`: nix (like glibc) calls the libc wrappers, which
+//!   signal every thread of the process to change its ids too; between `fork` and `exec`
+//!   the raw system calls, which change the calling thread only, are the ones to make.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-/// `NS_GET_NSTYPE` from `<linux/nsfs.h>`: `_IO(0xb7, 0x3)`.
-const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+use nix::sched::CloneFlags;
+use nix::sys::statfs;
 
-/// `NSFS_MAGIC` from `<linux/magic.h>`: the file-system type of `/proc/PID/ns/*` and of
-/// bind-mounted namespace files such as `/var/run/netns/NAME`.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
+nix::ioctl_none!(
+    /// `NS_GET_NSTYPE` from `<linux/nsfs.h>`: `_IO(0xb7, 0x3)`.
+    ns_get_nstype,
+    0xb7,
+    0x3
+);
 
 /// `setns(fd, nstype)`: moves the calling thread into the namespace referred to by `fd`.
 pub(crate) fn setns(fd: BorrowedFd<'_>, nstype: libc::c_int) -> io::Result<()> {
-    // SAFETY: `fd` is a valid open descriptor for the duration of the call (BorrowedFd
-    // guarantees it) and setns reads no memory of ours.
-    let rc = unsafe { libc::setns(fd.as_raw_fd(), nstype) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(nix::sched::setns(fd, CloneFlags::from_bits_retain(nstype))?)
 }
 
 /// `unshare(flags)` for the calling thread.
 pub(crate) fn unshare(flags: libc::c_int) -> io::Result<()> {
-    // SAFETY: unshare takes only an integer and changes kernel-side state of this thread.
-    let rc = unsafe { libc::unshare(flags) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(nix::sched::unshare(CloneFlags::from_bits_retain(flags))?)
 }
 
-/// Whether `fd` is a namespace file (its file system is nsfs).
+/// Whether `fd` is a namespace file (its file system is nsfs, like `/proc/PID/ns/*` and
+/// bind-mounted namespace files such as `/var/run/netns/NAME`).
 pub(crate) fn is_nsfs(fd: BorrowedFd<'_>) -> io::Result<bool> {
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `st` points to writable memory of the size fstatfs expects; fd is valid.
-    let rc = unsafe { libc::fstatfs(fd.as_raw_fd(), st.as_mut_ptr()) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fstatfs returned 0, so it initialised the whole struct.
-    let st = unsafe { st.assume_init() };
-    #[allow(clippy::unnecessary_cast)] // f_type's width differs between architectures
-    Ok(st.f_type as i64 == NSFS_MAGIC)
+    Ok(statfs::fstatfs(fd)?.filesystem_type() == statfs::NSFS_MAGIC)
 }
 
 /// The `CLONE_NEW*` type of the namespace behind `fd` (`ioctl(NS_GET_NSTYPE)`).
 pub(crate) fn namespace_type(fd: BorrowedFd<'_>) -> io::Result<libc::c_int> {
-    // SAFETY: NS_GET_NSTYPE takes no argument and returns the type as the result; fd is valid.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(rc)
+    // SAFETY: NS_GET_NSTYPE takes no argument and returns the type as the result; `fd` is
+    // valid for the duration of the call (BorrowedFd guarantees it).
+    Ok(unsafe { ns_get_nstype(fd.as_raw_fd()) }?)
 }
 
 /// `_LINUX_CAPABILITY_VERSION_3` from `<linux/capability.h>`: 64-bit sets in two words.
@@ -87,11 +85,29 @@ fn check(rc: libc::c_long) -> io::Result<()> {
     }
 }
 
-/// `prctl(option, arg2, 0, 0, 0)`.
-pub(crate) fn prctl(option: libc::c_int, arg2: libc::c_ulong) -> io::Result<()> {
-    // SAFETY: the options used by this crate take integers only and read no memory of ours.
-    let rc = unsafe { libc::prctl(option, arg2, 0 as libc::c_ulong, 0 as libc::c_ulong, 0) };
+/// `prctl(PR_CAPBSET_DROP, cap)`: removes `cap` from the bounding set.
+pub(crate) fn drop_bounding(cap: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes integers only and reads no memory of ours.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_CAPBSET_DROP,
+            cap,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
     check(libc::c_long::from(rc))
+}
+
+/// `prctl(PR_SET_KEEPCAPS, keep)`: whether the permitted set survives a change of user id.
+pub(crate) fn set_keepcaps(keep: bool) -> io::Result<()> {
+    Ok(nix::sys::prctl::set_keepcaps(keep)?)
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`: no later `exec` can gain privileges.
+pub(crate) fn set_no_new_privs() -> io::Result<()> {
+    Ok(nix::sys::prctl::set_no_new_privs()?)
 }
 
 /// `prctl(PR_CAP_AMBIENT, op, cap, 0, 0)`.

@@ -33,10 +33,13 @@ where
                 ns.enter_current_thread()?;
                 Ok(f())
             })
-            .map_err(|e| Error::Syscall {
-                call: "clone (spawn thread)",
-                target: ns.path().display().to_string(),
-                source: e,
+            .map_err(|e| {
+                Error::syscall(
+                    "clone (spawn thread)",
+                    ns.path().display().to_string(),
+                    e,
+                    &[],
+                )
             })?;
         handle.join().map_err(|_| Error::Panicked {
             target: ns.path().display().to_string(),

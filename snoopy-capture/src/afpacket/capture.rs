@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use snoopy_netns::Namespace;
 use snoopy_netns::caps::Capability;
+use snoopy_netns::{Namespace, SyscallError};
 
 use super::cooked::{self, LinkFacts, SLL2_HEADER_LEN};
 use super::ring::{Frame, Ring, TPACKET3_HDR_LEN};
@@ -28,7 +28,7 @@ const VLAN_TAG_LEN: usize = 4;
 const IFF_UP: u32 = libc::IFF_UP as u32;
 const IFF_LOOPBACK: u32 = libc::IFF_LOOPBACK as u32;
 /// How often a reader blocked in `poll` wakes to look at its stop flag.
-const POLL_TIMEOUT_MS: i32 = 50;
+const POLL_TIMEOUT_MS: u16 = 50;
 
 /// A flag that stops a capture: `next_packet` returns `Ok(None)` soon after it is set.
 ///
@@ -92,11 +92,8 @@ struct SharedStats {
 impl StatsHandle {
     /// `(received by filter, dropped by kernel)` so far, as tcpdump reports them.
     pub fn kernel_counters(&self) -> Result<(u64, u64)> {
-        let fresh = sys::packet_statistics(self.0.fd.as_fd()).map_err(|source| Error::Syscall {
-            call: "getsockopt(PACKET_STATISTICS)",
-            target: "capture socket".into(),
-            source,
-            hint: None,
+        let fresh = sys::packet_statistics(self.0.fd.as_fd()).map_err(|source| {
+            SyscallError::new("getsockopt(PACKET_STATISTICS)", "capture socket", source)
         })?;
         // The kernel resets its counters on each read, so keep the running totals here.
         let mut totals = self.0.totals.lock().unwrap_or_else(|p| p.into_inner());
@@ -237,11 +234,8 @@ impl CaptureBuilder {
     }
 
     fn open_here(&self) -> Result<Capture> {
-        let links = sys::links().map_err(|source| Error::Syscall {
-            call: "getifaddrs",
-            target: "current network namespace".into(),
-            source,
-            hint: None,
+        let links = sys::links().map_err(|source| {
+            SyscallError::new("getifaddrs", "current network namespace", source)
         })?;
         let target = resolve_interface(self.interface.as_deref(), &links)?;
         let cooked = match &target {
@@ -256,28 +250,19 @@ impl CaptureBuilder {
             .iter()
             .find(|l| l.flags & IFF_LOOPBACK != 0)
             .map(|l| l.index);
-        let fail = |call: &'static str, source: std::io::Error| Error::Syscall {
-            call,
-            target: name.clone(),
-            source,
-            hint: None,
+        let fail = |call: &'static str, source: std::io::Error| {
+            Error::from(SyscallError::new(call, name.clone(), source))
         };
 
-        let kind = if cooked {
-            libc::SOCK_DGRAM
-        } else {
-            libc::SOCK_RAW
-        };
-        let fd = sys::packet_socket(kind).map_err(|source| {
-            if source.raw_os_error() == Some(libc::EPERM) {
-                Error::MissingCapability {
-                    call: "socket(AF_PACKET)",
-                    target: name.clone(),
-                    missing: vec![Capability::NetRaw],
-                }
+        let fd = sys::packet_socket(cooked).map_err(|source| {
+            // EPERM only: an EACCES here comes from a security module, which no capability
+            // lifts.
+            let needs: &[Capability] = if source.raw_os_error() == Some(libc::EPERM) {
+                &[Capability::NetRaw]
             } else {
-                fail("socket(AF_PACKET)", source)
-            }
+                &[]
+            };
+            SyscallError::new("socket(AF_PACKET)", name.clone(), source).needing(needs)
         })?;
         sys::set_tpacket_v3(fd.as_fd())
             .map_err(|e| fail("setsockopt(PACKET_VERSION, TPACKET_V3)", e))?;
@@ -299,11 +284,9 @@ impl CaptureBuilder {
             tp_sizeof_priv: 0,
             tp_feature_req_word: 0,
         };
-        sys::set_rx_ring(fd.as_fd(), &req).map_err(|source| Error::Syscall {
-            call: "setsockopt(PACKET_RX_RING)",
-            target: name.clone(),
-            source,
-            hint: Some("the ring could not be allocated; try a smaller buffer (-B)"),
+        sys::set_rx_ring(fd.as_fd(), &req).map_err(|source| {
+            SyscallError::new("setsockopt(PACKET_RX_RING)", name.clone(), source)
+                .with_hint("the ring could not be allocated; try a smaller buffer (-B)")
         })?;
         let map = sys::RingMap::new(fd.as_fd(), geometry.block_size * geometry.block_count)
             .map_err(|e| fail("mmap(PACKET_RX_RING)", e))?;
@@ -326,11 +309,9 @@ impl CaptureBuilder {
                 Err(e) => return Err(fail("setsockopt(PACKET_IGNORE_OUTGOING)", e)),
             },
         }
-        sys::attach_filter(fd.as_fd(), &program.instructions).map_err(|source| Error::Syscall {
-            call: "setsockopt(SO_ATTACH_FILTER)",
-            target: name.clone(),
-            source,
-            hint: Some("the kernel rejected the BPF program"),
+        sys::attach_filter(fd.as_fd(), &program.instructions).map_err(|source| {
+            SyscallError::new("setsockopt(SO_ATTACH_FILTER)", name.clone(), source)
+                .with_hint("the kernel rejected the BPF program")
         })?;
         sys::bind(fd.as_fd(), ifindex).map_err(|e| fail("bind(AF_PACKET)", e))?;
         if self.promiscuous && ifindex != 0 {
@@ -584,12 +565,7 @@ impl Capture {
                 continue;
             }
             let readiness = sys::poll_in(self.fd.as_fd(), POLL_TIMEOUT_MS).map_err(|source| {
-                Error::Syscall {
-                    call: "poll",
-                    target: self.interfaces[0].name.clone(),
-                    source,
-                    hint: None,
-                }
+                SyscallError::new("poll", self.interfaces[0].name.clone(), source)
             })?;
             match readiness {
                 Readiness::Error => self.socket_error()?,
@@ -611,23 +587,24 @@ impl Capture {
     /// the ring are still returned; the kernel hands over the last partly filled block when
     /// its timeout expires, so wait for that once before ending.
     fn socket_error(&mut self) -> Result<()> {
-        let err = sys::take_socket_error(self.fd.as_fd()).map_err(|source| Error::Syscall {
-            call: "getsockopt(SO_ERROR)",
-            target: self.interfaces[0].name.clone(),
-            source,
-            hint: None,
+        let err = sys::take_socket_error(self.fd.as_fd()).map_err(|source| {
+            SyscallError::new(
+                "getsockopt(SO_ERROR)",
+                self.interfaces[0].name.clone(),
+                source,
+            )
         })?;
         match err {
             Some(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
                 self.ended = Some(EndReason::InterfaceGone);
                 Ok(())
             }
-            Some(source) => Err(Error::Syscall {
-                call: "poll(capture socket)",
-                target: self.interfaces[0].name.clone(),
+            Some(source) => Err(SyscallError::new(
+                "poll(capture socket)",
+                self.interfaces[0].name.clone(),
                 source,
-                hint: None,
-            }),
+            )
+            .into()),
             None => Ok(()),
         }
     }

@@ -1,15 +1,31 @@
-//! The only place in this crate that makes raw system calls or touches the mapped ring.
+//! The only place in this crate that makes system calls or touches the mapped ring.
 //!
 //! Constants and structures come from `<linux/if_packet.h>` and `<linux/filter.h>`; they are
 //! part of the kernel ABI and spelled out here so the crate does not depend on which of them
 //! a given `libc` release exports. Every function returns `io::Result` so the caller can name
 //! the failed call; fds are `OwnedFd`/`BorrowedFd`, never bare integers.
+//!
+//! Where nix has a safe wrapper it is used: `socket`, `getsockopt(SO_ERROR)`, `poll`,
+//! `getifaddrs`. What stays `libc`, and why:
+//!
+//! * the `SOL_PACKET` options (`PACKET_VERSION`, `PACKET_RX_RING`, `PACKET_STATISTICS`, …)
+//!   and `SO_ATTACH_FILTER`: nix wraps none of them. Its `sockopt_impl!` macro could
+//!   declare them, but the `setsockopt` call it expands to lands in this crate just the same
+//!   (so nothing gets safer), and `sock_fprog` holds a pointer to the program, which no
+//!   safe signature can vouch for.
+//! * `bind` with a `sockaddr_ll`: nix's `LinkAddr` can only be built from a raw pointer.
+//! * the ring: `mmap`/`munmap` are `unsafe` in nix too, and reading blocks the kernel
+//!   writes concurrently is the part no crate can make safe; it is confined to [`RingMap`].
 
-use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::errno::Errno;
+use nix::ifaddrs::getifaddrs;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, sockopt};
 
 use crate::filter::Instruction;
 
@@ -86,13 +102,21 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-/// `socket(AF_PACKET, kind, 0)`: protocol 0 so that nothing is queued before `bind`, which
-/// happens only once the ring and the filter are in place.
-pub(crate) fn packet_socket(kind: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: socket takes only integers; on success the returned fd is new and ours.
-    let fd = check(unsafe { libc::socket(libc::AF_PACKET, kind | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: `fd` was just returned by socket and is owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+/// `socket(AF_PACKET, SOCK_DGRAM or SOCK_RAW, 0)`: cooked (the kernel strips the link-layer
+/// header) or raw. Protocol 0 so that nothing is queued before `bind`, which happens only once
+/// the ring and the filter are in place.
+pub(crate) fn packet_socket(cooked: bool) -> io::Result<OwnedFd> {
+    let kind = if cooked {
+        SockType::Datagram
+    } else {
+        SockType::Raw
+    };
+    Ok(socket::socket(
+        AddressFamily::Packet,
+        kind,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?)
 }
 
 fn setsockopt<T>(
@@ -171,11 +195,15 @@ pub(crate) fn attach_filter(fd: BorrowedFd<'_>, program: &[Instruction]) -> io::
 
 /// `bind(fd, sockaddr_ll { ETH_P_ALL, ifindex })`; ifindex 0 means every interface.
 pub(crate) fn bind(fd: BorrowedFd<'_>, ifindex: u32) -> io::Result<()> {
-    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = ETH_P_ALL.to_be();
-    addr.sll_ifindex = ifindex as i32;
+    let addr = libc::sockaddr_ll {
+        sll_family: libc::AF_PACKET as u16,
+        sll_protocol: ETH_P_ALL.to_be(),
+        sll_ifindex: ifindex as i32,
+        sll_hatype: 0,
+        sll_pkttype: 0,
+        sll_halen: 0,
+        sll_addr: [0; 8],
+    };
     // SAFETY: `addr` is a valid sockaddr_ll and the length passed is its size.
     check(unsafe {
         libc::bind(
@@ -207,18 +235,7 @@ pub(crate) fn packet_statistics(fd: BorrowedFd<'_>) -> io::Result<TpacketStatsV3
 
 /// `getsockopt(SOL_SOCKET, SO_ERROR)`: the pending socket error, cleared by reading it.
 pub(crate) fn take_socket_error(fd: BorrowedFd<'_>) -> io::Result<Option<io::Error>> {
-    let mut err: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `err` is writable memory of `len` bytes.
-    check(unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    })?;
+    let err = socket::getsockopt(&fd, sockopt::SocketError)?;
     Ok((err != 0).then(|| io::Error::from_raw_os_error(err)))
 }
 
@@ -235,28 +252,23 @@ pub(crate) enum Readiness {
 
 /// `poll(fd, POLLIN | POLLERR, timeout_ms)`; `EINTR` counts as a timeout so the caller
 /// re-checks its stop flag after a signal.
-pub(crate) fn poll_in(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<Readiness> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN | libc::POLLERR,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one valid pollfd and we pass a count of 1.
-    let rc = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-    if rc == -1 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::Interrupted {
-            return Ok(Readiness::Timeout);
-        }
-        return Err(err);
+pub(crate) fn poll_in(fd: BorrowedFd<'_>, timeout_ms: u16) -> io::Result<Readiness> {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN | PollFlags::POLLERR)];
+    match poll(&mut fds, PollTimeout::from(timeout_ms)) {
+        Err(Errno::EINTR) | Ok(0) => Ok(Readiness::Timeout),
+        Err(e) => Err(e.into()),
+        // `None`: a bit nix does not know. Checking for an error costs one getsockopt and
+        // finds none when there is none, whereas taking it for readable could miss one.
+        Ok(_) => match fds[0].revents() {
+            Some(revents)
+                if !revents
+                    .intersects(PollFlags::POLLERR | PollFlags::POLLNVAL | PollFlags::POLLHUP) =>
+            {
+                Ok(Readiness::Readable)
+            }
+            _ => Ok(Readiness::Error),
+        },
     }
-    if rc == 0 {
-        return Ok(Readiness::Timeout);
-    }
-    if pfd.revents & (libc::POLLERR | libc::POLLNVAL | libc::POLLHUP) != 0 {
-        return Ok(Readiness::Error);
-    }
-    Ok(Readiness::Readable)
 }
 
 /// One interface of the current network namespace.
@@ -271,39 +283,21 @@ pub(crate) struct LinkInfo {
 /// The interfaces of the calling thread's network namespace (getifaddrs asks the kernel over
 /// netlink, so unlike `/sys/class/net` it answers for the namespace the thread is in).
 pub(crate) fn links() -> io::Result<Vec<LinkInfo>> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: `head` is a valid out-pointer; on success it owns a list freed below.
-    check(unsafe { libc::getifaddrs(&mut head) })?;
-    let mut links = Vec::new();
-    let mut cursor = head;
-    while let Some(entry) = NonNull::new(cursor) {
-        // SAFETY: getifaddrs returned a well-formed list; `entry` is one of its nodes and the
-        // list stays alive until freeifaddrs below.
-        let entry = unsafe { entry.as_ref() };
-        cursor = entry.ifa_next;
-        if entry.ifa_addr.is_null() || entry.ifa_name.is_null() {
-            continue;
-        }
-        // SAFETY: ifa_addr is non-null and points to a sockaddr of at least sa_family.
-        let family = unsafe { (*entry.ifa_addr).sa_family };
-        if i32::from(family) != libc::AF_PACKET {
-            continue;
-        }
-        // SAFETY: an AF_PACKET address in getifaddrs output is a full sockaddr_ll.
-        let ll = unsafe { &*(entry.ifa_addr as *const libc::sockaddr_ll) };
-        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name = unsafe { CStr::from_ptr(entry.ifa_name) }
-            .to_string_lossy()
-            .into_owned();
-        links.push(LinkInfo {
-            name,
-            index: ll.sll_ifindex as u32,
-            flags: entry.ifa_flags,
-            hatype: ll.sll_hatype,
-        });
-    }
-    // SAFETY: `head` came from getifaddrs and is freed exactly once.
-    unsafe { libc::freeifaddrs(head) };
+    let mut links: Vec<LinkInfo> = getifaddrs()?
+        .filter_map(|entry| {
+            let (index, hatype) = entry
+                .address
+                .as_ref()
+                .and_then(|a| a.as_link_addr())
+                .map(|ll| (ll.ifindex(), ll.hatype()))?;
+            Some(LinkInfo {
+                name: entry.interface_name,
+                index: index as u32,
+                flags: entry.flags.bits() as u32,
+                hatype,
+            })
+        })
+        .collect();
     links.sort_by_key(|l| l.index);
     Ok(links)
 }

@@ -2,146 +2,34 @@
 //! 0.6.0, started per test on a free loopback port), on real network namespaces (root).
 
 use std::collections::BTreeMap;
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use snoopy_capture::sink::kafka::{ConsumeOptions, KafkaSettings, Message, consume};
 use snoopy_testkit::NetnsPair;
+use snoopy_testkit::kafka::Broker;
 
 use crate::support::*;
 
-const TOPICS: [&str; 3] = ["snoopy.packets", "snoopy.flows", "snoopy.probes"];
-
-/// The tansu binary: `$SNOOPY_TANSU`, else where `testbed/kafka.sh` caches it.
-fn tansu() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var("SNOOPY_TANSU") {
-        return Ok(path.into());
-    }
-    let cache = std::env::var("SNOOPY_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/snoopy")
-        });
-    let path = cache.join("tansu-0.6.0/bin/tansu");
-    ensure!(
-        path.is_file(),
-        "the Kafka test broker is missing: {} — build it with `testbed/kafka.sh up` (cargo install tansu --version 0.6.0 --locked --features dynostore --root {})",
-        path.display(),
-        cache.join("tansu-0.6.0").display()
-    );
-    Ok(path)
-}
-
-/// A tansu broker of this test, in memory, on 127.0.0.1:`port`; killed (by PID) on drop.
-struct Broker {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Broker {
-    fn start() -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let mut broker = Broker { port, child: None };
-        broker.launch()?;
-        Ok(broker)
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn url(&self, topic: &str) -> String {
-        format!("kafka://{}/{topic}", self.address())
-    }
-
-    fn launch(&mut self) -> Result<()> {
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
-        let child = Command::new(tansu()?)
-            .args(["broker", "--storage-engine", "memory://tansu/"])
-            .args(["--listener-url", &listener])
-            .args(["--advertised-listener-url", &listener])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting tansu")?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            ensure!(
-                Instant::now() < deadline,
-                "tansu does not answer on {listener}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        for topic in TOPICS {
-            let out = Command::new(tansu()?)
-                .args(["topic", "create", topic, "--broker", &listener])
-                .args(["--partitions", "3"])
-                .output()?;
-            ensure!(out.status.success(), "tansu topic create {topic}: {out:?}");
-        }
-        Ok(())
-    }
-
-    /// Kills the broker (its in-memory topics go with it).
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// SIGSTOP / SIGCONT: a broker that stops answering, then answers again with its data.
-    fn pause(&self, paused: bool) -> Result<()> {
-        let pid = self.child.as_ref().context("broker not running")?.id();
-        let sig = if paused { "-STOP" } else { "-CONT" };
-        ensure!(
-            Command::new("kill")
-                .args([sig, &pid.to_string()])
-                .status()?
-                .success(),
-            "kill {sig} {pid}"
-        );
-        Ok(())
-    }
-
-    /// Every message of `topic`.
-    fn messages(&self, topic: &str) -> Result<Vec<Message>> {
-        let settings = KafkaSettings::from_url(&self.url(topic))?;
-        let mut all = Vec::new();
-        consume(
-            &settings,
-            &ConsumeOptions::default(),
-            &Arc::new(AtomicBool::new(false)),
-            |batch| {
-                all.extend(batch);
-                Ok::<(), ()>(())
-            },
-        )?
-        .map_err(|()| anyhow::anyhow!("consume"))?;
-        Ok(all)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(child) = &self.child {
-            // A paused broker would not die from SIGTERM; SIGKILL works either way.
-            let _ = Command::new("kill")
-                .args(["-CONT", &child.id().to_string()])
-                .status();
-        }
-        self.kill();
-    }
+/// Every message of `topic` on `broker`.
+fn messages(broker: &Broker, topic: &str) -> Result<Vec<Message>> {
+    let settings = KafkaSettings::from_url(&broker.url(topic))?;
+    let mut all = Vec::new();
+    consume(
+        &settings,
+        &ConsumeOptions::default(),
+        &Arc::new(AtomicBool::new(false)),
+        |batch| {
+            all.extend(batch);
+            Ok::<(), ()>(())
+        },
+    )?
+    .map_err(|()| anyhow::anyhow!("consume"))?;
+    Ok(all)
 }
 
 /// Pings and a TCP exchange from a to b.
@@ -252,7 +140,7 @@ fn kafka_two_namespaces_collect_equals_the_file_capture() -> Result<()> {
     );
 
     // Every message alone is a valid pcapng; one key's messages concatenated are one too.
-    let messages = broker.messages("snoopy.packets")?;
+    let messages = messages(&broker, "snoopy.packets")?;
     assert!(!messages.is_empty());
     let mut by_key: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let mut packets_in_messages = 0;
@@ -333,8 +221,7 @@ fn kafka_broker_paused_then_back_loses_nothing() -> Result<()> {
         stderr.contains("failed attempts"),
         "the pause was noticed: {stderr}"
     );
-    let on_topic: usize = broker
-        .messages("snoopy.packets")?
+    let on_topic: usize = messages(&broker, "snoopy.packets")?
         .iter()
         .map(|m| {
             String::from_utf8_lossy(&m.headers["packets"])
@@ -426,7 +313,7 @@ fn kafka_flow_and_probe_records_are_json_with_the_documented_fields() -> Result<
     assert!(out.status.success(), "{out:?}");
     drop(server);
 
-    let probes = broker.messages("snoopy.probes")?;
+    let probes = messages(&broker, "snoopy.probes")?;
     assert_eq!(probes.len(), 2, "one record per check");
     for m in &probes {
         let v: serde_json::Value = serde_json::from_slice(&m.value)?;
@@ -450,7 +337,7 @@ fn kafka_flow_and_probe_records_are_json_with_the_documented_fields() -> Result<
             t => bail!("unexpected target {t}"),
         }
     }
-    let flows = broker.messages("snoopy.flows")?;
+    let flows = messages(&broker, "snoopy.flows")?;
     let values: Vec<serde_json::Value> = flows
         .iter()
         .map(|m| serde_json::from_slice(&m.value))

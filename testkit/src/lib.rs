@@ -8,6 +8,8 @@
 //! Everything here needs root; [`require_root`] fails the test with a clear message otherwise
 //! (tests never silently pass without the environment they need).
 
+pub mod kafka;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -84,9 +84,16 @@ pub fn consume<E>(
                 }
                 pending = true;
                 let wait_ms = if options.follow { 100 } else { 10 };
-                let (records, high) = pc
-                    .fetch_records(*next, 1..FETCH_BYTES, wait_ms)
+                // rskafka retries a lost connection forever; a broker that went away is an
+                // error after the connect timeout, so a follower can say so (and retry).
+                let fetch = pc.fetch_records(*next, 1..FETCH_BYTES, wait_ms);
+                let (records, high) = tokio::time::timeout(settings.connect_timeout, fetch)
                     .await
+                    .map_err(|_| KafkaError::Timeout {
+                        what: format!("fetching {}/{} at {next}", pc.topic(), pc.partition()),
+                        brokers: settings.brokers.join(","),
+                        after: settings.connect_timeout,
+                    })?
                     .map_err(|source| KafkaError::Kafka {
                         context: format!("fetching {}/{} at {next}", pc.topic(), pc.partition()),
                         source,

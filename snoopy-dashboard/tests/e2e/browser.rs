@@ -1,172 +1,15 @@
-//! The dashboard end to end: real connections between network namespaces (accepted,
-//! refused, dropped by nftables), watched by a real `podtracer flows`, piped into
-//! `snoopy-dashboard`, and the page read back in a real headless Chromium. The expected
-//! numbers come from what the test did, not from the dashboard's code. Needs root, python3,
-//! nft, chromium and chromedriver (`make setup` installs them), and podtracer built (the
-//! workspace test run builds it).
-
-mod webdriver;
+//! The page in a real headless Chromium.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use serde::Deserialize;
-use snoopy_testkit::{End, NetnsPair};
+use snoopy_testkit::NetnsPair;
 
-use webdriver::Browser;
-
-/// The podtracer binary of this build (the workspace test run builds it beside ours).
-fn podtracer() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .context("the target directory")?;
-    let path = dir.join("podtracer");
-    if !path.exists() {
-        bail!(
-            "{} is missing: build it first (cargo build -p podtracer; `make test` does)",
-            path.display()
-        );
-    }
-    Ok(path)
-}
-
-/// IPv6 off in both namespaces, so neighbour discovery adds no flows: the map must show
-/// exactly the connections the test made.
-fn ipv4_only(end: &End) -> Result<()> {
-    end.run(&[
-        "python3",
-        "-c",
-        "open('/proc/sys/net/ipv6/conf/all/disable_ipv6','w').write('1')",
-    ])?;
-    Ok(())
-}
-
-/// Server side: 8080 accepts and reads; 8081 is closed; nftables drops 8082.
-fn servers(end: &End) -> Result<snoopy_testkit::ChildGuard> {
-    end.nft("table inet dashtest {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport 8082 drop\n  }\n}\n")?;
-    end.spawn(&[
-        "python3",
-        "-c",
-        "import socket,threading\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',8080))\ns.listen(64)\ndef h(c):\n  while c.recv(4096): pass\n  c.close()\nwhile True:\n  c,_=s.accept(); threading.Thread(target=h,args=(c,),daemon=True).start()",
-    ])
-}
-
-fn wait_for_port(from: &End, ip: &str, port: u16) -> Result<()> {
-    from.run(&[
-        "python3",
-        "-c",
-        &format!(
-            "import socket,time\nfor _ in range(200):\n  try:\n    socket.create_connection(('{ip}',{port}),timeout=1).close(); break\n  except OSError: time.sleep(0.05)\nelse: raise SystemExit('port {port} never opened')"
-        ),
-    ])?;
-    Ok(())
-}
-
-/// Connections to make: (address, accepted, refused, dropped).
-type Plan<'a> = &'a [(&'a str, u32, u32, u32)];
-
-/// Runs `podtracer flows` in `pair.a` while it makes the connections of `plan`; its JSON
-/// lines.
-fn flows_of(pair: &NetnsPair, plan: Plan<'_>) -> Result<Vec<u8>> {
-    let mut flows = Command::new(podtracer()?)
-        .args(["flows", "--netns"])
-        .arg(pair.a.netns_path())
-        .args(["-i", "veth-a", "-o", "json", "--duration", "60s"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("starting podtracer flows")?;
-    let mut err = BufReader::new(flows.stderr.take().expect("piped"));
-    let mut line = String::new();
-    err.read_line(&mut line)?;
-    if !line.contains("watching flows") {
-        let _ = flows.kill();
-        bail!("podtracer flows did not start: {line}");
-    }
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    let mut threads = String::new();
-    for (ip, good, refused, dropped) in plan {
-        threads.push_str(&format!(
-            "fs += [lambda: good('{ip}')] * {good} + [lambda: refused('{ip}')] * {refused} + [lambda: dropped('{ip}')] * {dropped}\n"
-        ));
-    }
-    let script = format!(
-        r#"
-import socket, threading, time
-def good(ip):
-    c = socket.create_connection((ip, 8080), timeout=5); c.sendall(b'x' * 3000); c.close()
-def refused(ip):
-    try: socket.create_connection((ip, 8081), timeout=5)
-    except ConnectionRefusedError: pass
-def dropped(ip):
-    try: socket.create_connection((ip, 8082), timeout=1.5)
-    except OSError: pass
-fs = []
-{threads}
-ts = [threading.Thread(target=f) for f in fs]
-for t in ts: t.start()
-for t in ts: t.join()
-time.sleep(0.3)
-"#
-    );
-    pair.a.run(&["python3", "-c", &script])?;
-    let status = Command::new("kill")
-        .args(["-INT", &flows.id().to_string()])
-        .status()?;
-    anyhow::ensure!(status.success(), "kill -INT podtracer");
-    let out = flows.wait_with_output()?;
-    anyhow::ensure!(out.status.success(), "podtracer flows: {out:?}");
-    Ok(out.stdout)
-}
-
-/// `snoopy-dashboard -` with its stdin held by the test; stopped by its PID on drop.
-struct Dashboard {
-    child: Child,
-    stdin: ChildStdin,
-    url: String,
-}
-
-impl Dashboard {
-    fn start() -> Result<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_snoopy-dashboard"))
-            .args(["-", "--listen", "127.0.0.1:0", "--node", "node-1"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let mut err = BufReader::new(child.stderr.take().expect("piped"));
-        let mut line = String::new();
-        err.read_line(&mut line)?;
-        let url = line
-            .trim()
-            .strip_prefix("snoopy-dashboard: serving ")
-            .with_context(|| format!("unexpected first line: {line}"))?
-            .to_string();
-        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::stderr()));
-        let stdin = child.stdin.take().expect("piped");
-        Ok(Dashboard { child, stdin, url })
-    }
-
-    fn feed(&mut self, bytes: &[u8]) -> Result<()> {
-        self.stdin.write_all(bytes)?;
-        self.stdin.flush()?;
-        Ok(())
-    }
-}
-
-impl Drop for Dashboard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::traffic::{Dashboard, flows_of, ipv4_only, podtracer, servers, wait_for_port};
+use crate::webdriver::Browser;
 
 #[derive(Debug, Deserialize, PartialEq)]
 struct Edge {
@@ -254,8 +97,12 @@ fn the_page_shows_each_pair_and_destination_as_the_traffic_went_and_updates_live
     wait_for_port(&pair.a, "198.18.0.3", 8080)?;
 
     // Round one: to .2, 3 accepted, 2 refused, 2 dropped; to .3, 2 accepted, 1 refused.
-    let first = flows_of(&pair, &[("198.18.0.2", 3, 2, 2), ("198.18.0.3", 2, 1, 0)])?;
-    let mut dashboard = Dashboard::start()?;
+    let first = flows_of(
+        &pair,
+        &[("198.18.0.2", 3, 2, 2), ("198.18.0.3", 2, 1, 0)],
+        &[],
+    )?;
+    let mut dashboard = Dashboard::start(&["-", "--node", "node-1"])?;
     dashboard.feed(&first)?;
     dashboard.feed(b"this line is not JSON\n{\"type\":\"alert\"}\n")?;
 
@@ -307,7 +154,7 @@ fn the_page_shows_each_pair_and_destination_as_the_traffic_went_and_updates_live
 
     // Live: a new refused connection shows within 2 s of its record, without a reload.
     browser.eval::<serde_json::Value>("window.notReloaded = true")?;
-    let second = flows_of(&pair, &[("198.18.0.3", 0, 1, 0)])?;
+    let second = flows_of(&pair, &[("198.18.0.3", 0, 1, 0)], &[])?;
     dashboard.feed(&second)?;
     let took = browser.wait_until(
         "const r = document.querySelector('#destinations tr[data-destination=\"198.18.0.3:8081\"]'); return r !== null && r.dataset.attempts === '2' && window.notReloaded === true",

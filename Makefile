@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup check-setup bench-kafka kafka-up kafka-down test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup testbed-up testbed-down demo demo-node test-cluster k8s-build control-plane-up cluster-up cluster-down cluster-selftest images deploy undeploy crdgen bench-operator
+.PHONY: setup check-setup bench-kafka kafka-up kafka-down test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup bench-dashboard testbed-up testbed-down demo demo-node test-cluster k8s-build control-plane-up cluster-up cluster-down cluster-selftest images deploy undeploy crdgen bench-operator
 
 test: setup lint examples unit test-cluster
 
@@ -126,7 +126,7 @@ demo-node: setup
 	testbed/demo-node.sh
 
 # Capture benchmark: podtracer vs tcpdump on a 64-byte UDP flood through a veth pair.
-bench: bench-capture bench-startup bench-flows bench-filter
+bench: bench-capture bench-startup bench-flows bench-filter bench-dashboard
 
 bench-capture bench-startup bench-flows bench-filter: SETUP_PARTS = packages
 bench-capture: setup release
@@ -141,6 +141,13 @@ bench-startup: setup release
 # 1 M-packet pcap (no root, no network).
 bench-flows: setup release
 	python3 bench/flows.py --podtracer target/release/podtracer
+
+# Dashboard benchmark: flow records ingested per second on one core (target 200,000), memory
+# per 1,000 pod pairs with an hour of windows, and page render time for 1,000 hosts and
+# 10,000 edges in headless Chromium (target 1 s).
+bench-dashboard: SETUP_PARTS = packages
+bench-dashboard: setup
+	$(CARGO) bench -p snoopy-dashboard --bench dashboard
 
 # Filter benchmark: podtracer read vs tcpdump -r on a generated 1M-packet pcap, same
 # expressions, CPU time ratio printed.

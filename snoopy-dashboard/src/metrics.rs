@@ -277,6 +277,55 @@ pub fn render(store: &Store) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::Origin;
+    use crate::store::Limits;
+
+    /// The Grafana dashboard shipped beside the binary.
+    const GRAFANA: &str = include_str!("../grafana/snoopy.json");
+
+    #[test]
+    fn the_grafana_dashboard_queries_only_metrics_that_exist() {
+        let mut store = Store::new(Limits::default());
+        let probe = br#"{"type":"probe","check":"tcp","target":"a:1","results":[{"ok":true,"latency_ns":5}]}"#;
+        store.ingest(probe, &Origin::default(), 0);
+        let text = render(&store);
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        let exported = |name: &str| {
+            families.iter().any(|f| {
+                name == *f
+                    || ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|suffix| name == format!("{f}{suffix}"))
+            })
+        };
+        let dashboard: serde_json::Value = serde_json::from_str(GRAFANA).unwrap();
+        let mut queried = Vec::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let mut rest = expr;
+                while let Some(at) = rest.find("snoopy_") {
+                    let name: String = rest[at..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    rest = &rest[at + name.len()..];
+                    queried.push(name);
+                }
+            }
+        }
+        assert!(queried.len() >= 8, "{queried:?}");
+        for name in &queried {
+            assert!(
+                exported(name),
+                "the Grafana dashboard queries {name}, which /metrics does not export"
+            );
+        }
+    }
 
     #[test]
     fn label_values_are_escaped() {

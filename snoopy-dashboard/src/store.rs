@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Serialize;
-use snoopy_capture::flow::{FlowRecord, Histogram, Protocol, Tally};
+use snoopy_capture::flow::{FlowRecord, FxBuildHasher, Histogram, Protocol, Tally};
 
 use crate::input::{InputError, Origin, ProbeRecord, Record};
 
@@ -169,8 +169,10 @@ pub struct IngestStats {
 #[derive(Debug)]
 pub struct Store {
     limits: Limits,
-    conversations: HashMap<ConversationKey, Conversation>,
-    probes: HashMap<ProbeKey, ProbeTally>,
+    // Fx: these keys are hashed once per record, and nobody chooses them adversarially
+    // enough to matter (the key count is capped).
+    conversations: HashMap<ConversationKey, Conversation, FxBuildHasher>,
+    probes: HashMap<ProbeKey, ProbeTally, FxBuildHasher>,
     stats: IngestStats,
     now_ns: u64,
     /// The window (of data time) of the last sweep for expired windows.
@@ -201,8 +203,8 @@ impl Store {
     pub fn new(limits: Limits) -> Self {
         Store {
             limits,
-            conversations: HashMap::new(),
-            probes: HashMap::new(),
+            conversations: HashMap::default(),
+            probes: HashMap::default(),
             stats: IngestStats::default(),
             now_ns: 0,
             swept_window: 0,

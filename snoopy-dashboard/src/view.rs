@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
-use snoopy_capture::flow::{Failures, Percentiles, Protocol, Tally};
+use snoopy_capture::flow::{Percentiles, Protocol, Summary, Tally};
 
 use crate::store::{Conversation, ConversationKey, FailedFlow, IngestStats, ProbeKey, Store};
 
@@ -60,45 +60,6 @@ impl Filter {
                 .now_ns()
                 .saturating_sub(s.saturating_mul(1_000_000_000)),
             None => 0,
-        }
-    }
-}
-
-/// The counts of a pair or destination.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    /// Flow records.
-    pub flows: u64,
-    /// Connection attempts.
-    pub attempts: u64,
-    /// Successful attempts.
-    pub successes: u64,
-    /// `successes / attempts`, `null` without attempts.
-    pub success_rate: Option<f64>,
-    /// Failures by kind.
-    pub failures: Failures,
-    /// Packets both ways.
-    pub packets: u64,
-    /// Bytes both ways.
-    pub bytes: u64,
-    /// TCP retransmissions.
-    pub retransmissions: u64,
-    /// RTT percentiles (TCP handshake, first answer otherwise), ns.
-    pub rtt_ns: Percentiles,
-}
-
-impl From<&Tally> for Summary {
-    fn from(t: &Tally) -> Self {
-        Summary {
-            flows: t.flows,
-            attempts: t.attempts,
-            successes: t.successes,
-            success_rate: t.success_rate(),
-            failures: t.failures,
-            packets: t.packets,
-            bytes: t.bytes,
-            retransmissions: t.retransmissions,
-            rtt_ns: t.rtt.summary(),
         }
     }
 }

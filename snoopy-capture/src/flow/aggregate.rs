@@ -258,6 +258,45 @@ impl Tally {
     }
 }
 
+/// What a [`Tally`] says, as reports show it (the counts of a destination or a pair line).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Flow records counted.
+    pub flows: u64,
+    /// Connection attempts.
+    pub attempts: u64,
+    /// Successful attempts.
+    pub successes: u64,
+    /// `successes / attempts`, `null` without attempts.
+    pub success_rate: Option<f64>,
+    /// Failures by reason.
+    pub failures: Failures,
+    /// Packets both ways.
+    pub packets: u64,
+    /// Bytes both ways.
+    pub bytes: u64,
+    /// TCP retransmissions both ways.
+    pub retransmissions: u64,
+    /// Handshake RTT (TCP) / first-answer delay percentiles, nanoseconds.
+    pub rtt_ns: Percentiles,
+}
+
+impl From<&Tally> for Summary {
+    fn from(t: &Tally) -> Self {
+        Summary {
+            flows: t.flows,
+            attempts: t.attempts,
+            successes: t.successes,
+            success_rate: t.success_rate(),
+            failures: t.failures,
+            packets: t.packets,
+            bytes: t.bytes,
+            retransmissions: t.retransmissions,
+            rtt_ns: t.rtt.summary(),
+        }
+    }
+}
+
 /// A destination: the responder's address and port (0 for ICMP and port-less protocols).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Destination {
@@ -284,24 +323,9 @@ pub struct DestinationSummary {
     /// `NAMESPACE/POD` when the address is a known pod's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Flow records counted.
-    pub flows: u64,
-    /// Connection attempts.
-    pub attempts: u64,
-    /// Successful attempts.
-    pub successes: u64,
-    /// `successes / attempts`, `null` without attempts.
-    pub success_rate: Option<f64>,
-    /// Failures by reason.
-    pub failures: Failures,
-    /// Packets both ways.
-    pub packets: u64,
-    /// Bytes both ways.
-    pub bytes: u64,
-    /// TCP retransmissions both ways.
-    pub retransmissions: u64,
-    /// Handshake RTT (TCP) / first-answer delay percentiles, nanoseconds.
-    pub rtt_ns: Percentiles,
+    /// Its counts.
+    #[serde(flatten)]
+    pub counts: Summary,
 }
 
 /// One line of the per-pod-pair report (JSON `"type": "pod_pair"`); hosts that are not
@@ -315,24 +339,9 @@ pub struct PairSummary {
     pub source: String,
     /// The responding side: `NAMESPACE/POD`, or an address.
     pub destination: String,
-    /// Flow records counted.
-    pub flows: u64,
-    /// Connection attempts.
-    pub attempts: u64,
-    /// Successful attempts.
-    pub successes: u64,
-    /// `successes / attempts`.
-    pub success_rate: Option<f64>,
-    /// Failures by reason.
-    pub failures: Failures,
-    /// Packets both ways.
-    pub packets: u64,
-    /// Bytes both ways.
-    pub bytes: u64,
-    /// TCP retransmissions both ways.
-    pub retransmissions: u64,
-    /// RTT percentiles, nanoseconds.
-    pub rtt_ns: Percentiles,
+    /// Its counts.
+    #[serde(flatten)]
+    pub counts: Summary,
 }
 
 /// Aggregates of finished flow records per destination and per pod pair, bounded in size.
@@ -417,22 +426,14 @@ impl Aggregates {
                 ip: d.ip,
                 port: d.port,
                 name: self.names.get(&d.ip).map(str::to_string),
-                flows: t.flows,
-                attempts: t.attempts,
-                successes: t.successes,
-                success_rate: t.success_rate(),
-                failures: t.failures,
-                packets: t.packets,
-                bytes: t.bytes,
-                retransmissions: t.retransmissions,
-                rtt_ns: t.rtt.summary(),
+                counts: Summary::from(t),
             })
             .collect();
         out.sort_by(|a, b| {
-            let fa = a.attempts - a.successes;
-            let fb = b.attempts - b.successes;
+            let fa = a.counts.attempts - a.counts.successes;
+            let fb = b.counts.attempts - b.counts.successes;
             fb.cmp(&fa)
-                .then(b.bytes.cmp(&a.bytes))
+                .then(b.counts.bytes.cmp(&a.counts.bytes))
                 .then((a.protocol, a.ip, a.port).cmp(&(b.protocol, b.ip, b.port)))
         });
         out
@@ -447,21 +448,13 @@ impl Aggregates {
                 kind: "pod_pair",
                 source: s.clone(),
                 destination: d.clone(),
-                flows: t.flows,
-                attempts: t.attempts,
-                successes: t.successes,
-                success_rate: t.success_rate(),
-                failures: t.failures,
-                packets: t.packets,
-                bytes: t.bytes,
-                retransmissions: t.retransmissions,
-                rtt_ns: t.rtt.summary(),
+                counts: Summary::from(t),
             })
             .collect();
         out.sort_by(|a, b| {
-            (b.attempts - b.successes)
-                .cmp(&(a.attempts - a.successes))
-                .then(b.bytes.cmp(&a.bytes))
+            (b.counts.attempts - b.counts.successes)
+                .cmp(&(a.counts.attempts - a.counts.successes))
+                .then(b.counts.bytes.cmp(&a.counts.bytes))
                 .then((&a.source, &a.destination).cmp(&(&b.source, &b.destination)))
         });
         out

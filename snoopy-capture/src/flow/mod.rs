@@ -110,7 +110,7 @@ mod tcp;
 
 pub use aggregate::{
     Aggregates, Destination, DestinationSummary, Failures, Histogram, PairSummary, Percentiles,
-    PodNames, Tally,
+    PodNames, Summary, Tally,
 };
 pub use key::{Endpoint, FlowKey, FxBuildHasher, FxHasher, Oriented, Protocol};
 pub use record::{DirectionStats, EndReason, FlowRecord, FlowType, NamedEndpoint, TcpRecord};

@@ -103,7 +103,7 @@ impl View {
     fn sorted_destinations(&self, aggregates: &Aggregates) -> Vec<DestinationSummary> {
         let mut rows = aggregates.destinations();
         if self.sort == SortBy::Bytes {
-            rows.sort_by_key(|r| std::cmp::Reverse(r.bytes));
+            rows.sort_by_key(|r| std::cmp::Reverse(r.counts.bytes));
         }
         rows
     }
@@ -239,20 +239,20 @@ impl View {
                 "{:<30} {:>5} {:>8} {:>8} {:>6} {:>7} {:>7} {:>6} {:>7} {:>9} {:>9} {:>9} {:>7} {:>10}\n",
                 host,
                 d.protocol.to_string(),
-                d.attempts,
-                d.successes,
-                d.success_rate
+                d.counts.attempts,
+                d.counts.successes,
+                d.counts.success_rate
                     .map(|r| format!("{:.0}%", r * 100.0))
                     .unwrap_or_else(|| "-".into()),
-                d.failures.refused,
-                d.failures.unanswered,
-                d.failures.reset,
-                d.failures.no_reply,
-                ms(d.rtt_ns.p50),
-                ms(d.rtt_ns.p90),
-                ms(d.rtt_ns.p99),
-                d.retransmissions,
-                d.bytes
+                d.counts.failures.refused,
+                d.counts.failures.unanswered,
+                d.counts.failures.reset,
+                d.counts.failures.no_reply,
+                ms(d.counts.rtt_ns.p50),
+                ms(d.counts.rtt_ns.p90),
+                ms(d.counts.rtt_ns.p99),
+                d.counts.retransmissions,
+                d.counts.bytes
             ));
         }
         let pairs = aggregates.pairs();
@@ -265,13 +265,14 @@ impl View {
                 s.push_str(&format!(
                     "{:<40} {:>8} {:>8} {:>6} {:>9} {:>10}\n",
                     format!("{} -> {}", p.source, p.destination),
-                    p.attempts,
-                    p.successes,
-                    p.success_rate
+                    p.counts.attempts,
+                    p.counts.successes,
+                    p.counts
+                        .success_rate
                         .map(|r| format!("{:.0}%", r * 100.0))
                         .unwrap_or_else(|| "-".into()),
-                    ms(p.rtt_ns.p50),
-                    p.bytes
+                    ms(p.counts.rtt_ns.p50),
+                    p.counts.bytes
                 ));
             }
         }

@@ -23,14 +23,130 @@ pub struct Schedule {
     weekdays_restricted: bool,
 }
 
-/// Why a schedule does not parse.
+/// Why a schedule does not parse: the schedule as given, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid schedule {schedule:?}: {reason}")]
+#[error("invalid schedule {schedule:?}: {problem}")]
 pub struct ScheduleError {
     /// The schedule text.
     pub schedule: String,
     /// What is wrong with it.
-    pub reason: String,
+    pub problem: Problem,
+}
+
+/// What is wrong with a schedule; each variant names the field and the offending text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// Not five fields, and not one of the `@hourly`-style macros.
+    #[error("expected 5 fields (minute hour day-of-month month day-of-week), found {found}")]
+    FieldCount {
+        /// How many whitespace-separated fields there are.
+        found: usize,
+    },
+    /// The step after `/` is not a number.
+    #[error("{field}: bad step {step:?}")]
+    BadStep {
+        /// The field it is in.
+        field: Field,
+        /// The text after `/`.
+        step: String,
+    },
+    /// A step of 0 (`*/0`), which would never advance.
+    #[error("{field}: a step of 0 in {item:?}")]
+    ZeroStep {
+        /// The field it is in.
+        field: Field,
+        /// The list item with the step.
+        item: String,
+    },
+    /// A value that is not a number, in a field without names (minute, hour, day of month).
+    #[error("{field}: {text:?} is not a number")]
+    NotANumber {
+        /// The field it is in.
+        field: Field,
+        /// The value as written.
+        text: String,
+    },
+    /// A value that is neither a number nor one of the field's names (`jan`, `mon`).
+    #[error("{field}: {text:?} is neither a number nor a name ({})", field.names().join(", "))]
+    UnknownName {
+        /// The field it is in.
+        field: Field,
+        /// The value as written.
+        text: String,
+    },
+    /// A number outside the field's range.
+    #[error("{field}: {value} is outside {}-{}", field.min(), field.max())]
+    OutOfRange {
+        /// The field it is in.
+        field: Field,
+        /// The number.
+        value: u64,
+    },
+    /// A range whose start comes after its end (`5-1`).
+    #[error("{field}: range {range:?} goes backwards")]
+    Backwards {
+        /// The field it is in.
+        field: Field,
+        /// The range as written.
+        range: String,
+    },
+}
+
+/// The five fields of a cron schedule, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// 0-59.
+    Minute,
+    /// 0-23.
+    Hour,
+    /// 1-31.
+    DayOfMonth,
+    /// 1-12 or `jan`…`dec`.
+    Month,
+    /// 0-7 (0 and 7 are Sunday) or `sun`…`sat`.
+    DayOfWeek,
+}
+
+impl Field {
+    /// The smallest value.
+    pub fn min(self) -> u8 {
+        match self {
+            Field::Minute | Field::Hour | Field::DayOfWeek => 0,
+            Field::DayOfMonth | Field::Month => 1,
+        }
+    }
+
+    /// The largest value.
+    pub fn max(self) -> u8 {
+        match self {
+            Field::Minute => 59,
+            Field::Hour => 23,
+            Field::DayOfMonth => 31,
+            Field::Month => 12,
+            Field::DayOfWeek => 7,
+        }
+    }
+
+    /// The names the field accepts besides numbers, the first standing for [`Field::min`].
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            Field::Month => &MONTHS,
+            Field::DayOfWeek => &WEEKDAYS,
+            Field::Minute | Field::Hour | Field::DayOfMonth => &[],
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Field::Minute => "minute",
+            Field::Hour => "hour",
+            Field::DayOfMonth => "day of month",
+            Field::Month => "month",
+            Field::DayOfWeek => "day of week",
+        })
+    }
 }
 
 const MONTHS: [&str; 12] = [
@@ -45,9 +161,9 @@ pub const CATCH_UP_SECONDS: i64 = 24 * 3600;
 impl Schedule {
     /// Parses `minute hour day-of-month month day-of-week` or a macro.
     pub fn parse(text: &str) -> Result<Self, ScheduleError> {
-        let err = |reason: String| ScheduleError {
+        let err = |problem: Problem| ScheduleError {
             schedule: text.to_owned(),
-            reason,
+            problem,
         };
         let expanded = match text.trim() {
             "@yearly" | "@annually" => "0 0 1 1 *",
@@ -58,18 +174,18 @@ impl Schedule {
             other => other,
         };
         let fields: Vec<&str> = expanded.split_whitespace().collect();
-        if fields.len() != 5 {
-            return Err(err(format!(
-                "expected 5 fields (minute hour day-of-month month day-of-week), found {}",
-                fields.len()
-            )));
-        }
-        let minutes = field(fields[0], 0, 59, &[]).map_err(|e| err(format!("minute: {e}")))?;
-        let hours = field(fields[1], 0, 23, &[]).map_err(|e| err(format!("hour: {e}")))?;
-        let days = field(fields[2], 1, 31, &[]).map_err(|e| err(format!("day of month: {e}")))?;
-        let months = field(fields[3], 1, 12, &MONTHS).map_err(|e| err(format!("month: {e}")))?;
-        let mut weekdays =
-            field(fields[4], 0, 7, &WEEKDAYS).map_err(|e| err(format!("day of week: {e}")))?;
+        let [minutes, hours, days, months, weekdays] = fields[..] else {
+            return Err(err(Problem::FieldCount {
+                found: fields.len(),
+            }));
+        };
+        let restricted = |text: &str| !text.starts_with('*');
+        let (days_restricted, weekdays_restricted) = (restricted(days), restricted(weekdays));
+        let minutes = field(minutes, Field::Minute).map_err(err)?;
+        let hours = field(hours, Field::Hour).map_err(err)?;
+        let days = field(days, Field::DayOfMonth).map_err(err)?;
+        let months = field(months, Field::Month).map_err(err)?;
+        let mut weekdays = field(weekdays, Field::DayOfWeek).map_err(err)?;
         if weekdays & (1 << 7) != 0 {
             weekdays |= 1; // 7 is Sunday too
         }
@@ -79,8 +195,8 @@ impl Schedule {
             days,
             months,
             weekdays,
-            days_restricted: !fields[2].starts_with('*'),
-            weekdays_restricted: !fields[4].starts_with('*'),
+            days_restricted,
+            weekdays_restricted,
         })
     }
 
@@ -158,14 +274,21 @@ fn weekday_number(day: Weekday) -> u8 {
 }
 
 /// One field as a bit set: `*`, `*/n`, `a`, `a-b`, `a-b/n`, `a/n`, comma lists, names.
-fn field(text: &str, min: u8, max: u8, names: &[&str]) -> Result<u64, String> {
+fn field(text: &str, field: Field) -> Result<u64, Problem> {
+    let (min, max) = (field.min(), field.max());
     let mut bits = 0u64;
     for item in text.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
-                let step: u8 = s.parse().map_err(|_| format!("bad step {s:?}"))?;
+                let step: u8 = s.parse().map_err(|_| Problem::BadStep {
+                    field,
+                    step: s.to_owned(),
+                })?;
                 if step == 0 {
-                    return Err("a step of 0".into());
+                    return Err(Problem::ZeroStep {
+                        field,
+                        item: item.to_owned(),
+                    });
                 }
                 (r, step)
             }
@@ -174,14 +297,17 @@ fn field(text: &str, min: u8, max: u8, names: &[&str]) -> Result<u64, String> {
         let (lo, hi) = if range == "*" {
             (min, max)
         } else if let Some((a, b)) = range.split_once('-') {
-            (value(a, min, max, names)?, value(b, min, max, names)?)
+            (value(a, field)?, value(b, field)?)
         } else {
-            let v = value(range, min, max, names)?;
+            let v = value(range, field)?;
             // `a/n` means from a to the end, stepping n (as Vixie cron).
             (v, if item.contains('/') { max } else { v })
         };
         if lo > hi {
-            return Err(format!("range {lo}-{hi} goes backwards"));
+            return Err(Problem::Backwards {
+                field,
+                range: range.to_owned(),
+            });
         }
         for v in (lo..=hi).step_by(usize::from(step)) {
             bits |= 1 << v;
@@ -190,19 +316,25 @@ fn field(text: &str, min: u8, max: u8, names: &[&str]) -> Result<u64, String> {
     Ok(bits)
 }
 
-fn value(text: &str, min: u8, max: u8, names: &[&str]) -> Result<u8, String> {
+fn value(text: &str, field: Field) -> Result<u8, Problem> {
+    let names = field.names();
     let lower = text.to_ascii_lowercase();
     if let Some(i) = names.iter().position(|n| *n == lower) {
         // Month names count from 1, weekday names from 0.
-        return Ok(u8::try_from(i).unwrap_or(0) + min);
+        return Ok(u8::try_from(i).unwrap_or(0) + field.min());
     }
-    let v: u8 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
-    if v < min || v > max {
-        return Err(format!("{v} is outside {min}-{max}"));
+    let v: u64 = text.parse().map_err(|_| {
+        let text = text.to_owned();
+        if names.is_empty() {
+            Problem::NotANumber { field, text }
+        } else {
+            Problem::UnknownName { field, text }
+        }
+    })?;
+    match u8::try_from(v) {
+        Ok(v) if (field.min()..=field.max()).contains(&v) => Ok(v),
+        _ => Err(Problem::OutOfRange { field, value: v }),
     }
-    Ok(v)
 }
 
 #[cfg(test)]
@@ -329,9 +461,47 @@ mod tests {
             ("* * * * 8", "day of week"),
             ("*/0 * * * *", "step of 0"),
             ("5-1 * * * *", "backwards"),
+            (
+                "* * * * fri-mon",
+                "day of week: range \"fri-mon\" goes backwards",
+            ),
+            ("*/x * * * *", "minute: bad step \"x\""),
+            ("x * * * *", "minute: \"x\" is not a number"),
+            ("* * * * 300", "day of week: 300 is outside 0-7"),
         ] {
             let err = Schedule::parse(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_text() {
+        let err = Schedule::parse("0 9 * foo mon").unwrap_err();
+        assert_eq!(
+            err,
+            ScheduleError {
+                schedule: "0 9 * foo mon".into(),
+                problem: Problem::UnknownName {
+                    field: Field::Month,
+                    text: "foo".into()
+                },
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid schedule \"0 9 * foo mon\": month: \"foo\" is neither a number nor a name \
+             (jan, feb, mar, apr, may, jun, jul, aug, sep, oct, nov, dec)"
+        );
+        assert_eq!(
+            Schedule::parse("@often").unwrap_err().problem,
+            Problem::FieldCount { found: 1 }
+        );
+        assert_eq!(
+            Schedule::parse("*/0 * * * *").unwrap_err().problem,
+            Problem::ZeroStep {
+                field: Field::Minute,
+                item: "*/0".into()
+            }
+        );
     }
 }

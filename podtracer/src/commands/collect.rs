@@ -2,9 +2,10 @@
 //! pod and interface, time-ordered across pods), flow and probe records as JSON lines or a
 //! summary table.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -67,7 +68,7 @@ pub fn run(args: CollectArgs) -> Result<ExitCode> {
         follow: args.follow,
     };
     let stop = crate::signals::stop_on_signals()?.flag();
-    let mut collector = Collector::new(&args)?;
+    let mut collector = Collector::new(&args);
     consume(&settings, &options, &stop, |batch| collector.take(batch))??;
     let summary = collector.finish()?;
     eprintln!("podtracer: {summary}");
@@ -85,95 +86,144 @@ fn parse_since(text: &str) -> Result<chrono::DateTime<chrono::Utc>> {
     Ok(chrono::Utc::now() - chrono::Duration::from_std(age).context("--since: too long ago")?)
 }
 
-/// The packets of one key, in message order.
-struct KeyPackets {
-    packets: std::collections::VecDeque<OwnedPacket>,
-}
-
-/// What the messages are, decided by the first one.
-enum Kind {
-    Unknown,
-    Packets,
-    Records,
+/// What the command line asks for; what it means depends on what the topic holds.
+struct Options {
+    follow: bool,
+    /// `-w`: the pcapng file (required for packets) or the JSON lines file (`-` = stdout).
+    write: Option<PathBuf>,
+    /// Records as a summary table instead of JSON lines (printed at the end in any case).
+    table: bool,
 }
 
 struct Collector {
-    kind: Kind,
-    follow: bool,
-    write: Option<PathBuf>,
-    table: bool,
-    /// Output interface per (key, interface name, link type).
-    interfaces: HashMap<(String, String, u32), u32>,
-    /// Output interfaces in order of first appearance.
-    described: Vec<Interface>,
-    /// Packets per key, until the end (merged by time there), when not following.
-    by_key: BTreeMap<String, KeyPackets>,
-    /// The pcapng output, once open (following: from the first message).
-    sink: Option<Box<dyn PacketSink>>,
-    /// Interfaces already added to `sink`.
-    added: usize,
-    records: Option<Box<dyn Write>>,
-    summary: RecordsTable,
+    options: Options,
+    /// What the topic holds: `None` until its first message says.
+    topic: Option<Topic>,
     messages: u64,
-    packets: u64,
-    bad: u64,
+}
+
+/// What the topic holds, decided by its first message.
+enum Topic {
+    /// pcapng messages (podtracer capture --sink kafka://…).
+    Packets(Packets),
+    /// JSON flow and probe records.
+    Records(Records),
 }
 
 impl Collector {
-    fn new(args: &CollectArgs) -> Result<Self> {
+    fn new(args: &CollectArgs) -> Self {
         let table = match args.output {
             Some(RecordsOutput::Table) => true,
             Some(RecordsOutput::Json) => false,
             None => args.write.is_none() && std::io::stdout().is_terminal(),
         };
-        Ok(Collector {
-            kind: Kind::Unknown,
-            follow: args.follow,
-            write: args.write.clone(),
-            table,
-            interfaces: HashMap::new(),
-            described: Vec::new(),
-            by_key: BTreeMap::new(),
-            sink: None,
-            added: 0,
-            records: None,
-            summary: RecordsTable::default(),
+        Collector {
+            options: Options {
+                follow: args.follow,
+                write: args.write.clone(),
+                table,
+            },
+            topic: None,
             messages: 0,
-            packets: 0,
-            bad: 0,
-        })
+        }
     }
 
     fn take(&mut self, batch: Vec<Message>) -> Result<()> {
         for message in batch {
             self.messages += 1;
-            if matches!(self.kind, Kind::Unknown) {
-                self.kind = if message.value.starts_with(&PCAPNG_MAGIC) {
-                    Kind::Packets
-                } else {
-                    Kind::Records
-                };
-            }
-            match self.kind {
-                Kind::Packets => self.packets_message(&message)?,
-                Kind::Records | Kind::Unknown => self.record_message(&message)?,
+            let topic = match &mut self.topic {
+                Some(topic) => topic,
+                None => self.topic.insert(Topic::decide(&message, &self.options)?),
+            };
+            match topic {
+                Topic::Packets(packets) => packets.message(&message)?,
+                Topic::Records(records) => records.message(&message)?,
             }
         }
-        if let Some(sink) = self.sink.as_mut() {
-            sink.flush()?;
+        match &mut self.topic {
+            Some(Topic::Packets(packets)) => packets.flush(),
+            Some(Topic::Records(records)) => records.flush(),
+            None => Ok(()),
         }
-        if let Some(out) = self.records.as_mut() {
-            out.flush()?;
-        }
-        Ok(())
     }
 
-    fn packets_message(&mut self, message: &Message) -> Result<()> {
-        if self.write.is_none() {
+    /// Writes what was gathered; returns the closing line.
+    fn finish(self) -> Result<String> {
+        let messages = self.messages;
+        let (line, table) = match self.topic {
+            None => (format!("{messages} messages"), None),
+            Some(Topic::Packets(packets)) => (packets.finish(messages)?, None),
+            Some(Topic::Records(records)) => records.finish(messages)?,
+        };
+        if self.options.table {
+            // Shown without records too: an empty topic at a terminal still gets the header.
+            let mut stdout = std::io::stdout();
+            stdout.write_all(table.unwrap_or_default().render().as_bytes())?;
+            stdout.flush()?;
+        }
+        Ok(line)
+    }
+}
+
+impl Topic {
+    /// Packets when the first message is pcapng, records otherwise.
+    fn decide(first: &Message, options: &Options) -> Result<Self> {
+        Ok(if first.value.starts_with(&PCAPNG_MAGIC) {
+            Topic::Packets(Packets::new(options)?)
+        } else {
+            Topic::Records(Records::new(options))
+        })
+    }
+}
+
+/// `, N unreadable` for the closing line, when some messages were.
+fn unreadable(bad: u64) -> String {
+    if bad > 0 {
+        format!(", {bad} unreadable")
+    } else {
+        String::new()
+    }
+}
+
+/// A packets topic, written to one pcapng file with one interface per pod and interface.
+struct Packets {
+    /// The pcapng file (`-` = stdout).
+    path: PathBuf,
+    interfaces: Interfaces,
+    output: PacketsOutput,
+    packets: u64,
+    bad: u64,
+}
+
+/// When packets are written.
+enum PacketsOutput {
+    /// At the end, each key's packets (in message order) merged by time.
+    Merge(BTreeMap<String, VecDeque<OwnedPacket>>),
+    /// Message by message (`--follow`), to a file created at the first readable message.
+    Follow(Option<PcapWriter>),
+}
+
+impl Packets {
+    fn new(options: &Options) -> Result<Self> {
+        let Some(path) = options.write.clone() else {
             bail!(
                 "the topic holds packets (pcapng messages): give -w FILE.pcapng (or -w - for stdout)"
             );
-        }
+        };
+        Ok(Packets {
+            path,
+            interfaces: Interfaces::default(),
+            output: if options.follow {
+                PacketsOutput::Follow(None)
+            } else {
+                PacketsOutput::Merge(BTreeMap::new())
+            },
+            packets: 0,
+            bad: 0,
+        })
+    }
+
+    fn message(&mut self, message: &Message) -> Result<()> {
         let key = message.key.clone().unwrap_or_default();
         let mut source = match FileSource::from_reader(
             std::io::Cursor::new(message.value.clone()),
@@ -188,7 +238,7 @@ impl Collector {
         };
         let mut ids = Vec::new();
         for interface in source.interfaces() {
-            ids.push(self.interface_for(&key, interface));
+            ids.push(self.interfaces.id_for(&key, interface));
         }
         let mut owned = Vec::new();
         loop {
@@ -208,38 +258,72 @@ impl Collector {
             // Interfaces seen later in the message (pcapng allows it) are mapped too.
             while ids.len() < source.interfaces().len() {
                 let interface = source.interfaces()[ids.len()].clone();
-                ids.push(self.interface_for(&key, &interface));
+                ids.push(self.interfaces.id_for(&key, &interface));
             }
             p.interface = ids.get(p.interface as usize).copied().unwrap_or(0);
             owned.push(p);
         }
         self.packets += owned.len() as u64;
-        if self.follow {
-            self.sink_open()?;
-            self.add_new_interfaces()?;
-            let sink = self.sink.as_mut().expect("opened");
-            for p in &owned {
-                sink.write_packet(p.interface, &p.as_packet())?;
+        match &mut self.output {
+            PacketsOutput::Follow(writer) => {
+                let writer = match writer {
+                    Some(writer) => writer,
+                    None => writer.insert(PcapWriter::create(&self.path)?),
+                };
+                writer.add_interfaces(&self.interfaces.described)?;
+                for p in &owned {
+                    writer.write(p)?;
+                }
             }
-        } else {
-            self.by_key
-                .entry(key)
-                .or_insert_with(|| KeyPackets {
-                    packets: Default::default(),
-                })
-                .packets
-                .extend(owned);
+            PacketsOutput::Merge(by_key) => by_key.entry(key).or_default().extend(owned),
         }
         Ok(())
     }
 
-    fn interface_for(&mut self, key: &str, interface: &Interface) -> u32 {
+    fn flush(&mut self) -> Result<()> {
+        match &mut self.output {
+            PacketsOutput::Follow(Some(writer)) => writer.flush(),
+            PacketsOutput::Follow(None) | PacketsOutput::Merge(_) => Ok(()),
+        }
+    }
+
+    /// Writes the merged packets (when not following); returns the closing line.
+    fn finish(self, messages: u64) -> Result<String> {
+        match self.output {
+            PacketsOutput::Merge(by_key) if !by_key.is_empty() => {
+                let mut writer = PcapWriter::create(&self.path)?;
+                writer.add_interfaces(&self.interfaces.described)?;
+                merge_by_time(by_key.into_values().collect(), |p| writer.write(&p))?;
+                writer.flush()?;
+            }
+            PacketsOutput::Follow(Some(mut writer)) => writer.flush()?,
+            PacketsOutput::Merge(_) | PacketsOutput::Follow(None) => {}
+        }
+        Ok(format!(
+            "{messages} messages, {} packets on {} interfaces{}",
+            self.packets,
+            self.interfaces.described.len(),
+            unreadable(self.bad)
+        ))
+    }
+}
+
+/// The output's interfaces: one per (key, interface name, link type).
+#[derive(Default)]
+struct Interfaces {
+    ids: HashMap<(String, String, u32), u32>,
+    /// In order of first appearance (the index is the output interface id).
+    described: Vec<Interface>,
+}
+
+impl Interfaces {
+    fn id_for(&mut self, key: &str, interface: &Interface) -> u32 {
         let ident = (
             key.to_string(),
             interface.name.clone(),
             interface.link_type.number(),
         );
-        if let Some(&id) = self.interfaces.get(&ident) {
+        if let Some(&id) = self.ids.get(&ident) {
             return id;
         }
         let mut named = interface.clone();
@@ -250,37 +334,138 @@ impl Collector {
         }
         let id = self.described.len() as u32;
         self.described.push(named);
-        self.interfaces.insert(ident, id);
+        self.ids.insert(ident, id);
         id
     }
+}
 
-    fn sink_open(&mut self) -> Result<&mut Box<dyn PacketSink>> {
-        if self.sink.is_none() {
-            let path = self.write.as_ref().expect("checked");
-            let sink: Box<dyn PacketSink> = if path.as_os_str() == "-" {
-                Box::new(PcapNgSink::new(std::io::stdout(), "stdout")?)
-            } else {
-                Box::new(
-                    PcapNgSink::create(path)
-                        .with_context(|| format!("cannot create {}", path.display()))?,
-                )
-            };
-            self.sink = Some(sink);
-        }
-        Ok(self.sink.as_mut().expect("just opened"))
+/// The open pcapng output.
+struct PcapWriter {
+    sink: Box<dyn PacketSink>,
+    /// How many of the described interfaces `sink` has been given.
+    added: usize,
+}
+
+impl PcapWriter {
+    fn create(path: &Path) -> Result<Self> {
+        let sink: Box<dyn PacketSink> = if path.as_os_str() == "-" {
+            Box::new(PcapNgSink::new(std::io::stdout(), "stdout")?)
+        } else {
+            Box::new(
+                PcapNgSink::create(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?,
+            )
+        };
+        Ok(PcapWriter { sink, added: 0 })
     }
 
-    fn add_new_interfaces(&mut self) -> Result<()> {
-        let sink = self.sink.as_mut().expect("opened");
-        while self.added < self.described.len() {
-            let id = sink.add_interface(&self.described[self.added])?;
+    /// Gives the sink the interfaces described since the last call.
+    fn add_interfaces(&mut self, described: &[Interface]) -> Result<()> {
+        for interface in described.iter().skip(self.added) {
+            let id = self.sink.add_interface(interface)?;
             debug_assert_eq!(id as usize, self.added);
             self.added += 1;
         }
         Ok(())
     }
 
-    fn record_message(&mut self, message: &Message) -> Result<()> {
+    fn write(&mut self, p: &OwnedPacket) -> Result<()> {
+        Ok(self.sink.write_packet(p.interface, &p.as_packet())?)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(self.sink.flush()?)
+    }
+}
+
+/// A k-way merge by time, packet by packet into `each`: across pods packets are
+/// time-ordered, and each pod's packets stay in the order they were captured (even with equal
+/// timestamps, or a timestamp going backwards).
+fn merge_by_time(
+    keys: Vec<VecDeque<OwnedPacket>>,
+    mut each: impl FnMut(OwnedPacket) -> Result<()>,
+) -> Result<()> {
+    let mut keys: Vec<_> = keys.into_iter().map(VecDeque::into_iter).collect();
+    let mut heap = BinaryHeap::new();
+    for (key, packets) in keys.iter_mut().enumerate() {
+        if let Some(packet) = packets.next() {
+            heap.push(Reverse(Head { key, packet }));
+        }
+    }
+    while let Some(Reverse(Head { key, packet })) = heap.pop() {
+        each(packet)?;
+        if let Some(packet) = keys[key].next() {
+            heap.push(Reverse(Head { key, packet }));
+        }
+    }
+    Ok(())
+}
+
+/// The next packet of one key in [`merge_by_time`], ordered by (time, key).
+struct Head {
+    key: usize,
+    packet: OwnedPacket,
+}
+
+impl Head {
+    fn order(&self) -> (std::time::Duration, usize) {
+        (self.packet.timestamp, self.key)
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order().cmp(&other.order())
+    }
+}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.order() == other.order()
+    }
+}
+
+impl Eq for Head {}
+
+/// A records topic: JSON lines (flows, probes) passed through, or summed into a table.
+struct Records {
+    shown: Shown,
+    bad: u64,
+}
+
+/// How records are shown.
+enum Shown {
+    /// Summed, the table printed at the end.
+    Table(RecordsTable),
+    /// One JSON line per record, as produced.
+    Lines {
+        /// `-w FILE`; stdout when `None`.
+        file: Option<PathBuf>,
+        /// The output, created at the first readable record.
+        out: Option<Box<dyn Write>>,
+    },
+}
+
+impl Records {
+    fn new(options: &Options) -> Self {
+        let shown = if options.table {
+            Shown::Table(RecordsTable::default())
+        } else {
+            Shown::Lines {
+                file: options.write.clone().filter(|path| path.as_os_str() != "-"),
+                out: None,
+            }
+        };
+        Records { shown, bad: 0 }
+    }
+
+    fn message(&mut self, message: &Message) -> Result<()> {
         let value: serde_json::Value = match serde_json::from_slice(&message.value) {
             Ok(v) => v,
             Err(e) => {
@@ -292,74 +477,42 @@ impl Collector {
                 return Ok(());
             }
         };
-        let key = message.key.clone().unwrap_or_default();
-        if self.table {
-            self.summary.add(&key, &value);
-            return Ok(());
+        match &mut self.shown {
+            Shown::Table(table) => {
+                table.add(&message.key.clone().unwrap_or_default(), &value);
+            }
+            Shown::Lines { file, out } => {
+                let out = match out {
+                    Some(out) => out,
+                    None => out.insert(match file {
+                        Some(path) => Box::new(std::io::BufWriter::new(
+                            std::fs::File::create(&*path)
+                                .with_context(|| format!("cannot create {}", path.display()))?,
+                        )),
+                        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+                    }),
+                };
+                out.write_all(&message.value)?;
+                out.write_all(b"\n")?;
+            }
         }
-        if self.records.is_none() {
-            self.records = Some(match &self.write {
-                Some(path) if path.as_os_str() != "-" => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("cannot create {}", path.display()))?,
-                )),
-                _ => Box::new(std::io::BufWriter::new(std::io::stdout())),
-            });
-        }
-        let out = self.records.as_mut().expect("opened");
-        out.write_all(&message.value)?;
-        out.write_all(b"\n")?;
         Ok(())
     }
 
-    /// Writes what was gathered; returns the closing line.
-    fn finish(&mut self) -> Result<String> {
-        if !self.follow && !self.by_key.is_empty() {
-            self.sink_open()?;
-            self.add_new_interfaces()?;
-            let mut keys: Vec<KeyPackets> =
-                std::mem::take(&mut self.by_key).into_values().collect();
-            // A k-way merge by time: across pods packets are time-ordered, and each pod's
-            // packets stay in the order they were captured (even with equal timestamps).
-            let mut heap = BinaryHeap::new();
-            for (i, k) in keys.iter().enumerate() {
-                if let Some(p) = k.packets.front() {
-                    heap.push(std::cmp::Reverse((p.timestamp, i)));
-                }
-            }
-            let sink = self.sink.as_mut().expect("opened");
-            while let Some(std::cmp::Reverse((_, i))) = heap.pop() {
-                let p = keys[i].packets.pop_front().expect("non-empty");
-                sink.write_packet(p.interface, &p.as_packet())?;
-                if let Some(next) = keys[i].packets.front() {
-                    heap.push(std::cmp::Reverse((next.timestamp, i)));
-                }
-            }
-        }
-        if let Some(sink) = self.sink.as_mut() {
-            sink.flush()?;
-        }
-        if let Some(out) = self.records.as_mut() {
+    fn flush(&mut self) -> Result<()> {
+        if let Shown::Lines { out: Some(out), .. } = &mut self.shown {
             out.flush()?;
         }
-        if self.table {
-            let mut stdout = std::io::stdout();
-            stdout.write_all(self.summary.render().as_bytes())?;
-            stdout.flush()?;
-        }
-        let bad = if self.bad > 0 {
-            format!(", {} unreadable", self.bad)
-        } else {
-            String::new()
-        };
-        Ok(match self.kind {
-            Kind::Packets => format!(
-                "{} messages, {} packets on {} interfaces{bad}",
-                self.messages,
-                self.packets,
-                self.described.len()
-            ),
-            _ => format!("{} messages{bad}", self.messages),
+        Ok(())
+    }
+
+    /// Flushes the lines; returns the closing line and the table to print.
+    fn finish(mut self, messages: u64) -> Result<(String, Option<RecordsTable>)> {
+        self.flush()?;
+        let line = format!("{messages} messages{}", unreadable(self.bad));
+        Ok(match self.shown {
+            Shown::Table(table) => (line, Some(table)),
+            Shown::Lines { .. } => (line, None),
         })
     }
 }
@@ -472,5 +625,39 @@ impl RecordsTable {
             }
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(millis: u64, interface: u32) -> OwnedPacket {
+        OwnedPacket {
+            timestamp: std::time::Duration::from_millis(millis),
+            orig_len: 0,
+            data: Vec::new(),
+            interface,
+        }
+    }
+
+    #[test]
+    fn the_merge_orders_by_time_and_keeps_each_keys_order() {
+        let keys = vec![
+            VecDeque::from([packet(1, 0), packet(3, 0), packet(3, 0), packet(2, 0)]),
+            VecDeque::new(),
+            VecDeque::from([packet(0, 2), packet(3, 2), packet(5, 2)]),
+        ];
+        let mut out = Vec::new();
+        merge_by_time(keys, |p| {
+            out.push((p.timestamp.as_millis(), p.interface));
+            Ok(())
+        })
+        .unwrap();
+        // Equal times: the first key first; key 0's 2 ms packet stays after its 3 ms ones.
+        assert_eq!(
+            out,
+            [(0, 2), (1, 0), (3, 0), (3, 0), (2, 0), (3, 2), (5, 2)]
+        );
     }
 }

@@ -68,8 +68,8 @@ cluster-selftest:
 # PROFILE=debug reuses the binaries the tests built (test-cluster does: no second build).
 PROFILE ?= release
 images:
-	$(CARGO) build $(if $(filter release,$(PROFILE)),--release) -p podtracer -p snoopy-operator
-	testbed/images/build-snoopy.sh target/$(PROFILE)/podtracer target/$(PROFILE)/snoopy-operator
+	$(CARGO) build $(if $(filter release,$(PROFILE)),--release) -p podtracer -p snoopy-operator -p snoopy-dashboard
+	testbed/images/build-snoopy.sh target/$(PROFILE)/podtracer target/$(PROFILE)/snoopy-operator target/$(PROFILE)/snoopy-dashboard
 
 # The operator's manifests (kubectl's built-in kustomize) and generated CRDs.
 # DEPLOY_DIR=snoopy-operator/config/testbed on this machine's testbed cluster (no kube-proxy).

@@ -36,7 +36,7 @@ cleanup() {
 trap cleanup EXIT
 
 step "building podtracer and snoopy-operator (release)"
-cargo build --quiet --release -p podtracer -p snoopy-operator
+cargo build --quiet --release -p podtracer -p snoopy-operator -p snoopy-dashboard
 
 step "building Kubernetes 1.20.2 (cached after the first time)"
 testbed/k8s/build.sh >/dev/null
@@ -48,7 +48,7 @@ eval "$(testbed/k8s/control-plane.sh env)"
 show kubectl get nodes -o wide
 
 step "importing the podtracer and operator images into the node's containerd (no registry)"
-testbed/images/build-snoopy.sh target/release/podtracer target/release/snoopy-operator >/dev/null
+testbed/images/build-snoopy.sh target/release/podtracer target/release/snoopy-operator target/release/snoopy-dashboard >/dev/null
 
 step "labelling the node as the proof of concept's README does"
 show kubectl label node snoopy-node cnf-telco=true management=true --overwrite

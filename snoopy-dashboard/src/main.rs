@@ -27,10 +27,15 @@ struct Cli {
     #[arg(value_name = "FILE")]
     inputs: Vec<String>,
 
-    /// Follow a Kafka topic (repeatable): kafka://BROKER[,BROKER…][/TOPIC]; without a
-    /// topic, snoopy.flows and snoopy.probes. TLS/SASL settings come from SNOOPY_KAFKA_*
-    /// variables, as for podtracer's sinks.
-    #[arg(long = "kafka", value_name = "URL")]
+    /// Follow a Kafka topic (repeatable; in the variable, space-separated):
+    /// kafka://BROKER[,BROKER…][/TOPIC]; without a topic, snoopy.flows and snoopy.probes.
+    /// TLS/SASL settings come from SNOOPY_KAFKA_* variables, as for podtracer's sinks.
+    #[arg(
+        long = "kafka",
+        value_name = "URL",
+        env = "SNOOPY_DASHBOARD_KAFKA",
+        value_delimiter = ' '
+    )]
     kafka: Vec<String>,
 
     /// Where to serve the page, its API and /metrics.
@@ -126,7 +131,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ..Limits::default()
     }));
     let mut kafka = Vec::new();
-    for url in &cli.kafka {
+    // An empty variable (the deployment's ConfigMap before it names brokers) is no input.
+    for url in cli.kafka.iter().filter(|u| !u.trim().is_empty()) {
         kafka.extend(kafka_topics(url)?);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

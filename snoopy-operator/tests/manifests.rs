@@ -252,3 +252,41 @@ fn the_deployed_policy_is_the_default() {
         );
     }
 }
+
+/// The dashboard `make deploy` installs runs the dashboard binary as a plain user with
+/// nothing the operator has: no capabilities, no API token, a read-only root.
+#[test]
+fn the_dashboard_runs_unprivileged_and_is_deployed_by_default() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dashboard/dashboard.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Deployment", "Service"]);
+    let pod = &docs[1]["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"].as_bool(), Some(false));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["command"][0].as_str(),
+        Some("/usr/local/bin/snoopy-dashboard")
+    );
+    let security = &container["securityContext"];
+    assert_eq!(security["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(security["readOnlyRootFilesystem"].as_bool(), Some(true));
+    assert_eq!(security["capabilities"]["drop"][0].as_str(), Some("ALL"));
+    assert!(
+        container["resources"]["limits"]["memory"]
+            .as_str()
+            .is_some()
+    );
+    let default = config("default/kustomization.yaml");
+    let bases: Vec<&str> = default["bases"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap())
+        .collect();
+    assert!(bases.contains(&"../dashboard"), "{bases:?}");
+}

@@ -18,6 +18,8 @@ use serde_json::json;
 use snoopy_operator::controller::CaptureResource;
 use snoopy_operator::crd::{CaptureStatus, Phase, SnoopyJob, TargetPhase, TargetStatus, Tcpdump};
 
+use snoopy_testkit::kafka::Broker;
+
 use crate::support::{client, delete_namespace, jobs_of, namespace, status_of, wait_for};
 
 /// The operator's namespace in its manifests.
@@ -869,78 +871,13 @@ async fn exec_runs_iperf3_between_two_pods() {
     delete_namespace(&client, &ns).await;
 }
 
-/// A Kafka-protocol broker of this test (tansu, in memory) on 127.0.0.1, with podtracer's
-/// default topics; killed by its PID on drop.
-struct Broker {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl Broker {
-    /// `$SNOOPY_TANSU`, else where `testbed/kafka.sh up` builds it.
-    fn tansu() -> PathBuf {
-        if let Some(path) = std::env::var_os("SNOOPY_TANSU") {
-            return path.into();
-        }
-        let cache = std::env::var_os("SNOOPY_CACHE").map_or_else(
-            || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/snoopy"),
-            PathBuf::from,
-        );
-        let path = cache.join("tansu-0.6.0/bin/tansu");
-        assert!(
-            path.is_file(),
-            "the Kafka test broker is missing: {} — build it with `testbed/kafka.sh up`",
-            path.display()
-        );
-        path
-    }
-
-    fn start() -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let listener = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(Self::tansu())
-            .args(["broker", "--storage-engine", "memory://tansu/"])
-            .args(["--listener-url", &listener])
-            .args(["--advertised-listener-url", &listener])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("starting tansu");
-        let broker = Broker { port, child };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "tansu does not answer on {listener}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let out = Command::new(Self::tansu())
-            .args(["topic", "create", "snoopy.packets", "--broker", &listener])
-            .args(["--partitions", "3"])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "tansu topic create: {out:?}");
-        broker
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// Every message of `topic`, as `podtracer collect` reads them (the consumer runs a
-    /// runtime of its own: off the test's).
-    async fn messages(&self, topic: &str) -> Vec<snoopy_capture::sink::kafka::Message> {
-        let url = format!("kafka://{}/{topic}", self.address());
-        tokio::task::spawn_blocking(move || read_topic(&url))
-            .await
-            .unwrap()
-    }
+/// Every message of `topic`, as `podtracer collect` reads them (the consumer runs a runtime
+/// of its own: off the test's).
+async fn messages(broker: &Broker, topic: &str) -> Vec<snoopy_capture::sink::kafka::Message> {
+    let url = broker.url(topic);
+    tokio::task::spawn_blocking(move || read_topic(&url))
+        .await
+        .unwrap()
 }
 
 /// Every message of the topic `url` names.
@@ -962,13 +899,6 @@ fn read_topic(url: &str) -> Vec<snoopy_capture::sink::kafka::Message> {
     all
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `output.kafka`: each capture Job (on the node's network) sends its pod's packets to a
 /// broker on the node's loopback — only reachable because the producer stays in the node's
 /// network namespace — while the socket captures inside the pod (the packets are the ICMP
@@ -976,7 +906,7 @@ impl Drop for Broker {
 /// with the Job's node and run in the headers; tshark reads them; the status counts them.
 #[tokio::test]
 async fn kafka_output_lands_both_targets_packets_on_the_topic() {
-    let broker = Broker::start();
+    let broker = Broker::start().expect("a tansu broker (testbed/kafka.sh up builds it)");
     let client = client().await;
     let node = deploy_operator(&client).await;
     let (ns, ip_a, ip_b) = pinging_pair(&client, "e2e-kafka").await;
@@ -1014,7 +944,7 @@ async fn kafka_output_lands_both_targets_packets_on_the_topic() {
         );
     }
 
-    let messages = broker.messages("snoopy.packets").await;
+    let messages = messages(&broker, "snoopy.packets").await;
     let dir = tempfile::tempdir().unwrap();
     let merged_path = dir.path().join("merged.pcapng");
     let mut merged = Vec::new();
@@ -1141,5 +1071,104 @@ async fn the_deployed_webhook_stamps_and_refuses_at_apply() {
         assert_eq!(restarts, 0, "the operator restarted: {}", pod.name_any());
     }
     delete_and_check_nothing_left(&client, &api, "fine", &uid).await;
+    delete_namespace(&client, &ns).await;
+}
+
+/// A GET of the deployed dashboard's API (on the testbed it listens on the node's loopback,
+/// config/testbed/dashboard_patch.yaml): the JSON body, or None while it does not answer.
+fn dashboard_get(path: &str) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect("127.0.0.1:18480").ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.0 200")
+        .then(|| serde_json::from_str(body).ok())
+        .flatten()
+}
+
+/// `make deploy` brings the dashboard up beside the operator. Pointed (through its
+/// ConfigMap, as a user would) at the broker a flows SnoopyJob sends to, it shows the two
+/// pods' conversation by pod name, as seen on this node.
+#[tokio::test]
+async fn the_deployed_dashboard_shows_the_pods_of_a_flows_job() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let broker = Broker::start().expect("a tansu broker (testbed/kafka.sh up builds it)");
+    let client = client().await;
+    let node = deploy_operator(&client).await;
+    let config: Api<ConfigMap> = Api::namespaced(client.clone(), OPERATOR_NS);
+    config
+        .patch(
+            "snoopy-dashboard",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"kafka": format!("kafka://{}", broker.address())}})),
+        )
+        .await
+        .expect("patch the dashboard's ConfigMap");
+    // The variable is read at start: restart it, as `kubectl rollout restart` does.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), OPERATOR_NS);
+    let now = jiff::Timestamp::now().to_string();
+    deployments
+        .patch(
+            "snoopy-dashboard",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"template": {"metadata": {"annotations": {
+                "kubectl.kubernetes.io/restartedAt": now
+            }}}}})),
+        )
+        .await
+        .expect("restart the dashboard");
+
+    let (ns, _, _) = pinging_pair(&client, "e2e-dash").await;
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let uid = create_snoopyjob(
+        &api,
+        &ns,
+        "flows",
+        json!({
+            "targetNamespace": ns,
+            "podSelector": {"matchLabels": {"networkMonitor": "true"}},
+            "tool": {"flows": {"duration": "4s", "interval": "2s"}},
+            "output": {"kafka": {"brokers": [broker.address()]}},
+            "activeDeadlineSeconds": 60,
+        }),
+    )
+    .await;
+    let status = finished(&api, "flows").await;
+    assert_eq!(status.phase, Some(Phase::Succeeded), "{status:#?}");
+
+    let (source, destination) = (format!("{ns}/a"), format!("{ns}/b"));
+    let pair = wait_for(T, "the pods' pair on the deployed dashboard", || {
+        let (source, destination) = (source.clone(), destination.clone());
+        async move {
+            let view = tokio::task::spawn_blocking(|| dashboard_get("/api/view"))
+                .await
+                .ok()??;
+            view["pairs"]
+                .as_array()?
+                .iter()
+                .find(|p| {
+                    p["source"] == source.as_str() && p["destination"] == destination.as_str()
+                })
+                .cloned()
+        }
+    })
+    .await;
+    // a pings b (one echo flow, seen by both pods' Jobs): every echo answered.
+    assert!(pair["attempts"].as_u64().is_some_and(|n| n >= 1), "{pair}");
+    assert_eq!(pair["success_rate"], 1.0, "{pair}");
+    assert_eq!(pair["nodes"], json!([node]), "{pair}");
+
+    config
+        .patch(
+            "snoopy-dashboard",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"kafka": ""}})),
+        )
+        .await
+        .expect("reset the dashboard's ConfigMap");
+    delete_and_check_nothing_left(&client, &api, "flows", &uid).await;
     delete_namespace(&client, &ns).await;
 }

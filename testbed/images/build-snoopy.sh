@@ -2,13 +2,14 @@
 # Builds the podtracer and snoopy-operator images from local binaries with umoci (no registry,
 # no Docker) and imports them into the testbed containerd, where the kubelet finds them.
 #
-#   testbed/images/build-snoopy.sh PODTRACER_BIN [OPERATOR_BIN]
+#   testbed/images/build-snoopy.sh PODTRACER_BIN [OPERATOR_BIN [DASHBOARD_BIN]]
 #
 # Images (full references: `ctr images import` renames short ones):
 #   localhost/snoopy/podtracer:latest        podtracer as the entrypoint, plus the tools
 #                                            `podtracer exec` runs "as the pod": iperf3, ip, ss
 #                                            (iproute2) and busybox (sh, ping, nc, …)
-#   localhost/snoopy/snoopy-operator:latest  the operator, user 65532
+#   localhost/snoopy/snoopy-operator:latest  the operator, user 65532 (and snoopy-dashboard, when
+#                                            given: same user, same libraries, one image less)
 # Override with SNOOPY_PODTRACER_IMAGE / SNOOPY_OPERATOR_IMAGE.
 #
 # Each binary is copied with the shared libraries `ldd` lists (the dynamic loader included), so
@@ -25,12 +26,12 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PODTRACER_IMAGE="${SNOOPY_PODTRACER_IMAGE:-localhost/snoopy/podtracer:latest}"
 OPERATOR_IMAGE="${SNOOPY_OPERATOR_IMAGE:-localhost/snoopy/snoopy-operator:latest}"
 # Bump when the recipe changes, so cached archives are rebuilt.
-RECIPE=2
+RECIPE=3
 # Host tools the podtracer image carries for `podtracer exec` (Debian: iperf3, iproute2).
 EXEC_TOOLS="iperf3 ip ss"
 
 usage() {
-    echo "usage: $0 PODTRACER_BIN [OPERATOR_BIN]" >&2
+    echo "usage: $0 PODTRACER_BIN [OPERATOR_BIN [DASHBOARD_BIN]]" >&2
     exit 2
 }
 
@@ -108,6 +109,9 @@ fill_podtracer() {
 
 fill_operator() {
     copy_with_libs "$1" "$OPERATOR_BIN" /usr/local/bin/snoopy-operator
+    if [ -n "$DASHBOARD_BIN" ]; then
+        copy_with_libs "$1" "$DASHBOARD_BIN" /usr/local/bin/snoopy-dashboard
+    fi
     # The in-cluster client trusts the ServiceAccount's ca.crt; a CA bundle is there for
     # clusters reached through a public endpoint.
     if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
@@ -140,7 +144,7 @@ import() {
 }
 
 main() {
-    if [ "$#" -lt 1 ] || [ "$#" -gt 2 ]; then usage; fi
+    if [ "$#" -lt 1 ] || [ "$#" -gt 3 ]; then usage; fi
     require_root
     PODTRACER_BIN="$(readlink -f "$1")"
     [ -x "$PODTRACER_BIN" ] || die "$1 is not an executable (build it: cargo build --release -p podtracer)"
@@ -148,6 +152,11 @@ main() {
     if [ "$#" -eq 2 ]; then
         OPERATOR_BIN="$(readlink -f "$2")"
         [ -x "$OPERATOR_BIN" ] || die "$2 is not an executable (build it: cargo build --release -p snoopy-operator)"
+    fi
+    DASHBOARD_BIN=""
+    if [ "$#" -eq 3 ]; then
+        DASHBOARD_BIN="$(readlink -f "$3")"
+        [ -x "$DASHBOARD_BIN" ] || die "$3 is not an executable (build it: cargo build --release -p snoopy-dashboard)"
     fi
     command -v umoci >/dev/null || die "umoci is missing: apt-get install umoci (or run testbed/containerd.sh up)"
     [ -x /bin/busybox ] || die "/bin/busybox is missing: apt-get install busybox-static"
@@ -168,7 +177,7 @@ main() {
     import "$tar" "$PODTRACER_IMAGE"
 
     if [ -n "$OPERATOR_BIN" ]; then
-        key="$(inputs_key "$OPERATOR_BIN" /bin/busybox)"
+        key="$(inputs_key "$OPERATOR_BIN" /bin/busybox ${DASHBOARD_BIN:+"$DASHBOARD_BIN"})"
         tar="$dir/operator-$key.tar"
         if [ ! -s "$tar" ]; then
             log "building $OPERATOR_IMAGE from $OPERATOR_BIN"

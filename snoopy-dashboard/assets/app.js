@@ -77,6 +77,7 @@ function render() {
   renderDestinations(v.destinations);
   renderPairs(v.pairs);
   renderProbes(v.probes);
+  renderRuns(v.runs);
   renderStats(v.stats);
   fillList("#namespaces", v.namespaces);
   fillList("#nodes", v.nodes);
@@ -231,6 +232,25 @@ function renderProbes(probes) {
   }));
 }
 
+function renderRuns(runs) {
+  $("#runs tbody").replaceChildren(...runs.map((r) => {
+    const tr = el("tr", { "data-run": r.run, "data-packets": r.packets });
+    const link = el("a", { href: "/api/pcapng?run=" + encodeURIComponent(r.run), download: "" }, "download pcapng");
+    const cell = el("td");
+    cell.append(link);
+    tr.append(
+      el("td", {}, r.run),
+      el("td", {}, Object.entries(r.keys).map(([k, n]) => `${k} (${n})`).join(", ")),
+      el("td", {}, r.nodes.join(", ") || "–"),
+      el("td", { class: "num" }, r.packets),
+      el("td", {}, time(r.first_ns)),
+      el("td", {}, time(r.last_ns)),
+      cell,
+    );
+    return tr;
+  }));
+}
+
 function renderStats(s) {
   const f = $("#stats");
   f.dataset.flows = s.flows;
@@ -239,7 +259,7 @@ function renderStats(s) {
   f.dataset.unknownType = s.unknown_type;
   f.dataset.inputErrors = s.input_errors;
   const parts = [
-    `${s.flows} flow records`, `${s.probes} probe reports`, `${s.malformed} malformed`,
+    `${s.flows} flow records`, `${s.probes} probe reports`, `${s.packet_messages} packet messages`, `${s.malformed} malformed`,
     `${s.unknown_type} of unknown type`, `${s.input_errors} input errors`,
     `${s.evicted_conversations + s.evicted_probes} evicted`,
   ];

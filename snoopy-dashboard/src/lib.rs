@@ -27,6 +27,7 @@
 //! assert_eq!(shown.stats.malformed, 1);
 //! ```
 
+pub mod download;
 pub mod input;
 pub mod metrics;
 pub mod shared;

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use snoopy_capture::sink::kafka::{DEFAULT_FLOWS_TOPIC, DEFAULT_PROBES_TOPIC, KafkaSettings};
+use snoopy_capture::sink::kafka::{
+    DEFAULT_FLOWS_TOPIC, DEFAULT_PACKETS_TOPIC, DEFAULT_PROBES_TOPIC, KafkaSettings,
+};
 use snoopy_dashboard::input::Origin;
 use snoopy_dashboard::shared::Shared;
 use snoopy_dashboard::sources::{self, LinesInput};
@@ -28,7 +30,8 @@ struct Cli {
     inputs: Vec<String>,
 
     /// Follow a Kafka topic (repeatable; in the variable, space-separated):
-    /// kafka://BROKER[,BROKER…][/TOPIC]; without a topic, snoopy.flows and snoopy.probes.
+    /// kafka://BROKER[,BROKER…][/TOPIC]; without a topic, snoopy.flows, snoopy.probes and
+    /// snoopy.packets (capture runs, from the messages' headers; their pcapng on demand).
     /// TLS/SASL settings come from SNOOPY_KAFKA_* variables, as for podtracer's sinks.
     #[arg(
         long = "kafka",
@@ -95,6 +98,7 @@ fn kafka_topics(url: &str) -> anyhow::Result<Vec<KafkaSettings>> {
         vec![
             format!("{base}/{DEFAULT_FLOWS_TOPIC}"),
             format!("{base}/{DEFAULT_PROBES_TOPIC}"),
+            format!("{base}/{DEFAULT_PACKETS_TOPIC}"),
         ]
     };
     urls.iter()
@@ -123,18 +127,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         cli.window > Duration::ZERO && cli.retention >= cli.window,
         "--window must be more than 0 and --retention at least one window"
     );
-    let shared = Arc::new(Shared::new(Limits {
-        window: cli.window,
-        retention: cli.retention,
-        max_conversations: cli.max_conversations.max(1),
-        max_probes: cli.max_probes.max(1),
-        ..Limits::default()
-    }));
     let mut kafka = Vec::new();
     // An empty variable (the deployment's ConfigMap before it names brokers) is no input.
     for url in cli.kafka.iter().filter(|u| !u.trim().is_empty()) {
         kafka.extend(kafka_topics(url)?);
     }
+    let packet_topics = kafka
+        .iter()
+        .filter(|k| k.topic == DEFAULT_PACKETS_TOPIC)
+        .cloned()
+        .collect();
+    let shared = Arc::new(
+        Shared::new(Limits {
+            window: cli.window,
+            retention: cli.retention,
+            max_conversations: cli.max_conversations.max(1),
+            max_probes: cli.max_probes.max(1),
+            ..Limits::default()
+        })
+        .with_packet_topics(packet_topics),
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -2,9 +2,11 @@
 
 use std::sync::{Mutex, MutexGuard};
 
+use snoopy_capture::sink::kafka::merge::PCAPNG_MAGIC;
+use snoopy_capture::sink::kafka::{KafkaSettings, Message};
 use tokio::sync::watch;
 
-use crate::input::Origin;
+use crate::input::{Origin, kafka_origin};
 use crate::store::{Limits, Store};
 
 /// The store shared by the inputs and the web server.
@@ -12,6 +14,8 @@ use crate::store::{Limits, Store};
 pub struct Shared {
     store: Mutex<Store>,
     changed: watch::Sender<u64>,
+    /// The packets topics followed: where a capture run's packets are read back from.
+    packet_topics: Vec<KafkaSettings>,
 }
 
 /// Nanoseconds since the Unix epoch, now.
@@ -27,7 +31,47 @@ impl Shared {
         Shared {
             store: Mutex::new(Store::new(limits)),
             changed: watch::Sender::new(0),
+            packet_topics: Vec::new(),
         }
+    }
+
+    /// The same, reading capture runs' packets back from these topics.
+    pub fn with_packet_topics(mut self, topics: Vec<KafkaSettings>) -> Self {
+        self.packet_topics = topics;
+        self
+    }
+
+    /// The packets topics followed.
+    pub fn packet_topics(&self) -> &[KafkaSettings] {
+        &self.packet_topics
+    }
+
+    /// Counts a batch of Kafka messages under one lock: packet messages (pcapng, by their
+    /// headers) into capture runs, the rest as records.
+    pub fn ingest_messages(&self, messages: &[Message]) {
+        let version = {
+            let mut store = self.lock();
+            let received = now_ns();
+            for m in messages {
+                let origin = kafka_origin(m.key.as_deref(), &m.headers);
+                if m.value.starts_with(&PCAPNG_MAGIC) {
+                    let packets = m
+                        .headers
+                        .get("packets")
+                        .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                        .unwrap_or(0);
+                    let at = m
+                        .timestamp
+                        .timestamp_nanos_opt()
+                        .map_or(received, |ns| u64::try_from(ns).unwrap_or(0));
+                    store.add_packets(&origin, packets, at);
+                } else {
+                    store.ingest(&m.value, &origin, received);
+                }
+            }
+            store.version()
+        };
+        self.changed.send_replace(version);
     }
 
     /// The store, locked. A panic while it was held leaves counts, not broken invariants

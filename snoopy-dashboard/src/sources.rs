@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use snoopy_capture::sink::kafka::{ConsumeOptions, KafkaSettings, consume};
 
-use crate::input::{Origin, kafka_origin};
+use crate::input::Origin;
 use crate::shared::Shared;
 
 /// Lines counted under one lock.
@@ -111,16 +111,7 @@ pub fn spawn_kafka(settings: KafkaSettings, shared: Arc<Shared>) {
                 for m in &fresh {
                     next.insert(m.partition, m.offset + 1);
                 }
-                let origins: Vec<Origin> = fresh
-                    .iter()
-                    .map(|m| kafka_origin(m.key.as_deref(), &m.headers))
-                    .collect();
-                shared.ingest_batch(
-                    fresh
-                        .iter()
-                        .zip(&origins)
-                        .map(|(m, o)| (m.value.as_slice(), o)),
-                );
+                shared.ingest_messages(&fresh);
                 Ok::<(), std::convert::Infallible>(())
             });
             let what = match result {

@@ -28,6 +28,8 @@ pub struct Limits {
     pub max_probes: usize,
     /// Failed flows kept per conversation (the most recent).
     pub failed_per_conversation: usize,
+    /// Capture runs (on `snoopy.packets`) kept at most.
+    pub max_runs: usize,
 }
 
 impl Default for Limits {
@@ -38,6 +40,7 @@ impl Default for Limits {
             max_conversations: 20_000,
             max_probes: 2_000,
             failed_per_conversation: 20,
+            max_runs: 500,
         }
     }
 }
@@ -140,6 +143,24 @@ pub struct ProbeTally {
     pub last_ns: u64,
 }
 
+/// A capture run seen on `snoopy.packets` (its messages' headers: the packets stay on Kafka
+/// until someone downloads them).
+#[derive(Debug, Clone, Default)]
+pub struct RunTally {
+    /// Packets per key (`NS/POD`, or the target podtracer was given).
+    pub keys: BTreeMap<String, u64>,
+    /// Nodes that captured.
+    pub nodes: Vec<String>,
+    /// Messages.
+    pub messages: u64,
+    /// Packets, all keys.
+    pub packets: u64,
+    /// The first message's time, ns since the epoch.
+    pub first_ns: u64,
+    /// The last message's time, ns.
+    pub last_ns: u64,
+}
+
 /// What was read, and what could not be used.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct IngestStats {
@@ -150,6 +171,10 @@ pub struct IngestStats {
     /// Summaries podtracer computed (snapshots, summaries), skipped: the dashboard makes its
     /// own from the flow records.
     pub summaries: u64,
+    /// Packet messages (`snoopy.packets`) counted into capture runs.
+    pub packet_messages: u64,
+    /// Capture runs evicted to stay within the limit.
+    pub evicted_runs: u64,
     /// Lines or messages that were not JSON or did not fit their type's schema.
     pub malformed: u64,
     /// Records of a type the dashboard does not read.
@@ -173,6 +198,7 @@ pub struct Store {
     // enough to matter (the key count is capped).
     conversations: HashMap<ConversationKey, Conversation, FxBuildHasher>,
     probes: HashMap<ProbeKey, ProbeTally, FxBuildHasher>,
+    runs: HashMap<String, RunTally, FxBuildHasher>,
     stats: IngestStats,
     now_ns: u64,
     /// The window (of data time) of the last sweep for expired windows.
@@ -205,6 +231,7 @@ impl Store {
             limits,
             conversations: HashMap::default(),
             probes: HashMap::default(),
+            runs: HashMap::default(),
             stats: IngestStats::default(),
             now_ns: 0,
             swept_window: 0,
@@ -367,6 +394,42 @@ impl Store {
         }
     }
 
+    /// Counts a packets message of a capture run (from its headers: `packets`, and the
+    /// origin's run, key and node) received at `at_ns`.
+    pub fn add_packets(&mut self, origin: &Origin, packets: u64, at_ns: u64) {
+        self.stats.packet_messages += 1;
+        let run = origin.run.clone().unwrap_or_else(|| "-".into());
+        if !self.runs.contains_key(&run) && self.runs.len() >= self.limits.max_runs {
+            let oldest = self
+                .runs
+                .iter()
+                .min_by_key(|(_, r)| r.last_ns)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                self.runs.remove(&oldest);
+                self.stats.evicted_runs += 1;
+            }
+        }
+        let entry = self.runs.entry(run).or_default();
+        if entry.messages == 0 || at_ns < entry.first_ns {
+            entry.first_ns = at_ns;
+        }
+        entry.last_ns = entry.last_ns.max(at_ns);
+        entry.messages += 1;
+        entry.packets += packets;
+        *entry
+            .keys
+            .entry(origin.key.clone().unwrap_or_else(|| "-".into()))
+            .or_default() += packets;
+        push_unique(&mut entry.nodes, &origin.node, NODES_PER_KEY);
+        self.version += 1;
+    }
+
+    /// Every capture run.
+    pub fn runs(&self) -> impl Iterator<Item = (&String, &RunTally)> {
+        self.runs.iter()
+    }
+
     /// Drops the least recently seen conversation.
     fn evict_conversation(&mut self) {
         let oldest = self
@@ -461,6 +524,7 @@ mod tests {
             max_conversations: 3,
             max_probes: 2,
             failed_per_conversation: 2,
+            max_runs: 2,
         }
     }
 

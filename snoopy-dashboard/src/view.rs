@@ -121,6 +121,25 @@ pub struct ProbeView {
     pub addresses: Vec<String>,
 }
 
+/// A capture run on `snoopy.packets`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    /// The run id (the messages' `run` header: `NS/NAME/once` for an operator Job).
+    pub run: String,
+    /// Packets per key (pod).
+    pub keys: BTreeMap<String, u64>,
+    /// Nodes that captured.
+    pub nodes: Vec<String>,
+    /// Messages.
+    pub messages: u64,
+    /// Packets, all keys.
+    pub packets: u64,
+    /// First and last message time, ns since the epoch.
+    pub first_ns: u64,
+    /// The last message's time, ns.
+    pub last_ns: u64,
+}
+
 /// Everything the page shows for a filter.
 #[derive(Debug, Clone, Serialize)]
 pub struct View {
@@ -138,6 +157,8 @@ pub struct View {
     pub destinations: Vec<DestinationView>,
     /// Probe checks.
     pub probes: Vec<ProbeView>,
+    /// Capture runs, the most recent first.
+    pub runs: Vec<RunView>,
     /// Namespaces and nodes seen (for the filter's choices).
     pub namespaces: Vec<String>,
     /// Nodes seen.
@@ -261,6 +282,24 @@ pub fn view(store: &Store, filter: &Filter) -> View {
             .cmp(&failed(a))
             .then_with(|| a.label.cmp(&b.label))
     });
+    let mut runs: Vec<RunView> = store
+        .runs()
+        .filter(|(_, r)| {
+            let ends = (filter.namespace.is_none() && filter.pod.is_none())
+                || r.keys.keys().any(|k| filter.host_matches(k));
+            ends && filter.node.as_ref().is_none_or(|n| r.nodes.contains(n))
+        })
+        .map(|(run, r)| RunView {
+            run: run.clone(),
+            keys: r.keys.clone(),
+            nodes: r.nodes.clone(),
+            messages: r.messages,
+            packets: r.packets,
+            first_ns: r.first_ns,
+            last_ns: r.last_ns,
+        })
+        .collect();
+    runs.sort_by(|a, b| b.last_ns.cmp(&a.last_ns).then_with(|| a.run.cmp(&b.run)));
     let mut probes = probes;
     probes.sort_by(|a, b| (&a.source, &a.check, &a.target).cmp(&(&b.source, &b.check, &b.target)));
     View {
@@ -271,6 +310,7 @@ pub fn view(store: &Store, filter: &Filter) -> View {
         pairs,
         destinations,
         probes,
+        runs,
         namespaces: namespaces.into_iter().collect(),
         nodes: nodes.into_iter().collect(),
     }

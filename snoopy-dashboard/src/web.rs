@@ -45,6 +45,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/view", get(view_handler))
         .route("/api/pair", get(pair_handler))
         .route("/api/events", get(events_handler))
+        .route("/api/pcapng", get(pcapng_handler))
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(shared)
@@ -76,6 +77,63 @@ async fn pair_handler(
         &q.source,
         &q.destination,
     ))
+}
+
+/// `/api/pcapng?run=RUN`.
+#[derive(Debug, Deserialize)]
+struct RunQuery {
+    run: String,
+}
+
+/// Messages a download may read at most (the merge holds a run's packets in memory, as
+/// `podtracer collect` does).
+const DOWNLOAD_LIMIT: usize = 512 << 20;
+
+/// A capture run's packets as one pcapng file.
+async fn pcapng_handler(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<RunQuery>,
+) -> axum::response::Response {
+    use crate::download::{DownloadError, run_pcapng};
+    use axum::http::StatusCode;
+    let run = q.run.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        run_pcapng(shared.packet_topics(), &q.run, DOWNLOAD_LIMIT)
+    })
+    .await;
+    let status = |e: &DownloadError| match e {
+        DownloadError::NotFound(_) => StatusCode::NOT_FOUND,
+        DownloadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        DownloadError::NoTopics => StatusCode::CONFLICT,
+        DownloadError::Kafka(_) | DownloadError::Write(_) => StatusCode::BAD_GATEWAY,
+    };
+    match result {
+        Ok(Ok(bytes)) => {
+            let file: String = run
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            (
+                [
+                    (header::CONTENT_TYPE, "application/x-pcapng".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{file}.pcapng\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => (status(&e), format!("{e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
 }
 
 async fn metrics_handler(State(shared): State<Arc<Shared>>) -> impl IntoResponse {

@@ -2,8 +2,7 @@
 //! pod and interface, time-ordered across pods), flow and probe records as JSON lines or a
 //! summary table.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,12 +10,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use snoopy_capture::sink::PcapNgSink;
+use snoopy_capture::sink::kafka::merge::{
+    MessagePackets, PCAPNG_MAGIC, PodInterfaces, merge_by_time, message_packets,
+};
 use snoopy_capture::sink::kafka::{ConsumeOptions, KafkaSettings, Message, consume};
-use snoopy_capture::source::FileSource;
-use snoopy_capture::{Interface, OwnedPacket, PacketSink, PacketSource};
-
-/// pcapng's section header block type, the first four bytes of every packets message.
-const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+use snoopy_capture::{Interface, OwnedPacket, PacketSink};
 
 /// Arguments of `podtracer collect`.
 #[derive(Debug, Args)]
@@ -189,7 +187,7 @@ fn unreadable(bad: u64) -> String {
 struct Packets {
     /// The pcapng file (`-` = stdout).
     path: PathBuf,
-    interfaces: Interfaces,
+    interfaces: PodInterfaces,
     output: PacketsOutput,
     packets: u64,
     bad: u64,
@@ -212,7 +210,7 @@ impl Packets {
         };
         Ok(Packets {
             path,
-            interfaces: Interfaces::default(),
+            interfaces: PodInterfaces::default(),
             output: if options.follow {
                 PacketsOutput::Follow(None)
             } else {
@@ -225,44 +223,23 @@ impl Packets {
 
     fn message(&mut self, message: &Message) -> Result<()> {
         let key = message.key.clone().unwrap_or_default();
-        let mut source = match FileSource::from_reader(
-            std::io::Cursor::new(message.value.clone()),
-            format!("message {}/{}", message.partition, message.offset),
-        ) {
-            Ok(s) => s,
+        let owned = match message_packets(message, &mut self.interfaces) {
+            Ok(MessagePackets { packets, error }) => {
+                if let Some(e) = error {
+                    self.bad += 1;
+                    eprintln!(
+                        "podtracer: message {}/{}: {e}",
+                        message.partition, message.offset
+                    );
+                }
+                packets
+            }
             Err(e) => {
                 self.bad += 1;
                 eprintln!("podtracer: skipping a message that is not pcapng: {e}");
                 return Ok(());
             }
         };
-        let mut ids = Vec::new();
-        for interface in source.interfaces() {
-            ids.push(self.interfaces.id_for(&key, interface));
-        }
-        let mut owned = Vec::new();
-        loop {
-            let packet = match source.next_packet() {
-                Ok(Some(p)) => p,
-                Ok(None) => break,
-                Err(e) => {
-                    self.bad += 1;
-                    eprintln!(
-                        "podtracer: message {}/{}: {e}",
-                        message.partition, message.offset
-                    );
-                    break;
-                }
-            };
-            let mut p = packet.to_owned();
-            // Interfaces seen later in the message (pcapng allows it) are mapped too.
-            while ids.len() < source.interfaces().len() {
-                let interface = source.interfaces()[ids.len()].clone();
-                ids.push(self.interfaces.id_for(&key, &interface));
-            }
-            p.interface = ids.get(p.interface as usize).copied().unwrap_or(0);
-            owned.push(p);
-        }
         self.packets += owned.len() as u64;
         match &mut self.output {
             PacketsOutput::Follow(writer) => {
@@ -270,7 +247,7 @@ impl Packets {
                     Some(writer) => writer,
                     None => writer.insert(PcapWriter::create(&self.path)?),
                 };
-                writer.add_interfaces(&self.interfaces.described)?;
+                writer.add_interfaces(self.interfaces.described())?;
                 for p in &owned {
                     writer.write(p)?;
                 }
@@ -292,7 +269,7 @@ impl Packets {
         match self.output {
             PacketsOutput::Merge(by_key) if !by_key.is_empty() => {
                 let mut writer = PcapWriter::create(&self.path)?;
-                writer.add_interfaces(&self.interfaces.described)?;
+                writer.add_interfaces(self.interfaces.described())?;
                 merge_by_time(by_key.into_values().collect(), |p| writer.write(&p))?;
                 writer.flush()?;
             }
@@ -302,40 +279,9 @@ impl Packets {
         Ok(format!(
             "{messages} messages, {} packets on {} interfaces{}",
             self.packets,
-            self.interfaces.described.len(),
+            self.interfaces.described().len(),
             unreadable(self.bad)
         ))
-    }
-}
-
-/// The output's interfaces: one per (key, interface name, link type).
-#[derive(Default)]
-struct Interfaces {
-    ids: HashMap<(String, String, u32), u32>,
-    /// In order of first appearance (the index is the output interface id).
-    described: Vec<Interface>,
-}
-
-impl Interfaces {
-    fn id_for(&mut self, key: &str, interface: &Interface) -> u32 {
-        let ident = (
-            key.to_string(),
-            interface.name.clone(),
-            interface.link_type.number(),
-        );
-        if let Some(&id) = self.ids.get(&ident) {
-            return id;
-        }
-        let mut named = interface.clone();
-        // One interface per pod: a plain name (eth0) gets the key in front, as podtracer
-        // names the interfaces of a multi-pod capture.
-        if !named.name.contains('/') && !key.is_empty() {
-            named.name = format!("{key}/{}", interface.name);
-        }
-        let id = self.described.len() as u32;
-        self.described.push(named);
-        self.ids.insert(ident, id);
-        id
     }
 }
 
@@ -377,61 +323,6 @@ impl PcapWriter {
         Ok(self.sink.flush()?)
     }
 }
-
-/// A k-way merge by time, packet by packet into `each`: across pods packets are
-/// time-ordered, and each pod's packets stay in the order they were captured (even with equal
-/// timestamps, or a timestamp going backwards).
-fn merge_by_time(
-    keys: Vec<VecDeque<OwnedPacket>>,
-    mut each: impl FnMut(OwnedPacket) -> Result<()>,
-) -> Result<()> {
-    let mut keys: Vec<_> = keys.into_iter().map(VecDeque::into_iter).collect();
-    let mut heap = BinaryHeap::new();
-    for (key, packets) in keys.iter_mut().enumerate() {
-        if let Some(packet) = packets.next() {
-            heap.push(Reverse(Head { key, packet }));
-        }
-    }
-    while let Some(Reverse(Head { key, packet })) = heap.pop() {
-        each(packet)?;
-        if let Some(packet) = keys[key].next() {
-            heap.push(Reverse(Head { key, packet }));
-        }
-    }
-    Ok(())
-}
-
-/// The next packet of one key in [`merge_by_time`], ordered by (time, key).
-struct Head {
-    key: usize,
-    packet: OwnedPacket,
-}
-
-impl Head {
-    fn order(&self) -> (std::time::Duration, usize) {
-        (self.packet.timestamp, self.key)
-    }
-}
-
-impl Ord for Head {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.order().cmp(&other.order())
-    }
-}
-
-impl PartialOrd for Head {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Head {
-    fn eq(&self, other: &Self) -> bool {
-        self.order() == other.order()
-    }
-}
-
-impl Eq for Head {}
 
 /// A records topic: JSON lines (flows, probes) passed through, or summed into a table.
 struct Records {
@@ -625,39 +516,5 @@ impl RecordsTable {
             }
         }
         s
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn packet(millis: u64, interface: u32) -> OwnedPacket {
-        OwnedPacket {
-            timestamp: std::time::Duration::from_millis(millis),
-            orig_len: 0,
-            data: Vec::new(),
-            interface,
-        }
-    }
-
-    #[test]
-    fn the_merge_orders_by_time_and_keeps_each_keys_order() {
-        let keys = vec![
-            VecDeque::from([packet(1, 0), packet(3, 0), packet(3, 0), packet(2, 0)]),
-            VecDeque::new(),
-            VecDeque::from([packet(0, 2), packet(3, 2), packet(5, 2)]),
-        ];
-        let mut out = Vec::new();
-        merge_by_time(keys, |p| {
-            out.push((p.timestamp.as_millis(), p.interface));
-            Ok(())
-        })
-        .unwrap();
-        // Equal times: the first key first; key 0's 2 ms packet stays after its 3 ms ones.
-        assert_eq!(
-            out,
-            [(0, 2), (1, 0), (3, 0), (3, 0), (2, 0), (3, 2), (5, 2)]
-        );
     }
 }

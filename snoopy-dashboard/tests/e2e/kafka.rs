@@ -1,7 +1,7 @@
 //! Records on a real Kafka-protocol broker (tansu, per test) reach the dashboard, and a
 //! broker that goes away is counted and shown, not fatal.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -69,11 +69,25 @@ fn flows_and_probes_on_kafka_reach_the_page_and_a_lost_broker_is_shown() -> Resu
         Some(1),
         "8081 never succeeds: {probe:?}"
     );
+    // A capture run through snoopy.packets: 10 ICMP packets of a ping from a to b.
+    let _ping = pair
+        .a
+        .spawn(&["ping", "-i", "0.05", "-c", "200", "198.18.0.2"])?;
+    let capture = Command::new(podtracer()?)
+        .args(["capture", "--netns"])
+        .arg(pair.a.netns_path())
+        .args(["-i", "veth-a", "-c", "10", "--run-id", "run-1"])
+        .args(["--sink", &broker.url("snoopy.packets"), "icmp"])
+        .stdout(Stdio::null())
+        .output()
+        .context("podtracer capture")?;
+    assert!(capture.status.success(), "{capture:?}");
 
     let mut dashboard = Dashboard::start(&["--kafka", &format!("kafka://{}", broker.address())])?;
     let view = view_until(&dashboard, Duration::from_secs(20), |v| {
         destination(v, "198.18.0.2:8081").is_some()
             && v["probes"].as_array().is_some_and(|p| p.len() == 2)
+            && v["runs"][0]["packets"] == 10
     })?;
     let ok = destination(&view, "198.18.0.2:8080").context("8080")?;
     assert_eq!(
@@ -95,6 +109,47 @@ fn flows_and_probes_on_kafka_reach_the_page_and_a_lost_broker_is_shown() -> Resu
     assert_eq!(view["pairs"][0]["nodes"], serde_json::json!(["node-1"]));
     assert_eq!(view["stats"]["malformed"], 0);
     assert_eq!(view["stats"]["input_errors"], 0);
+    // The run, from its messages' headers; its packets on demand, as one pcapng tshark reads.
+    let run = &view["runs"][0];
+    assert_eq!(run["run"], "run-1", "{run}");
+    let key = pair.a.netns_path().display().to_string();
+    assert_eq!(run["keys"][&key], 10, "{run}");
+    let pcapng = ureq::get(&format!("{}api/pcapng?run=run-1", dashboard.url))
+        .call()?
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("run-1.pcapng");
+    std::fs::write(&file, &pcapng)?;
+    let frames = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&file)
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "icmp.type",
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&frames.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 10, "tshark: {text}");
+    for row in rows {
+        assert!(
+            row.starts_with(&format!("{key}/veth-a\t")),
+            "one interface per pod: {row}"
+        );
+    }
+    let missing = ureq::get(&format!("{}api/pcapng?run=no-such-run", dashboard.url))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()?;
+    assert_eq!(missing.status(), 404);
 
     // The broker goes away: counted and shown, the dashboard keeps serving what it has.
     broker.kill();

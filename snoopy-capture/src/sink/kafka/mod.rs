@@ -53,6 +53,8 @@ use std::time::Duration;
 
 pub use super::{DEFAULT_FLOWS_TOPIC, DEFAULT_PACKETS_TOPIC, DEFAULT_PROBES_TOPIC};
 pub use consume::{ConsumeOptions, Message, consume};
+
+pub mod merge;
 pub use packets::{BatchLimits, CaptureIdentity, KafkaPacketSink};
 pub use producer::{DeliveryHandle, DeliveryReport};
 pub use records::KafkaRecordSink;

@@ -149,7 +149,7 @@ main() {
     PODTRACER_BIN="$(readlink -f "$1")"
     [ -x "$PODTRACER_BIN" ] || die "$1 is not an executable (build it: cargo build --release -p podtracer)"
     OPERATOR_BIN=""
-    if [ "$#" -eq 2 ]; then
+    if [ "$#" -ge 2 ]; then
         OPERATOR_BIN="$(readlink -f "$2")"
         [ -x "$OPERATOR_BIN" ] || die "$2 is not an executable (build it: cargo build --release -p snoopy-operator)"
     fi

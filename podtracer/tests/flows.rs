@@ -12,19 +12,6 @@ use snoopy_testkit::{End, NetnsPair};
 
 use crate::support::{podtracer, signal, wait_with_timeout};
 
-/// Waits until `from` can connect to `ip:port` (before any capture starts, so the retries
-/// are not part of what is measured).
-fn wait_for_port(from: &End, ip: &str, port: u16) -> Result<()> {
-    from.run(&[
-        "python3",
-        "-c",
-        &format!(
-            "import socket,time\nfor _ in range(200):\n  try:\n    socket.create_connection(('{ip}',{port}),timeout=1).close(); break\n  except OSError: time.sleep(0.05)\nelse: raise SystemExit('port {port} never opened')"
-        ),
-    ])?;
-    Ok(())
-}
-
 /// Server side in `end`: 8080 accepts and reads; 8081 closed; nftables drops 8082.
 fn servers(end: &End) -> Result<snoopy_testkit::ChildGuard> {
     end.nft("table inet flowtest {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport 8082 drop\n  }\n}\n")?;
@@ -142,7 +129,7 @@ fn live_flows_by_pid_report_established_refused_and_unanswered() -> Result<()> {
     let pair = NetnsPair::new()?;
     snoopy_testkit::require_tool("python3")?;
     let _server = servers(&pair.b)?;
-    wait_for_port(&pair.a, &pair.b.ip.to_string(), 8080)?;
+    pair.a.wait_for_port(&pair.b.ip.to_string(), 8080)?;
     let pod = pair.a.resident()?;
     let dir = tempfile::tempdir()?;
     let termination_log = dir.path().join("termination-log");
@@ -200,7 +187,7 @@ fn offline_flows_of_a_tcpdump_file_match_tshark_conversations() -> Result<()> {
     let pair = NetnsPair::new()?;
     snoopy_testkit::require_tool("tcpdump")?;
     let _server = servers(&pair.b)?;
-    wait_for_port(&pair.a, &pair.b.ip.to_string(), 8080)?;
+    pair.a.wait_for_port(&pair.b.ip.to_string(), 8080)?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("trace.pcap");
     let mut tcpdump = pair.a.spawn(&[

@@ -41,17 +41,6 @@ fn listener(end: &End) -> Result<snoopy_testkit::ChildGuard> {
     ])
 }
 
-fn wait_for_port(from: &End, ip: &str, port: u16) -> Result<()> {
-    from.run(&[
-        "python3",
-        "-c",
-        &format!(
-            "import socket,time\nfor _ in range(200):\n  try:\n    socket.create_connection(('{ip}',{port}),timeout=1).close(); break\n  except OSError: time.sleep(0.05)\nelse: raise SystemExit('port {port} never opened')"
-        ),
-    ])?;
-    Ok(())
-}
-
 #[test]
 fn open_refusing_and_dropping_ports_give_100_0_0_with_reasons() -> Result<()> {
     let pair = NetnsPair::new()?;
@@ -59,7 +48,7 @@ fn open_refusing_and_dropping_ports_give_100_0_0_with_reasons() -> Result<()> {
     pair.b
         .nft("table inet probetest {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport 8082 drop\n  }\n}\n")?;
     let _server = listener(&pair.b)?;
-    wait_for_port(&pair.a, &pair.b.ip.to_string(), 8080)?;
+    pair.a.wait_for_port(&pair.b.ip.to_string(), 8080)?;
     let client = pair.a.resident()?;
     let b = pair.b.ip.to_string();
     let (open, refused, dropped) = (
@@ -183,7 +172,7 @@ fn http_and_dns_resolve_names_through_the_pods_resolv_conf() -> Result<()> {
         "--directory",
         docs.path().to_str().unwrap(),
     ])?;
-    wait_for_port(&pair.a, &b, 8080)?;
+    pair.a.wait_for_port(&b, 8080)?;
     let pod = pair.a.resident()?;
     let pid = pod.pid().to_string();
     // `ip netns exec` enters the network namespace before it mounts the pod's /etc files.
@@ -248,7 +237,7 @@ fn http_and_dns_resolve_names_through_the_pods_resolv_conf() -> Result<()> {
 fn text_output_is_a_table() -> Result<()> {
     let pair = NetnsPair::new()?;
     let _server = listener(&pair.b)?;
-    wait_for_port(&pair.a, &pair.b.ip.to_string(), 8080)?;
+    pair.a.wait_for_port(&pair.b.ip.to_string(), 8080)?;
     let target = format!("{}:8080", pair.b.ip);
     let out = podtracer()
         .args([

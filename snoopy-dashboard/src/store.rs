@@ -145,7 +145,7 @@ pub struct ProbeTally {
 
 /// A capture run seen on `snoopy.packets` (its messages' headers: the packets stay on Kafka
 /// until someone downloads them).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RunTally {
     /// Packets per key (`NS/POD`, or the target podtracer was given).
     pub keys: BTreeMap<String, u64>,
@@ -217,6 +217,18 @@ fn push_unique(list: &mut Vec<String>, item: &Option<String>, cap: usize) {
     {
         list.push(item.clone());
     }
+}
+
+/// Makes room in a full map: drops the entry `last_seen` says is the oldest; whether it did.
+fn evict_oldest<K: Clone + Eq + std::hash::Hash, V>(
+    map: &mut HashMap<K, V, FxBuildHasher>,
+    last_seen: impl Fn(&V) -> u64,
+) -> bool {
+    let oldest = map
+        .iter()
+        .min_by_key(|(_, v)| last_seen(v))
+        .map(|(k, _)| k.clone());
+    oldest.is_some_and(|k| map.remove(&k).is_some())
 }
 
 /// Nodes remembered per key: a conversation is seen from one or two nodes.
@@ -297,8 +309,9 @@ impl Store {
         self.now_ns = self.now_ns.max(last_ns);
         if !self.conversations.contains_key(&key)
             && self.conversations.len() >= self.limits.max_conversations
+            && evict_oldest(&mut self.conversations, |c| c.last_ns)
         {
-            self.evict_conversation();
+            self.stats.evicted_conversations += 1;
         }
         let window = nanos(self.limits.window).max(1);
         let start = first_ns - first_ns % window;
@@ -363,16 +376,11 @@ impl Store {
             check: probe.check.clone(),
             target: probe.target.clone(),
         };
-        if !self.probes.contains_key(&key) && self.probes.len() >= self.limits.max_probes {
-            let oldest = self
-                .probes
-                .iter()
-                .min_by_key(|(_, p)| p.last_ns)
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                self.probes.remove(&oldest);
-                self.stats.evicted_probes += 1;
-            }
+        if !self.probes.contains_key(&key)
+            && self.probes.len() >= self.limits.max_probes
+            && evict_oldest(&mut self.probes, |p| p.last_ns)
+        {
+            self.stats.evicted_probes += 1;
         }
         let entry = self.probes.entry(key).or_default();
         entry.last_ns = entry.last_ns.max(received_ns);
@@ -399,16 +407,11 @@ impl Store {
     pub fn add_packets(&mut self, origin: &Origin, packets: u64, at_ns: u64) {
         self.stats.packet_messages += 1;
         let run = origin.run.clone().unwrap_or_else(|| "-".into());
-        if !self.runs.contains_key(&run) && self.runs.len() >= self.limits.max_runs {
-            let oldest = self
-                .runs
-                .iter()
-                .min_by_key(|(_, r)| r.last_ns)
-                .map(|(k, _)| k.clone());
-            if let Some(oldest) = oldest {
-                self.runs.remove(&oldest);
-                self.stats.evicted_runs += 1;
-            }
+        if !self.runs.contains_key(&run)
+            && self.runs.len() >= self.limits.max_runs
+            && evict_oldest(&mut self.runs, |r| r.last_ns)
+        {
+            self.stats.evicted_runs += 1;
         }
         let entry = self.runs.entry(run).or_default();
         if entry.messages == 0 || at_ns < entry.first_ns {
@@ -428,19 +431,6 @@ impl Store {
     /// Every capture run.
     pub fn runs(&self) -> impl Iterator<Item = (&String, &RunTally)> {
         self.runs.iter()
-    }
-
-    /// Drops the least recently seen conversation.
-    fn evict_conversation(&mut self) {
-        let oldest = self
-            .conversations
-            .iter()
-            .min_by_key(|(_, c)| c.last_ns)
-            .map(|(k, _)| k.clone());
-        if let Some(oldest) = oldest {
-            self.conversations.remove(&oldest);
-            self.stats.evicted_conversations += 1;
-        }
     }
 
     /// Drops windows older than the retention; conversations left without any window go

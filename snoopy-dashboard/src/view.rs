@@ -8,7 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 use snoopy_capture::flow::{Percentiles, Protocol, Summary, Tally};
 
-use crate::store::{Conversation, ConversationKey, FailedFlow, IngestStats, ProbeKey, Store};
+use crate::store::{
+    Conversation, ConversationKey, FailedFlow, IngestStats, ProbeKey, RunTally, Store,
+};
 
 /// Which part of the data to show; every member is optional and they combine with AND.
 /// These are the page's URL query parameters, so a view can be shared.
@@ -126,18 +128,9 @@ pub struct ProbeView {
 pub struct RunView {
     /// The run id (the messages' `run` header: `NS/NAME/once` for an operator Job).
     pub run: String,
-    /// Packets per key (pod).
-    pub keys: BTreeMap<String, u64>,
-    /// Nodes that captured.
-    pub nodes: Vec<String>,
-    /// Messages.
-    pub messages: u64,
-    /// Packets, all keys.
-    pub packets: u64,
-    /// First and last message time, ns since the epoch.
-    pub first_ns: u64,
-    /// The last message's time, ns.
-    pub last_ns: u64,
+    /// What its messages said.
+    #[serde(flatten)]
+    pub tally: RunTally,
 }
 
 /// Everything the page shows for a filter.
@@ -291,15 +284,10 @@ pub fn view(store: &Store, filter: &Filter) -> View {
         })
         .map(|(run, r)| RunView {
             run: run.clone(),
-            keys: r.keys.clone(),
-            nodes: r.nodes.clone(),
-            messages: r.messages,
-            packets: r.packets,
-            first_ns: r.first_ns,
-            last_ns: r.last_ns,
+            tally: r.clone(),
         })
         .collect();
-    runs.sort_by(|a, b| b.last_ns.cmp(&a.last_ns).then_with(|| a.run.cmp(&b.run)));
+    runs.sort_by(|a, b| (b.tally.last_ns.cmp(&a.tally.last_ns)).then_with(|| a.run.cmp(&b.run)));
     let mut probes = probes;
     probes.sort_by(|a, b| (&a.source, &a.check, &a.target).cmp(&(&b.source, &b.check, &b.target)));
     View {

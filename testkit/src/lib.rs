@@ -168,6 +168,20 @@ impl End {
         Ok(())
     }
 
+    /// Waits until a TCP connection from this namespace to `ip:port` succeeds (at most
+    /// 10 s): a server started in another namespace is listening. Call it before any capture
+    /// starts, so the retries are not part of what is measured.
+    pub fn wait_for_port(&self, ip: &str, port: u16) -> Result<()> {
+        self.run(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket,time\nfor _ in range(200):\n  try:\n    socket.create_connection(('{ip}',{port}),timeout=1).close(); break\n  except OSError: time.sleep(0.05)\nelse: raise SystemExit('port {port} never opened')"
+            ),
+        ])?;
+        Ok(())
+    }
+
     /// Starts `argv` inside the namespace; the process is killed when the guard drops.
     pub fn spawn(&self, argv: &[&str]) -> Result<ChildGuard> {
         let child = self

@@ -8,7 +8,7 @@ use anyhow::Result;
 use serde::Deserialize;
 use snoopy_testkit::NetnsPair;
 
-use crate::traffic::{Dashboard, flows_of, ipv4_only, podtracer, servers, wait_for_port};
+use crate::traffic::{Dashboard, flows_of, ipv4_only, podtracer, servers};
 use crate::webdriver::Browser;
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -93,8 +93,8 @@ fn the_page_shows_each_pair_and_destination_as_the_traffic_went_and_updates_live
     pair.b
         .run(&["ip", "addr", "add", "198.18.0.3/24", "dev", "veth-b"])?;
     let _servers = servers(&pair.b)?;
-    wait_for_port(&pair.a, "198.18.0.2", 8080)?;
-    wait_for_port(&pair.a, "198.18.0.3", 8080)?;
+    pair.a.wait_for_port("198.18.0.2", 8080)?;
+    pair.a.wait_for_port("198.18.0.3", 8080)?;
 
     // Round one: to .2, 3 accepted, 2 refused, 2 dropped; to .3, 2 accepted, 1 refused.
     let first = flows_of(

@@ -9,7 +9,7 @@ use serde_json::Value;
 use snoopy_testkit::NetnsPair;
 use snoopy_testkit::kafka::Broker;
 
-use crate::traffic::{Dashboard, flows_of, ipv4_only, podtracer, servers, wait_for_port};
+use crate::traffic::{Dashboard, flows_of, ipv4_only, podtracer, servers};
 
 /// Polls `/api/view` until `check` accepts it.
 fn view_until(
@@ -47,7 +47,7 @@ fn flows_and_probes_on_kafka_reach_the_page_and_a_lost_broker_is_shown() -> Resu
     ipv4_only(&pair.a)?;
     ipv4_only(&pair.b)?;
     let _servers = servers(&pair.b)?;
-    wait_for_port(&pair.a, "198.18.0.2", 8080)?;
+    pair.a.wait_for_port("198.18.0.2", 8080)?;
 
     // Two accepted connections and one refused, through snoopy.flows.
     flows_of(

@@ -46,17 +46,6 @@ pub fn servers(end: &End) -> Result<snoopy_testkit::ChildGuard> {
     ])
 }
 
-pub fn wait_for_port(from: &End, ip: &str, port: u16) -> Result<()> {
-    from.run(&[
-        "python3",
-        "-c",
-        &format!(
-            "import socket,time\nfor _ in range(200):\n  try:\n    socket.create_connection(('{ip}',{port}),timeout=1).close(); break\n  except OSError: time.sleep(0.05)\nelse: raise SystemExit('port {port} never opened')"
-        ),
-    ])?;
-    Ok(())
-}
-
 /// Connections to make: (address, accepted, refused, dropped).
 pub type Plan<'a> = &'a [(&'a str, u32, u32, u32)];
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use snoopy_capture::flow::Histogram;
 
-use crate::store::Store;
+use crate::store::{ProbeKey, Store};
 
 /// Upper bounds (seconds) of the duration histograms' buckets.
 const BUCKETS: [f64; 16] = [
@@ -45,19 +45,29 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// One sample line: `NAME{LABELS} VALUE`.
+fn sample(
+    out: &mut String,
+    name: &str,
+    with_labels: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
+    let _ = writeln!(out, "{name}{} {value}", labels(with_labels));
+}
+
 fn histogram(out: &mut String, name: &str, base: &[(&str, &str)], h: &Histogram, sum_ns: u64) {
     for le in BUCKETS {
         let le_text = le.to_string();
         let mut with_le = base.to_vec();
         with_le.push(("le", &le_text));
         let n = h.count_at_most(Duration::from_secs_f64(le));
-        let _ = writeln!(out, "{name}_bucket{} {n}", labels(&with_le));
+        sample(out, &format!("{name}_bucket"), &with_le, n);
     }
     let mut inf = base.to_vec();
     inf.push(("le", "+Inf"));
-    let _ = writeln!(out, "{name}_bucket{} {}", labels(&inf), h.count());
-    let _ = writeln!(out, "{name}_sum{} {}", labels(base), sum_ns as f64 / 1e9);
-    let _ = writeln!(out, "{name}_count{} {}", labels(base), h.count());
+    sample(out, &format!("{name}_bucket"), &inf, h.count());
+    sample(out, &format!("{name}_sum"), base, sum_ns as f64 / 1e9);
+    sample(out, &format!("{name}_count"), base, h.count());
 }
 
 /// The pod pair labels of a conversation's ends.
@@ -82,6 +92,25 @@ fn with<'a>(
         .map(|(k, v)| (*k, v.as_str()))
         .chain(extra.iter().copied())
         .collect()
+}
+
+/// A probe check's labels.
+fn probe_labels(key: &ProbeKey) -> [(&'static str, &str); 4] {
+    let (ns, pod) = split_host(&key.source);
+    [
+        ("source_namespace", ns),
+        ("source_pod", pod),
+        ("type", key.check.as_str()),
+        ("target", key.target.as_str()),
+    ]
+}
+
+/// Borrowed labels plus one more.
+fn with_refs<'a>(
+    base: &[(&'a str, &'a str)],
+    extra: (&'a str, &'a str),
+) -> Vec<(&'a str, &'a str)> {
+    base.iter().copied().chain(std::iter::once(extra)).collect()
 }
 
 /// Per pod pair, summed over its conversations.
@@ -109,6 +138,11 @@ pub fn render(store: &Store) -> String {
         s.egress += c.lifetime.bytes_egress;
         s.ingress += c.lifetime.bytes_ingress;
     }
+    // Each pair's labels, made once for the four families below.
+    let pairs: Vec<(Vec<(&'static str, String)>, PairSeries)> = pairs
+        .into_iter()
+        .map(|((source, destination), s)| (pair_labels(source, destination), s))
+        .collect();
     let mut out = String::new();
 
     header(
@@ -117,11 +151,14 @@ pub fn render(store: &Store) -> String {
         "counter",
         "TCP connection attempts by result (success, refused, unanswered, reset).",
     );
-    for ((source, destination), s) in &pairs {
-        let base = pair_labels(source, destination);
+    for (base, s) in &pairs {
         for (result, n) in &s.handshakes {
-            let l = with(&base, &[("result", result)]);
-            let _ = writeln!(out, "snoopy_tcp_handshakes_total{} {n}", labels(&l));
+            sample(
+                &mut out,
+                "snoopy_tcp_handshakes_total",
+                &with(base, &[("result", result)]),
+                n,
+            );
         }
     }
     header(
@@ -130,12 +167,11 @@ pub fn render(store: &Store) -> String {
         "histogram",
         "TCP handshake round trip (SYN to the ACK completing it), seconds.",
     );
-    for ((source, destination), s) in &pairs {
+    for (base, s) in &pairs {
         if s.rtt.count() == 0 {
             continue;
         }
-        let base = pair_labels(source, destination);
-        let l = with(&base, &[]);
+        let l = with(base, &[]);
         histogram(
             &mut out,
             "snoopy_tcp_handshake_duration_seconds",
@@ -150,14 +186,12 @@ pub fn render(store: &Store) -> String {
         "counter",
         "TCP segments retransmitted, both ways.",
     );
-    for ((source, destination), s) in &pairs {
-        let base = pair_labels(source, destination);
-        let l = with(&base, &[]);
-        let _ = writeln!(
-            out,
-            "snoopy_tcp_retransmissions_total{} {}",
-            labels(&l),
-            s.retransmissions
+    for (base, s) in &pairs {
+        sample(
+            &mut out,
+            "snoopy_tcp_retransmissions_total",
+            &with(base, &[]),
+            s.retransmissions,
         );
     }
     header(
@@ -166,11 +200,10 @@ pub fn render(store: &Store) -> String {
         "counter",
         "Bytes on the wire; direction egress is source to destination, ingress the answers.",
     );
-    for ((source, destination), s) in &pairs {
-        let base = pair_labels(source, destination);
+    for (base, s) in &pairs {
         for (direction, n) in [("egress", s.egress), ("ingress", s.ingress)] {
-            let l = with(&base, &[("direction", direction)]);
-            let _ = writeln!(out, "snoopy_flow_bytes_total{} {n}", labels(&l));
+            let l = with(base, &[("direction", direction)]);
+            sample(&mut out, "snoopy_flow_bytes_total", &l, n);
         }
     }
 
@@ -181,25 +214,12 @@ pub fn render(store: &Store) -> String {
         "Probe attempts by check type, target and result (success or the failure reason).",
     );
     for (key, p) in store.probes() {
-        let (ns, pod) = split_host(&key.source);
-        let base = [
-            ("source_namespace", ns),
-            ("source_pod", pod),
-            ("type", key.check.as_str()),
-            ("target", key.target.as_str()),
-        ];
-        let mut ok = base.to_vec();
-        ok.push(("result", "success"));
-        let _ = writeln!(
-            out,
-            "snoopy_probe_attempts_total{} {}",
-            labels(&ok),
-            p.successes
-        );
+        let base = probe_labels(key);
+        let ok = with_refs(&base, ("result", "success"));
+        sample(&mut out, "snoopy_probe_attempts_total", &ok, p.successes);
         for (reason, n) in &p.failures {
-            let mut l = base.to_vec();
-            l.push(("result", reason));
-            let _ = writeln!(out, "snoopy_probe_attempts_total{} {n}", labels(&l));
+            let l = with_refs(&base, ("result", reason));
+            sample(&mut out, "snoopy_probe_attempts_total", &l, n);
         }
     }
     header(
@@ -212,18 +232,11 @@ pub fn render(store: &Store) -> String {
         if p.latency.count() == 0 {
             continue;
         }
-        let (ns, pod) = split_host(&key.source);
-        let base = [
-            ("source_namespace", ns),
-            ("source_pod", pod),
-            ("type", key.check.as_str()),
-            ("target", key.target.as_str()),
-            ("result", "success"),
-        ];
+        let l = with_refs(&probe_labels(key), ("result", "success"));
         histogram(
             &mut out,
             "snoopy_probe_duration_seconds",
-            &base,
+            &l,
             &p.latency,
             p.latency_sum_ns,
         );
@@ -242,7 +255,12 @@ pub fn render(store: &Store) -> String {
         ("malformed", stats.malformed),
         ("unknown_type", stats.unknown_type),
     ] {
-        let _ = writeln!(out, "snoopy_dashboard_records_total{{kind=\"{kind}\"}} {n}");
+        sample(
+            &mut out,
+            "snoopy_dashboard_records_total",
+            &[("kind", kind)],
+            n,
+        );
     }
     header(
         &mut out,
@@ -250,16 +268,17 @@ pub fn render(store: &Store) -> String {
         "counter",
         "Keys dropped to stay within the limits.",
     );
-    let _ = writeln!(
-        out,
-        "snoopy_dashboard_evicted_total{{what=\"conversation\"}} {}",
-        stats.evicted_conversations
-    );
-    let _ = writeln!(
-        out,
-        "snoopy_dashboard_evicted_total{{what=\"probe\"}} {}",
-        stats.evicted_probes
-    );
+    for (what, n) in [
+        ("conversation", stats.evicted_conversations),
+        ("probe", stats.evicted_probes),
+    ] {
+        sample(
+            &mut out,
+            "snoopy_dashboard_evicted_total",
+            &[("what", what)],
+            n,
+        );
+    }
     header(
         &mut out,
         "snoopy_dashboard_input_errors_total",

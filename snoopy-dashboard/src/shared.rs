@@ -49,9 +49,7 @@ impl Shared {
     /// Counts a batch of Kafka messages under one lock: packet messages (pcapng, by their
     /// headers) into capture runs, the rest as records.
     pub fn ingest_messages(&self, messages: &[Message]) {
-        let version = {
-            let mut store = self.lock();
-            let received = now_ns();
+        self.update(|store, received| {
             for m in messages {
                 let origin = kafka_origin(m.key.as_deref(), &m.headers);
                 if m.value.starts_with(&PCAPNG_MAGIC) {
@@ -69,9 +67,7 @@ impl Shared {
                     store.ingest(&m.value, &origin, received);
                 }
             }
-            store.version()
-        };
-        self.changed.send_replace(version);
+        });
     }
 
     /// The store, locked. A panic while it was held leaves counts, not broken invariants
@@ -82,22 +78,24 @@ impl Shared {
 
     /// Counts a batch of lines or messages under one lock, then tells the pages.
     pub fn ingest_batch<'a>(&self, items: impl IntoIterator<Item = (&'a [u8], &'a Origin)>) {
-        let version = {
-            let mut store = self.lock();
-            let received = now_ns();
+        self.update(|store, received| {
             for (json, origin) in items {
                 store.ingest(json, origin, received);
             }
-            store.version()
-        };
-        self.changed.send_replace(version);
+        });
     }
 
     /// Counts an error of an input, then tells the pages.
     pub fn input_error(&self, what: String) {
+        self.update(|store, _| store.input_error(what));
+    }
+
+    /// Changes the store under one lock (`change` gets the time now, ns), then wakes the
+    /// pages with its new version.
+    fn update(&self, change: impl FnOnce(&mut Store, u64)) {
         let version = {
             let mut store = self.lock();
-            store.input_error(what);
+            change(&mut store, now_ns());
             store.version()
         };
         self.changed.send_replace(version);

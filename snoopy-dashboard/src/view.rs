@@ -8,9 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 use snoopy_capture::flow::{Percentiles, Protocol, Summary, Tally};
 
-use crate::store::{
-    Conversation, ConversationKey, FailedFlow, IngestStats, ProbeKey, RunTally, Store,
-};
+use crate::store::{Conversation, FailedFlow, IngestStats, ProbeKey, RunTally, Store};
 
 /// Which part of the data to show; every member is optional and they combine with AND.
 /// These are the page's URL query parameters, so a view can be shared.
@@ -48,11 +46,18 @@ impl Filter {
         namespace_ok && pod_ok
     }
 
-    fn conversation_matches(&self, key: &ConversationKey, c: &Conversation) -> bool {
-        let ends = (self.namespace.is_none() && self.pod.is_none())
-            || self.host_matches(&key.source)
-            || self.host_matches(&key.destination);
-        ends && self.node.as_ref().is_none_or(|n| c.nodes.contains(n))
+    /// Whether something with these hosts (a conversation's ends, a probe's pod, a run's
+    /// pods), reported by these nodes, is shown: some host matches the namespace and pod
+    /// (when either is set), and the node is among them (when set).
+    fn matches<'a>(&self, mut hosts: impl Iterator<Item = &'a str>, nodes: &[String]) -> bool {
+        let ends =
+            (self.namespace.is_none() && self.pod.is_none()) || hosts.any(|h| self.host_matches(h));
+        ends && self.node_matches(nodes)
+    }
+
+    /// Whether the node filter (if any) is among `nodes`.
+    fn node_matches(&self, nodes: &[String]) -> bool {
+        self.node.as_ref().is_none_or(|n| nodes.contains(n))
     }
 
     /// The oldest window start this filter keeps.
@@ -205,7 +210,10 @@ pub fn view(store: &Store, filter: &Filter) -> View {
             }
         }
         nodes.extend(c.nodes.iter().cloned());
-        if !filter.conversation_matches(key, c) {
+        if !filter.matches(
+            [key.source.as_str(), &key.destination].into_iter(),
+            &c.nodes,
+        ) {
             continue;
         }
         let Some(total) = sum_windows(c, from_ns) else {
@@ -228,11 +236,7 @@ pub fn view(store: &Store, filter: &Filter) -> View {
     }
     let probes: Vec<ProbeView> = store
         .probes()
-        .filter(|(k, p)| {
-            let ends = (filter.namespace.is_none() && filter.pod.is_none())
-                || filter.host_matches(&k.source);
-            ends && filter.node.as_ref().is_none_or(|n| p.nodes.contains(n))
-        })
+        .filter(|(k, p)| filter.matches(std::iter::once(k.source.as_str()), &p.nodes))
         .map(|(k, p)| probe_view(k, p))
         .collect();
     let mut pairs: Vec<PairView> = pairs
@@ -277,11 +281,7 @@ pub fn view(store: &Store, filter: &Filter) -> View {
     });
     let mut runs: Vec<RunView> = store
         .runs()
-        .filter(|(_, r)| {
-            let ends = (filter.namespace.is_none() && filter.pod.is_none())
-                || r.keys.keys().any(|k| filter.host_matches(k));
-            ends && filter.node.as_ref().is_none_or(|n| r.nodes.contains(n))
-        })
+        .filter(|(_, r)| filter.matches(r.keys.keys().map(String::as_str), &r.nodes))
         .map(|(run, r)| RunView {
             run: run.clone(),
             tally: r.clone(),
@@ -336,7 +336,7 @@ pub fn pair(store: &Store, filter: &Filter, source: &str, destination: &str) -> 
         if key.source != source || key.destination != destination {
             continue;
         }
-        if filter.node.as_ref().is_some_and(|n| !c.nodes.contains(n)) {
+        if !filter.node_matches(&c.nodes) {
             continue;
         }
         for (start, t) in c.windows.iter().filter(|(s, _)| *s >= from_ns) {

@@ -11,7 +11,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
-use snoopy_capture::sink::kafka::{DeliveryHandle, DeliveryReport, KafkaRecordSink, KafkaSettings};
+use snoopy_capture::sink::kafka::{
+    DeliveryHandle, DeliveryReport, KafkaRecordSink, KafkaSettings, url_with_topic,
+};
 
 /// The `--sink` options shared by `capture`, `flows` and `probe`.
 #[derive(Debug, Clone, Args)]
@@ -54,22 +56,12 @@ fn parse_sink(s: &str) -> Result<SinkUrl, String> {
         return Ok(SinkUrl::File(path.into()));
     }
     if s.starts_with("kafka://") || s.starts_with("kafkas://") {
-        KafkaSettings::from_url(&with_topic(s, "t")).map_err(|e| e.to_string())?;
+        KafkaSettings::from_url(&url_with_topic(s, "t")).map_err(|e| e.to_string())?;
         return Ok(SinkUrl::Kafka(s.to_string()));
     }
     Err(format!(
         "{s:?}: expected kafka://BROKER[,BROKER…]/TOPIC or file://PATH"
     ))
-}
-
-/// The URL with `topic` appended when it names none.
-fn with_topic(url: &str, topic: &str) -> String {
-    let rest = url.split_once("://").map_or("", |(_, r)| r);
-    match rest.split_once('/') {
-        Some((_, t)) if !t.is_empty() => url.to_string(),
-        Some(_) => format!("{url}{topic}"),
-        None => format!("{url}/{topic}"),
-    }
 }
 
 impl SinkArgs {
@@ -83,7 +75,7 @@ impl SinkArgs {
                 SinkUrl::File(_) => None,
             })
             .map(|url| {
-                KafkaSettings::from_env(&with_topic(url, default_topic))
+                KafkaSettings::from_env(&url_with_topic(url, default_topic))
                     .with_context(|| format!("--sink {url}"))
             })
             .collect()
@@ -271,13 +263,13 @@ mod tests {
         assert!(parse_sink("http://a/t").is_err());
         assert!(parse_sink("kafka:///t").is_err());
         assert_eq!(
-            with_topic("kafka://a", "snoopy.flows"),
+            url_with_topic("kafka://a", "snoopy.flows"),
             "kafka://a/snoopy.flows"
         );
         assert_eq!(
-            with_topic("kafka://a/", "snoopy.flows"),
+            url_with_topic("kafka://a/", "snoopy.flows"),
             "kafka://a/snoopy.flows"
         );
-        assert_eq!(with_topic("kafka://a/x", "snoopy.flows"), "kafka://a/x");
+        assert_eq!(url_with_topic("kafka://a/x", "snoopy.flows"), "kafka://a/x");
     }
 }

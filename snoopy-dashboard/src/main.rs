@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 use snoopy_capture::sink::kafka::{
     DEFAULT_FLOWS_TOPIC, DEFAULT_PACKETS_TOPIC, DEFAULT_PROBES_TOPIC, KafkaSettings,
+    url_names_topic, url_with_topic,
 };
 use snoopy_dashboard::input::Origin;
 use snoopy_dashboard::shared::Shared;
@@ -89,17 +90,16 @@ fn main() -> ExitCode {
 
 /// Kafka settings per topic of a `--kafka` URL.
 fn kafka_topics(url: &str) -> anyhow::Result<Vec<KafkaSettings>> {
-    let rest = url.split_once("://").map_or("", |(_, r)| r);
-    let has_topic = rest.split_once('/').is_some_and(|(_, t)| !t.is_empty());
-    let urls = if has_topic {
+    let urls = if url_names_topic(url) {
         vec![url.to_string()]
     } else {
-        let base = url.trim_end_matches('/');
-        vec![
-            format!("{base}/{DEFAULT_FLOWS_TOPIC}"),
-            format!("{base}/{DEFAULT_PROBES_TOPIC}"),
-            format!("{base}/{DEFAULT_PACKETS_TOPIC}"),
+        [
+            DEFAULT_FLOWS_TOPIC,
+            DEFAULT_PROBES_TOPIC,
+            DEFAULT_PACKETS_TOPIC,
         ]
+        .map(|topic| url_with_topic(url, topic))
+        .to_vec()
     };
     urls.iter()
         .map(|u| KafkaSettings::from_env(u).with_context(|| format!("--kafka {url}")))

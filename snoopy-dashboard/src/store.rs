@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Serialize;
-use snoopy_capture::flow::{FlowRecord, FxBuildHasher, Histogram, Protocol, Tally};
+use snoopy_capture::flow::{Destination, FlowRecord, FxBuildHasher, Histogram, Protocol, Tally};
 
 use crate::input::{InputError, Origin, ProbeRecord, Record};
 
@@ -294,15 +294,13 @@ impl Store {
 
     fn add_flow(&mut self, record: &FlowRecord, origin: &Origin) {
         self.stats.flows += 1;
+        let to = Destination::of(record);
         let key = ConversationKey {
             source: record.initiator.host(),
             destination: record.responder.host(),
-            protocol: record.protocol,
-            ip: record.responder.ip,
-            port: match record.protocol {
-                Protocol::Icmp | Protocol::Icmpv6 => 0,
-                _ => record.responder.port,
-            },
+            protocol: to.protocol,
+            ip: to.ip,
+            port: to.port,
         };
         let first_ns = nanos(record.first);
         let last_ns = nanos(record.last).max(first_ns);

@@ -308,6 +308,21 @@ pub struct Destination {
     pub port: u16,
 }
 
+impl Destination {
+    /// Where a record's attempt went: ICMP echo flows are keyed by identifier, not port, so
+    /// their destination has port 0 (one per address, not one per ping).
+    pub fn of(record: &FlowRecord) -> Self {
+        Destination {
+            protocol: record.protocol,
+            ip: record.responder.ip,
+            port: match record.protocol {
+                Protocol::Icmp | Protocol::Icmpv6 => 0,
+                _ => record.responder.port,
+            },
+        }
+    }
+}
+
 /// One line of the per-destination report (JSON `"type": "destination"`).
 #[derive(Debug, Clone, Serialize)]
 pub struct DestinationSummary {
@@ -382,15 +397,7 @@ impl Aggregates {
     /// aggregates are made of; to show open flows too, add snapshot records to a clone.
     pub fn add(&mut self, record: &mut FlowRecord) {
         self.names.name(record);
-        let port = match record.protocol {
-            Protocol::Icmp | Protocol::Icmpv6 => 0,
-            _ => record.responder.port,
-        };
-        let destination = Destination {
-            protocol: record.protocol,
-            ip: record.responder.ip,
-            port,
-        };
+        let destination = Destination::of(record);
         let len = self.destinations.len();
         match self.destinations.get_mut(&destination) {
             Some(tally) => tally.add(record),

@@ -61,7 +61,7 @@ pub use records::KafkaRecordSink;
 pub use settings::{
     ENV_CLIENT_ID, ENV_CONFIG, ENV_SASL_MECHANISM, ENV_SASL_PASSWORD, ENV_SASL_PASSWORD_FILE,
     ENV_SASL_USERNAME, ENV_TLS_CA_FILE, ENV_TLS_CERT_FILE, ENV_TLS_KEY_FILE, KafkaSettings, Sasl,
-    SaslMechanism, Tls,
+    SaslMechanism, Tls, url_names_topic, url_with_topic,
 };
 
 /// What can go wrong talking to Kafka.

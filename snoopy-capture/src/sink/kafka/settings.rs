@@ -312,6 +312,22 @@ impl KafkaSettings {
     }
 }
 
+/// Whether a `kafka://BROKERS[/TOPIC]` URL names its topic.
+pub fn url_names_topic(url: &str) -> bool {
+    let rest = url.split_once("://").map_or("", |(_, r)| r);
+    rest.split_once('/').is_some_and(|(_, t)| !t.is_empty())
+}
+
+/// The URL with `topic` appended when it names none (`kafka://b` and `kafka://b/` both
+/// become `kafka://b/TOPIC`); a URL that names one is returned as it is.
+pub fn url_with_topic(url: &str, topic: &str) -> String {
+    if url_names_topic(url) {
+        url.to_string()
+    } else {
+        format!("{}/{topic}", url.strip_suffix('/').unwrap_or(url))
+    }
+}
+
 fn valid_topic_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
 }
@@ -335,6 +351,20 @@ fn read_settings_file(path: &Path) -> Result<BTreeMap<String, String>, KafkaErro
         map.insert(key.trim().to_string(), value.trim().to_string());
     }
     Ok(map)
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn a_default_topic_fills_in_only_where_none_is_named() {
+        // podtracer's sink tests check url_with_topic on the URLs users write.
+        assert!(url_names_topic("kafkas://a:9093,b/t"));
+        assert!(!url_names_topic("kafka://a,b/"));
+        assert!(!url_names_topic("kafka://a"));
+        assert_eq!(url_with_topic("kafka://a,b/", "t"), "kafka://a,b/t");
+    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 //! `podtracer collect` merges them (the same code, in snoopy-capture).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 
 use snoopy_capture::sink::PcapNgSink;
 use snoopy_capture::sink::kafka::merge::{
@@ -41,24 +40,6 @@ pub enum DownloadError {
     /// Writing the pcapng failed.
     #[error("writing the pcapng: {0}")]
     Write(#[from] snoopy_capture::Error),
-}
-
-/// A `Write` into memory that the caller keeps a handle on.
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The pcapng of `run`, at most `limit` bytes of messages.
@@ -101,16 +82,12 @@ pub fn run_pcapng(
     if found == 0 {
         return Err(DownloadError::NotFound(run.to_string()));
     }
-    let buffer = Buffer::default();
-    let mut sink = PcapNgSink::with_application(buffer.clone(), "download", "snoopy-dashboard")?;
+    let mut sink = PcapNgSink::with_application(Vec::new(), "download", "snoopy-dashboard")?;
     for interface in interfaces.described() {
         sink.add_interface(interface)?;
     }
     merge_by_time(by_key.into_values().collect(), |p| {
         sink.write_packet(p.interface, &p.as_packet())
     })?;
-    sink.flush()?;
-    drop(sink);
-    let bytes = std::mem::take(&mut *buffer.0.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(bytes)
+    Ok(sink.into_inner()?)
 }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use snoopy_capture::LinkType;
-use snoopy_capture::afpacket::{CaptureBuilder, Event};
+use snoopy_capture::afpacket::{Capture, CaptureBuilder, Event};
 use snoopy_capture::filter::{Mode, compile};
 use snoopy_netns::{Namespace, NamespaceKind};
 use snoopy_testkit::NetnsPair;
@@ -58,6 +58,27 @@ const EXPRESSIONS: &[&str] = &[
     "tcp and not port 22",
     "ip[40] = 1 or ip",
 ];
+
+/// The corpus frames a capture's ring holds, each with how often: read until a few idle
+/// polls in a row (the sender has exited, so every frame is in the ring) or 10 s.
+fn corpus_frames_kept(capture: &mut Capture, frames: &[Vec<u8>]) -> HashMap<Vec<u8>, usize> {
+    let mut got: HashMap<Vec<u8>, usize> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut idles = 0;
+    while Instant::now() < deadline && idles < 3 {
+        match capture.next_event_or_idle().expect("reading the ring") {
+            Event::Packet(p) => {
+                idles = 0;
+                if frames.iter().any(|f| f.as_slice() == p.data) {
+                    *got.entry(p.data.to_vec()).or_default() += 1;
+                }
+            }
+            Event::Idle => idles += 1,
+            Event::End => break,
+        }
+    }
+    got
+}
 
 #[test]
 fn kernel_keeps_what_the_interpreter_keeps() {
@@ -113,23 +134,7 @@ fn kernel_keeps_what_the_interpreter_keeps() {
         }
         // What the kernel let through (the capture puts stripped tags back), corpus frames
         // only: the namespaces' own IPv6 housekeeping may pass a filter too.
-        let mut got: HashMap<Vec<u8>, usize> = HashMap::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        // The sender has exited, so every frame is in the rings: a few idle polls in a row
-        // mean this one is drained.
-        let mut idles = 0;
-        while Instant::now() < deadline && idles < 3 {
-            match capture.next_event_or_idle().expect("reading the ring") {
-                Event::Packet(p) => {
-                    idles = 0;
-                    if frames.iter().any(|f| f.as_slice() == p.data) {
-                        *got.entry(p.data.to_vec()).or_default() += 1;
-                    }
-                }
-                Event::Idle => idles += 1,
-                Event::End => break,
-            }
-        }
+        let got = corpus_frames_kept(&mut capture, &frames);
         if got != want {
             let missing_frames: Vec<String> = want
                 .keys()
@@ -206,21 +211,7 @@ fn the_kernel_tells_inbound_from_outbound() {
             .iter()
             .filter(|f| program.matches_with(f, f.len() as u32, &meta) != 0)
             .count();
-        let mut got = 0;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut idles = 0;
-        while Instant::now() < deadline && idles < 3 {
-            match capture.next_event_or_idle().expect("reading the ring") {
-                Event::Packet(p) => {
-                    idles = 0;
-                    if frames.iter().any(|f| f.as_slice() == p.data) {
-                        got += 1;
-                    }
-                }
-                Event::Idle => idles += 1,
-                Event::End => break,
-            }
-        }
+        let got: usize = corpus_frames_kept(&mut capture, &frames).values().sum();
         if got != want {
             failures.push(format!(
                 "{expr:?} on {interface} (pkt_type {pkt_type}): kernel kept {got} corpus frames, interpreter {want}"

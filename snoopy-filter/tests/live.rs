@@ -200,24 +200,32 @@ fn live_vlan_programs_match_libpcap() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// Random expressions around `vlan` (before, after, twice, negated), live dialect: ours
-/// must agree with libpcap's live program on every frame, or (for the optimizer bug above,
-/// which random expressions hit) with libpcap's unoptimized live program.
-#[test]
-fn random_live_vlan_expressions_match_libpcap() {
+/// What the random live tests share: tcpdump and root (they open `device`), the seed
+/// (`FILTER_SEED`), the number of cases (`FILTER_LIVE_CASES`, 200) and a live-dialect
+/// expression generator seeded for this test (`salt`).
+fn random_live_setup(device: &str, salt: u64) -> (u64, usize, crate::random::G) {
     require_tcpdump();
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test needs root (it opens lo)");
+    assert_eq!(euid, 0, "this test needs root (it opens {device})");
     let seed = crate::random::seed();
     let cases: usize = std::env::var("FILTER_LIVE_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
-    let mut g = crate::random::G {
-        rng: Rng(crate::random::mix(seed ^ 0x11fe)),
+    let g = crate::random::G {
+        rng: Rng(crate::random::mix(seed ^ salt)),
         live: true,
     };
+    (seed, cases, g)
+}
+
+/// Random expressions around `vlan` (before, after, twice, negated), live dialect: ours
+/// must agree with libpcap's live program on every frame, or (for the optimizer bug above,
+/// which random expressions hit) with libpcap's unoptimized live program.
+#[test]
+fn random_live_vlan_expressions_match_libpcap() {
+    let (seed, cases, mut g) = random_live_setup("lo", 0x11fe);
     // With the kernel's packet type and interface index, for `inbound`, `outbound` and
     // `ifindex`, which the generator also writes.
     let pkts = live_metadata_corpus(LinkType::Ethernet);
@@ -520,19 +528,7 @@ fn metadata_loads_agree_with_the_cooked_headers() {
 /// must agree with libpcap's live program on every packet and on whether it compiles.
 #[test]
 fn random_live_direction_expressions_match_libpcap() {
-    require_tcpdump();
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test needs root (it opens any)");
-    let seed = crate::random::seed();
-    let cases: usize = std::env::var("FILTER_LIVE_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    let mut g = crate::random::G {
-        rng: Rng(crate::random::mix(seed ^ 0xd1ec)),
-        live: true,
-    };
+    let (seed, cases, mut g) = random_live_setup("any", 0xd1ec);
     let links = [LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::RawIp];
     let corpora: Vec<_> = links.iter().map(|l| live_metadata_corpus(*l)).collect();
     let dir = tempfile::tempdir().unwrap();

@@ -122,42 +122,28 @@ impl View {
         for r in &mut open_named {
             shown.add(r);
         }
-        if !self.sinks.is_empty() {
+        let json = matches!(self.format, FlowsOutput::Json);
+        if !self.sinks.is_empty() || json {
             let destinations = self.sorted_destinations(&shown);
             let pairs = shown.pairs();
-            self.sinks.send(
-                "snapshot",
-                &Snapshot {
-                    kind: "snapshot",
-                    time_ns: nanos(now),
-                    table: table.stats(),
-                    destinations: &destinations,
-                    pod_pairs: &pairs,
-                },
-            )?;
+            let snapshot = Snapshot {
+                kind: "snapshot",
+                time_ns: nanos(now),
+                table: table.stats(),
+                destinations: &destinations,
+                pod_pairs: &pairs,
+            };
+            self.sinks.send("snapshot", &snapshot)?;
+            if json {
+                self.write_json(&snapshot)?;
+            }
         }
-        match self.format {
-            FlowsOutput::Json => {
-                let destinations = self.sorted_destinations(&shown);
-                let pairs = shown.pairs();
-                self.write_json(&Snapshot {
-                    kind: "snapshot",
-                    time_ns: nanos(now),
-                    table: table.stats(),
-                    destinations: &destinations,
-                    pod_pairs: &pairs,
-                })?;
-            }
-            FlowsOutput::Table => {
-                if self.terminal {
-                    // Clear the screen and home the cursor, like top.
-                    self.out.write_all(b"\x1b[2J\x1b[H")?;
-                    let text =
-                        self.render(&shown, &open_named, table.stats(), label, Some(elapsed));
-                    self.out.write_all(text.as_bytes())?;
-                    self.out.flush()?;
-                }
-            }
+        if !json && self.terminal {
+            // Clear the screen and home the cursor, like top.
+            self.out.write_all(b"\x1b[2J\x1b[H")?;
+            let text = self.render(&shown, &open_named, table.stats(), label, Some(elapsed));
+            self.out.write_all(text.as_bytes())?;
+            self.out.flush()?;
         }
         Ok(())
     }
@@ -171,24 +157,16 @@ impl View {
     ) -> Result<()> {
         let destinations = self.sorted_destinations(&self.aggregates);
         let pairs = self.aggregates.pairs();
-        self.sinks.send(
-            "summary",
-            &Snapshot {
-                kind: "summary",
-                time_ns: nanos(now),
-                table: table.stats(),
-                destinations: &destinations,
-                pod_pairs: &pairs,
-            },
-        )?;
+        let summary = Snapshot {
+            kind: "summary",
+            time_ns: nanos(now),
+            table: table.stats(),
+            destinations: &destinations,
+            pod_pairs: &pairs,
+        };
+        self.sinks.send("summary", &summary)?;
         match self.format {
-            FlowsOutput::Json => self.write_json(&Snapshot {
-                kind: "summary",
-                time_ns: nanos(now),
-                table: table.stats(),
-                destinations: &destinations,
-                pod_pairs: &pairs,
-            }),
+            FlowsOutput::Json => self.write_json(&summary),
             FlowsOutput::Table => {
                 if self.terminal {
                     self.out.write_all(b"\x1b[2J\x1b[H")?;

@@ -261,7 +261,7 @@ function renderStats(s) {
   const parts = [
     `${s.flows} flow records`, `${s.probes} probe reports`, `${s.packet_messages} packet messages`, `${s.malformed} malformed`,
     `${s.unknown_type} of unknown type`, `${s.input_errors} input errors`,
-    `${s.evicted_conversations + s.evicted_probes} evicted`,
+    `${s.evicted_conversations + s.evicted_probes + s.evicted_runs} evicted`,
   ];
   f.replaceChildren(el("span", {}, parts.join(" · ")));
   if (s.last_problem) f.append(el("span", { class: "problem" }, " · last problem: " + s.last_problem));

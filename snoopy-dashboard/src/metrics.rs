@@ -254,6 +254,8 @@ pub fn render(store: &Store) -> String {
         ("probe", stats.probes),
         ("malformed", stats.malformed),
         ("unknown_type", stats.unknown_type),
+        ("summary", stats.summaries),
+        ("packet_message", stats.packet_messages),
     ] {
         sample(
             &mut out,
@@ -271,6 +273,7 @@ pub fn render(store: &Store) -> String {
     for (what, n) in [
         ("conversation", stats.evicted_conversations),
         ("probe", stats.evicted_probes),
+        ("run", stats.evicted_runs),
     ] {
         sample(
             &mut out,
@@ -343,6 +346,29 @@ mod tests {
                 exported(name),
                 "the Grafana dashboard queries {name}, which /metrics does not export"
             );
+        }
+    }
+
+    #[test]
+    fn every_input_count_and_eviction_is_exported() {
+        let mut store = Store::new(Limits {
+            max_runs: 1,
+            ..Limits::default()
+        });
+        let run = |name: &str| Origin {
+            run: Some(name.into()),
+            ..Origin::default()
+        };
+        store.add_packets(&run("a"), 3, 1);
+        store.add_packets(&run("b"), 4, 2);
+        store.ingest(br#"{"type":"summary"}"#, &Origin::default(), 0);
+        let text = render(&store);
+        for line in [
+            r#"snoopy_dashboard_records_total{kind="packet_message"} 2"#,
+            r#"snoopy_dashboard_records_total{kind="summary"} 1"#,
+            r#"snoopy_dashboard_evicted_total{what="run"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
         }
     }
 

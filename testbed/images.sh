@@ -10,6 +10,8 @@
 #   localhost/snoopy/pause:1    the sandbox ("pause") image: busybox `sleep` for ~68 years
 #   localhost/snoopy/busybox:1  a pod image with every busybox applet (sh, ping, nc, ip, sleep…);
 #                               its default command sleeps, so a pod just stays up.
+#   localhost/snoopy/tls-proxy:1  busybox plus Debian's socat (with its libraries) and a
+#                               self-signed certificate in /etc/tls/proxy.pem: a TLS sidecar.
 set -Eeuo pipefail
 LOG_PREFIX=testbed
 
@@ -28,11 +30,12 @@ cache_dir() {
     echo "$SNOOPY_IMAGE_CACHE/busybox-$(busybox_version)-r$RECIPE"
 }
 
-# build_one REF ARCHIVE CMD...: an OCI layout holding one image whose only layer is
-# /bin/busybox plus a symlink per applet, archived as a tar that `ctr images import` reads.
+# build_one REF ARCHIVE EXTRA CMD...: an OCI layout holding one image whose only layer is
+# /bin/busybox plus a symlink per applet (and whatever the function EXTRA adds to the root
+# file system it is given; `-` for nothing), archived as a tar that `ctr images import` reads.
 build_one() {
-    local ref="$1" out="$2"
-    shift 2
+    local ref="$1" out="$2" extra="$3"
+    shift 3
     local work
     work="$(mktemp -d)"
     # shellcheck disable=SC2064
@@ -51,6 +54,7 @@ build_one() {
     done
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n' >"$rootfs/etc/passwd"
     printf 'root:x:0:\nnobody:x:65534:\n' >"$rootfs/etc/group"
+    [ "$extra" = - ] || "$extra" "$rootfs"
     umoci repack --image "$layout:$ref" "$work/bundle"
     local config=(--config.env PATH=/bin)
     local arg
@@ -63,6 +67,24 @@ build_one() {
     mv "$out.tmp" "$out"
 }
 
+# The TLS sidecar's additions: socat and a certificate made for this image (a test key: it
+# guards nothing).
+tls_proxy_files() {
+    local rootfs="$1"
+    copy_with_libs "$rootfs" "$(command -v socat)" /usr/bin/socat
+    mkdir -p "$rootfs/etc/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 36500 -subj /CN=snoopy-tls-proxy \
+        -keyout "$rootfs/etc/tls/key.pem" -out "$rootfs/etc/tls/cert.pem" 2>/dev/null ||
+        die "openssl req (the TLS sidecar's certificate) failed"
+    cat "$rootfs/etc/tls/key.pem" "$rootfs/etc/tls/cert.pem" >"$rootfs/etc/tls/proxy.pem"
+    rm "$rootfs/etc/tls/key.pem"
+}
+
+# The TLS sidecar's archive name carries socat's version: a new socat means a new image.
+tls_proxy_archive() {
+    echo "$(cache_dir)/tls-proxy-socat-$(dpkg-query -W -f '${Version}' socat 2>/dev/null || echo none).tar"
+}
+
 cmd_build() {
     command -v umoci >/dev/null || die "umoci is missing: apt-get install umoci (or run testbed/containerd.sh up)"
     [ -x /bin/busybox ] || die "/bin/busybox is missing: apt-get install busybox-static"
@@ -71,11 +93,16 @@ cmd_build() {
     mkdir -p "$dir"
     if [ ! -s "$dir/pause.tar" ]; then
         log "building $PAUSE_IMAGE"
-        build_one "$PAUSE_IMAGE" "$dir/pause.tar" /bin/sleep 2147483647
+        build_one "$PAUSE_IMAGE" "$dir/pause.tar" - /bin/sleep 2147483647
     fi
     if [ ! -s "$dir/busybox.tar" ]; then
         log "building $BUSYBOX_IMAGE"
-        build_one "$BUSYBOX_IMAGE" "$dir/busybox.tar" /bin/sleep 2147483647
+        build_one "$BUSYBOX_IMAGE" "$dir/busybox.tar" - /bin/sleep 2147483647
+    fi
+    command -v socat >/dev/null || die "socat is missing: apt-get install socat (or run testbed/setup.sh)"
+    if [ ! -s "$(tls_proxy_archive)" ]; then
+        log "building $TLS_PROXY_IMAGE"
+        build_one "$TLS_PROXY_IMAGE" "$(tls_proxy_archive)" tls_proxy_files /bin/sleep 2147483647
     fi
 }
 
@@ -84,23 +111,23 @@ cmd_import() {
     containerd_answers || die "the testbed containerd does not answer on $CTD_SOCK: run testbed/containerd.sh up"
     local dir tar
     dir="$(cache_dir)"
-    for tar in "$dir/pause.tar" "$dir/busybox.tar"; do
+    for tar in "$dir/pause.tar" "$dir/busybox.tar" "$(tls_proxy_archive)"; do
         ctr --address "$CTD_SOCK" --namespace k8s.io images import "$tar" >/dev/null ||
             die "ctr images import $tar failed"
     done
     local ref refs
     refs="$(ctr --address "$CTD_SOCK" --namespace k8s.io images list -q)"
-    for ref in "$PAUSE_IMAGE" "$BUSYBOX_IMAGE"; do
+    for ref in "$PAUSE_IMAGE" "$BUSYBOX_IMAGE" "$TLS_PROXY_IMAGE"; do
         grep -qxF "$ref" <<<"$refs" ||
             die "image $ref is not in containerd after import"
     done
-    log "images imported: $PAUSE_IMAGE $BUSYBOX_IMAGE"
+    log "images imported: $PAUSE_IMAGE $BUSYBOX_IMAGE $TLS_PROXY_IMAGE"
 }
 
 case "${1:-}" in
 build) cmd_build ;;
 import) cmd_import ;;
-paths) echo "$(cache_dir)/pause.tar $(cache_dir)/busybox.tar" ;;
+paths) echo "$(cache_dir)/pause.tar $(cache_dir)/busybox.tar $(tls_proxy_archive)" ;;
 *)
     echo "usage: $0 build|import|paths" >&2
     exit 2

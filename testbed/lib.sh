@@ -27,6 +27,9 @@ IP_FORWARD_SAVED="$SNOOPY_TESTBED_DIR/ip_forward.orig"
 # Full references: `ctr images import` renames short tags to `import-<date>:tag`.
 PAUSE_IMAGE="localhost/snoopy/pause:1"
 BUSYBOX_IMAGE="localhost/snoopy/busybox:1"
+# A TLS-terminating sidecar for the tests: busybox plus Debian's socat and a self-signed
+# certificate (the pod-view test puts it in front of a plain HTTP app on 127.0.0.1).
+TLS_PROXY_IMAGE="localhost/snoopy/tls-proxy:1"
 
 
 # --- what every testbed script shares ---------------------------------------------------
@@ -35,6 +38,24 @@ log() { printf '%s: %s\n' "${LOG_PREFIX:-${0##*/}}" "$*" >&2; }
 die() {
     printf '%s: %s: %s\n' "${LOG_PREFIX:-${0##*/}}" "${LOG_ERROR_WORD:-error}" "$*" >&2
     exit 1
+}
+
+# Copies an executable and every shared library it loads to the same paths under ROOTFS.
+# Arguments: ROOTFS SOURCE DEST (DEST: the path inside the image)
+copy_with_libs() {
+    local rootfs="$1" src="$2" dst="$3" lib
+    mkdir -p "$rootfs$(dirname "$dst")"
+    cp -L "$src" "$rootfs$dst"
+    # Debug info is for the build machine, not the image (a debug operator is ~250 MB with it).
+    strip --strip-debug "$rootfs$dst" 2>/dev/null || true
+    chmod 755 "$rootfs$dst"
+    # ldd lines: "libx.so => /path (0x…)", or "/lib64/ld-linux-x86-64.so.2 (0x…)" for the loader;
+    # "statically linked" / "not a dynamic executable" yields nothing to copy.
+    for lib in $( (ldd "$src" 2>/dev/null || true) | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
+        [ -e "$rootfs$lib" ] && continue
+        mkdir -p "$rootfs$(dirname "$lib")"
+        cp -L "$lib" "$rootfs$lib"
+    done
 }
 
 require_root() {

@@ -9,6 +9,7 @@ use crate::commands::flows::FlowsArgs;
 use crate::commands::pods::PodsArgs;
 use crate::commands::probe::ProbeArgs;
 use crate::commands::read::ReadArgs;
+use crate::commands::throughput::ThroughputArgs;
 
 /// See a Kubernetes pod's network traffic from its node.
 ///
@@ -61,6 +62,11 @@ pub enum Command {
         after_help = "Examples:\n  podtracer collect kafka://kafka:9092/snoopy.packets -w merged.pcapng\n  podtracer collect kafka://kafka:9092/snoopy.packets --key shop/web-0 --since 10m -w web.pcapng\n  podtracer collect kafka://kafka:9092/snoopy.packets --follow -w - | tshark -r -\n  podtracer collect kafka://kafka:9092/snoopy.flows -o table\n  podtracer collect kafka://kafka:9092/snoopy.probes -o json"
     )]
     Collect(CollectArgs),
+    /// Bandwidth and latency between pods: iperf3 as server in one pod, client in another.
+    #[command(
+        after_help = "iperf3 is the node's (apt-get install iperf3), run inside each pod's network namespace as nobody with no capabilities. Before each test, podtracer times TCP connects and one-byte request-response round trips on the idle path.\nExit status: 0 if every test succeeded, 1 otherwise (a failed test is still a result).\n\nExamples:\n  podtracer throughput --pod web-0 -n shop --to-pod db-0\n  podtracer throughput --pod web-0 -n shop --to-pod db-0 -u -b 100M -t 10\n  podtracer throughput -l app=web -n shop --mesh -t 2 -o json\n  podtracer throughput --pid 4242 --to-pid 4343 --to-ip 10.0.0.7 -R"
+    )]
+    Throughput(ThroughputArgs),
 }
 
 #[cfg(test)]

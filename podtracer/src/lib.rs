@@ -4,7 +4,8 @@
 //! command line and calls one of [`commands`]). It enters a pod's network namespace (by PID,
 //! namespace path, or pod name and labels through the container runtime) and either
 //! captures there natively (`capture`), follows its connections (`flows`), tries
-//! connections from inside it (`probe`), or runs any host tool there (`exec`).
+//! connections from inside it (`probe`), measures bandwidth and latency between pods
+//! (`throughput`), or runs any host tool there (`exec`).
 //!
 //! The parts, from the command line inward:
 //! - [`cli`]: the clap definition, one variant per subcommand;
@@ -31,6 +32,7 @@ mod filter;
 mod offline;
 pub mod output;
 pub mod pipeline;
+mod program;
 mod progress;
 mod runtime;
 mod signals;

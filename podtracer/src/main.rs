@@ -34,6 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Probe(args) => commands::probe::run(args),
         Command::Pods(args) => commands::pods::run(args),
         Command::Collect(args) => commands::collect::run(args),
+        Command::Throughput(args) => commands::throughput::run(args),
     }
 }
 

@@ -19,9 +19,9 @@ use snoopy_capture::sink::kafka::{
 #[derive(Debug, Clone, Args)]
 pub struct SinkArgs {
     /// Also send results here (repeatable): `kafka://BROKER[:PORT][,BROKER…][/TOPIC]`
-    /// (TLS with kafkas://; default topics snoopy.packets, snoopy.flows, snoopy.probes) or
-    /// file://PATH. Kafka TLS/SASL settings come from SNOOPY_KAFKA_* variables or the file
-    /// SNOOPY_KAFKA_CONFIG names.
+    /// (TLS with kafkas://; default topics snoopy.packets, snoopy.flows, snoopy.probes,
+    /// snoopy.throughput) or file://PATH. Kafka TLS/SASL settings come from SNOOPY_KAFKA_*
+    /// variables or the file SNOOPY_KAFKA_CONFIG names.
     #[arg(long = "sink", value_name = "URL", value_parser = parse_sink)]
     pub sinks: Vec<SinkUrl>,
 
@@ -211,12 +211,20 @@ impl RecordSinks {
 
     /// Sends one record (`kind` = its `"type"`). Never blocks on Kafka.
     pub fn send(&mut self, kind: &str, record: &impl Serialize) -> Result<()> {
+        let key = std::mem::take(&mut self.key);
+        let sent = self.send_as(&key, kind, record);
+        self.key = key;
+        sent
+    }
+
+    /// Sends one record under another key than the target's (a throughput pair's client).
+    pub fn send_as(&mut self, key: &str, kind: &str, record: &impl Serialize) -> Result<()> {
         if self.is_empty() {
             return Ok(());
         }
         let json = serde_json::to_vec(record).context("encoding a record as JSON")?;
         for (_, sink) in &self.kafka {
-            sink.send(&self.key, kind, json.clone());
+            sink.send(key, kind, json.clone());
         }
         for (path, file) in &mut self.files {
             file.write_all(&json)

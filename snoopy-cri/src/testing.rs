@@ -32,6 +32,10 @@ use crate::pod::{CONTAINER_NAME_LABEL, POD_NAME_LABEL, POD_NAMESPACE_LABEL, POD_
 /// The busybox image `testbed/images.sh` builds and imports.
 pub const BUSYBOX_IMAGE: &str = "localhost/snoopy/busybox:1";
 
+/// The TLS sidecar image `testbed/images.sh` builds and imports: busybox plus socat, with a
+/// self-signed certificate and key in `/etc/tls/proxy.pem`.
+pub const TLS_PROXY_IMAGE: &str = "localhost/snoopy/tls-proxy:1";
+
 /// The cgroup parent of test pods: one subtree the testbed teardown knows to remove.
 pub const CGROUP_PARENT: &str = "/snoopy-testbed";
 

@@ -1,6 +1,7 @@
 //! The contract between Snoopy's operator and `podtracer`: the node job's [`Request`] (as
 //! podtracer's command line), its environment ([`mod@env`]), the default Kafka [`topics`], and
-//! the [`Report`] podtracer writes back.
+//! the [`Report`] podtracer writes back, and the record of a throughput test between two pods
+//! ([`throughput::PairResult`]).
 //!
 //! Both sides compile against this crate: the operator builds a [`Request`] and runs
 //! [`Request::to_args`]; podtracer parses its command line and turns it back into the same
@@ -13,6 +14,7 @@ pub mod duration;
 pub mod env;
 mod report;
 mod request;
+pub mod throughput;
 pub mod topics;
 
 pub use report::{KafkaReport, Report};

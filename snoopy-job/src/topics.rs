@@ -6,3 +6,5 @@ pub const PACKETS: &str = "snoopy.packets";
 pub const FLOWS: &str = "snoopy.flows";
 /// Probe results (`probe`).
 pub const PROBES: &str = "snoopy.probes";
+/// Throughput test results (`throughput`).
+pub const THROUGHPUT: &str = "snoopy.throughput";

@@ -35,24 +35,6 @@ usage() {
     exit 2
 }
 
-# Copies an executable and every shared library it loads to the same paths under ROOTFS.
-# Arguments: ROOTFS SOURCE DEST (DEST: the path inside the image)
-copy_with_libs() {
-    local rootfs="$1" src="$2" dst="$3" lib
-    mkdir -p "$rootfs$(dirname "$dst")"
-    cp -L "$src" "$rootfs$dst"
-    # Debug info is for the build machine, not the image (a debug operator is ~250 MB with it).
-    strip --strip-debug "$rootfs$dst" 2>/dev/null || true
-    chmod 755 "$rootfs$dst"
-    # ldd lines: "libx.so => /path (0x…)", or "/lib64/ld-linux-x86-64.so.2 (0x…)" for the loader;
-    # "statically linked" / "not a dynamic executable" yields nothing to copy.
-    for lib in $( (ldd "$src" 2>/dev/null || true) | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'); do
-        [ -e "$rootfs$lib" ] && continue
-        mkdir -p "$rootfs$(dirname "$lib")"
-        cp -L "$lib" "$rootfs$lib"
-    done
-}
-
 base_rootfs() {
     local rootfs="$1" applet
     mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/etc" \

@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{ExitCode, Stdio};
 
 use anyhow::{Context, Result, bail};
@@ -52,7 +52,7 @@ pub fn run(args: ExecArgs) -> Result<ExitCode> {
     }
     let target = resolved.targets.into_iter().next().expect("one target");
     let (program, rest) = args.command.split_first().expect("clap requires a program");
-    let Some(path) = find_program(program) else {
+    let Some(path) = crate::program::find(program) else {
         return Ok(not_found(program));
     };
     let status = match command(&target, &path, program, privileges.as_ref())
@@ -120,24 +120,6 @@ fn not_found(program: &std::ffi::OsStr) -> ExitCode {
     ExitCode::from(127)
 }
 
-/// `program`'s file: as given when it holds a `/`, else the first executable file of that
-/// name in `PATH`. Looked up here, by podtracer, so the unprivileged child neither searches
-/// directories it may not read nor runs anything but the file found.
-fn find_program(program: &std::ffi::OsStr) -> Option<PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::PermissionsExt;
-    if program.as_bytes().contains(&b'/') {
-        return Some(PathBuf::from(program));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|file| {
-            std::fs::metadata(file)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
 /// The command running `path` (with `program` as `argv[0]`) in `target`'s namespace, dropping to
 /// `privileges` after entering it.
 fn command(
@@ -172,7 +154,7 @@ fn run_many(
 ) -> Result<ExitCode> {
     let (program, rest) = args.command.split_first().expect("clap requires a program");
     let mut running = Vec::new();
-    let Some(path) = find_program(program) else {
+    let Some(path) = crate::program::find(program) else {
         return Ok(not_found(program));
     };
     for target in targets {

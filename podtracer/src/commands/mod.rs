@@ -9,3 +9,4 @@ pub mod flows;
 pub mod pods;
 pub mod probe;
 pub mod read;
+pub mod throughput;

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use snoopy_testkit::{End, NetnsPair};
+use snoopy_testkit::{ChildGuard, End, NetnsPair};
 
 use crate::support::*;
 
@@ -114,6 +114,34 @@ time.sleep(0.5)
 /// tcpdump's line). Empty: every line of this traffic must be identical.
 const KNOWN_DIFFERENCES: &[(&str, &str)] = &[];
 
+/// Starts the DNS responder on `end` and returns once its sockets are bound.
+pub(crate) fn dns_responder(end: &End) -> Result<ChildGuard> {
+    let mut dns = end.spawn(&["python3", "-c", DNS_SERVER, &end.interface])?;
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(dns.child().stdout.as_mut().context("dns stdout")?),
+        &mut ready,
+    )?;
+    if ready.trim() != "ready" {
+        bail!("the DNS responder did not start: {ready:?}");
+    }
+    Ok(dns)
+}
+
+/// Asks the responder on `server` from `client` (see [`DNS_CLIENT`]).
+pub(crate) fn dns_client(client: &End, server: &End) -> Result<()> {
+    client.run(&[
+        "python3",
+        "-c",
+        DNS_CLIENT,
+        &server.ip.to_string(),
+        &server.ip6.to_string(),
+        &client.interface,
+        &client.ip.to_string(),
+    ])?;
+    Ok(())
+}
+
 /// Starts `tcpdump -w FILE` on `end`'s interface and returns once it listens.
 fn start_tcpdump(end: &End, file: &Path) -> Result<Child> {
     snoopy_testkit::require_tool("tcpdump")?;
@@ -152,15 +180,7 @@ fn record_pod_traffic(pair: &NetnsPair, file: &Path) -> Result<()> {
     a.wait_for_port(&b4, 5201)?;
     let tcpdump = start_tcpdump(b, file)?;
     // Started under capture, so the group joins (IGMP, MLD with a hop-by-hop header) are in.
-    let mut dns = b.spawn(&["python3", "-c", DNS_SERVER, &b.interface])?;
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(dns.child().stdout.as_mut().context("dns stdout")?),
-        &mut ready,
-    )?;
-    if ready.trim() != "ready" {
-        bail!("the DNS responder did not start: {ready:?}");
-    }
+    let dns = dns_responder(b)?;
     a.run(&["ping", "-c", "2", "-i", "0.2", &b4])?;
     a.run(&["ping", "-6", "-c", "2", "-i", "0.2", &b6])?;
     let base4 = format!("http://{b4}");
@@ -189,15 +209,7 @@ fn record_pod_traffic(pair: &NetnsPair, file: &Path) -> Result<()> {
         "/dev/null",
         &format!("http://{b4}:8080/"),
     ])?;
-    a.run(&[
-        "python3",
-        "-c",
-        DNS_CLIENT,
-        &b4,
-        &b6,
-        &a.interface,
-        &a.ip.to_string(),
-    ])?;
+    dns_client(a, b)?;
     a.run(&[
         "iperf3", "-c", &b4, "-p", "5201", "-t", "1", "-b", "20M", "-l", "8K",
     ])?;
@@ -211,21 +223,6 @@ fn record_pod_traffic(pair: &NetnsPair, file: &Path) -> Result<()> {
         bail!("tcpdump -w failed: {out:?}");
     }
     Ok(())
-}
-
-/// stdout of a program that must succeed.
-fn stdout_of(mut command: Command) -> Result<String> {
-    let out = command
-        .output()
-        .with_context(|| format!("spawning {command:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{command:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?)
 }
 
 #[test]
@@ -295,5 +292,17 @@ fn read_prints_tcpdumps_lines_on_pod_traffic() -> Result<()> {
         unexplained.join("\n")
     );
     assert!(same >= 99.0, "only {same:.1} % of the lines are identical");
+    // -v on the same traffic: HTTP prints its text lines, DNS over TCP its owner names.
+    let compared = crate::lines::assert_verbose_lines(&file, false)?;
+    for needle in [
+        ": HTTP, length: 79\n\tGET / HTTP/1.1\n\tHost: 198.18.0.2:8080\n\tUser-Agent: curl/",
+        "\n\tHTTP/1.1 201 Created",
+        " 4665 2/0/1 web.pod.test. CNAME api.pod.test., api.pod.test. A 198.18.0.2 (95)",
+    ] {
+        assert!(
+            compared.iter().any(|r| r.contains(needle)),
+            "-v: no compared packet with {needle:?}"
+        );
+    }
     Ok(())
 }

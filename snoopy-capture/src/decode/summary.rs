@@ -2,12 +2,14 @@
 //!
 //! What matches tcpdump 4.99 exactly (checked by the tests against the real binary):
 //! ICMP echo, TCP (flags, relative or absolute seq/ack, window, the common options, payload
-//! length), UDP, DNS queries and A/AAAA/CNAME answers, ARP request/reply, ICMPv6 echo and
-//! neighbour discovery (with the `HBH` of a hop-by-hop header), ICMPv6 port unreachable, IPv6
-//! TCP/UDP, the `-e` link header of Ethernet and VLAN frames, the payload dumps of `-x`, `-xx`,
-//! `-X`, `-XX`, `-A`, `-AA` ([`Payload`]) and the times of `-t` to `-ttttt` ([`TimeFormat`]).
-//! Other messages (ICMP errors, SCTP, unknown protocols, cooked headers) are summarised in
-//! the same spirit, not byte for byte. Application protocols over TCP are not decoded.
+//! length, a header under 20 bytes), UDP, the application summaries tcpdump prints by port
+//! (HTTP on 80 and 8080, DNS on UDP and TCP 53, mDNS on 5353), IGMP, ARP request/reply,
+//! ICMPv6 echo and neighbour discovery (with the `HBH` of a hop-by-hop header), ICMPv6 port
+//! unreachable, IPv6 TCP/UDP, the `-e` link header of Ethernet and VLAN frames, the payload
+//! dumps of `-x`, `-xx`, `-X`, `-XX`, `-A`, `-AA` ([`Payload`]) and the times of `-t` to
+//! `-ttttt` ([`TimeFormat`]). Other messages (ICMP errors, SCTP, unknown protocols, cooked
+//! headers) are summarised in the same spirit, not byte for byte; the application printers
+//! tcpdump has for other ports (SSH, SMTP, FTP, Redis, BGP, SMB, RTSP…) are not reproduced.
 //!
 //! VLAN tags, like in tcpdump, are only shown with the link header (`-e`):
 //! `... ethertype 802.1Q (0x8100), length 102: vlan 100, p 0, ethertype IPv4 (0x0800), 10.0.0.1 > ...`.
@@ -47,10 +49,11 @@ pub struct SummaryOptions {
     pub payload_link: bool,
     /// tcpdump's `-v` (the count of `v`s; 0 is off). From 1 on, IPv4 and IPv6 packets with
     /// TCP, UDP or an ICMP / ICMPv6 echo show what `tcpdump -v` shows: the IP header fields
-    /// (for IPv4 on a line of their own, the packet on a second, indented one) and the
+    /// (for IPv4 on a line of their own, the packet on a second, indented one), the
     /// checksums tcpdump checks (`cksum 0x1234 (correct)` or `(incorrect -> 0x5678)` for
-    /// TCP, `[udp sum ok]` and `[icmp6 sum ok]` for IPv6, a wrong ICMP checksum). Other
-    /// packets keep their line without `-v`. More than 1 shows what 1 shows.
+    /// TCP, `[udp sum ok]` and `[icmp6 sum ok]` for IPv6, a wrong ICMP checksum), DNS
+    /// answers' owner names and HTTP's text lines. Other packets keep their line without
+    /// `-v`. More than 1 shows what 1 shows (not the sections tcpdump's `-vv` adds to DNS).
     pub verbose: u8,
 }
 

@@ -1,6 +1,7 @@
 //! tcpdump's output flags, line by line against tcpdump 4.99 on the same file of real
 //! namespace traffic: `-x`/`-xx`, `-X`/`-XX`, `--ascii` (tcpdump's `-A`), the `-t` family,
-//! `--nano`, `-v` (for the packets it covers), and `capture -r FILE` printing what
+//! `--nano`, `-v` (for the packets it covers: TCP, UDP, ICMP echo, ARP, DNS and mDNS,
+//! 802.1Q-tagged frames, with and without `-e`), and `capture -r FILE` printing what
 //! `read FILE` prints.
 
 use std::path::Path;

@@ -166,3 +166,18 @@ pub fn assert_file_holds(file: &Path, captured: u64) -> Result<()> {
     );
     Ok(())
 }
+
+/// stdout of a program that must succeed.
+pub fn stdout_of(mut command: Command) -> Result<String> {
+    let out = command
+        .output()
+        .with_context(|| format!("spawning {command:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{command:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}

@@ -42,7 +42,7 @@ fn our_lines(
 }
 
 /// Compares our lines with `tcpdump -n -r` (in UTC) line by line.
-fn compare_with_tcpdump(
+pub(crate) fn compare_with_tcpdump(
     interface: &Interface,
     packets: &[OwnedPacket],
     options: SummaryOptions,

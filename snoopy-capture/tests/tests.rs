@@ -1,5 +1,6 @@
 //! Integration tests of snoopy-capture (one binary; each module is one area).
 
+mod applications;
 mod decode;
 mod files;
 mod fixtures;

@@ -31,11 +31,12 @@ pub struct LookArgs {
     #[arg(long = "nano")]
     pub nano: bool,
 
-    /// Verbose lines, as tcpdump's -v, for IPv4 and IPv6 with TCP, UDP or ICMP echo: the
-    /// IP header (IPv4: tos, ttl, id, offset, flags, proto, length, then the packet on a
-    /// second line; IPv6: class, flowlabel, hlim, next-header, payload length) and the
-    /// checksums tcpdump checks. Other packets keep their usual line; -vv prints what -v
-    /// prints.
+    /// Verbose lines, as tcpdump's -v, for IPv4 and IPv6 with TCP, UDP or ICMP echo (802.1Q
+    /// tagged or not): the IP header (IPv4: tos, ttl, id, offset, flags, proto, length, then
+    /// the packet on a second line; IPv6: class, flowlabel, hlim, next-header, payload
+    /// length), the checksums tcpdump checks, DNS answers with their owner names and every
+    /// text line of HTTP. Other packets keep their usual line; -vv prints what -v prints
+    /// (not tcpdump's -vv DNS sections).
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,
 }

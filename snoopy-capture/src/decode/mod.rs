@@ -26,9 +26,11 @@ use serde::Serialize;
 use crate::LinkType;
 
 mod dns;
+mod igmp;
 mod ip;
 mod link;
 mod summary;
+mod text;
 pub mod time;
 mod transport;
 mod verbose;

@@ -2,12 +2,14 @@
 //!
 //! What matches tcpdump 4.99 exactly (checked by the tests against the real binary):
 //! ICMP echo, TCP (flags, relative or absolute seq/ack, window, the common options, payload
-//! length), UDP, DNS queries and A/AAAA/CNAME answers, ARP request/reply, ICMPv6 echo and
-//! neighbour discovery (with the `HBH` of a hop-by-hop header), ICMPv6 port unreachable, IPv6
-//! TCP/UDP, the `-e` link header of Ethernet and VLAN frames, the payload dumps of `-x`, `-xx`,
-//! `-X`, `-XX`, `-A`, `-AA` ([`Payload`]) and the times of `-t` to `-ttttt` ([`TimeFormat`]).
-//! Other messages (ICMP errors, SCTP, unknown protocols, cooked headers) are summarised in
-//! the same spirit, not byte for byte. Application protocols over TCP are not decoded.
+//! length, a header under 20 bytes), UDP, the application summaries tcpdump prints by port
+//! (HTTP on 80 and 8080, DNS on UDP and TCP 53, mDNS on 5353), IGMP, ARP request/reply,
+//! ICMPv6 echo and neighbour discovery (with the `HBH` of a hop-by-hop header), ICMPv6 port
+//! unreachable, IPv6 TCP/UDP, the `-e` link header of Ethernet and VLAN frames, the payload
+//! dumps of `-x`, `-xx`, `-X`, `-XX`, `-A`, `-AA` ([`Payload`]) and the times of `-t` to
+//! `-ttttt` ([`TimeFormat`]). Other messages (ICMP errors, SCTP, unknown protocols, cooked
+//! headers) are summarised in the same spirit, not byte for byte; the application printers
+//! tcpdump has for other ports (SSH, SMTP, FTP, Redis, BGP, SMB, RTSP…) are not reproduced.
 //!
 //! VLAN tags, like in tcpdump, are only shown with the link header (`-e`):
 //! `... ethertype 802.1Q (0x8100), length 102: vlan 100, p 0, ethertype IPv4 (0x0800), 10.0.0.1 > ...`.
@@ -23,9 +25,10 @@ use super::time::{DateTime, Elapsed, EpochSeconds, TimeFormat, TimeOfDay, Timest
 use super::verbose::{self, Checksum};
 use super::{
     Arp, Decoded, Icmp, Icmpv6, Ipv4, Ipv6, Link, Network, ProblemKind, Tcp, TcpFlags, TcpOption,
-    Transport, Vlans, be16, dns,
+    Transport, Vlans, be16, dns, igmp, text,
 };
 use crate::Packet;
+use text::TcpApplication;
 
 /// How summaries look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +49,11 @@ pub struct SummaryOptions {
     pub payload_link: bool,
     /// tcpdump's `-v` (the count of `v`s; 0 is off). From 1 on, IPv4 and IPv6 packets with
     /// TCP, UDP or an ICMP / ICMPv6 echo show what `tcpdump -v` shows: the IP header fields
-    /// (for IPv4 on a line of their own, the packet on a second, indented one) and the
+    /// (for IPv4 on a line of their own, the packet on a second, indented one), the
     /// checksums tcpdump checks (`cksum 0x1234 (correct)` or `(incorrect -> 0x5678)` for
-    /// TCP, `[udp sum ok]` and `[icmp6 sum ok]` for IPv6, a wrong ICMP checksum). Other
-    /// packets keep their line without `-v`. More than 1 shows what 1 shows.
+    /// TCP, `[udp sum ok]` and `[icmp6 sum ok]` for IPv6, a wrong ICMP checksum), DNS
+    /// answers' owner names and HTTP's text lines. Other packets keep their line without
+    /// `-v`. More than 1 shows what 1 shows (not the sections tcpdump's `-vv` adds to DNS).
     pub verbose: u8,
 }
 
@@ -101,6 +105,9 @@ pub struct Summarizer {
     reference: Option<std::time::Duration>,
     /// The transport checksum of the packet being written, when `-v` shows it.
     check: Option<Checksum>,
+    /// Whether the packet being written gets `-v` lines (its IP header was printed);
+    /// the application above then prints at the same verbosity, other packets at none.
+    verbose_packet: bool,
 }
 
 impl Summarizer {
@@ -111,6 +118,7 @@ impl Summarizer {
             seqs: HashMap::new(),
             reference: None,
             check: None,
+            verbose_packet: false,
         }
     }
 
@@ -128,6 +136,7 @@ impl Summarizer {
         // Writing to a String cannot fail.
         let _ = self.summary(out, packet.orig_len, packet.data, decoded);
         self.check = None;
+        self.verbose_packet = false;
         let start = if self.options.payload_link {
             0
         } else {
@@ -250,7 +259,7 @@ impl Summarizer {
                 if self.options.verbose > 0 {
                     self.verbose_ipv4(out, data, d, ip)?;
                 }
-                self.ip(out, IpAddr::V4(ip.src), IpAddr::V4(ip.dst), d)?;
+                self.ip(out, (IpAddr::V4(ip.src), IpAddr::V4(ip.dst)), data, d)?;
             }
             Some(Network::Ipv6(ip)) => {
                 if prefix {
@@ -275,7 +284,7 @@ impl Summarizer {
                         return self.upper(out, d);
                     }
                 }
-                self.ip(out, IpAddr::V6(ip.src), IpAddr::V6(ip.dst), d)?;
+                self.ip(out, (IpAddr::V6(ip.src), IpAddr::V6(ip.dst)), data, d)?;
             }
             Some(Network::Arp(arp)) => {
                 if prefix {
@@ -300,7 +309,7 @@ impl Summarizer {
             }
             Some(Network::Other { .. }) => {}
         }
-        if let Some(p) = d.problem {
+        if let Some(p) = d.problem.filter(|_| short_tcp_header(d, data).is_none()) {
             if !out.ends_with(' ') {
                 out.push(' ');
             }
@@ -312,44 +321,57 @@ impl Summarizer {
         Ok(())
     }
 
-    fn ip(&mut self, out: &mut String, src: IpAddr, dst: IpAddr, d: &Decoded<'_>) -> fmt::Result {
+    fn ip(
+        &mut self,
+        out: &mut String,
+        (src, dst): (IpAddr, IpAddr),
+        data: &[u8],
+        d: &Decoded<'_>,
+    ) -> fmt::Result {
         let Some(transport) = &d.transport else {
+            if let Some((ports, wire, header_len)) = short_tcp_header(d, data) {
+                return write!(
+                    out,
+                    "{src}.{} > {dst}.{}:  tcp {} [bad hdr length {header_len} - too short, < 20]",
+                    ports.0,
+                    ports.1,
+                    wire.saturating_sub(header_len)
+                );
+            }
             return write!(out, "{src} > {dst}:");
         };
         match transport {
             Transport::Tcp(t) => {
                 write!(out, "{src}.{} > {dst}.{}: ", t.src_port, t.dst_port)?;
-                self.tcp(out, src, dst, t)
+                self.tcp(out, src, dst, t)?;
+                if t.payload_len > 0 {
+                    self.tcp_application(out, t, d.payload);
+                }
+                Ok(())
             }
             Transport::Udp(u) => {
                 write!(out, "{src}.{} > {dst}.{}: ", u.src_port, u.dst_port)?;
-                let mut dns_done = false;
-                if u.src_port == 53 || u.dst_port == 53 {
-                    let start = out.len();
-                    match dns::summary(out, d.payload, u.payload_len) {
-                        Ok(()) => dns_done = true,
-                        Err(dns::DnsError::Truncated)
-                            if d.payload.len() < u.payload_len as usize =>
-                        {
-                            out.push_str(" [|domain]");
-                            dns_done = true;
-                        }
-                        Err(_) => out.truncate(start),
-                    }
+                // Set for IPv6 only: tcpdump -v checks UDP over IPv4 from -vv on.
+                match self.check {
+                    Some(c) if c.result == 0 => out.push_str("[udp sum ok] "),
+                    Some(c) => write!(
+                        out,
+                        "[bad udp cksum 0x{:04x} -> 0x{:04x}!] ",
+                        c.stored,
+                        c.should_be()
+                    )?,
+                    None => {}
                 }
-                if !dns_done {
-                    // Set for IPv6 only: tcpdump -v checks UDP over IPv4 from -vv on.
-                    match self.check {
-                        Some(c) if c.result == 0 => out.push_str("[udp sum ok] "),
-                        Some(c) => write!(
-                            out,
-                            "[bad udp cksum 0x{:04x} -> 0x{:04x}!] ",
-                            c.stored,
-                            c.should_be()
-                        )?,
-                        None => {}
-                    }
-                    write!(out, "UDP, length {}", u.payload_len)?;
+                // tcpdump's udp_print tests port 53 before 5353.
+                let either = |port| u.src_port == port || u.dst_port == port;
+                let mdns = match (either(53), either(5353)) {
+                    (true, _) => Some(false),
+                    (false, true) => Some(true),
+                    _ => None,
+                };
+                match mdns {
+                    Some(mdns) => dns::udp(out, d.payload, u.payload_len, self.dns_style(mdns)),
+                    None => write!(out, "UDP, length {}", u.payload_len)?,
                 }
                 Ok(())
             }
@@ -408,6 +430,7 @@ impl Summarizer {
             return Ok(());
         };
         verbose::ipv4_header(out, header, ip)?;
+        self.verbose_packet = true;
         let (protocol, stored) = match &d.transport {
             Some(Transport::Tcp(t)) => (6, t.checksum),
             Some(Transport::Icmp(i)) => (1, i.checksum),
@@ -440,6 +463,7 @@ impl Summarizer {
             return Ok(());
         };
         verbose::ipv6_header(out, ip)?;
+        self.verbose_packet = true;
         let stored = match &d.transport {
             Some(Transport::Tcp(t)) => t.checksum,
             Some(Transport::Udp(u)) => u.checksum,
@@ -457,6 +481,31 @@ impl Summarizer {
             ));
         }
         Ok(())
+    }
+
+    /// How DNS is printed at this verbosity.
+    fn dns_style(&self, mdns: bool) -> dns::Style {
+        dns::Style {
+            mdns,
+            verbose: if self.verbose_packet {
+                self.options.verbose
+            } else {
+                0
+            },
+        }
+    }
+
+    /// What tcpdump prints after a segment's `length N` for the application its ports name
+    /// (HTTP, DNS over TCP); `payload` is the segment's payload as captured.
+    fn tcp_application(&self, out: &mut String, t: &Tcp<'_>, payload: &[u8]) {
+        match text::tcp_application(t.src_port, t.dst_port) {
+            TcpApplication::Http => {
+                out.push_str(": ");
+                text::http(out, payload, t.payload_len, self.verbose_packet);
+            }
+            TcpApplication::Dns => dns::tcp(out, payload, t.payload_len, self.dns_style(false)),
+            TcpApplication::None | TcpApplication::Unsupported => {}
+        }
     }
 
     /// The part after the addresses of a protocol without ports.
@@ -484,7 +533,18 @@ impl Summarizer {
             }
             Some(Transport::Other { protocol }) => {
                 match protocol {
-                    2 => out.push_str("igmp"),
+                    2 => {
+                        let len = match (ip_end(d), &d.network) {
+                            (Some(end), Some(Network::Ipv4(ip))) => {
+                                end.saturating_sub(d.network_offset + usize::from(ip.header_len))
+                            }
+                            _ => d.payload.len(),
+                        };
+                        if igmp::summary(out, d.payload, len as u32).is_err() {
+                            out.push_str(" [|igmp]");
+                        }
+                        return Ok(());
+                    }
                     47 => out.push_str("GREv0"),
                     50 => out.push_str("ESP"),
                     // tcpdump prints two spaces here.
@@ -591,6 +651,34 @@ impl Summarizer {
         }
         write!(out, ", length {}", t.payload_len)
     }
+}
+
+/// Where the IP packet ends in the frame according to its header (None for a length of 0,
+/// which segmentation offload leaves).
+fn ip_end(d: &Decoded<'_>) -> Option<usize> {
+    match &d.network {
+        Some(Network::Ipv4(ip)) if ip.total_len != 0 => {
+            Some(d.network_offset + usize::from(ip.total_len))
+        }
+        Some(Network::Ipv6(ip)) if ip.payload_len != 0 => {
+            Some(d.network_offset + 40 + usize::from(ip.payload_len))
+        }
+        _ => None,
+    }
+}
+
+/// A TCP header whose data offset says less than 20 bytes, which tcpdump prints with its
+/// ports as `a.1 > b.2:  tcp 12 [bad hdr length 16 - too short, < 20]`: the ports, the TCP
+/// length on the wire and the header length.
+fn short_tcp_header(d: &Decoded<'_>, data: &[u8]) -> Option<((u16, u16), usize, usize)> {
+    let p = d.problem?;
+    if p.layer != "tcp" || p.reason != super::transport::TCP_HEADER_TOO_SHORT {
+        return None;
+    }
+    let h = data.get(p.offset..p.offset + 13)?;
+    let header_len = usize::from(h[12] >> 4) * 4;
+    let wire = ip_end(d)?.checked_sub(p.offset)?;
+    Some(((be16(h, 0), be16(h, 2)), wire, header_len))
 }
 
 /// Bytes of link-level header before the network layer, as tcpdump's link printers return

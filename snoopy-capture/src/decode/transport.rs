@@ -31,11 +31,15 @@ pub(super) fn decode<'a>(
     }
 }
 
+/// The reason of the problem a TCP header with a data offset below 5 words is; tcpdump
+/// still prints its ports, and so does the summary.
+pub(super) const TCP_HEADER_TOO_SHORT: &str = "header length below 20";
+
 fn tcp<'a>(d: &mut Decoded<'a>, data: &'a [u8], offset: usize, wire: u32) -> Result<(), Problem> {
     let h = need(data, "tcp", offset, 20)?;
     let header_len = usize::from(h[12] >> 4) * 4;
     if header_len < 20 {
-        return Err(invalid(data, "tcp", offset, "header length below 20"));
+        return Err(invalid(data, "tcp", offset, TCP_HEADER_TOO_SHORT));
     }
     if wire < header_len as u32 {
         return Err(invalid(

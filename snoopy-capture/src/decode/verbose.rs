@@ -2,12 +2,13 @@
 //!
 //! Which packets get them (the others keep their `-n` line, see [`supported_ipv4`] and
 //! [`supported_ipv6`]): IPv4 without options and IPv6 without extension headers, not
-//! fragmented, carrying TCP, UDP (not DNS) or an ICMP / ICMPv6 echo request or reply,
-//! decoded without a problem.
+//! fragmented, carrying TCP (not a reset with data, which tcpdump `-v` dumps instead), UDP
+//! or an ICMP / ICMPv6 echo request or reply, decoded without a problem. What is above TCP
+//! and UDP (DNS, HTTP) is printed at the same verbosity by its own module.
 
 use std::fmt::{self, Write};
 
-use super::{Decoded, Ipv4, Ipv6, Transport, be16};
+use super::{Decoded, Ipv4, Ipv6, Tcp, TcpFlags, Transport, be16};
 
 /// A transport checksum as tcpdump checks it: the stored value and `in_cksum` over the
 /// segment (0 when correct).
@@ -54,7 +55,7 @@ fn finish(mut sum: u32) -> u16 {
 }
 
 /// Whether tcpdump 4.99 `-v` output is reproduced for this packet: IPv4 (no options, not a
-/// fragment, length not 0) with TCP, UDP off port 53 or an ICMP echo, fully decoded.
+/// fragment, length not 0) with TCP, UDP or an ICMP echo, fully decoded.
 pub(super) fn supported_ipv4(d: &Decoded<'_>, ip: &Ipv4) -> bool {
     if d.problem.is_some()
         || ip.header_len != 20
@@ -65,15 +66,15 @@ pub(super) fn supported_ipv4(d: &Decoded<'_>, ip: &Ipv4) -> bool {
         return false;
     }
     match &d.transport {
-        Some(Transport::Tcp(_)) => true,
-        Some(Transport::Udp(u)) => u.src_port != 53 && u.dst_port != 53,
+        Some(Transport::Tcp(t)) => tcp_supported(t),
+        Some(Transport::Udp(_)) => true,
         Some(Transport::Icmp(i)) => matches!(i.icmp_type, 0 | 8),
         _ => false,
     }
 }
 
 /// Whether tcpdump 4.99 `-v` output is reproduced for this packet: IPv6 without extension
-/// headers (payload length not 0) with TCP, UDP off port 53 or an ICMPv6 echo.
+/// headers (payload length not 0) with TCP, UDP or an ICMPv6 echo.
 pub(super) fn supported_ipv6(d: &Decoded<'_>, ip: &Ipv6) -> bool {
     if d.problem.is_some()
         || ip.hop_by_hop
@@ -85,11 +86,17 @@ pub(super) fn supported_ipv6(d: &Decoded<'_>, ip: &Ipv6) -> bool {
         return false;
     }
     match &d.transport {
-        Some(Transport::Tcp(_)) => true,
-        Some(Transport::Udp(u)) => u.src_port != 53 && u.dst_port != 53,
+        Some(Transport::Tcp(t)) => tcp_supported(t),
+        Some(Transport::Udp(_)) => true,
         Some(Transport::Icmpv6(i)) => matches!(i.icmp_type, 128 | 129),
         _ => false,
     }
+}
+
+/// tcpdump `-v` prints the data of a reset as `[RST …]` in place of the application: not
+/// reproduced, such segments keep their line.
+fn tcp_supported(t: &Tcp<'_>) -> bool {
+    !(t.flags.has(TcpFlags::RST) && t.payload_len > 0)
 }
 
 /// The IPv6 header as `-v` shows it, before the addresses: `(class 0xb8, flowlabel

@@ -357,6 +357,61 @@ mod tests {
     }
 
     #[test]
+    fn names_are_their_addresses_in_getaddrinfos_order() {
+        let files = files::Files {
+            hosts: files::Hosts::parse(
+                "10.0.0.1 multi\n2001:db8::1 multi\n10.0.0.2 multi\nfe80::1 multi\n",
+            ),
+            ethers: files::Ethers::parse("02:00:00:00:00:01 gw\n"),
+            networks: files::Networks::parse("corp 172.16\n"),
+        };
+        let named = |expr: &str| {
+            compile_with(expr, LinkType::Ethernet, Mode::File, 262_144, &files)
+                .unwrap_or_else(|e| panic!("{expr:?}: {e}"))
+        };
+        assert_eq!(
+            named("host multi"),
+            eth("host fe80::1 or 2001:db8::1 or 10.0.0.1 or 10.0.0.2")
+        );
+        assert_eq!(named("ip host multi"), eth("ip host 10.0.0.1 or 10.0.0.2"));
+        assert_eq!(
+            named("ip6 src multi"),
+            eth("ip6 src fe80::1 or 2001:db8::1")
+        );
+        assert_eq!(named("ether host gw"), eth("ether host 02:00:00:00:00:01"));
+        // glibc completes 172.16 to 172.16.0.0, which libpcap then takes as a /32.
+        assert_eq!(named("net corp"), eth("net 172.16.0.0/32"));
+        // Without a resolver, libpcap's errors.
+        for (expr, message) in [
+            ("host multi", "unknown host 'multi'"),
+            ("ether host gw", "unknown ether host 'gw'"),
+            ("net corp", "unknown network 'corp'"),
+        ] {
+            let e = compile(expr, LinkType::Ethernet, Mode::File, 262_144).unwrap_err();
+            assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Invalid, message));
+        }
+    }
+
+    #[test]
+    fn a_failed_lookup_says_what_was_tried() {
+        struct Down;
+        impl Resolve for Down {
+            fn host(&self, name: &str) -> std::result::Result<Vec<std::net::IpAddr>, LookupError> {
+                Err(LookupError(format!(
+                    "DNS 10.96.0.10: no answer for {name}.svc"
+                )))
+            }
+        }
+        let e =
+            compile_with("tcp and host web", LinkType::Ethernet, Mode::File, 1, &Down).unwrap_err();
+        assert_eq!(
+            e.message,
+            "unknown host 'web' (DNS 10.96.0.10: no answer for web.svc)"
+        );
+        assert_eq!(e.column, Some(14));
+    }
+
+    #[test]
     fn rejects_a_wrong_count_and_bad_lines() {
         assert!(Program::from_ddd("2\n6 0 0 0\n").is_err());
         let err = Program::from_ddd("1\n6 0 x 0\n").unwrap_err().to_string();

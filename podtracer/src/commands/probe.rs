@@ -42,8 +42,8 @@ use clap::{ArgGroup, Args, ValueEnum};
 use serde::Serialize;
 use snoopy_capture::flow::{Histogram, Percentiles};
 
-use crate::names::dns::{self, Answer, QueryError, QueryType};
 use self::http::{HttpError, Url};
+use crate::names::dns::{self, Answer, QueryError, QueryType};
 use crate::names::resolv::ResolvConf;
 use crate::target::TargetArgs;
 

@@ -132,8 +132,9 @@ pub fn parse_response(msg: &[u8], id: u16, qtype: QueryType) -> Result<Answer, &
                 found.push(IpAddr::V4(Ipv4Addr::from(octets)));
             }
             (28, QueryType::Aaaa) => {
-                let octets: [u8; 16] =
-                    data.try_into().map_err(|_| "AAAA record not 16 bytes long")?;
+                let octets: [u8; 16] = data
+                    .try_into()
+                    .map_err(|_| "AAAA record not 16 bytes long")?;
                 found.push(IpAddr::V6(Ipv6Addr::from(octets)));
             }
             _ => {}
@@ -267,7 +268,10 @@ mod tests {
             edit(&mut m);
             parse_response(&m, 9, QueryType::A).unwrap_err()
         };
-        assert_eq!(bad(&|m| m.truncate(11)), "response shorter than a DNS header");
+        assert_eq!(
+            bad(&|m| m.truncate(11)),
+            "response shorter than a DNS header"
+        );
         assert_eq!(bad(&|m| m[2] &= 0x7f), "not a response");
         assert!(bad(&|m| m[2] |= 0x02).starts_with("truncated response"));
         // An A record whose length says 5 bytes (and has them).

@@ -61,7 +61,10 @@ pub struct Names {
 impl std::fmt::Debug for Names {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Names")
-            .field("root", &self.view.get().map(|v| v.as_ref().map(|v| &v.root)))
+            .field(
+                "root",
+                &self.view.get().map(|v| v.as_ref().map(|v| &v.root)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -91,10 +94,16 @@ impl Names {
             }
             let namespace = target.resolve_one()?.namespace;
             match target.process()? {
-                Some(pid) => View::open(PathBuf::from(format!("/proc/{pid}/root")), None, Some(namespace)),
+                Some(pid) => View::open(
+                    PathBuf::from(format!("/proc/{pid}/root")),
+                    None,
+                    Some(namespace),
+                ),
                 None => View::open(
                     PathBuf::from("/"),
-                    Some("the node's: --netns names no process, so no files of the pod".to_string()),
+                    Some(
+                        "the node's: --netns names no process, so no files of the pod".to_string(),
+                    ),
                     Some(namespace),
                 ),
             }
@@ -111,13 +120,18 @@ impl Names {
         self.view
             .get_or_init(|| (self.open)().map_err(|e| format!("{e:#}")))
             .as_ref()
-            .map_err(|e| LookupError(format!("could not open the view names are resolved in: {e}")))
+            .map_err(|e| {
+                LookupError(format!(
+                    "could not open the view names are resolved in: {e}"
+                ))
+            })
     }
 }
 
 impl View {
     fn open(root: PathBuf, note: Option<String>, namespace: Option<Namespace>) -> Result<View> {
-        let files = Files::read(&root).with_context(|| format!("reading the files of {}", root.display()))?;
+        let files = Files::read(&root)
+            .with_context(|| format!("reading the files of {}", root.display()))?;
         Ok(View {
             conf: ResolvConf::read(&root),
             files,
@@ -144,8 +158,11 @@ impl View {
         }
         let conf = &self.conf;
         let answer = match &self.namespace {
-            Some(ns) => snoopy_netns::in_namespace(ns, || lookup(name, conf))
-                .map_err(|e| LookupError(format!("entering the target's network namespace for DNS: {e}")))?,
+            Some(ns) => snoopy_netns::in_namespace(ns, || lookup(name, conf)).map_err(|e| {
+                LookupError(format!(
+                    "entering the target's network namespace for DNS: {e}"
+                ))
+            })?,
             None => lookup(name, conf),
         };
         answer.map_err(|tried| {
@@ -232,7 +249,9 @@ fn ask(
     for &server in &conf.nameservers {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            tried.push(format!("{candidate} {kind}: out of time ({DNS_BUDGET:?} a name)"));
+            tried.push(format!(
+                "{candidate} {kind}: out of time ({DNS_BUDGET:?} a name)"
+            ));
             return None;
         }
         let until = Instant::now() + left.min(QUERY_TIMEOUT);
@@ -278,7 +297,10 @@ mod tests {
         let v = view("10.0.0.7 db\nfd00::7 db\n");
         assert_eq!(
             v.host("db").unwrap(),
-            vec!["fd00::7".parse::<IpAddr>().unwrap(), "10.0.0.7".parse().unwrap()]
+            vec![
+                "fd00::7".parse::<IpAddr>().unwrap(),
+                "10.0.0.7".parse().unwrap()
+            ]
         );
     }
 

@@ -50,8 +50,13 @@ impl CaptureSettings {
         } else {
             LinkType::Ethernet
         };
-        let filter =
-            crate::filter::compile(filter_words, link_guess, Mode::Live, snaplen, names.as_ref())?;
+        let filter = crate::filter::compile(
+            filter_words,
+            link_guess,
+            Mode::Live,
+            snaplen,
+            names.as_ref(),
+        )?;
         Ok(CaptureSettings {
             interface,
             snaplen,

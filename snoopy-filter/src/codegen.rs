@@ -1768,10 +1768,12 @@ impl<'r> Gen<'r> {
     /// `gen_byteop`: `byte IDX OP VAL`, on the link-layer header.
     ///
     /// libpcap compiles `&` and `|` to an ALU operation on whatever the accumulator holds
-    /// when the test runs (it loads nothing), so their verdict depends on the code before
-    /// them and on which of its loads libpcap's optimizer keeps alive for them; this
-    /// optimizer does not track the accumulator across blocks, so those two are refused
-    /// rather than given a verdict that could differ.
+    /// when the test runs (it loads nothing), so their verdict depends on what libpcap's
+    /// optimizer leaves there: it keeps arithmetic it would fold into a comparison when A
+    /// is live afterwards (`ip[0] = 0x45 and byte 0 & 1` tests ip[0] - 69) and carries
+    /// constants across blocks (`1 = 1 and byte 0 & 1` tests 0). This optimizer tracks
+    /// neither, so those two are refused rather than given a verdict that could differ
+    /// (the README has the trial that showed it).
     pub(crate) fn byteop(&self, op: char, idx: u32, val: u32) -> R<Node> {
         match op {
             '=' => Ok(self.cmp(OffRel::LinkHdr, idx, B, val)),

@@ -231,9 +231,7 @@ fn scope(addr: &IpAddr) -> u8 {
             let o = v6.octets();
             if o[0] == 0xff {
                 o[1] & 0x0f
-            } else if o[0] == 0xfe && o[1] & 0xc0 == 0x80 {
-                2
-            } else if *v6 == Ipv6Addr::LOCALHOST {
+            } else if (o[0] == 0xfe && o[1] & 0xc0 == 0x80) || *v6 == Ipv6Addr::LOCALHOST {
                 2
             } else if o[0] == 0xfe && o[1] & 0xc0 == 0xc0 {
                 5

@@ -4,7 +4,9 @@
 //! else of Snoopy: `snoopy-capture` attaches its programs to AF_PACKET sockets and runs them
 //! on files, and `snoopy-operator` uses it alone to validate the filters of custom resources
 //! before any Job exists. It has no I/O beyond reading `/etc/services` and `/etc/protocols`
-//! (as libpcap does), and no `unsafe`.
+//! (as libpcap does), and no `unsafe`. Host, Ethernet host and network names are looked up
+//! through a [`Resolve`] the caller gives [`compile_with`] (a pod's names are not the
+//! node's); [`files`] reads hosts, ethers and networks files as glibc does.
 //!
 //! [`compile`] turns a pcap-filter(7) expression into a [`Program`] of `struct sock_filter`
 //! instructions, for the kernel ([`Mode::Live`], attached to an AF_PACKET socket) or for
@@ -53,17 +55,18 @@
 //! v2's interface index), and on a live socket from the kernel's metadata
 //! (`SKF_AD_PKTTYPE`, `SKF_AD_IFINDEX`; run them with [`Program::matches_with`]); from a
 //! file where the frame has neither, libpcap's error ("... when reading savefiles").
-//! Link types: Ethernet, Linux cooked v1 and v2, raw IP.
+//! Link types: Ethernet, Linux cooked v1 and v2, raw IP. Names through [`compile_with`]:
+//! `host NAME` (every address, libpcap's order and qualifiers), `ether host NAME`,
+//! `net NAME`; `gateway` is libpcap 1.10's own error.
 //!
 //! # Not supported
 //!
 //! Each gives a "not supported: ..." [`CompileError`] (kind [`ErrorKind::NotSupported`]),
 //! never a different filter:
 //!
-//! - names that need a lookup service: host names (`host example.com`: no DNS in a
-//!   filter), network names (`net loopback`), Ethernet host names (`/etc/ethers`);
-//! - `gateway`; `protochain` in [`Mode::Live`] (a loop: a backward jump the kernel refuses);
-//!   `byte N & V`, `byte N | V` (libpcap tests the accumulator left by earlier code);
+//! - `protochain` in [`Mode::Live`] (a loop: a backward jump the kernel refuses);
+//!   `byte N & V`, `byte N | V` (libpcap tests the accumulator its optimiser leaves from
+//!   earlier code, which depends on liveness and values across blocks not replayed here);
 //!   `ip broadcast` in [`Mode::Live`] (needs the interface netmask);
 //! - `vxlan` (not in libpcap 1.10 either);
 //! - 802.11, ATM, SS7, pflog keywords;

@@ -58,10 +58,16 @@ impl Drop for Pod {
     }
 }
 
-/// `sleep` in `end`'s network namespace and a private mount namespace where `hosts` and
-/// `resolv` are bind-mounted over `/etc/hosts` and `/etc/resolv.conf`: a pod's process.
-fn start_pod(end: &End, hosts: &Path, resolv: &Path) -> Result<Pod> {
-    let netns = std::fs::File::open(end.netns_path())?;
+/// Makes `cmd` start in a private mount namespace where `hosts` and `resolv` are
+/// bind-mounted over `/etc/hosts` and `/etc/resolv.conf`, and in the network namespace
+/// `netns` (an open namespace file) or, without one, a new empty one (nothing but a down
+/// loopback: no DNS query can leave it).
+fn private_etc(
+    cmd: &mut Command,
+    netns: Option<std::os::fd::RawFd>,
+    hosts: &Path,
+    resolv: &Path,
+) -> Result<()> {
     let root = CString::new("/")?;
     let mounts = [
         (
@@ -73,13 +79,10 @@ fn start_pod(end: &End, hosts: &Path, resolv: &Path) -> Result<Pod> {
             CString::new("/etc/resolv.conf")?,
         ),
     ];
-    let netns_fd = netns.as_raw_fd();
-    let mut sleep = Command::new("sleep");
-    sleep.arg("300").stdin(Stdio::null());
     // SAFETY: between fork and exec the child only makes system calls (setns, unshare,
     // mount) on a descriptor and strings prepared before the fork; it allocates nothing.
     unsafe {
-        sleep.pre_exec(move || {
+        cmd.pre_exec(move || {
             let check = |r: libc::c_int| {
                 if r == 0 {
                     Ok(())
@@ -87,8 +90,13 @@ fn start_pod(end: &End, hosts: &Path, resolv: &Path) -> Result<Pod> {
                     Err(std::io::Error::last_os_error())
                 }
             };
-            check(libc::setns(netns_fd, libc::CLONE_NEWNET))?;
-            check(libc::unshare(libc::CLONE_NEWNS))?;
+            match netns {
+                Some(fd) => {
+                    check(libc::setns(fd, libc::CLONE_NEWNET))?;
+                    check(libc::unshare(libc::CLONE_NEWNS))?;
+                }
+                None => check(libc::unshare(libc::CLONE_NEWNS | libc::CLONE_NEWNET))?,
+            }
             // Private first, so the bind mounts stay in this mount namespace.
             check(libc::mount(
                 std::ptr::null(),
@@ -109,6 +117,16 @@ fn start_pod(end: &End, hosts: &Path, resolv: &Path) -> Result<Pod> {
             Ok(())
         });
     }
+    Ok(())
+}
+
+/// `sleep` in `end`'s network namespace, seeing `hosts` and `resolv` as its `/etc` files:
+/// a pod's process.
+fn start_pod(end: &End, hosts: &Path, resolv: &Path) -> Result<Pod> {
+    let netns = std::fs::File::open(end.netns_path())?;
+    let mut sleep = Command::new("sleep");
+    sleep.arg("300").stdin(Stdio::null());
+    private_etc(&mut sleep, Some(netns.as_raw_fd()), hosts, resolv)?;
     let pod = Pod(sleep.spawn().context("starting the pod's process")?);
     drop(netns);
     // The child has set itself up once /proc/PID/root/etc/hosts is the test's file.
@@ -298,5 +316,65 @@ fn capture_filter_names_resolve_through_the_pods_hosts_and_nameservers() -> Resu
     assert!(!asked.contains("db"), "{asked}");
     drop(pod);
     drop(dns);
+    Ok(())
+}
+
+/// `podtracer read FILE FILTER` resolves names through the machine's `/etc/hosts` as
+/// `tcpdump -r FILE FILTER` does: both run seeing the same test hosts file (bind-mounted
+/// in a private mount namespace, in an empty network namespace, so no DNS can leave) and
+/// must keep the same packets, or both refuse the name.
+#[test]
+fn read_resolves_names_through_the_machines_hosts_file_as_tcpdump() -> Result<()> {
+    snoopy_testkit::require_root()?;
+    snoopy_testkit::require_tool("tcpdump")?;
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("in.pcap");
+    crate::filter::write_sample(&input)?;
+    let (hosts, resolv) = (dir.path().join("hosts"), dir.path().join("resolv.conf"));
+    // The sample goes from 10.0.0.1 to 10.0.0.2.
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n10.0.0.2 server\n10.0.0.1 client\n",
+    )?;
+    std::fs::write(&resolv, "nameserver 127.0.0.1\n")?;
+    let mut kept_some = false;
+    for expr in [
+        "host server",
+        "src host client and tcp port 80",
+        "dst host server or arp",
+        "ip host client and not icmp",
+        "host nosuch",
+    ] {
+        let output = dir.path().join("out.pcap");
+        let mut ours = podtracer();
+        ours.arg("read")
+            .arg(&input)
+            .arg("-w")
+            .arg(&output)
+            .args(expr.split_whitespace());
+        private_etc(&mut ours, None, &hosts, &resolv)?;
+        let ours = ours.output()?;
+        let mut theirs = Command::new("tcpdump");
+        theirs.args(["-n", "-q", "-r"]).arg(&input).arg(expr);
+        private_etc(&mut theirs, None, &hosts, &resolv)?;
+        let theirs = theirs.output()?;
+        let stderr = String::from_utf8_lossy(&ours.stderr);
+        if !theirs.status.success() {
+            assert!(
+                !ours.status.success(),
+                "{expr:?}: tcpdump refuses it, we do not"
+            );
+            let said = String::from_utf8_lossy(&theirs.stderr);
+            assert!(said.contains("unknown host 'nosuch'"), "{said}");
+            assert!(stderr.contains("unknown host 'nosuch'"), "{stderr}");
+            assert!(stderr.contains("not in /etc/hosts"), "{stderr}");
+            continue;
+        }
+        assert!(ours.status.success(), "{expr:?}: {stderr}");
+        let expected = String::from_utf8(theirs.stdout)?.lines().count();
+        assert_eq!(tcpdump_count_of(&output, "")?, expected, "{expr:?}");
+        kept_some |= expected > 0;
+    }
+    assert!(kept_some, "the names selected some packets");
     Ok(())
 }

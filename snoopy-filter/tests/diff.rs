@@ -383,8 +383,13 @@ fn syntax_errors_point_at_the_column() {
     .unwrap_err();
     assert_eq!(e.column, Some(21), "{e}");
     // Without a resolver a name is unknown (libpcap's words), and the caret is under it.
-    let e = compile("tcp and host example.com", LinkType::Ethernet, Mode::File, SNAPLEN)
-        .unwrap_err();
+    let e = compile(
+        "tcp and host example.com",
+        LinkType::Ethernet,
+        Mode::File,
+        SNAPLEN,
+    )
+    .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Invalid);
     assert_eq!(e.message, "unknown host 'example.com'");
     assert_eq!(
@@ -392,7 +397,10 @@ fn syntax_errors_point_at_the_column() {
         "tcp and host example.com\n             ^"
     );
     let e = compile("gateway foo", LinkType::Ethernet, Mode::File, SNAPLEN).unwrap_err();
-    assert_eq!(e.message, "'gateway' not supported in this configuration", "{e}");
+    assert_eq!(
+        e.message, "'gateway' not supported in this configuration",
+        "{e}"
+    );
     assert_eq!(e.pointer("gateway foo").unwrap(), "gateway foo\n        ^");
 }
 

@@ -29,7 +29,7 @@ pub struct Cli {
 pub enum Command {
     /// Capture packets inside a pod's network namespace (tcpdump-like).
     #[command(
-        after_help = "Examples:\n  podtracer capture --pod web-0 -n shop -c 10\n  podtracer capture -l app=web -n shop -w web.pcapng\n  podtracer capture --pid 4242 -c 10\n  podtracer capture --netns /var/run/netns/web -i eth0 -w web.pcap\n  podtracer capture --pid 4242 -w - | tshark -r -"
+        after_help = "Examples:\n  podtracer capture --pod web-0 -n shop -c 10\n  podtracer capture -l app=web -n shop -w web.pcapng\n  podtracer capture --pid 4242 -c 10\n  podtracer capture --netns /var/run/netns/web -i eth0 -w web.pcap\n  podtracer capture --pid 4242 -w - | tshark -r -\n  podtracer capture --pod web-0 -n shop 'host db and tcp port 5432'\n\nNames in the filter are resolved as the pod resolves them (its /etc/hosts, then its nameservers, asked from inside it)."
     )]
     Capture(CaptureArgs),
     /// Run a host program inside a pod's network namespace.

@@ -3,20 +3,22 @@
 
 use anyhow::{Result, anyhow};
 use snoopy_capture::LinkType;
-use snoopy_capture::filter::{Mode, Program, compile_words};
+use snoopy_capture::filter::{Mode, Program, Resolve, compile_words_with};
 
-/// The filter for `words` (joined by spaces, as tcpdump does), or `None` without words.
+/// The filter for `words` (joined by spaces, as tcpdump does), or `None` without words;
+/// host, Ethernet host and network names are looked up through `names`.
 pub fn compile(
     words: &[String],
     link: LinkType,
     mode: Mode,
     snaplen: u32,
+    names: &dyn Resolve,
 ) -> Result<Option<Program>> {
     if words.is_empty() {
         return Ok(None);
     }
     let expr = words.join(" ");
-    compile_words(words, link, mode, snaplen)
+    compile_words_with(words, link, mode, snaplen, names)
         .map(Some)
         .map_err(|e| match e.pointer(&expr) {
             Some(caret) => anyhow!("bad filter expression: {}\n{caret}", e.message),

@@ -29,6 +29,7 @@ pub mod commands;
 mod contract;
 pub mod exit;
 mod filter;
+pub mod names;
 mod offline;
 pub mod output;
 pub mod pipeline;

@@ -45,6 +45,8 @@ impl FileRead {
     /// Reads the file, keeps the packets the filter accepts, writes them out.
     pub fn run(self) -> Result<ExitCode> {
         let args = self;
+        // Names in the filter: this machine's files and nameservers (no pod to ask).
+        let names = crate::names::Names::of_host();
         let mut source = if args.file.as_os_str() == "-" {
             FileSource::from_reader(std::io::stdin(), "stdin")
         } else {
@@ -93,6 +95,7 @@ impl FileRead {
                     interface.link_type,
                     Mode::File,
                     interface.snaplen.max(1),
+                    &names,
                 )?;
                 if args.dump > 0 {
                     let program = program.unwrap_or_else(Program::accept_all);
@@ -123,6 +126,7 @@ impl FileRead {
                     interface.link_type,
                     Mode::File,
                     interface.snaplen.max(1),
+                    &names,
                 )?;
                 sink.add_interface(interface)?;
             }
@@ -140,6 +144,7 @@ impl FileRead {
                 snoopy_capture::LinkType::Ethernet,
                 Mode::File,
                 262_144,
+                &names,
             )?
             .unwrap_or_else(Program::accept_all);
             print!("{}", crate::filter::listing(&program, args.dump));

@@ -40,8 +40,8 @@ pub struct TargetArgs {
     #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
     pub selector: Option<String>,
 
-    /// Kubernetes namespace of --pod / -l (as in kubectl; podtracer never resolves names,
-    /// so tcpdump's -n is not needed).
+    /// Kubernetes namespace of --pod / -l (as in kubectl; podtracer prints addresses, never
+    /// names, so tcpdump's -n is not needed).
     #[arg(
         short = 'n',
         long = "namespace",

@@ -81,7 +81,7 @@ fn capture_with_a_filter_keeps_exactly_the_matching_packets_in_the_kernel() -> R
 
 /// A small pcap of hand-made Ethernet frames: TCP to 80 and 8080, UDP to 53, ICMP, ARP,
 /// a short frame.
-fn write_sample(path: &Path) -> Result<usize> {
+pub(crate) fn write_sample(path: &Path) -> Result<usize> {
     let ipv4 = |proto: u8, payload: &[u8]| {
         let mut p = vec![
             0x45,

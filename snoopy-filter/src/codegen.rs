@@ -14,6 +14,7 @@ use super::bpf::*;
 use super::error::CompileError;
 use super::names::{self, PortProto};
 use super::node::Node;
+use super::resolve::{LookupError, Names, Resolve};
 use crate::LinkType;
 
 type R<T> = Result<T, CompileError>;
@@ -130,6 +131,8 @@ pub(crate) enum Addr {
     Portrange,
     Proto,
     Protochain,
+    /// `gateway`: a name that is both an Ethernet and an IP host (libpcap's `Q_GATEWAY`).
+    Gateway,
     Undef,
 }
 
@@ -290,7 +293,9 @@ fn ethertype_to_ppptype(ll_proto: u32) -> u32 {
 
 /// The code generator's state (`compiler_state_t`); cloned by the parser to backtrack.
 #[derive(Debug, Clone)]
-pub(crate) struct Gen {
+pub(crate) struct Gen<'r> {
+    /// What host, Ethernet host and network names mean (the caller's resolver).
+    names: Names<'r>,
     dlt: Dlt,
     mode: Mode,
     off_linkhdr: AbsOffset,
@@ -313,8 +318,8 @@ pub(crate) struct Gen {
     is_geneve: bool,
 }
 
-impl Gen {
-    pub(crate) fn new(link: LinkType, mode: Mode) -> R<Gen> {
+impl<'r> Gen<'r> {
+    pub(crate) fn new(link: LinkType, mode: Mode, names: &'r dyn Resolve) -> R<Gen<'r>> {
         let (dlt, linktype, linkpl, nosnap) = match link {
             LinkType::Ethernet => (Dlt::Ethernet, Some(12), 14, 3),
             LinkType::LinuxSll => (Dlt::LinuxSll, Some(14), 16, 0),
@@ -331,6 +336,7 @@ impl Gen {
             reg: None,
         };
         Ok(Gen {
+            names: Names(names),
             dlt,
             mode,
             off_linkhdr: fixed(0),
@@ -587,7 +593,7 @@ impl Gen {
     }
 
     fn sll_linktype(&self, ll_proto: u32) -> Node {
-        let p8022 = |g: &Gen| g.cmp(OffRel::LinkType, 0, H, LINUX_SLL_P_802_2);
+        let p8022 = |g: &Gen<'_>| g.cmp(OffRel::LinkType, 0, H, LINUX_SLL_P_802_2);
         match ll_proto {
             LLCSAP_ISONS | LLCSAP_IP | LLCSAP_NETBEUI => Node::and(
                 p8022(self),
@@ -1146,16 +1152,102 @@ impl Gen {
             }
             Addr::Proto => self.proto(v, q.proto, q.dir),
             Addr::Protochain => self.protochain(v, q.proto),
+            Addr::Gateway => Err(CompileError::invalid("'gateway' requires a name")),
             Addr::Undef => Err(CompileError::invalid("syntax error in filter expression")),
         }
+    }
+
+    /// `ether host NAME`: the name's MAC address from the resolver (`pcap_ether_hostton`).
+    fn ether_host_name(&self, name: &str, dir: Dir) -> R<Node> {
+        if self.dlt != Dlt::Ethernet {
+            // libpcap refuses before looking the name up.
+            return Err(CompileError::invalid(
+                "only ethernet/FDDI/token ring/802.11/ATM LANE/Fibre Channel supports link-level host name",
+            ));
+        }
+        let mac = self
+            .names
+            .0
+            .ether(name)
+            .map_err(|e| lookup_failed("ether host", name, e))?
+            .ok_or_else(|| CompileError::invalid(format!("unknown ether host '{name}'")))?;
+        let b = self.ehostop(&mac, dir)?;
+        Ok(self.after_prevlinkhdr_check(b))
+    }
+
+    /// `host NAME`: every address the resolver gives, in its order, OR-ed as libpcap's
+    /// `gen_scode` does: IPv4 addresses as `host A.B.C.D` (with ARP and RARP unless a
+    /// protocol says otherwise), IPv6 ones as `host X::Y`. `ip host` keeps the IPv4
+    /// addresses, `ip6 host` the IPv6 ones; on a link type without a type field (raw IP)
+    /// an unqualified name means `ip` for IPv4 and `ip6` for IPv6.
+    fn host_name(&self, name: &str, q: Qual) -> R<Node> {
+        let addrs = self
+            .names
+            .0
+            .host(name)
+            .map_err(|e| lookup_failed("host", name, e))?;
+        if addrs.is_empty() {
+            return Err(CompileError::invalid(format!("unknown host '{name}'")));
+        }
+        let (mut proto4, mut proto6) = (q.proto, q.proto);
+        if self.off_linktype.is_none() && q.proto == Proto::Default {
+            proto4 = Proto::Ip;
+            proto6 = Proto::Ip6;
+        }
+        let mut b: Option<Node> = None;
+        for addr in addrs {
+            let tmp = match addr {
+                std::net::IpAddr::V4(v4) if proto4 != Proto::Ip6 => {
+                    self.host(u32::from(v4), 0xffff_ffff, proto4, q.dir, "host")?
+                }
+                std::net::IpAddr::V6(v6) if proto6 != Proto::Ip => {
+                    let bits = u128::from(v6);
+                    let words = [
+                        (bits >> 96) as u32,
+                        (bits >> 64) as u32,
+                        (bits >> 32) as u32,
+                        bits as u32,
+                    ];
+                    self.host6(&words, &[u32::MAX; 4], proto6, q.dir, "host")?
+                }
+                _ => continue,
+            };
+            b = Some(match b {
+                Some(prev) => Node::or(prev, tmp),
+                None => tmp,
+            });
+        }
+        b.ok_or_else(|| {
+            let family = if q.proto == Proto::Default {
+                ""
+            } else {
+                " for specified address family"
+            };
+            CompileError::invalid(format!("unknown host '{name}'{family}"))
+        })
     }
 
     /// `gen_scode`: a name read with qualifiers `q`.
     pub(crate) fn scode(&mut self, name: &str, q: Qual) -> R<Node> {
         match q.addr {
-            Addr::Net => Err(CompileError::unsupported(format!(
-                "network names (`net {name}`); write the network as an address"
-            ))),
+            Addr::Net => {
+                // `pcap_nametonetaddr`: 0 means not found, for libpcap as here.
+                let found = self
+                    .names
+                    .0
+                    .network(name)
+                    .map_err(|e| lookup_failed("network", name, e))?;
+                let mut addr = found
+                    .filter(|&n| n != 0)
+                    .ok_or_else(|| CompileError::invalid(format!("unknown network '{name}'")))?;
+                // Left-justify the network number, its mask with it.
+                let mut mask: u32 = 0xffff_ffff;
+                while addr != 0 && addr & 0xff00_0000 == 0 {
+                    addr <<= 8;
+                    mask <<= 8;
+                }
+                self.host(addr, mask, q.proto, q.dir, "net")
+            }
             Addr::Default | Addr::Host => {
                 if q.proto == Proto::Decnet {
                     // libpcap on Linux has no DECnet name database.
@@ -1163,15 +1255,16 @@ impl Gen {
                         "decnet name support not included, '{name}' cannot be translated"
                     )))
                 } else if q.proto == Proto::Link {
-                    Err(CompileError::unsupported(format!(
-                        "Ethernet host names (`ether host {name}`); write the MAC address"
-                    )))
+                    self.ether_host_name(name, q.dir)
                 } else {
-                    Err(CompileError::unsupported(format!(
-                        "host names (`{name}`); write the IP address (no DNS lookups in a filter)"
-                    )))
+                    self.host_name(name, q)
                 }
             }
+            // libpcap 1.10 built with IPv6 support (as every distribution builds it) refuses
+            // `gateway NAME` before looking anything up.
+            Addr::Gateway => Err(CompileError::invalid(
+                "'gateway' not supported in this configuration",
+            )),
             Addr::Port => {
                 // Check the qualifier before the name, as libpcap does.
                 Self::port_proto(q.proto)?;
@@ -1675,10 +1768,12 @@ impl Gen {
     /// `gen_byteop`: `byte IDX OP VAL`, on the link-layer header.
     ///
     /// libpcap compiles `&` and `|` to an ALU operation on whatever the accumulator holds
-    /// when the test runs (it loads nothing), so their verdict depends on the code before
-    /// them and on which of its loads libpcap's optimizer keeps alive for them; this
-    /// optimizer does not track the accumulator across blocks, so those two are refused
-    /// rather than given a verdict that could differ.
+    /// when the test runs (it loads nothing), so their verdict depends on what libpcap's
+    /// optimizer leaves there: it keeps arithmetic it would fold into a comparison when A
+    /// is live afterwards (`ip[0] = 0x45 and byte 0 & 1` tests ip[0] - 69) and carries
+    /// constants across blocks (`1 = 1 and byte 0 & 1` tests 0). This optimizer tracks
+    /// neither, so those two are refused rather than given a verdict that could differ
+    /// (the README has the trial that showed it).
     pub(crate) fn byteop(&self, op: char, idx: u32, val: u32) -> R<Node> {
         match op {
             '=' => Ok(self.cmp(OffRel::LinkHdr, idx, B, val)),
@@ -2165,6 +2260,11 @@ fn p_name_upper(p: Proto) -> &'static str {
         Proto::Moprc => "MOPRC",
         other => other.name(),
     }
+}
+
+/// A lookup the resolver could not answer: libpcap's "unknown" error, with what was tried.
+fn lookup_failed(what: &str, name: &str, e: LookupError) -> CompileError {
+    CompileError::invalid(format!("unknown {what} '{name}' ({e})"))
 }
 
 /// `__pcap_atodn`: a DECnet address `area.node` (what `sscanf("%d.%d")` reads of it).

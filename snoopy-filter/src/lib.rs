@@ -4,7 +4,9 @@
 //! else of Snoopy: `snoopy-capture` attaches its programs to AF_PACKET sockets and runs them
 //! on files, and `snoopy-operator` uses it alone to validate the filters of custom resources
 //! before any Job exists. It has no I/O beyond reading `/etc/services` and `/etc/protocols`
-//! (as libpcap does), and no `unsafe`.
+//! (as libpcap does), and no `unsafe`. Host, Ethernet host and network names are looked up
+//! through a [`Resolve`] the caller gives [`compile_with`] (a pod's names are not the
+//! node's); [`files`] reads hosts, ethers and networks files as glibc does.
 //!
 //! [`compile`] turns a pcap-filter(7) expression into a [`Program`] of `struct sock_filter`
 //! instructions, for the kernel ([`Mode::Live`], attached to an AF_PACKET socket) or for
@@ -53,17 +55,18 @@
 //! v2's interface index), and on a live socket from the kernel's metadata
 //! (`SKF_AD_PKTTYPE`, `SKF_AD_IFINDEX`; run them with [`Program::matches_with`]); from a
 //! file where the frame has neither, libpcap's error ("... when reading savefiles").
-//! Link types: Ethernet, Linux cooked v1 and v2, raw IP.
+//! Link types: Ethernet, Linux cooked v1 and v2, raw IP. Names through [`compile_with`]:
+//! `host NAME` (every address, libpcap's order and qualifiers), `ether host NAME`,
+//! `net NAME`; `gateway` is libpcap 1.10's own error.
 //!
 //! # Not supported
 //!
 //! Each gives a "not supported: ..." [`CompileError`] (kind [`ErrorKind::NotSupported`]),
 //! never a different filter:
 //!
-//! - names that need a lookup service: host names (`host example.com`: no DNS in a
-//!   filter), network names (`net loopback`), Ethernet host names (`/etc/ethers`);
-//! - `gateway`; `protochain` in [`Mode::Live`] (a loop: a backward jump the kernel refuses);
-//!   `byte N & V`, `byte N | V` (libpcap tests the accumulator left by earlier code);
+//! - `protochain` in [`Mode::Live`] (a loop: a backward jump the kernel refuses);
+//!   `byte N & V`, `byte N | V` (libpcap tests the accumulator its optimiser leaves from
+//!   earlier code, which depends on liveness and values across blocks not replayed here);
 //!   `ip broadcast` in [`Mode::Live`] (needs the interface netmask);
 //! - `vxlan` (not in libpcap 1.10 either);
 //! - 802.11, ATM, SS7, pflog keywords;
@@ -92,6 +95,7 @@ mod bpf;
 mod codegen;
 mod disasm;
 mod error;
+pub mod files;
 mod interp;
 mod lexer;
 mod link;
@@ -99,10 +103,12 @@ mod names;
 mod node;
 mod opt;
 mod parser;
+mod resolve;
 
 pub use error::{CompileError, Error, ErrorKind, Result};
 pub use interp::{Matcher, Metadata};
 pub use link::LinkType;
+pub use resolve::{LookupError, NoNames, Resolve};
 
 // The README's example runs as a doctest, so it cannot rot.
 #[cfg(doctest)]
@@ -283,13 +289,7 @@ mod tests {
 
     #[test]
     fn unsupported_constructs_say_so() {
-        for expr in [
-            "host example.com",
-            "gateway g",
-            "vxlan",
-            "byte 5 & 3",
-            "tcp and byte 5 | 3",
-        ] {
+        for expr in ["vxlan", "byte 5 & 3", "tcp and byte 5 | 3"] {
             let e = compile(expr, LinkType::Ethernet, Mode::File, 262_144).unwrap_err();
             assert_eq!(e.kind, ErrorKind::NotSupported, "{expr:?}: {e}");
             assert!(e.message.starts_with("not supported: "), "{e}");
@@ -360,6 +360,61 @@ mod tests {
     }
 
     #[test]
+    fn names_are_their_addresses_in_getaddrinfos_order() {
+        let files = files::Files {
+            hosts: files::Hosts::parse(
+                "10.0.0.1 multi\n2001:db8::1 multi\n10.0.0.2 multi\nfe80::1 multi\n",
+            ),
+            ethers: files::Ethers::parse("02:00:00:00:00:01 gw\n"),
+            networks: files::Networks::parse("corp 172.16\n"),
+        };
+        let named = |expr: &str| {
+            compile_with(expr, LinkType::Ethernet, Mode::File, 262_144, &files)
+                .unwrap_or_else(|e| panic!("{expr:?}: {e}"))
+        };
+        assert_eq!(
+            named("host multi"),
+            eth("host fe80::1 or 2001:db8::1 or 10.0.0.1 or 10.0.0.2")
+        );
+        assert_eq!(named("ip host multi"), eth("ip host 10.0.0.1 or 10.0.0.2"));
+        assert_eq!(
+            named("ip6 src multi"),
+            eth("ip6 src fe80::1 or 2001:db8::1")
+        );
+        assert_eq!(named("ether host gw"), eth("ether host 02:00:00:00:00:01"));
+        // glibc completes 172.16 to 172.16.0.0, which libpcap then takes as a /32.
+        assert_eq!(named("net corp"), eth("net 172.16.0.0/32"));
+        // Without a resolver, libpcap's errors.
+        for (expr, message) in [
+            ("host multi", "unknown host 'multi'"),
+            ("ether host gw", "unknown ether host 'gw'"),
+            ("net corp", "unknown network 'corp'"),
+        ] {
+            let e = compile(expr, LinkType::Ethernet, Mode::File, 262_144).unwrap_err();
+            assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Invalid, message));
+        }
+    }
+
+    #[test]
+    fn a_failed_lookup_says_what_was_tried() {
+        struct Down;
+        impl Resolve for Down {
+            fn host(&self, name: &str) -> std::result::Result<Vec<std::net::IpAddr>, LookupError> {
+                Err(LookupError(format!(
+                    "DNS 10.96.0.10: no answer for {name}.svc"
+                )))
+            }
+        }
+        let e =
+            compile_with("tcp and host web", LinkType::Ethernet, Mode::File, 1, &Down).unwrap_err();
+        assert_eq!(
+            e.message,
+            "unknown host 'web' (DNS 10.96.0.10: no answer for web.svc)"
+        );
+        assert_eq!(e.column, Some(14));
+    }
+
+    #[test]
     fn rejects_a_wrong_count_and_bad_lines() {
         assert!(Program::from_ddd("2\n6 0 0 0\n").is_err());
         let err = Program::from_ddd("1\n6 0 x 0\n").unwrap_err().to_string();
@@ -411,7 +466,9 @@ pub const BPF_MAXINSNS: usize = 4096;
 /// has 409 instructions before optimisation.
 pub const MAX_UNOPTIMIZED_INSNS: usize = 8 * BPF_MAXINSNS;
 
-/// Compiles a tcpdump filter expression for packets of `link` type.
+/// Compiles a tcpdump filter expression for packets of `link` type, knowing no names
+/// ([`NoNames`]: `host example.com` is libpcap's `unknown host 'example.com'`; see
+/// [`compile_with`]).
 ///
 /// Accepted packets make the program return `snaplen`, rejected ones 0. An empty (or
 /// all-blank) expression accepts everything.
@@ -427,6 +484,32 @@ pub fn compile(
     mode: Mode,
     snaplen: u32,
 ) -> std::result::Result<Program, CompileError> {
+    compile_with(expr, link, mode, snaplen, &NoNames)
+}
+
+/// [`compile`], with host, Ethernet host and network names looked up through `names`, as
+/// libpcap looks them up while compiling: `host NAME` tests every address `names` gives,
+/// in its order (`ip host NAME` only the IPv4 ones, `ip6 host NAME` the IPv6 ones),
+/// `ether host NAME` its MAC address, `net NAME` its network number. A name `names` does
+/// not know is libpcap's error (`unknown host 'NAME'`); one it could not look up, the same
+/// with what was tried. Each name is looked up once per compile.
+///
+/// ```
+/// use snoopy_filter::files::{Files, Hosts};
+/// use snoopy_filter::{LinkType, Mode, compile, compile_with};
+///
+/// let files = Files { hosts: Hosts::parse("10.0.0.7 web\n"), ..Files::default() };
+/// let named = compile_with("host web", LinkType::Ethernet, Mode::File, 65535, &files).unwrap();
+/// let numbered = compile("host 10.0.0.7", LinkType::Ethernet, Mode::File, 65535).unwrap();
+/// assert_eq!(named, numbered);
+/// ```
+pub fn compile_with(
+    expr: &str,
+    link: LinkType,
+    mode: Mode,
+    snaplen: u32,
+    names: &dyn Resolve,
+) -> std::result::Result<Program, CompileError> {
     if expr.len() > MAX_EXPRESSION_LEN {
         return Err(CompileError::limit(
             ErrorKind::TooLong,
@@ -438,7 +521,8 @@ pub fn compile(
         ));
     }
     let tokens = lexer::tokenize(expr)?;
-    let generator = codegen::Gen::new(link, mode)?;
+    let names = resolve::Cached::new(names);
+    let generator = codegen::Gen::new(link, mode, &names)?;
     let mut parser = parser::Parser::new(tokens, generator);
     let root = parser.program()?;
     let prologue = parser.generator.prologue();
@@ -478,10 +562,21 @@ pub fn compile_words<S: AsRef<str>>(
     mode: Mode,
     snaplen: u32,
 ) -> std::result::Result<Program, CompileError> {
+    compile_words_with(words, link, mode, snaplen, &NoNames)
+}
+
+/// [`compile_words`] with names looked up through `names` (see [`compile_with`]).
+pub fn compile_words_with<S: AsRef<str>>(
+    words: &[S],
+    link: LinkType,
+    mode: Mode,
+    snaplen: u32,
+    names: &dyn Resolve,
+) -> std::result::Result<Program, CompileError> {
     let expr = words
         .iter()
         .map(AsRef::as_ref)
         .collect::<Vec<_>>()
         .join(" ");
-    compile(&expr, link, mode, snaplen)
+    compile_with(&expr, link, mode, snaplen, names)
 }

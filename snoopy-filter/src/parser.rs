@@ -25,13 +25,13 @@ const LEVELS_PER_STACK: usize = 16;
 /// unoptimised build, with a wide margin (memory is committed only as it is touched).
 const SEGMENT_STACK: usize = 1024 * 1024;
 
-pub(crate) struct Parser {
+pub(crate) struct Parser<'r> {
     toks: Vec<Token>,
     pos: usize,
     /// How many nested constructs (parentheses, `not`, arithmetic operands) enclose the
     /// current position; bounded by [`MAX_NESTING_DEPTH`] so the recursion is too.
     depth: usize,
-    pub(crate) generator: Gen,
+    pub(crate) generator: Gen<'r>,
 }
 
 fn pname(kw: Kw) -> Option<Proto> {
@@ -123,8 +123,8 @@ fn further(a: CompileError, b: CompileError) -> CompileError {
     }
 }
 
-impl Parser {
-    pub(crate) fn new(toks: Vec<Token>, generator: Gen) -> Self {
+impl<'r> Parser<'r> {
+    pub(crate) fn new(toks: Vec<Token>, generator: Gen<'r>) -> Self {
         Parser {
             toks,
             pos: 0,
@@ -455,7 +455,8 @@ impl Parser {
                         | Kw::Port
                         | Kw::Portrange
                         | Kw::Proto
-                        | Kw::Protochain,
+                        | Kw::Protochain
+                        | Kw::Gateway,
                     ) => {
                         let q = self.head(pq)?;
                         let (b, _) = self.id(q)?;
@@ -506,6 +507,8 @@ impl Parser {
             Tok::Kw(Kw::Portrange) => Addr::Portrange,
             Tok::Kw(Kw::Proto) if dir == Dir::Default => Addr::Proto,
             Tok::Kw(Kw::Protochain) if dir == Dir::Default => Addr::Protochain,
+            // `ndaqual`: only after a protocol, never after a direction.
+            Tok::Kw(Kw::Gateway) if dir == Dir::Default => Addr::Gateway,
             _ if dir != Dir::Default => {
                 return Ok(Qual {
                     proto,

@@ -6,4 +6,5 @@ mod corpus;
 mod diff;
 mod limits;
 mod live;
+mod names;
 mod random;

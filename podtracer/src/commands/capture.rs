@@ -195,7 +195,9 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
     } else {
         args.snaplen
     };
-    let settings = CaptureSettings::new(args.interface.clone(), snaplen, &args.filter)?;
+    // Names in the filter mean what they mean to the pod.
+    let names = std::sync::Arc::new(crate::names::Names::of_target(&args.target));
+    let settings = CaptureSettings::new(args.interface.clone(), snaplen, &args.filter, names)?;
     if args.dump > 0 {
         let program = settings
             .filter()

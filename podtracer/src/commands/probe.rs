@@ -28,9 +28,7 @@
 //! `no_answer`, `servfail`, `dns_refused`, `dns_port_closed`, `http_status`,
 //! `bad_response`, `error`. HTTP statuses of 400 and above count as failures.
 
-mod dns;
 mod http;
-mod resolv;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -44,9 +42,9 @@ use clap::{ArgGroup, Args, ValueEnum};
 use serde::Serialize;
 use snoopy_capture::flow::{Histogram, Percentiles};
 
-use self::dns::{Answer, QueryError, QueryType};
 use self::http::{HttpError, Url};
-use self::resolv::ResolvConf;
+use crate::names::dns::{self, Answer, QueryError, QueryType};
+use crate::names::resolv::ResolvConf;
 use crate::target::TargetArgs;
 
 /// Arguments of `podtracer probe`.

@@ -1,6 +1,7 @@
 //! How each target's capture socket is opened: the options every target shares, and the
 //! filter compiled for the link type the socket is expected to have.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -25,6 +26,9 @@ pub struct CaptureSettings {
     filter_words: Vec<String>,
     /// The link type `filter` was compiled for.
     link_guess: LinkType,
+    /// What names in the filter mean (the target's view), kept to compile it again: each
+    /// name was looked up once, and a recompilation gets the same answers.
+    names: Arc<crate::names::Names>,
 }
 
 impl CaptureSettings {
@@ -33,14 +37,26 @@ impl CaptureSettings {
     /// directions, the kernel's ring size and block timeout.
     ///
     /// The kernel runs the filter, so it is compiled before the socket exists: for `any`
-    /// the link type is Linux cooked v2, otherwise Ethernet (checked once open).
-    pub fn new(interface: Option<String>, snaplen: u32, filter_words: &[String]) -> Result<Self> {
+    /// the link type is Linux cooked v2, otherwise Ethernet (checked once open). Names in
+    /// it are looked up through `names` (the target's `/etc/hosts` and nameservers).
+    pub fn new(
+        interface: Option<String>,
+        snaplen: u32,
+        filter_words: &[String],
+        names: Arc<crate::names::Names>,
+    ) -> Result<Self> {
         let link_guess = if interface.as_deref() == Some("any") {
             LinkType::LinuxSll2
         } else {
             LinkType::Ethernet
         };
-        let filter = crate::filter::compile(filter_words, link_guess, Mode::Live, snaplen)?;
+        let filter = crate::filter::compile(
+            filter_words,
+            link_guess,
+            Mode::Live,
+            snaplen,
+            names.as_ref(),
+        )?;
         Ok(CaptureSettings {
             interface,
             snaplen,
@@ -51,6 +67,7 @@ impl CaptureSettings {
             filter,
             filter_words: filter_words.to_vec(),
             link_guess,
+            names,
         })
     }
 
@@ -120,8 +137,13 @@ impl CaptureSettings {
         let actual = capture.link_type();
         drop(capture);
         let mut recompiled = self.clone();
-        recompiled.filter =
-            crate::filter::compile(&self.filter_words, actual, Mode::Live, self.snaplen)?;
+        recompiled.filter = crate::filter::compile(
+            &self.filter_words,
+            actual,
+            Mode::Live,
+            self.snaplen,
+            self.names.as_ref(),
+        )?;
         recompiled.link_guess = actual;
         Ok(recompiled.builder(again).open()?)
     }

@@ -4,6 +4,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use snoopy_capture::filter::files::Hosts;
+
 /// The resolver configuration of a pod (or of the host, as a fallback).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvConf {
@@ -15,8 +17,8 @@ pub struct ResolvConf {
     pub search: Vec<String>,
     /// Names with at least this many dots are tried as given first.
     pub ndots: usize,
-    /// `/etc/hosts` entries of the same root.
-    pub hosts: Vec<(IpAddr, String)>,
+    /// `/etc/hosts` of the same root, read as glibc reads it.
+    pub hosts: Hosts,
 }
 
 impl ResolvConf {
@@ -38,7 +40,7 @@ impl ResolvConf {
             nameservers: Vec::new(),
             search: Vec::new(),
             ndots: 1,
-            hosts: Vec::new(),
+            hosts: Hosts::parse(hosts),
         };
         for line in resolv.lines() {
             let line = line.split(['#', ';']).next().unwrap_or("");
@@ -68,25 +70,12 @@ impl ResolvConf {
             conf.nameservers
                 .push(SocketAddr::from(([127, 0, 0, 1], 53)));
         }
-        for line in hosts.lines() {
-            let line = line.split('#').next().unwrap_or("");
-            let mut words = line.split_whitespace();
-            if let Some(ip) = words.next().and_then(|w| w.parse::<IpAddr>().ok()) {
-                conf.hosts
-                    .extend(words.map(|name| (ip, name.to_ascii_lowercase())));
-            }
-        }
         conf
     }
 
-    /// The addresses `/etc/hosts` gives `name`.
+    /// The addresses `/etc/hosts` gives `name`, in file order.
     pub fn in_hosts(&self, name: &str) -> Vec<IpAddr> {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
-        self.hosts
-            .iter()
-            .filter(|(_, n)| *n == name)
-            .map(|(ip, _)| *ip)
-            .collect()
+        self.hosts.lookup(name.trim_end_matches('.'))
     }
 
     /// The fully qualified names to query for `name`, in order: a name ending in `.` as

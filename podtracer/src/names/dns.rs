@@ -100,6 +100,10 @@ pub fn parse_response(msg: &[u8], id: u16, qtype: QueryType) -> Result<Answer, &
     if msg[2] & 0x80 == 0 {
         return Err("not a response");
     }
+    if msg[2] & 0x02 != 0 {
+        // Over UDP the rest would need TCP; a cut answer is not an answer.
+        return Err("truncated response (TC bit set): the answer did not fit in a datagram");
+    }
     match msg[3] & 0x0f {
         0 => {}
         2 => return Ok(Answer::ServFail),
@@ -122,12 +126,15 @@ pub fn parse_response(msg: &[u8], id: u16, qtype: QueryType) -> Result<Answer, &
             .get(pos + 10..pos + 10 + rdlen)
             .ok_or("answer data cut short")?;
         // CNAMEs are followed by the server in the same answer section; only addresses matter.
-        match (rtype, qtype, rdlen) {
-            (1, QueryType::A, 4) => found.push(IpAddr::V4(Ipv4Addr::new(
-                data[0], data[1], data[2], data[3],
-            ))),
-            (28, QueryType::Aaaa, 16) => {
-                let octets: [u8; 16] = data.try_into().expect("16 bytes");
+        match (rtype, qtype) {
+            (1, QueryType::A) => {
+                let octets: [u8; 4] = data.try_into().map_err(|_| "A record not 4 bytes long")?;
+                found.push(IpAddr::V4(Ipv4Addr::from(octets)));
+            }
+            (28, QueryType::Aaaa) => {
+                let octets: [u8; 16] = data
+                    .try_into()
+                    .map_err(|_| "AAAA record not 16 bytes long")?;
                 found.push(IpAddr::V6(Ipv6Addr::from(octets)));
             }
             _ => {}
@@ -251,5 +258,45 @@ mod tests {
         assert!(parse_response(&ok[..20], 7, QueryType::A).is_err());
         // Cut inside the answer data.
         assert!(parse_response(&ok[..ok.len() - 2], 7, QueryType::A).is_err());
+    }
+
+    #[test]
+    fn malformed_answers_are_rejected_with_a_reason() {
+        let ok = response(9, 0, &[[10, 0, 0, 1]]);
+        let bad = |edit: &dyn Fn(&mut Vec<u8>)| {
+            let mut m = ok.clone();
+            edit(&mut m);
+            parse_response(&m, 9, QueryType::A).unwrap_err()
+        };
+        assert_eq!(
+            bad(&|m| m.truncate(11)),
+            "response shorter than a DNS header"
+        );
+        assert_eq!(bad(&|m| m[2] &= 0x7f), "not a response");
+        assert!(bad(&|m| m[2] |= 0x02).starts_with("truncated response"));
+        // An A record whose length says 5 bytes (and has them).
+        let long_a = |m: &mut Vec<u8>| {
+            let len = m.len();
+            m[len - 5] = 5;
+            m.push(0);
+        };
+        assert_eq!(bad(&long_a), "A record not 4 bytes long");
+        // More answers announced than present.
+        assert_eq!(bad(&|m| m[7] = 2), "bad answer name");
+        // A label running past the end of the question.
+        assert_eq!(bad(&|m| m[12] = 60), "bad question name");
+        // A reserved label type (0b01) in the answer name.
+        let len = response(9, 0, &[]).len();
+        assert_eq!(bad(&|m| m[len] = 0x40), "bad answer name");
+        // An AAAA record of the wrong length when AAAA was asked.
+        let mut six = build_query(3, "web.shop", QueryType::Aaaa).unwrap();
+        six[2] = 0x81;
+        six[3] = 0x80;
+        six[7] = 1;
+        six.extend_from_slice(&[0xc0, 12, 0, 28, 0, 1, 0, 0, 0, 60, 0, 4, 10, 0, 0, 1]);
+        assert_eq!(
+            parse_response(&six, 3, QueryType::Aaaa),
+            Err("AAAA record not 16 bytes long")
+        );
     }
 }

@@ -218,7 +218,7 @@ mod tests {
         };
         let text = serde_json::to_string(&r).unwrap();
         assert!(
-            !text.contains("forward") && !text.contains("null"),
+            !text.contains(r#""forward":"#) && !text.contains("null"),
             "{text}"
         );
         assert!(text.contains(r#""reason":"timeout""#), "{text}");

@@ -3,7 +3,8 @@
 # written in Rust; no Apache Kafka is obtainable here), in memory, on loopback only.
 #
 #   testbed/kafka.sh up       build the binary once (cached), start the broker, wait until it answers,
-#                             create the topics snoopy.packets, snoopy.flows, snoopy.probes
+#                             create the topics snoopy.packets, snoopy.flows, snoopy.probes,
+#                             snoopy.throughput
 #   testbed/kafka.sh down     stop the broker this script started (by its PID file, nothing else)
 #   testbed/kafka.sh status   running or not
 #   testbed/kafka.sh env      print `export SNOOPY_KAFKA=127.0.0.1:PORT`
@@ -25,7 +26,7 @@ TANSU="$TANSU_ROOT/bin/tansu"
 RUN_DIR="$SNOOPY_RUN/kafka"
 PIDFILE="$RUN_DIR/tansu.pid"
 LOGFILE="$RUN_DIR/tansu.log"
-TOPICS=(snoopy.packets snoopy.flows snoopy.probes)
+TOPICS=(snoopy.packets snoopy.flows snoopy.probes snoopy.throughput)
 
 
 build() {

@@ -68,7 +68,35 @@ def demo(out):
                      {"ok": False, "reason": "timeout", "address": "10.244.1.4:8443"},
                      {"ok": True, "latency_ns": 5_200_000, "address": "10.244.1.4:8443"}]},
     ]
-    return out + probes
+    return out + probes + throughput_mesh(pods)
+
+
+def throughput_mesh(pods):
+    """`podtracer throughput --mesh` among the shop's pods: fast on one node, slower across,
+    and the cache's iperf3 port blocked."""
+    results = []
+    names = ["shop/web-0", "shop/web-1", "shop/db-0", "shop/cache-0"]
+    for i, client in enumerate(names):
+        for server in names:
+            if client == server:
+                continue
+            result = {"type": "throughput", "client": client, "server": server,
+                      "server_address": pods[server], "port": 5201,
+                      "settings": {"protocol": "tcp", "direction": "forward", "streams": 1,
+                                   "seconds": 5, "round_trips": 20},
+                      "started_ms": BASE_NS // 1_000_000 + i, "ended_ms": BASE_NS // 1_000_000 + i + 5000}
+            if server == "shop/cache-0":
+                result.update(reason="timeout", error="iperf3: unable to connect to server: Connection timed out")
+            else:
+                gbps = random.uniform(8.5, 9.6) if client.startswith("shop/web") == server.startswith("shop/web") else random.uniform(2.1, 4.8)
+                result["forward"] = {"sent_bits_per_second": gbps * 1.001e9, "received_bits_per_second": gbps * 1e9,
+                                     "retransmits": random.randint(0, 40)}
+                rr = random.uniform(30, 90)
+                result["latency"] = {"connect_us": {"min": rr, "mid": rr * 1.2, "max": rr * 3},
+                                     "round_trip_us": {"min": rr * 0.8, "mid": rr, "max": rr * 4},
+                                     "round_trips": 20}
+            results.append(result)
+    return results
 
 
 def big(out, hosts, pairs, records):

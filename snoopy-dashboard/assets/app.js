@@ -77,6 +77,7 @@ function render() {
   renderDestinations(v.destinations);
   renderPairs(v.pairs);
   renderProbes(v.probes);
+  renderThroughput(v.throughput);
   renderRuns(v.runs);
   renderStats(v.stats);
   fillList("#namespaces", v.namespaces);
@@ -232,6 +233,56 @@ function renderProbes(probes) {
   }));
 }
 
+// The throughput matrix: clients as rows, servers as columns, each cell shaded by its
+// received Gbit/s against the fastest pair shown.
+function renderThroughput(cells) {
+  const table = $("#throughput");
+  if (!cells.length) {
+    const tr = el("tr");
+    tr.append(el("td", { class: "empty" }, "No throughput tests yet."));
+    table.tHead.replaceChildren();
+    table.tBodies[0].replaceChildren(tr);
+    return;
+  }
+  const clients = [...new Set(cells.map((c) => c.client))].sort();
+  const servers = [...new Set(cells.map((c) => c.server))].sort();
+  const byPair = new Map(cells.map((c) => [c.client + "\n" + c.server, c]));
+  const rate = (c) => c.forward_gbps ?? c.reverse_gbps ?? 0;
+  const fastest = Math.max(...cells.filter((c) => c.ok).map(rate), 1e-9);
+  const head = el("tr");
+  head.append(el("th", { scope: "col" }, "client \\ server"), ...servers.map((s) => el("th", { scope: "col" }, s)));
+  table.tHead.replaceChildren(head);
+  table.tBodies[0].replaceChildren(...clients.map((client) => {
+    const tr = el("tr");
+    tr.append(el("th", { scope: "row" }, client));
+    for (const server of servers) {
+      const c = byPair.get(client + "\n" + server);
+      if (!c) {
+        tr.append(el("td", { class: "cell none" }, "–"));
+        continue;
+      }
+      const td = el("td", {
+        class: "cell " + (c.ok ? "ok" : "bad"),
+        "data-client": client, "data-server": server,
+        "data-gbps": c.ok ? rate(c).toFixed(3) : undefined, "data-reason": c.reason ?? undefined,
+        title: c.ok
+          ? `${client} → ${server}: ${rate(c).toFixed(2)} Gbit/s` + (c.retransmits !== null ? `, ${c.retransmits} retransmissions` : "")
+            + (c.lost_percent !== null ? `, ${c.lost_percent.toFixed(1)} % lost` : "") + `; ${c.tests} tests, ${c.failed} failed; ${c.node ?? ""}`
+          : `${client} → ${server}: ${c.error ?? c.reason}`,
+      });
+      if (c.ok) {
+        td.style.setProperty("--heat", (rate(c) / fastest).toFixed(3));
+        td.append(el("span", { class: "gbps" }, rate(c).toFixed(2) + " G"));
+        if (c.round_trip_ms !== null) td.append(el("span", { class: "rr" }, "rr " + c.round_trip_ms.toFixed(3) + " ms"));
+      } else {
+        td.append(el("span", { class: "gbps" }, "✗ " + (c.reason ?? "failed").replaceAll("_", " ")));
+      }
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
 function renderRuns(runs) {
   $("#runs tbody").replaceChildren(...runs.map((r) => {
     const tr = el("tr", { "data-run": r.run, "data-packets": r.packets });
@@ -259,9 +310,9 @@ function renderStats(s) {
   f.dataset.unknownType = s.unknown_type;
   f.dataset.inputErrors = s.input_errors;
   const parts = [
-    `${s.flows} flow records`, `${s.probes} probe reports`, `${s.packet_messages} packet messages`, `${s.malformed} malformed`,
+    `${s.flows} flow records`, `${s.probes} probe reports`, `${s.throughput} throughput tests`, `${s.packet_messages} packet messages`, `${s.malformed} malformed`,
     `${s.unknown_type} of unknown type`, `${s.input_errors} input errors`,
-    `${s.evicted_conversations + s.evicted_probes + s.evicted_runs} evicted`,
+    `${s.evicted_conversations + s.evicted_probes + s.evicted_runs + s.evicted_throughput} evicted`,
   ];
   f.replaceChildren(el("span", {}, parts.join(" · ")));
   if (s.last_problem) f.append(el("span", { class: "problem" }, " · last problem: " + s.last_problem));

@@ -1,10 +1,12 @@
 //! What the dashboard reads: one JSON record (a line of `podtracer … -o json`, or the value
-//! of a Kafka message on `snoopy.flows` / `snoopy.probes`), told apart by its `"type"`.
+//! of a Kafka message on `snoopy.flows` / `snoopy.probes` / `snoopy.throughput`), told apart
+//! by its `"type"`.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use snoopy_capture::flow::FlowRecord;
+use snoopy_job::throughput::PairResult;
 
 /// Where a record came from: the Kafka message's key and headers, or what the command line
 /// says for a file or stdin.
@@ -54,6 +56,8 @@ pub enum Record {
     Flow(Box<FlowRecord>),
     /// A probe check's report (`"type": "probe"`).
     Probe(ProbeRecord),
+    /// A throughput test between two pods (`"type": "throughput"`).
+    Throughput(Box<PairResult>),
     /// A summary podtracer computed from flow records the dashboard also reads (`snapshot`,
     /// `summary`, `destination`, `pod_pair`): counted, not aggregated again.
     Summary,
@@ -66,7 +70,7 @@ pub enum InputError {
     #[error("malformed record: {0}")]
     Malformed(#[from] serde_json::Error),
     /// JSON with a `"type"` the dashboard does not know, or none.
-    #[error("record type {0:?} is not one the dashboard reads (flow, probe)")]
+    #[error("record type {0:?} is not one the dashboard reads (flow, probe, throughput)")]
     UnknownType(String),
 }
 
@@ -90,6 +94,7 @@ pub fn parse(json: &[u8]) -> Result<Record, InputError> {
     match tagged.kind.as_str() {
         "flow" => Ok(Record::Flow(Box::new(serde_json::from_slice(json)?))),
         "probe" => Ok(Record::Probe(serde_json::from_slice(json)?)),
+        "throughput" => Ok(Record::Throughput(Box::new(serde_json::from_slice(json)?))),
         "snapshot" | "summary" | "destination" | "pod_pair" => Ok(Record::Summary),
         other => Err(InputError::UnknownType(other.to_string())),
     }
@@ -121,6 +126,11 @@ mod tests {
                 assert_eq!(p.check, "tcp");
                 assert_eq!(p.results[0].reason.as_deref(), Some("refused"));
             }
+            other => panic!("{other:?}"),
+        }
+        let pair = br#"{"type":"throughput","client":"shop/a","server":"shop/b","server_address":"10.0.0.2","port":5201,"settings":{"protocol":"tcp","direction":"forward","streams":1,"seconds":1,"round_trips":0},"started_ms":1,"ended_ms":2,"reason":"refused","error":"no"}"#;
+        match parse(pair).unwrap() {
+            Record::Throughput(t) => assert_eq!((t.client.as_str(), t.ok()), ("shop/a", false)),
             other => panic!("{other:?}"),
         }
         assert!(matches!(

@@ -31,8 +31,9 @@ struct Cli {
     inputs: Vec<String>,
 
     /// Follow a Kafka topic (repeatable; in the variable, space-separated):
-    /// kafka://BROKER[,BROKER…][/TOPIC]; without a topic, snoopy.flows, snoopy.probes and
-    /// snoopy.packets (capture runs, from the messages' headers; their pcapng on demand).
+    /// kafka://BROKER[,BROKER…][/TOPIC]; without a topic, snoopy.flows, snoopy.probes,
+    /// snoopy.throughput and snoopy.packets (capture runs, from the messages' headers; their
+    /// pcapng on demand).
     /// TLS/SASL settings come from SNOOPY_KAFKA_* variables, as for podtracer's sinks.
     #[arg(
         long = "kafka",
@@ -96,6 +97,7 @@ fn kafka_topics(url: &str) -> anyhow::Result<Vec<KafkaSettings>> {
         [
             DEFAULT_FLOWS_TOPIC,
             DEFAULT_PROBES_TOPIC,
+            snoopy_job::topics::THROUGHPUT,
             DEFAULT_PACKETS_TOPIC,
         ]
         .map(|topic| url_with_topic(url, topic))

@@ -242,6 +242,28 @@ pub fn render(store: &Store) -> String {
         );
     }
 
+    header(
+        &mut out,
+        "snoopy_throughput_bits_per_second",
+        "gauge",
+        "Received bits per second of the latest throughput test of each pod pair (client is source), by direction (egress: client to server).",
+    );
+    for cell in store.throughput() {
+        let r = &cell.result;
+        let base = pair_labels(&r.client, &r.server);
+        for (direction, flow) in [("egress", &r.forward), ("ingress", &r.reverse)] {
+            if let Some(f) = flow {
+                let l = with(&base, &[("direction", direction)]);
+                sample(
+                    &mut out,
+                    "snoopy_throughput_bits_per_second",
+                    &l,
+                    f.received_bits_per_second,
+                );
+            }
+        }
+    }
+
     let stats = store.stats();
     header(
         &mut out,
@@ -256,6 +278,7 @@ pub fn render(store: &Store) -> String {
         ("unknown_type", stats.unknown_type),
         ("summary", stats.summaries),
         ("packet_message", stats.packet_messages),
+        ("throughput", stats.throughput),
     ] {
         sample(
             &mut out,
@@ -274,6 +297,7 @@ pub fn render(store: &Store) -> String {
         ("conversation", stats.evicted_conversations),
         ("probe", stats.evicted_probes),
         ("run", stats.evicted_runs),
+        ("throughput_pair", stats.evicted_throughput),
     ] {
         sample(
             &mut out,
@@ -362,6 +386,26 @@ mod tests {
         store.add_packets(&run("a"), 3, 1);
         store.add_packets(&run("b"), 4, 2);
         store.ingest(br#"{"type":"summary"}"#, &Origin::default(), 0);
+        let pair = |client: &str, ended: u64| {
+            format!(
+                r#"{{"type":"throughput","client":"shop/{client}","server":"shop/db","server_address":"10.0.0.2","port":5201,"settings":{{"protocol":"tcp","direction":"forward","streams":1,"seconds":1,"round_trips":0}},"started_ms":1,"ended_ms":{ended},"forward":{{"sent_bits_per_second":2e9,"received_bits_per_second":1.5e9}}}}"#
+            )
+        };
+        let limited = Limits {
+            max_throughput_pairs: 1,
+            ..Limits::default()
+        };
+        let mut pairs = Store::new(limited);
+        pairs.ingest(pair("a", 5).as_bytes(), &Origin::default(), 0);
+        pairs.ingest(pair("b", 6).as_bytes(), &Origin::default(), 0);
+        let text = render(&pairs);
+        for line in [
+            r#"snoopy_dashboard_records_total{kind="throughput"} 2"#,
+            r#"snoopy_dashboard_evicted_total{what="throughput_pair"} 1"#,
+            r#"snoopy_throughput_bits_per_second{source_namespace="shop",source_pod="b",destination_namespace="shop",destination_pod="db",direction="egress"} 1500000000"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
         let text = render(&store);
         for line in [
             r#"snoopy_dashboard_records_total{kind="packet_message"} 2"#,

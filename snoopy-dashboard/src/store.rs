@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use snoopy_capture::flow::{Destination, FlowRecord, FxBuildHasher, Histogram, Protocol, Tally};
+use snoopy_job::throughput::PairResult;
 
 use crate::input::{InputError, Origin, ProbeRecord, Record};
 
@@ -30,6 +31,8 @@ pub struct Limits {
     pub failed_per_conversation: usize,
     /// Capture runs (on `snoopy.packets`) kept at most.
     pub max_runs: usize,
+    /// Throughput pairs (client, server) kept at most.
+    pub max_throughput_pairs: usize,
 }
 
 impl Default for Limits {
@@ -41,6 +44,7 @@ impl Default for Limits {
             max_probes: 2_000,
             failed_per_conversation: 20,
             max_runs: 500,
+            max_throughput_pairs: 10_000,
         }
     }
 }
@@ -143,6 +147,20 @@ pub struct ProbeTally {
     pub last_ns: u64,
 }
 
+/// The latest throughput test of one ordered pair (`snoopy.throughput`), without iperf3's
+/// own report (kept on Kafka: it is most of the record's size).
+#[derive(Debug, Clone)]
+pub struct ThroughputCell {
+    /// The test.
+    pub result: PairResult,
+    /// The node that ran it.
+    pub node: Option<String>,
+    /// Tests of this pair seen.
+    pub tests: u64,
+    /// Of those, failed.
+    pub failed: u64,
+}
+
 /// A capture run seen on `snoopy.packets` (its messages' headers: the packets stay on Kafka
 /// until someone downloads them).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -183,6 +201,10 @@ pub struct IngestStats {
     pub evicted_conversations: u64,
     /// Probe checks evicted to stay within the key limit.
     pub evicted_probes: u64,
+    /// Throughput test results counted.
+    pub throughput: u64,
+    /// Throughput pairs evicted to stay within the limit.
+    pub evicted_throughput: u64,
     /// Errors of the inputs themselves (a broker going away, an unreadable file).
     pub input_errors: u64,
     /// The most recent problem, for the page.
@@ -199,6 +221,7 @@ pub struct Store {
     conversations: HashMap<ConversationKey, Conversation, FxBuildHasher>,
     probes: HashMap<ProbeKey, ProbeTally, FxBuildHasher>,
     runs: HashMap<String, RunTally, FxBuildHasher>,
+    throughput: HashMap<(String, String), ThroughputCell, FxBuildHasher>,
     stats: IngestStats,
     now_ns: u64,
     /// The window (of data time) of the last sweep for expired windows.
@@ -244,6 +267,7 @@ impl Store {
             conversations: HashMap::default(),
             probes: HashMap::default(),
             runs: HashMap::default(),
+            throughput: HashMap::default(),
             stats: IngestStats::default(),
             now_ns: 0,
             swept_window: 0,
@@ -287,6 +311,7 @@ impl Store {
         match record {
             Record::Flow(flow) => self.add_flow(&flow, origin),
             Record::Probe(probe) => self.add_probe(&probe, origin, received_ns),
+            Record::Throughput(result) => self.add_throughput(*result, origin),
             Record::Summary => self.stats.summaries += 1,
         }
         self.version += 1;
@@ -398,6 +423,44 @@ impl Store {
             }
             push_unique(&mut entry.addresses, &attempt.address, ADDRESSES_PER_PROBE);
         }
+    }
+
+    /// Keeps a throughput test as its pair's latest (by its end time).
+    fn add_throughput(&mut self, mut result: PairResult, origin: &Origin) {
+        self.stats.throughput += 1;
+        result.iperf3 = None;
+        let key = (result.client.clone(), result.server.clone());
+        if !self.throughput.contains_key(&key)
+            && self.throughput.len() >= self.limits.max_throughput_pairs
+            && evict_oldest(&mut self.throughput, |c| c.result.ended_ms)
+        {
+            self.stats.evicted_throughput += 1;
+        }
+        let failed = u64::from(!result.ok());
+        match self.throughput.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                let cell = e.get_mut();
+                cell.tests += 1;
+                cell.failed += failed;
+                if result.ended_ms >= cell.result.ended_ms {
+                    cell.result = result;
+                    cell.node = origin.node.clone();
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(ThroughputCell {
+                    result,
+                    node: origin.node.clone(),
+                    tests: 1,
+                    failed,
+                });
+            }
+        }
+    }
+
+    /// Every throughput pair's latest test.
+    pub fn throughput(&self) -> impl Iterator<Item = &ThroughputCell> {
+        self.throughput.values()
     }
 
     /// Counts a packets message of a capture run (from its headers: `packets`, and the
@@ -513,6 +576,7 @@ mod tests {
             max_probes: 2,
             failed_per_conversation: 2,
             max_runs: 2,
+            max_throughput_pairs: 2,
         }
     }
 
@@ -603,5 +667,38 @@ mod tests {
         assert_eq!(p.failures["timeout"], 2);
         assert_eq!(p.addresses, ["10.0.0.2:80"]);
         assert_eq!(p.latency_sum_ns, 2_000_000);
+    }
+
+    #[test]
+    fn a_throughput_pair_keeps_its_latest_test_and_counts_failures() {
+        let test = |ended: u64, failed: bool| {
+            let outcome = if failed {
+                r#""reason":"timeout","error":"no answer""#.to_owned()
+            } else {
+                format!(
+                    r#""forward":{{"sent_bits_per_second":{ended}e9,"received_bits_per_second":{ended}e9}}"#
+                )
+            };
+            format!(
+                r#"{{"type":"throughput","client":"shop/a","server":"shop/b","server_address":"10.0.0.2","port":5201,"settings":{{"protocol":"tcp","direction":"forward","streams":1,"seconds":1,"round_trips":0}},"started_ms":0,"ended_ms":{ended},{outcome},"iperf3":{{"big":"report"}}}}"#
+            )
+        };
+        let mut store = Store::new(limits());
+        let node = Origin {
+            node: Some("node-1".into()),
+            ..Origin::default()
+        };
+        store.ingest(test(3, false).as_bytes(), &node, 0);
+        store.ingest(test(5, true).as_bytes(), &node, 0);
+        // An older test arriving late does not replace the latest.
+        store.ingest(test(4, false).as_bytes(), &node, 0);
+        let cells: Vec<_> = store.throughput().collect();
+        assert_eq!(cells.len(), 1);
+        let c = cells[0];
+        assert_eq!((c.tests, c.failed, c.result.ended_ms), (3, 1, 5));
+        assert!(!c.result.ok());
+        assert_eq!(c.node.as_deref(), Some("node-1"));
+        assert_eq!(c.result.iperf3, None, "iperf3's report is not kept");
+        assert_eq!(store.stats().throughput, 3);
     }
 }

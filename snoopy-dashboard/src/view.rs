@@ -8,7 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 use snoopy_capture::flow::{Percentiles, Protocol, Summary, Tally};
 
-use crate::store::{Conversation, FailedFlow, IngestStats, ProbeKey, RunTally, Store};
+use crate::store::{
+    Conversation, FailedFlow, IngestStats, ProbeKey, RunTally, Store, ThroughputCell,
+};
 
 /// Which part of the data to show; every member is optional and they combine with AND.
 /// These are the page's URL query parameters, so a view can be shared.
@@ -138,6 +140,69 @@ pub struct RunView {
     pub tally: RunTally,
 }
 
+/// The latest throughput test of an ordered pair: one cell of the matrix.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputView {
+    /// The client (row).
+    pub client: String,
+    /// The server (column).
+    pub server: String,
+    /// The node that ran the test.
+    pub node: Option<String>,
+    /// Whether the latest test succeeded.
+    pub ok: bool,
+    /// Received Gbit/s, client to server.
+    pub forward_gbps: Option<f64>,
+    /// Received Gbit/s, server to client.
+    pub reverse_gbps: Option<f64>,
+    /// TCP retransmissions, both ways.
+    pub retransmits: Option<u64>,
+    /// UDP datagrams lost, percent (the worse direction).
+    pub lost_percent: Option<f64>,
+    /// Median connect time, ms.
+    pub connect_ms: Option<f64>,
+    /// Median request–response round trip, ms.
+    pub round_trip_ms: Option<f64>,
+    /// Why the latest test failed.
+    pub reason: Option<String>,
+    /// The failure in words.
+    pub error: Option<String>,
+    /// When the latest test ended, ms since the epoch.
+    pub ended_ms: u64,
+    /// Tests of this pair seen, and how many failed.
+    pub tests: u64,
+    /// See `tests`.
+    pub failed: u64,
+}
+
+fn throughput_view(cell: &ThroughputCell) -> ThroughputView {
+    let r = &cell.result;
+    let flows = [r.forward.as_ref(), r.reverse.as_ref()];
+    let flows = flows.iter().flatten();
+    ThroughputView {
+        client: r.client.clone(),
+        server: r.server.clone(),
+        node: cell.node.clone(),
+        ok: r.ok(),
+        forward_gbps: r.forward.as_ref().map(|f| f.received_bits_per_second / 1e9),
+        reverse_gbps: r.reverse.as_ref().map(|f| f.received_bits_per_second / 1e9),
+        retransmits: flows
+            .clone()
+            .filter_map(|f| f.retransmits)
+            .reduce(|a, b| a + b),
+        lost_percent: flows
+            .filter_map(|f| f.udp.as_ref().map(|u| u.lost_percent))
+            .reduce(f64::max),
+        connect_ms: r.latency.as_ref().map(|l| l.connect_us.mid / 1000.0),
+        round_trip_ms: r.latency.as_ref().map(|l| l.round_trip_us.mid / 1000.0),
+        reason: r.reason.map(|reason| reason.as_str().to_owned()),
+        error: r.error.clone(),
+        ended_ms: r.ended_ms,
+        tests: cell.tests,
+        failed: cell.failed,
+    }
+}
+
 /// Everything the page shows for a filter.
 #[derive(Debug, Clone, Serialize)]
 pub struct View {
@@ -157,6 +222,8 @@ pub struct View {
     pub probes: Vec<ProbeView>,
     /// Capture runs, the most recent first.
     pub runs: Vec<RunView>,
+    /// Throughput tests, the latest per ordered pair, by client then server.
+    pub throughput: Vec<ThroughputView>,
     /// Namespaces and nodes seen (for the filter's choices).
     pub namespaces: Vec<String>,
     /// Nodes seen.
@@ -288,6 +355,24 @@ pub fn view(store: &Store, filter: &Filter) -> View {
         })
         .collect();
     runs.sort_by(|a, b| (b.tally.last_ns.cmp(&a.tally.last_ns)).then_with(|| a.run.cmp(&b.run)));
+    let mut throughput: Vec<ThroughputView> = store
+        .throughput()
+        .filter(|c| {
+            for pod in [&c.result.client, &c.result.server] {
+                if let Some((ns, _)) = pod.split_once('/') {
+                    namespaces.insert(ns.to_string());
+                }
+            }
+            nodes.extend(c.node.iter().cloned());
+            let node: Vec<String> = c.node.iter().cloned().collect();
+            filter.matches(
+                [c.result.client.as_str(), &c.result.server].into_iter(),
+                &node,
+            )
+        })
+        .map(throughput_view)
+        .collect();
+    throughput.sort_by(|a, b| (&a.client, &a.server).cmp(&(&b.client, &b.server)));
     let mut probes = probes;
     probes.sort_by(|a, b| (&a.source, &a.check, &a.target).cmp(&(&b.source, &b.check, &b.target)));
     View {
@@ -299,6 +384,7 @@ pub fn view(store: &Store, filter: &Filter) -> View {
         destinations,
         probes,
         runs,
+        throughput,
         namespaces: namespaces.into_iter().collect(),
         nodes: nodes.into_iter().collect(),
     }

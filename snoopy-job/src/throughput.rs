@@ -58,6 +58,18 @@ pub enum FailureReason {
     Error,
 }
 
+impl FailureReason {
+    /// The reason as it is spelled in JSON (`server_not_listening`, `refused`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::ServerNotListening => "server_not_listening",
+            FailureReason::Refused => "refused",
+            FailureReason::Timeout => "timeout",
+            FailureReason::Error => "error",
+        }
+    }
+}
+
 /// Throughput one way.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Flow {
@@ -135,8 +147,10 @@ pub struct Latency {
     pub round_trips: u32,
 }
 
-/// One test between a client and a server.
+/// One test between a client and a server. Its JSON starts with `"type": "throughput"`, as
+/// podtracer's flow and probe records name their type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "throughput")]
 pub struct PairResult {
     /// The client: `NS/POD`, `pid:N` or a namespace path.
     pub client: String,
@@ -222,7 +236,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#""reason":"timeout""#), "{text}");
+        assert!(text.starts_with(r#"{"type":"throughput","#), "{text}");
         assert_eq!(serde_json::from_str::<PairResult>(&text).unwrap(), r);
         assert!(!r.ok());
+        for reason in [
+            FailureReason::ServerNotListening,
+            FailureReason::Refused,
+            FailureReason::Timeout,
+            FailureReason::Error,
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), reason.as_str());
+        }
     }
 }

@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 
 /// The topics every broker starts with.
-pub const TOPICS: [&str; 3] = ["snoopy.packets", "snoopy.flows", "snoopy.probes"];
+pub const TOPICS: [&str; 4] = [
+    "snoopy.packets",
+    "snoopy.flows",
+    "snoopy.probes",
+    "snoopy.throughput",
+];
 
 /// The tansu binary: `$SNOOPY_TANSU`, else where `testbed/kafka.sh` caches it.
 pub fn tansu() -> Result<PathBuf> {

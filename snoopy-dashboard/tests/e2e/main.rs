@@ -8,5 +8,6 @@
 
 mod browser;
 mod kafka;
+mod throughput;
 mod traffic;
 mod webdriver;

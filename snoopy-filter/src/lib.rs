@@ -104,6 +104,7 @@ mod node;
 mod opt;
 mod parser;
 mod resolve;
+mod validate;
 
 pub use error::{CompileError, Error, ErrorKind, Result};
 pub use interp::{Matcher, Metadata};

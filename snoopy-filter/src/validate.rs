@@ -70,8 +70,13 @@ impl Program {
     ///
     /// [`Mode::File`]: the same, except that a `ja` may jump backwards to an instruction of
     /// the program, as libpcap's `bpf_validate` allows (its `protochain` loop needs it; the
-    /// interpreter bounds the steps). The error names the first instruction that fails and
-    /// why.
+    /// interpreter bounds the steps), and a scratch word may be read before any store (it
+    /// reads 0: libpcap's `bpf_filter` and this crate's interpreter zero them). The error
+    /// names the first instruction that fails and why.
+    ///
+    /// [`compile`](crate::compile) in [`Mode::Live`] stores 0 into the scratch words the
+    /// program reads before any store (libpcap leaves that to user space: the kernel
+    /// refuses its live `vlan and pppoes`, and libpcap then filters in user space).
     pub fn validate(&self, mode: Mode) -> Result<()> {
         let prog = &self.instructions;
         let len = prog.len();
@@ -125,13 +130,41 @@ impl Program {
         if last.code != RET | K && last.code != RET | A {
             return Err(reject(len - 1, last, "the last instruction must be a ret"));
         }
-        loads_after_stores(prog)
+        match (mode, unstored_reads(prog)) {
+            (Mode::Live, Some((pc, ins))) => {
+                Err(reject(pc, ins, "scratch word read before any store"))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
-/// The kernel's `check_load_and_stores`: a scratch word is read only after a store to it on
-/// every path that reaches the read (one bit per word, merged at jump targets).
-fn loads_after_stores(prog: &[Instruction]) -> Result<()> {
+/// Makes a live program acceptable to the kernel's `check_load_and_stores` without changing
+/// what it does: a `st M[k]` at the start for every scratch word some path reads before
+/// storing it. A is 0 there (the kernel clears A and X before the first instruction), and 0
+/// is what the word reads in libpcap's `bpf_filter` and the interpreter. Jumps are relative
+/// and only go forward in live programs, so the prefix moves none of them.
+pub(crate) fn store_scratch_first(prog: Vec<Instruction>) -> Vec<Instruction> {
+    let mut words: u16 = 0;
+    let mut probe = prog.clone();
+    while let Some((_, ins)) = unstored_reads(&probe) {
+        let word = ins.k & 0xf;
+        words |= 1 << word;
+        probe.insert(0, Instruction::new(ST, 0, 0, word));
+    }
+    if words == 0 {
+        return prog;
+    }
+    (0..MEMWORDS as u32)
+        .filter(|w| words & (1 << w) != 0)
+        .map(|w| Instruction::new(ST, 0, 0, w))
+        .chain(prog)
+        .collect()
+}
+
+/// The kernel's `check_load_and_stores`: the first load of a scratch word that some path
+/// reaches without a store to it (one bit per word, merged at jump targets), if any.
+fn unstored_reads(prog: &[Instruction]) -> Option<(usize, &Instruction)> {
     // A backward `ja` (files only) has no forward target; the kernel never sees one.
     fn merge(masks: &mut [u16], target: usize, valid: u16) {
         if let Some(m) = masks.get_mut(target) {
@@ -146,7 +179,7 @@ fn loads_after_stores(prog: &[Instruction]) -> Result<()> {
             c if c == ST || c == STX => valid |= 1 << (ins.k & 0xf),
             c if c == LD | MEM || c == LDX | MEM => {
                 if valid & (1 << (ins.k & 0xf)) == 0 {
-                    return Err(reject(pc, ins, "scratch word read before any store"));
+                    return Some((pc, ins));
                 }
             }
             c if c == JMP | JA => {
@@ -161,7 +194,7 @@ fn loads_after_stores(prog: &[Instruction]) -> Result<()> {
             _ => {}
         }
     }
-    Ok(())
+    None
 }
 
 #[cfg(test)]
@@ -226,5 +259,22 @@ mod tests {
             (0x06, 0, 0, 0),
         ]);
         assert!(one_branch.validate(Mode::Live).is_err());
+        one_branch.validate(Mode::File).unwrap();
+        let fixed = Program::new(store_scratch_first(one_branch.instructions.clone()));
+        assert_eq!(fixed.instructions[0], Instruction::new(ST, 0, 0, 1));
+        assert_eq!(&fixed.instructions[1..], &one_branch.instructions[..]);
+        fixed.validate(Mode::Live).unwrap();
+    }
+
+    #[test]
+    fn live_programs_store_the_scratch_words_they_read_first() {
+        // libpcap's live `vlan and pppoes` reads M[1] (the VLAN offset) before any store;
+        // the kernel refuses it with EINVAL (tcpdump then filters in user space). Ours
+        // stores 0 first and keeps libpcap's verdicts (tests/live.rs compares them).
+        for expr in ["vlan and pppoes", "vlan and geneve 5 and tcp"] {
+            let live = compile(expr, LinkType::Ethernet, Mode::Live, 65_535).unwrap();
+            live.validate(Mode::Live).unwrap();
+            assert_eq!(live.instructions[0].code, ST, "{expr}");
+        }
     }
 }

@@ -604,8 +604,9 @@ fn the_fcs_bits_of_a_pcap_link_type_are_not_the_link_type() -> Result<()> {
 
 #[test]
 fn pcapng_snaplen_zero_to_pcap_keeps_every_byte() -> Result<()> {
-    // Found by the `read` fuzz target: a pcapng interface with snaplen 0 ("no limit")
-    // became a pcap with snaplen 0 whose records had no bytes at all. tcpdump -w keeps them.
+    // Found writing the `read` fuzz target's round trip: a pcapng interface with snaplen 0
+    // ("no limit") became a pcap with snaplen 0 whose records had no bytes at all.
+    // tcpdump -w keeps them.
     let frames = sample_frames();
     let expected = packets(&frames[..3], 0);
     let mut ng = PcapNgSink::new(Vec::new(), "mem")?;

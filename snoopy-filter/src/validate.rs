@@ -12,7 +12,7 @@ use super::{BPF_MAXINSNS, Error, Instruction, Mode, Program, Result};
 /// `SKF_AD_PROTOCOL` (0) to `SKF_AD_VLAN_TPID` (60), in steps of 4.
 fn known_ancillary(k: u32) -> bool {
     let off = k.wrapping_sub(SKF_AD_OFF);
-    off <= 60 && off % 4 == 0
+    off <= 60 && off.is_multiple_of(4)
 }
 
 /// Whether the kernel's `chk_code_allowed` table has `code` (exact values: bits beyond
@@ -91,39 +91,33 @@ impl Program {
             }
             let after = len - pc - 1;
             let k = ins.k;
-            match ins.code {
+            let backward_inside = mode == Mode::File
+                && (k as i32) < 0
+                && (pc + 1).checked_add_signed(k as i32 as isize).is_some();
+            let problem = match ins.code {
                 c if c == ALU | DIV | K || c == ALU | MOD | K => {
-                    if k == 0 {
-                        return Err(reject(pc, ins, "division by a constant 0"));
-                    }
+                    (k == 0).then_some("division by a constant 0")
                 }
                 c if c == ALU | LSH | K || c == ALU | RSH | K => {
-                    if k >= 32 {
-                        return Err(reject(pc, ins, "constant shift of 32 or more"));
-                    }
+                    (k >= 32).then_some("constant shift of 32 or more")
                 }
                 c if c == LD | MEM || c == LDX | MEM || c == ST || c == STX => {
-                    if k as usize >= MEMWORDS {
-                        return Err(reject(pc, ins, "scratch word past M[15]"));
-                    }
+                    (k as usize >= MEMWORDS).then_some("scratch word past M[15]")
                 }
+                // The kernel ignores a `ja`'s jt and jf.
                 c if c == JMP | JA => {
-                    let backward_inside = mode == Mode::File
-                        && (k as i32) < 0
-                        && (pc + 1).checked_add_signed(k as i32 as isize).is_some();
-                    if k as usize >= after && !backward_inside {
-                        return Err(reject(pc, ins, "jump outside the program"));
-                    }
+                    (k as usize >= after && !backward_inside).then_some("jump outside the program")
                 }
-                c if c & 0x07 == JMP => {
-                    if usize::from(ins.jt) >= after || usize::from(ins.jf) >= after {
-                        return Err(reject(pc, ins, "jump past the end of the program"));
-                    }
+                c if c & 0x07 == JMP => (usize::from(ins.jt) >= after
+                    || usize::from(ins.jf) >= after)
+                    .then_some("jump past the end of the program"),
+                c if c & 0xe7 == LD | ABS => {
+                    (k >= SKF_AD_OFF && !known_ancillary(k)).then_some("unknown ancillary load")
                 }
-                c if c & 0xe7 == LD | ABS && k >= SKF_AD_OFF && !known_ancillary(k) => {
-                    return Err(reject(pc, ins, "unknown ancillary load"));
-                }
-                _ => {}
+                _ => None,
+            };
+            if let Some(why) = problem {
+                return Err(reject(pc, ins, why));
             }
         }
         let last = &prog[len - 1];
@@ -177,10 +171,8 @@ fn unstored_reads(prog: &[Instruction]) -> Option<(usize, &Instruction)> {
         valid &= masks[pc];
         match ins.code {
             c if c == ST || c == STX => valid |= 1 << (ins.k & 0xf),
-            c if c == LD | MEM || c == LDX | MEM => {
-                if valid & (1 << (ins.k & 0xf)) == 0 {
-                    return Some((pc, ins));
-                }
+            c if (c == LD | MEM || c == LDX | MEM) && valid & (1 << (ins.k & 0xf)) == 0 => {
+                return Some((pc, ins));
             }
             c if c == JMP | JA => {
                 merge(&mut masks, (pc + 1).wrapping_add(ins.k as usize), valid);
@@ -202,7 +194,10 @@ mod tests {
     use super::*;
     use crate::{LinkType, compile};
 
-    fn prog(ins: &[(u16, u8, u8, u32)]) -> Program {
+    /// `(code, jt, jf, k)` of each instruction.
+    type Fields = (u16, u8, u8, u32);
+
+    fn prog(ins: &[Fields]) -> Program {
         Program::new(
             ins.iter()
                 .map(|&(c, jt, jf, k)| Instruction::new(c, jt, jf, k))
@@ -230,7 +225,7 @@ mod tests {
         let err = p.validate(Mode::Live).unwrap_err().to_string();
         assert!(err.contains("jump outside the program"), "{err}");
 
-        let cases: &[(&[(u16, u8, u8, u32)], &str)] = &[
+        let cases: &[(&[Fields], &str)] = &[
             (&[], "0 instructions"),
             (&[(0x28, 0, 0, 12)], "the last instruction must be a ret"),
             (&[(0x15, 0, 1, 0), (0x06, 0, 0, 0)], "jump past the end"),

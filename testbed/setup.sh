@@ -7,7 +7,8 @@
 #                       when one is missing)
 #       deb-src         a deb-src stanza for bookworm/main, so testbed/k8s/build.sh can fetch
 #                       Kubernetes' source package (same mirror and key as the existing deb lines)
-#       rust            rustfmt and clippy (rustup components), cargo-nextest
+#       rust            rustfmt and clippy (rustup components), cargo-nextest, cargo-fuzz
+#                       (CARGO_FUZZ_VERSION: the newest that builds with stable Rust 1.95)
 #       tansu           the Kafka-protocol broker the Kafka tests and bench-kafka start (tansu
 #                       0.6.0, built once with cargo install into ~/.cache/snoopy, ~10 min)
 #   testbed/setup.sh --system      packages + deb-src (no Rust needed: what `make check-setup`
@@ -24,6 +25,8 @@ LOG_PREFIX=setup
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SNOOPY_CACHE="${SNOOPY_CACHE:-$HOME/.cache/snoopy}"
 TANSU_VERSION=0.6.0
+# `make fuzz` (testbed/fuzz.sh); pinned so a new release cannot need a newer compiler.
+CARGO_FUZZ_VERSION=0.13.2
 TANSU="$SNOOPY_CACHE/tansu-$TANSU_VERSION/bin/tansu"
 SRC_LIST=/etc/apt/sources.list.d/snoopy-deb-src.sources
 DEBIAN_SOURCES=/etc/apt/sources.list.d/debian.sources
@@ -155,10 +158,16 @@ part_rust() {
         cargo install cargo-nextest --locked >&2 || die "cargo install cargo-nextest --locked failed"
         added+=(cargo-nextest)
     fi
+    if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+        say rust "installing cargo-fuzz $CARGO_FUZZ_VERSION (cargo install --locked, ~3 min)"
+        cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION" >&2 ||
+            die "cargo install cargo-fuzz --locked --version $CARGO_FUZZ_VERSION failed (the error is above)"
+        added+=("cargo-fuzz $CARGO_FUZZ_VERSION")
+    fi
     if [ "${#added[@]}" -gt 0 ]; then
         say rust "added ${added[*]}"
     else
-        say rust "rustfmt, clippy, cargo-nextest present"
+        say rust "rustfmt, clippy, cargo-nextest, cargo-fuzz $CARGO_FUZZ_VERSION present"
     fi
 }
 

@@ -16,3 +16,4 @@ mod rotate;
 mod runtime;
 mod support;
 mod throughput;
+mod times;

@@ -73,6 +73,31 @@ pub enum Error {
     /// (a pcap file holds one link type only).
     #[error("{0}")]
     Unsupported(String),
+
+    /// A packet whose time the output format cannot hold: pcap's 32-bit seconds end at
+    /// 2106-02-07T06:28:15Z, pcapng's 64-bit nanoseconds at 2554-07-21T23:34:33Z. Nothing
+    /// of this packet is written; the `written` packets before it are, and the file stays
+    /// valid once flushed.
+    #[error(
+        "{sink}: packet {} is from {}, after {last}, the last time {format} timestamps can hold; \
+         the {written} packet(s) before it are written; {hint}",
+        written + 1,
+        crate::decode::time::Rfc3339(*timestamp)
+    )]
+    TimestampOutOfRange {
+        /// The sink's name (its path, or `-`).
+        sink: String,
+        /// `pcap` or `pcapng`.
+        format: &'static str,
+        /// The packet's time.
+        timestamp: std::time::Duration,
+        /// The last time the format holds, as RFC 3339.
+        last: &'static str,
+        /// Packets this sink wrote before it.
+        written: u64,
+        /// What to do instead.
+        hint: &'static str,
+    },
 }
 
 impl Error {

@@ -538,3 +538,208 @@ fn odd_records_are_taken_as_tcpdump_takes_them() -> Result<()> {
     assert_eq!(record_lengths(&mine), expected);
     Ok(())
 }
+
+/// A pcap file header (little-endian, microseconds) with this link-type field and snaplen.
+fn pcap_header(linktype: u32, snaplen: u32) -> Vec<u8> {
+    let mut bytes = 0xa1b2_c3d4u32.to_le_bytes().to_vec();
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&4u16.to_le_bytes());
+    for word in [0u32, 0, snaplen, linktype] {
+        bytes.extend_from_slice(&word.to_le_bytes());
+    }
+    bytes
+}
+
+/// What tcpdump says a file's link type is (`reading from file F, link-type NAME (...)`).
+fn tcpdump_link_type(path: &Path) -> Result<String> {
+    let out = Command::new("tcpdump")
+        .args(["-r", path.to_str().context("utf-8 path")?, "-c", "1", "-n"])
+        .output()
+        .context("running tcpdump (apt-get install tcpdump)")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_, after) = stderr
+        .split_once("link-type ")
+        .with_context(|| format!("no link-type in tcpdump's stderr: {stderr}"))?;
+    Ok(after
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+#[test]
+fn the_fcs_bits_of_a_pcap_link_type_are_not_the_link_type() -> Result<()> {
+    // Found by the `read` fuzz target (fuzz/regressions/read/crash-f4deeb3f…): a header
+    // whose link-type field was 0xcc000071 was read as an unknown link type 3422552177, and
+    // written to pcapng as 113 (16 bits): another link type than the reader's. libpcap reads
+    // the top 6 bits as the FCS length.
+    let frame = &sample_frames()[0];
+    let dir = tempfile::tempdir()?;
+    for (field, ours) in [
+        (0xcc00_0001u32, LinkType::Ethernet),
+        (0xcc00_0071, LinkType::LinuxSll),
+        (0x0400_0001, LinkType::Ethernet),
+        (1, LinkType::Ethernet),
+    ] {
+        let mut bytes = pcap_header(field, 65_535);
+        for word in [1_700_000_000u32, 0, frame.len() as u32, frame.len() as u32] {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        bytes.extend_from_slice(frame);
+        let path = dir.path().join(format!("{field:08x}.pcap"));
+        std::fs::write(&path, &bytes)?;
+        let source = FileSource::open(&path)?;
+        let read = source.interfaces()[0].link_type;
+        assert_eq!(read, ours, "0x{field:08x}");
+        assert_eq!(tcpdump_link_type(&path)?, read.name(), "0x{field:08x}");
+    }
+    // What pcapng cannot describe is refused, not cut to 16 bits.
+    let mut sink = PcapNgSink::new(Vec::new(), "mem")?;
+    let err = sink
+        .add_interface(&Interface::new("x", LinkType::Other(0x1_0071), 100))
+        .unwrap_err();
+    assert!(err.to_string().contains("16 bits"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn pcapng_snaplen_zero_to_pcap_keeps_every_byte() -> Result<()> {
+    // Found writing the `read` fuzz target's round trip: a pcapng interface with snaplen 0
+    // ("no limit") became a pcap with snaplen 0 whose records had no bytes at all.
+    // tcpdump -w keeps them.
+    let frames = sample_frames();
+    let expected = packets(&frames[..3], 0);
+    let mut ng = PcapNgSink::new(Vec::new(), "mem")?;
+    write_all(
+        &mut ng,
+        &[Interface::new("eth0", LinkType::Ethernet, 0)],
+        &expected,
+    )?;
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("zero.pcapng");
+    std::fs::write(&input, ng.into_inner()?)?;
+
+    let mut source = FileSource::open(&input)?;
+    let read = read_all(&mut source)?;
+    let ours = dir.path().join("ours.pcap");
+    let mut sink = PcapSink::create(&ours)?;
+    write_all(&mut sink, source.interfaces(), &read)?;
+    drop(sink);
+    let theirs = dir.path().join("tcpdump.pcap");
+    let status = Command::new("tcpdump")
+        .args([
+            "-r",
+            input.to_str().unwrap(),
+            "-w",
+            theirs.to_str().unwrap(),
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .context("running tcpdump")?;
+    assert!(status.success());
+    let (ours, theirs) = (
+        fixtures::tcpdump_packets(&ours)?,
+        fixtures::tcpdump_packets(&theirs)?,
+    );
+    // The same bytes (tcpdump -w writes microseconds, so only the bytes are compared).
+    let bytes = |v: &[(String, Vec<u8>)]| v.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>();
+    assert_eq!(bytes(&ours), bytes(&theirs));
+    for ((_, bytes), p) in ours.iter().zip(&expected) {
+        assert_eq!(*bytes, p.data);
+    }
+    Ok(())
+}
+
+/// 2107-12-22T12:26:40Z: past the last second pcap's 32-bit field holds (2106-02-07T06:28:15Z).
+const AFTER_2106: u64 = 4_354_000_000;
+
+#[test]
+fn pcapng_after_2106_reads_and_writes_pcapng_but_pcap_refuses_it() -> Result<()> {
+    let frames = sample_frames();
+    let mut expected = packets(&frames[..3], 0);
+    expected[1].timestamp = Duration::new(AFTER_2106, 123_456_789);
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("late.pcapng");
+    let mut ng = PcapNgSink::create(&input)?;
+    write_all(&mut ng, &[ethernet("eth0")], &expected)?;
+    drop(ng);
+    // Read: the times tshark reads, to the nanosecond, and the date tcpdump -tttt prints
+    // (libpcap reads it right; tcpdump's -tt printer casts the seconds to 32 bits).
+    let mut source = FileSource::open(&input)?;
+    assert_eq!(read_all(&mut source)?, expected);
+    check_with_tools(&input, &expected, false)?;
+    let dates = fixtures::run("tcpdump", &["-r", input.to_str().unwrap(), "-tttt", "-n"])?;
+    let second = dates
+        .lines()
+        .nth(1)
+        .context("tcpdump printed a second packet")?;
+    assert!(
+        second.starts_with("2107-12-22 12:26:40.123456 "),
+        "{second}"
+    );
+
+    // pcap: tcpdump -w and editcap write the low 32 bits (the packet reads back as 1971);
+    // the sink refuses the packet instead, after writing the one before it.
+    let out = dir.path().join("late.pcap");
+    let mut sink = PcapSink::create(&out)?;
+    let id = sink.add_interface(&ethernet("eth0"))?;
+    sink.write_packet(id, &expected[0].as_packet())?;
+    let err = sink.write_packet(id, &expected[1].as_packet()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(
+            err,
+            snoopy_capture::Error::TimestampOutOfRange { written: 1, .. }
+        ),
+        "{err:?}"
+    );
+    for part in [
+        "packet 2 is from 2107-12-22T12:26:40.123456789Z",
+        "after 2106-02-07T06:28:15Z",
+        "the 1 packet(s) before it are written",
+        "write pcapng",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message:?}");
+    }
+    sink.flush()?;
+    drop(sink);
+    check_with_tools(&out, &expected[..1], true)?;
+    let tcpdump_w = dir.path().join("tcpdump.pcap");
+    let status = Command::new("tcpdump")
+        .args([
+            "-r",
+            input.to_str().unwrap(),
+            "-w",
+            tcpdump_w.to_str().unwrap(),
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .context("running tcpdump")?;
+    assert!(status.success());
+    let wrapped = fixtures::tcpdump_packets(&tcpdump_w)?;
+    assert_eq!(
+        wrapped[1].0,
+        epoch(Duration::new(AFTER_2106 - (1 << 32), 123_456_000)),
+        "tcpdump -w wraps the seconds (why the sink refuses instead)"
+    );
+    Ok(())
+}
+
+#[test]
+fn pcapng_refuses_times_its_nanoseconds_cannot_hold() -> Result<()> {
+    let frames = sample_frames();
+    let mut sink = PcapNgSink::new(Vec::new(), "mem")?;
+    let id = sink.add_interface(&ethernet("eth0"))?;
+    let mut p = packets(&frames[..1], 0).remove(0);
+    // 2554-07-21T23:34:33.709551615Z is the last nanosecond of a u64.
+    p.timestamp = Duration::from_nanos(u64::MAX);
+    sink.write_packet(id, &p.as_packet())?;
+    p.timestamp += Duration::from_nanos(1);
+    let err = sink
+        .write_packet(id, &p.as_packet())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("after 2554-07-21T23:34:33Z"), "{err}");
+    assert!(err.contains("the 1 packet(s) before it"), "{err}");
+    Ok(())
+}

@@ -19,6 +19,10 @@ pub enum Error {
     /// is not well formed; says which line and why.
     #[error("program text: {0}")]
     ProgramText(String),
+    /// A program that the kernel (or libpcap, for files) would refuse to run
+    /// ([`Program::validate`](crate::Program::validate)); says which instruction and why.
+    #[error("invalid program: {0}")]
+    InvalidProgram(String),
 }
 
 /// What kind of failure a [`CompileError`] is.

@@ -104,6 +104,7 @@ mod node;
 mod opt;
 mod parser;
 mod resolve;
+mod validate;
 
 pub use error::{CompileError, Error, ErrorKind, Result};
 pub use interp::{Matcher, Metadata};
@@ -540,7 +541,12 @@ pub fn compile_with(
     }
     let protected = parser.generator.protected_regs();
     let optimize = parser.generator.optimize();
-    let instructions = opt::compile_tree(&root, &prologue, protected, snaplen, optimize)?;
+    let mut instructions = opt::compile_tree(&root, &prologue, protected, snaplen, optimize)?;
+    if mode == Mode::Live {
+        // The kernel refuses a read of a scratch word no store precedes (libpcap's live
+        // `vlan and pppoes` falls back to user space for it); store 0 first instead.
+        instructions = validate::store_scratch_first(instructions);
+    }
     if instructions.len() > BPF_MAXINSNS {
         return Err(CompileError::limit(
             ErrorKind::TooManyInstructions,

@@ -123,6 +123,13 @@ fn hand_written_expressions_match_tcpdump() {
                 (Ok(_), Err(e)) => failures.push(format!("{tag}: tcpdump accepts, we reject: {e}")),
                 (Ok(t), Ok(prog)) => {
                     compared += 1;
+                    // The validator against libpcap's programs and ours: both must pass
+                    // (libpcap's bpf_validate accepted its own, or tcpdump would have failed).
+                    for (whose, p) in [("ours", Some(prog)), ("libpcap's", theirs.as_ref().ok())] {
+                        if let Some(Err(e)) = p.map(|p| p.validate(Mode::File)) {
+                            failures.push(format!("{tag}: {whose} program fails validation: {e}"));
+                        }
+                    }
                     let mine = keeps(prog, pkts);
                     if *t != mine {
                         failures.push(format!("{tag}: ours differs: {}", diff(t, &mine)));

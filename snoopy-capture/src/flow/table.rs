@@ -206,7 +206,8 @@ impl FlowTable {
         if self.now >= self.next_expiry {
             // Amortised: look for idle flows once a second of capture time.
             self.expire(self.now);
-            self.next_expiry = self.now + Duration::from_secs(1);
+            // Saturating: a file's timestamps may reach Duration's end (u64::MAX seconds).
+            self.next_expiry = self.now.saturating_add(Duration::from_secs(1));
         }
         let tcp = decoded.tcp();
         let new_syn =
@@ -574,6 +575,30 @@ mod tests {
 
     const A: [u8; 4] = [10, 0, 0, 1];
     const B: [u8; 4] = [10, 0, 0, 2];
+
+    #[test]
+    fn times_at_the_end_of_duration_do_not_overflow() {
+        // Found by the `flows` fuzz target (fuzz/regressions/flows/crash-aac2b724…): a packet
+        // stamped u64::MAX seconds (a pcapng file can say so) overflowed the next expiry
+        // time and panicked. Then an earlier packet, and the flows end normally.
+        let mut table = FlowTable::new(FlowConfig::default());
+        let end = Duration::new(u64::MAX, 999_999_999);
+        for (ts, flags) in [(end, 0x02), (Duration::from_secs(1), 0x12), (end, 0x10)] {
+            let bytes = tcp(A, B, 40000, 80, 7, 0, flags);
+            let packet = Packet {
+                timestamp: ts,
+                orig_len: bytes.len() as u32,
+                data: &bytes,
+                interface: 0,
+            };
+            table.observe(LinkType::RawIp, &packet);
+        }
+        table.expire(end);
+        table.finish();
+        let records: Vec<FlowRecord> = table.drain_finished().collect();
+        assert_eq!(records.iter().map(FlowRecord::packets).sum::<u64>(), 3);
+        assert_eq!(table.now(), end);
+    }
 
     #[test]
     fn records_read_back_as_they_were_written() {

@@ -12,6 +12,7 @@ mod rotate;
 mod text;
 
 pub use json::{JsonRecord, JsonSink};
+pub(crate) use pcap::MAX_PCAP_LINKTYPE;
 pub use pcap::PcapSink;
 pub use pcapng::{DEFAULT_APPLICATION, PcapNgSink};
 pub use rotate::{FileFormat, FileRecord, RotatingSink, Rotation, push_once, strftime};

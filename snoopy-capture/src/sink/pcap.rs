@@ -13,6 +13,10 @@ use crate::{Error, Interface, LinkType, Packet, PacketSink, Result};
 /// at worst, ~4 ms of traffic, small enough to lose little when killed without a flush.
 pub(crate) const BUF_SIZE: usize = 1 << 20;
 
+/// The largest link type a pcap header holds: libpcap reads the top 6 bits of the field as
+/// the FCS length (`LT_LINKTYPE` masks them off).
+pub(crate) const MAX_PCAP_LINKTYPE: u32 = 0x03FF_FFFF;
+
 /// A pcap file (magic `0xa1b23c4d`: nanosecond timestamps, little-endian).
 ///
 /// pcap holds one link type: every interface added must have the link type of the first
@@ -30,6 +34,8 @@ pub struct PcapSink<W: Write> {
     link: Option<(LinkType, u32)>,
     header_written: bool,
     interfaces: u32,
+    /// Packets written, for the error at a timestamp pcap cannot hold.
+    packets: u64,
     name: String,
 }
 
@@ -61,6 +67,7 @@ impl<W: Write> PcapSink<W> {
             link: None,
             header_written: false,
             interfaces: 0,
+            packets: 0,
             name: name.into(),
         }
     }
@@ -102,6 +109,15 @@ impl<W: Write> PcapSink<W> {
 
 impl<W: Write> PacketSink for PcapSink<W> {
     fn add_interface(&mut self, interface: &Interface) -> Result<u32> {
+        if interface.link_type.number() > MAX_PCAP_LINKTYPE {
+            return Err(Error::Unsupported(format!(
+                "{}: interface {:?} has link type {}, more than pcap's 26 bits (the bits above \
+                 hold the FCS length)",
+                self.name,
+                interface.name,
+                interface.link_type.number()
+            )));
+        }
         match &mut self.link {
             None => self.link = Some((interface.link_type, interface.snaplen)),
             Some((link, _)) if *link != interface.link_type => {
@@ -136,14 +152,22 @@ impl<W: Write> PacketSink for PcapSink<W> {
         if !self.header_written {
             self.write_header()?;
         }
-        let snaplen = self.link.map_or(u32::MAX, |(_, s)| s);
-        let data = &packet.data[..packet.data.len().min(snaplen as usize)];
-        let secs = u32::try_from(packet.timestamp.as_secs()).map_err(|_| {
-            Error::Unsupported(format!(
-                "{}: timestamp {:?} does not fit pcap's 32-bit seconds",
-                self.name, packet.timestamp
-            ))
-        })?;
+        // tcpdump and editcap write the low 32 bits of such a time (2107 reads back as 1971);
+        // refusing it, with what was written so far, is the only way not to lie.
+        let secs =
+            u32::try_from(packet.timestamp.as_secs()).map_err(|_| Error::TimestampOutOfRange {
+                sink: self.name.clone(),
+                format: "pcap",
+                timestamp: packet.timestamp,
+                last: "2106-02-07T06:28:15Z",
+                written: self.packets,
+                hint: "write pcapng (-w FILE.pcapng), which holds it",
+            })?;
+        let data = match self.link.map_or(0, |(_, s)| s) {
+            // A snaplen of 0 means no limit, as in libpcap (a pcapng interface may say 0).
+            0 => packet.data,
+            snaplen => &packet.data[..packet.data.len().min(snaplen as usize)],
+        };
         // One 16-byte header and one data copy into the buffer. pcap-file's
         // PcapPacket::write_to makes four write calls per header and validates against the
         // header again; this is the same layout in two calls, 27 vs 36 ns/packet (benches/writers.rs).
@@ -157,7 +181,9 @@ impl<W: Write> PacketSink for PcapSink<W> {
         self.out
             .write_all(&header)
             .and_then(|()| self.out.write_all(data))
-            .map_err(|e| Error::io(format!("writing {}", self.name), e))
+            .map_err(|e| Error::io(format!("writing {}", self.name), e))?;
+        self.packets += 1;
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {

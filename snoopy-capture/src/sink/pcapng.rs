@@ -37,6 +37,8 @@ pub struct PcapNgSink<W: Write> {
     out: super::Counted<BufWriter<W>>,
     /// Snaplen of each interface, indexed by interface id.
     snaplens: Vec<u32>,
+    /// Packets written, for the error at a timestamp pcapng cannot hold.
+    packets: u64,
     name: String,
 }
 
@@ -71,6 +73,7 @@ impl<W: Write> PcapNgSink<W> {
         let mut sink = PcapNgSink {
             out: super::Counted::new(BufWriter::with_capacity(BUF_SIZE, writer)),
             snaplens: Vec::new(),
+            packets: 0,
             name: name.into(),
         };
         let section = SectionHeaderBlock {
@@ -108,6 +111,14 @@ impl<W: Write> PcapNgSink<W> {
 
 impl<W: Write> PacketSink for PcapNgSink<W> {
     fn add_interface(&mut self, interface: &Interface) -> Result<u32> {
+        if interface.link_type.number() > u32::from(u16::MAX) {
+            return Err(Error::Unsupported(format!(
+                "{}: interface {:?} has link type {}, but pcapng's link type field has 16 bits",
+                self.name,
+                interface.name,
+                interface.link_type.number()
+            )));
+        }
         let mut options = vec![InterfaceDescriptionOption::IfName(Cow::Borrowed(
             &interface.name,
         ))];
@@ -142,8 +153,20 @@ impl<W: Write> PacketSink for PcapNgSink<W> {
                 self.snaplens.len(),
             ));
         };
+        if epb_timestamp(packet.timestamp).is_none() {
+            return Err(Error::TimestampOutOfRange {
+                sink: self.name.clone(),
+                format: "pcapng (nanosecond)",
+                timestamp: packet.timestamp,
+                last: "2554-07-21T23:34:33Z",
+                written: self.packets,
+                hint: "no capture format podtracer writes holds it",
+            });
+        }
         write_epb(&mut self.out, interface, snaplen, packet)
-            .map_err(|e| Error::io(format!("writing {}", self.name), e))
+            .map_err(|e| Error::io(format!("writing {}", self.name), e))?;
+        self.packets += 1;
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -151,6 +174,12 @@ impl<W: Write> PacketSink for PcapNgSink<W> {
             .flush()
             .map_err(|e| Error::io(format!("flushing {}", self.name), e))
     }
+}
+
+/// A time as the 64-bit nanosecond count of an EPB (`if_tsresol` = 9); `None` after
+/// 2554-07-21T23:34:33Z, where the count overflows.
+pub(crate) fn epb_timestamp(timestamp: std::time::Duration) -> Option<u64> {
+    u64::try_from(timestamp.as_nanos()).ok()
 }
 
 /// Writes one Enhanced Packet Block for `interface` (timestamps in nanoseconds, so the
@@ -173,7 +202,12 @@ pub(crate) fn write_epb<W: Write>(
     let caplen = data.len();
     let pad = (4 - caplen % 4) % 4;
     let total = (32 + caplen + pad) as u32;
-    let ts = u64::try_from(packet.timestamp.as_nanos()).unwrap_or(u64::MAX);
+    let ts = epb_timestamp(packet.timestamp).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a timestamp after 2554-07-21T23:34:33Z does not fit pcapng's 64-bit nanoseconds",
+        )
+    })?;
     let mut head = [0u8; 28];
     head[0..4].copy_from_slice(&EPB.to_le_bytes());
     head[4..8].copy_from_slice(&total.to_le_bytes());

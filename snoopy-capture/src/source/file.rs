@@ -265,9 +265,13 @@ impl FileSource {
                 self.format = FileFormat::Pcap {
                     nanosecond: header.ts_resolution == TsResolution::NanoSecond,
                 };
+                // libpcap's LT_LINKTYPE: the top 6 bits of the field say whether and how many
+                // FCS bytes end each frame, not which link type it is (tcpdump reads
+                // 0xcc000071 as LINUX_SLL).
+                let link = u32::from(header.datalink) & crate::sink::MAX_PCAP_LINKTYPE;
                 self.interfaces.push(Interface::new(
                     self.name.clone(),
-                    LinkType::from_number(u32::from(header.datalink)),
+                    LinkType::from_number(link),
                     header.snaplen,
                 ));
                 self.state = State::Pcap { header };

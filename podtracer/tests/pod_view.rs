@@ -30,7 +30,7 @@ fn capture_web(ep: &str, ns: &str, interface: &str) -> Result<Child> {
         interface,
         "--ascii",
         "--duration",
-        "6",
+        "10",
         "tcp port 8080 or tcp port 8443",
     ])
 }
@@ -63,15 +63,24 @@ fn a_sidecars_plaintext_is_seen_on_lo_and_only_tls_on_eth0() -> Result<()> {
     let on_any = capture_web(&ep, &ns, "any")?;
 
     // The client is the node (over the testbed's bridge), with curl: busybox's TLS client
-    // and socat's OpenSSL 3 share no cipher suite. It asks a few times, while the captures run.
+    // and socat's OpenSSL 3 share no cipher suite. It asks until one request got an answer
+    // (the sidecar may still be starting), while the captures run.
     snoopy_testkit::require_tool("curl")?;
     let url = format!("https://{web}:8443{}", secret_path());
-    for _ in 0..6 {
-        std::thread::sleep(Duration::from_millis(500));
-        // 404 (busybox httpd serves an empty /tmp): only the request matters.
-        let _ = std::process::Command::new("curl")
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        // 404 (busybox httpd serves an empty /tmp): any HTTP answer will do.
+        let answered = std::process::Command::new("curl")
             .args(["-k", "-s", "-o", "/dev/null", "--max-time", "2", &url])
-            .status()?;
+            .status()?
+            .success();
+        if answered {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("no answer from {url} within 8 s");
+        }
+        std::thread::sleep(Duration::from_millis(300));
     }
 
     let started = Instant::now();

@@ -152,6 +152,10 @@ fn execute(vals: &mut Values, stmts: &[Instruction], alter: bool) -> R<(Val, Val
                 // An operation on X with a known X is one on a constant.
                 let (kform, operand) = if code & X != 0 {
                     match vals.konst(x) {
+                        // An X that libpcap only learns is constant in its next pass (`and x`
+                        // with X = 0 above) is still unknown to it here: `0 % (y & 0)` takes
+                        // the zero-accumulator rule below, not a modulus by zero.
+                        Some(_) if known_only_later.contains(&x) => (false, 0),
                         Some(c) if alter => {
                             // libpcap rewrites `op x` to `op #c` and checks the shift then.
                             let a_unknown_to_libpcap =

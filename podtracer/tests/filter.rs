@@ -7,27 +7,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use snoopy_testkit::NetnsPair;
 
 use crate::support::*;
-
-/// Packet count of `tcpdump -r FILE EXPR`.
-fn tcpdump_keeps(file: &Path, expr: &str) -> Result<usize> {
-    snoopy_testkit::require_tool("tcpdump")?;
-    let out = Command::new("tcpdump")
-        .args(["-n", "-q", "-r"])
-        .arg(file)
-        .arg(expr)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "tcpdump -r failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?.lines().count())
-}
 
 fn received_by_filter(stderr: &str) -> Result<u64> {
     stderr

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use snoopy_testkit::{End, NetnsPair};
 
 use crate::support::*;
@@ -142,22 +142,6 @@ fn start_pod(end: &End, hosts: &Path, resolv: &Path) -> Result<Pod> {
         waited += Duration::from_millis(10);
     }
     Ok(pod)
-}
-
-/// `tcpdump -r FILE -w - EXPR` packet count.
-fn tcpdump_count_of(file: &Path, expr: &str) -> Result<usize> {
-    let out = Command::new("tcpdump")
-        .args(["-n", "-q", "-r"])
-        .arg(file)
-        .arg(expr)
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "tcpdump -r {expr:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8(out.stdout)?.lines().count())
 }
 
 #[test]
@@ -290,18 +274,18 @@ fn capture_filter_names_resolve_through_the_pods_hosts_and_nameservers() -> Resu
     let _ = tcpdump.child().wait();
 
     let named = "host 198.18.0.3 or host fd53:6e6f::3 or host 198.18.0.4";
-    let all = tcpdump_count_of(&file, "")?;
+    let all = tcpdump_keeps(&file, "")?;
     // Everything captured is to or from web's or db's addresses ...
     assert_eq!(
-        tcpdump_count_of(&file, named)?,
+        tcpdump_keeps(&file, named)?,
         all,
         "a packet of another address was kept"
     );
     // ... and every test datagram to them is there: the reference's, to those addresses.
-    let sent = tcpdump_count_of(&reference, "")?;
-    let expected = tcpdump_count_of(&reference, named)?;
+    let sent = tcpdump_keeps(&reference, "")?;
+    let expected = tcpdump_keeps(&reference, named)?;
     assert_eq!((sent, expected), (15, 9), "the reference saw the datagrams");
-    assert_eq!(tcpdump_count_of(&file, "udp dst port 9")?, expected);
+    assert_eq!(tcpdump_keeps(&file, "udp dst port 9")?, expected);
     // The name was asked of the pod's nameserver, from the pod's namespace, through its
     // search list; db never was (the hosts file answered).
     let asked = std::fs::read_to_string(&log)?;
@@ -372,7 +356,7 @@ fn read_resolves_names_through_the_machines_hosts_file_as_tcpdump() -> Result<()
         }
         assert!(ours.status.success(), "{expr:?}: {stderr}");
         let expected = String::from_utf8(theirs.stdout)?.lines().count();
-        assert_eq!(tcpdump_count_of(&output, "")?, expected, "{expr:?}");
+        assert_eq!(tcpdump_keeps(&output, "")?, expected, "{expr:?}");
         kept_some |= expected > 0;
     }
     assert!(kept_some, "the names selected some packets");

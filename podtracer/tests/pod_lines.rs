@@ -153,14 +153,7 @@ fn start_tcpdump(end: &End, file: &Path) -> Result<Child> {
         .stderr(Stdio::piped())
         .spawn()
         .context("spawning tcpdump")?;
-    let stderr = child.stderr.take().expect("piped");
-    let mut reader = std::io::BufReader::new(stderr);
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut reader, &mut line)?;
-    if !line.contains("listening on") {
-        let _ = child.kill();
-        bail!("tcpdump did not start: {line}");
-    }
+    let mut reader = until_listening(&mut child, "tcpdump")?;
     // Keep draining stderr so tcpdump never blocks on it.
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
     Ok(child)

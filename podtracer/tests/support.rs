@@ -22,7 +22,22 @@ pub fn start_capture(args: &[&str]) -> Result<Child> {
         .stderr(Stdio::piped())
         .spawn()
         .context("spawning podtracer")?;
-    // The "listening on" line is the first thing on stderr once the socket is bound.
+    let mut reader = until_listening(&mut child, "podtracer")?;
+    // Hand the rest of stderr back to the caller through a thread-fed pipe.
+    let (rx, mut tx) = std::io::pipe()?;
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut tx));
+    child.stderr = Some(std::process::ChildStderr::from(std::os::fd::OwnedFd::from(
+        rx,
+    )));
+    Ok(child)
+}
+
+/// Reads a capture tool's stderr up to its first line, which must say it is listening (the
+/// socket is bound); the reader holds the rest. Kills the child otherwise.
+pub fn until_listening(
+    child: &mut Child,
+    what: &str,
+) -> Result<std::io::BufReader<std::process::ChildStderr>> {
     let stderr = child.stderr.take().expect("piped");
     let mut reader = std::io::BufReader::new(stderr);
     let mut line = String::new();
@@ -31,15 +46,9 @@ pub fn start_capture(args: &[&str]) -> Result<Child> {
         let _ = child.kill();
         let mut rest = String::new();
         let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
-        bail!("podtracer did not start: {line}{rest}");
+        bail!("{what} did not start: {line}{rest}");
     }
-    // Hand the rest of stderr back to the caller through a thread-fed pipe.
-    let (rx, mut tx) = std::io::pipe()?;
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut tx));
-    child.stderr = Some(std::process::ChildStderr::from(std::os::fd::OwnedFd::from(
-        rx,
-    )));
-    Ok(child)
+    Ok(reader)
 }
 
 /// Waits for a child with a deadline, killing it if it overstays.
@@ -180,4 +189,21 @@ pub fn stdout_of(mut command: Command) -> Result<String> {
         );
     }
     Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Packet count of `tcpdump -r FILE EXPR`.
+pub fn tcpdump_keeps(file: &Path, expr: &str) -> Result<usize> {
+    snoopy_testkit::require_tool("tcpdump")?;
+    let out = Command::new("tcpdump")
+        .args(["-n", "-q", "-r"])
+        .arg(file)
+        .arg(expr)
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "tcpdump -r failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?.lines().count())
 }

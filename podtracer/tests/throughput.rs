@@ -22,6 +22,13 @@ fn between(pair: &NetnsPair, extra: &[&str]) -> Result<Output> {
         .output()?)
 }
 
+/// One nftables rule on what enters `end`, in a table of its own at `priority`.
+fn input_rule(end: &snoopy_testkit::End, table: &str, priority: i32, rule: &str) -> Result<()> {
+    end.nft(&format!(
+        "table inet {table} {{\n  chain input {{\n    type filter hook input priority {priority};\n    {rule}\n  }}\n}}\n"
+    ))
+}
+
 /// The JSON results printed, one per line.
 fn results(out: &Output) -> Result<Vec<Value>> {
     String::from_utf8(out.stdout.clone())?
@@ -119,8 +126,11 @@ fn udp_loss_made_by_nftables_is_measured() -> Result<()> {
     let pair = NetnsPair::new()?;
     // One data datagram in four dropped on its way into b (and nothing else touched: iperf3
     // sets up a UDP stream with a 4-byte datagram and waits for it without retrying).
-    pair.b.nft(
-        "table inet loss {\n  chain input {\n    type filter hook input priority 0;\n    udp length > 100 numgen random mod 4 0 drop\n  }\n}\n",
+    input_rule(
+        &pair.b,
+        "loss",
+        0,
+        "udp length > 100 numgen random mod 4 0 drop",
     )?;
     let out = between(&pair, &["-t", "2", "-u", "-b", "20M", "-o", "json"])?;
     assert!(out.status.success(), "{out:?}");
@@ -146,9 +156,7 @@ fn udp_loss_made_by_nftables_is_measured() -> Result<()> {
 #[test]
 fn a_dropped_port_is_a_failed_result_with_its_reason() -> Result<()> {
     let pair = NetnsPair::new()?;
-    pair.b.nft(
-        "table inet fw {\n  chain input {\n    type filter hook input priority 0;\n    tcp dport 5399 drop\n  }\n}\n",
-    )?;
+    input_rule(&pair.b, "fw", 0, "tcp dport 5399 drop")?;
     let out = between(
         &pair,
         &[
@@ -175,8 +183,11 @@ fn a_dropped_port_is_a_failed_result_with_its_reason() -> Result<()> {
     assert_eq!(r["latency"]["round_trips"], 20, "{r}");
 
     // With nothing listening and a reject rule, the reason is "refused".
-    pair.b.nft(
-        "table inet fw2 {\n  chain input {\n    type filter hook input priority -1;\n    tcp dport != 5399 reject with tcp reset\n  }\n}\n",
+    input_rule(
+        &pair.b,
+        "fw2",
+        -1,
+        "tcp dport != 5399 reject with tcp reset",
     )?;
     let out = between(&pair, &["-t", "1", "--connect-timeout", "1s", "-o", "json"])?;
     assert_eq!(out.status.code(), Some(1), "{out:?}");

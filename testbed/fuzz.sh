@@ -43,6 +43,8 @@ build_started=$SECONDS
 log "built in $((SECONDS - build_started)) s"
 
 for target in "${targets[@]}"; do
+    [ -d "$root/fuzz/corpus/$target" ] ||
+        die "the seeds fuzz/corpus/$target are missing: write them with 'python3 fuzz/seeds.py' (as root) and commit them"
     corpus="$work/corpus/$target"
     artifacts="$work/artifacts/$target/"
     mkdir -p "$corpus" "$artifacts"

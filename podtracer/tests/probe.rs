@@ -173,6 +173,20 @@ fn http_and_dns_resolve_names_through_the_pods_resolv_conf() -> Result<()> {
         docs.path().to_str().unwrap(),
     ])?;
     pair.a.wait_for_port(&b, 8080)?;
+    // The DNS server must be bound too (UDP: nothing to connect to, so ask ss).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pair
+        .b
+        .run(&["ss", "-Hlun", "sport = :53"])?
+        .stdout
+        .is_empty()
+    {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the test DNS server never bound :53"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let pod = pair.a.resident()?;
     let pid = pod.pid().to_string();
     // `ip netns exec` enters the network namespace before it mounts the pod's /etc files.

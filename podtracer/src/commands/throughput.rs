@@ -115,10 +115,11 @@ pub struct ThroughputArgs {
     pub sinks: crate::sinks::SinkArgs,
 }
 
-/// One side of a test: its namespace, its name, and (servers) the address to reach it at.
-struct Side {
-    target: Target,
-    address: Option<IpAddr>,
+/// The tests to run: every namespace opened once, and the ordered pairs as indices into it
+/// (client, server) with the server's address.
+struct Plan {
+    targets: Vec<Target>,
+    pairs: Vec<(usize, usize, IpAddr)>,
 }
 
 /// Runs every pair in turn and prints the results. Exit status 0 when every test
@@ -131,7 +132,7 @@ pub fn run(args: ThroughputArgs) -> Result<ExitCode> {
     privileges
         .check("running iperf3 as nobody with no capabilities")
         .context("podtracer throughput drops iperf3's privileges after entering the namespace")?;
-    let pairs = pairs(&args)?;
+    let plan = plan(&args)?;
     let settings = TestSettings {
         protocol: if args.udp {
             Protocol::Udp
@@ -164,8 +165,17 @@ pub fn run(args: ThroughputArgs) -> Result<ExitCode> {
         out.flush()?;
     }
     let mut results = Vec::new();
-    for (client, server) in &pairs {
-        let result = test_pair(client, server, &settings, &args, &iperf3, &privileges);
+    for &(client, server, address) in &plan.pairs {
+        let (client, server) = (&plan.targets[client], &plan.targets[server]);
+        let result = test_pair(
+            client,
+            server,
+            address,
+            &settings,
+            &args,
+            &iperf3,
+            &privileges,
+        );
         match args.output {
             ThroughputOutput::Json => {
                 serde_json::to_writer(&mut out, &result)?;
@@ -191,26 +201,24 @@ pub fn run(args: ThroughputArgs) -> Result<ExitCode> {
 
 /// The ordered (client, server) pairs the options name; the server options are checked
 /// before any namespace is opened.
-fn pairs(args: &ThroughputArgs) -> Result<Vec<(Side, Side)>> {
+fn plan(args: &ThroughputArgs) -> Result<Plan> {
     if args.mesh {
         if args.target.selector.is_none() {
             bail!("--mesh needs -l SELECTOR: the pods that test each other");
         }
-        let clients = args.target.resolve()?.targets;
-        let n = clients.len();
+        let targets = args.target.resolve()?.targets;
+        let n = targets.len();
         if n < 2 {
             bail!("--mesh needs at least two matching pods; {n} matched on this node");
         }
         check_pairs(n * (n - 1), args.max_pairs)?;
         let mut pairs = Vec::new();
-        for (i, client) in clients.iter().enumerate() {
-            for (j, server) in clients.iter().enumerate() {
-                if i != j {
-                    pairs.push((side(client, None)?, server_side(server, None)?));
-                }
+        for client in 0..n {
+            for server in (0..n).filter(|&s| s != client) {
+                pairs.push((client, server, server_address(&targets[server], None)?));
             }
         }
-        return Ok(pairs);
+        return Ok(Plan { targets, pairs });
     }
     let server = TargetArgs {
         pid: args.to_pid,
@@ -228,13 +236,15 @@ fn pairs(args: &ThroughputArgs) -> Result<Vec<(Side, Side)>> {
             "name the server: --to-pod NAME, --to-pid PID or --to-netns PATH (with --to-ip), or --mesh with -l"
         );
     }
-    let clients = args.target.resolve()?.targets;
-    check_pairs(clients.len(), args.max_pairs)?;
+    let mut targets = args.target.resolve()?.targets;
+    check_pairs(targets.len(), args.max_pairs)?;
     let server = server.resolve_one()?;
-    clients
-        .iter()
-        .map(|client| Ok((side(client, None)?, server_side(&server, args.to_ip)?)))
-        .collect()
+    let address = server_address(&server, args.to_ip)?;
+    let pairs = (0..targets.len())
+        .map(|c| (c, targets.len(), address))
+        .collect();
+    targets.push(server);
+    Ok(Plan { targets, pairs })
 }
 
 fn check_pairs(n: usize, max: usize) -> Result<()> {
@@ -244,27 +254,16 @@ fn check_pairs(n: usize, max: usize) -> Result<()> {
     Ok(())
 }
 
-fn side(target: &Target, address: Option<IpAddr>) -> Result<Side> {
-    Ok(Side {
-        target: Target {
-            namespace: target.namespace.try_clone()?,
-            label: target.label.clone(),
-            pod: target.pod.clone(),
-        },
-        address,
-    })
-}
-
-/// A server side: its address is `--to-ip`, else its pod's IP.
-fn server_side(target: &Target, to_ip: Option<IpAddr>) -> Result<Side> {
-    let address = to_ip.or_else(|| target.pod.as_ref().and_then(|p| p.ip));
-    if address.is_none() {
-        bail!(
-            "{} has no IP the runtime reports: give the server's address with --to-ip",
-            target.label
-        );
-    }
-    side(target, address)
+/// Where a server is reached: `--to-ip`, else its pod's IP.
+fn server_address(target: &Target, to_ip: Option<IpAddr>) -> Result<IpAddr> {
+    to_ip
+        .or_else(|| target.pod.as_ref().and_then(|p| p.ip))
+        .with_context(|| {
+            format!(
+                "{} has no IP the runtime reports: give the server's address with --to-ip",
+                target.label
+            )
+        })
 }
 
 fn now_ms() -> u64 {
@@ -276,18 +275,18 @@ fn now_ms() -> u64 {
 /// One test: latency first (idle path), then iperf3. Never an `Err`: what fails is the
 /// result's `reason` and `error`.
 fn test_pair(
-    client: &Side,
-    server: &Side,
+    client: &Target,
+    server: &Target,
+    address: IpAddr,
     settings: &TestSettings,
     args: &ThroughputArgs,
     iperf3: &std::path::Path,
     privileges: &Privileges,
 ) -> PairResult {
-    let address = server.address.expect("servers have an address");
     let started_ms = now_ms();
     let mut result = PairResult {
-        client: client.target.label.clone(),
-        server: server.target.label.clone(),
+        client: client.label.clone(),
+        server: server.label.clone(),
         server_address: address.to_string(),
         port: args.port.unwrap_or(0),
         settings: settings.clone(),
@@ -303,8 +302,8 @@ fn test_pair(
     let outcome = (|| -> Result<(), (FailureReason, String)> {
         if settings.round_trips > 0 {
             result.latency = Some(latency::measure(
-                &client.target,
-                &server.target,
+                client,
+                server,
                 address,
                 settings.round_trips,
                 args.connect_timeout,
@@ -312,15 +311,15 @@ fn test_pair(
         }
         let port = match args.port {
             Some(p) => p,
-            None => latency::free_port(&server.target, address)
+            None => latency::free_port(server, address)
                 .map_err(|e| (FailureReason::Error, format!("{e:#}")))?,
         };
         result.port = port;
         let test = iperf::Test {
             iperf3,
             privileges,
-            server: &server.target.namespace,
-            client: &client.target.namespace,
+            server: &server.namespace,
+            client: &client.namespace,
             address: SocketAddr::new(address, port),
             settings,
             connect_timeout: args.connect_timeout,

@@ -160,3 +160,4 @@ bench-dashboard: setup
 # expressions, CPU time ratio printed.
 bench-filter: setup release
 	python3 bench/filter_read.py --podtracer target/release/podtracer
+	python3 bench/filter_compile.py --podtracer target/release/podtracer

@@ -1767,30 +1767,26 @@ impl<'r> Gen<'r> {
 
     /// `gen_byteop`: `byte IDX OP VAL`, on the link-layer header.
     ///
-    /// libpcap compiles `&` and `|` to an ALU operation on whatever the accumulator holds
-    /// when the test runs (it loads nothing), so their verdict depends on what libpcap's
-    /// optimizer leaves there: it keeps arithmetic it would fold into a comparison when A
-    /// is live afterwards (`ip[0] = 0x45 and byte 0 & 1` tests ip[0] - 69) and carries
-    /// constants across blocks (`1 = 1 and byte 0 & 1` tests 0). This optimizer tracks
-    /// neither, so those two are refused rather than given a verdict that could differ
-    /// (the README has the trial that showed it).
+    /// `&` and `|` test `(byte IDX OP VAL) != 0`, as libpcap does since it loads the byte
+    /// first. libpcap 1.10.3 (Debian 12's) loaded nothing and tested whatever its optimiser
+    /// had left in the accumulator (`tcpdump -d 'byte 5 & 3'` rejects every packet); that
+    /// was a bug, and a filter that depends on it is no one's intent (the README says more).
     pub(crate) fn byteop(&self, op: char, idx: u32, val: u32) -> R<Node> {
-        match op {
-            '=' => Ok(self.cmp(OffRel::LinkHdr, idx, B, val)),
-            '<' => Ok(self.ncmp(OffRel::LinkHdr, idx, B, 0xffff_ffff, JGE, true, val)),
-            '>' => Ok(self.cmp_gt(OffRel::LinkHdr, idx, B, val)),
+        let alu = match op {
+            '=' => return Ok(self.cmp(OffRel::LinkHdr, idx, B, val)),
+            '<' => return Ok(self.ncmp(OffRel::LinkHdr, idx, B, 0xffff_ffff, JGE, true, val)),
+            '>' => return Ok(self.cmp_gt(OffRel::LinkHdr, idx, B, val)),
+            '&' => AND,
+            '|' => OR,
             _ => {
-                let hint = if op == '&' {
-                    format!("; for a test of the byte, write `ether[{idx}] & {val} != 0`")
-                } else {
-                    String::new()
-                };
-                Err(CompileError::unsupported(format!(
-                    "`byte {idx} {op} {val}` (libpcap tests the accumulator left by the code \
-                     before it, not byte {idx}){hint}"
-                )))
+                return Err(CompileError::invalid(format!(
+                    "`byte` takes one of = < > & | (got {op:?})"
+                )));
             }
-        }
+        };
+        let mut s = self.load_a(OffRel::LinkHdr, idx, B);
+        s.push(stmt(ALU | K | alu, val));
+        Ok(Node::not(Node::test(s, JEQ, K, 0)))
     }
 
     /// `gen_prevlinkhdr_check` and `b`: inside Geneve, an Ethernet address test first checks

@@ -626,3 +626,69 @@ fn direction_and_interface_errors_are_libpcaps() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert_eq!(checked, 24, "every case ran on each of its link types");
 }
+
+/// `byte N & V` and `byte N | V` test `(byte N op V) != 0`, as libpcap has since it loads
+/// the byte. The installed libpcap (1.10.3) loads nothing and tests a stale accumulator, so
+/// tcpdump is the oracle for the expression that says it outright: `link[N] op V != 0`,
+/// alone and inside the compound expressions where 1.10.3's stale accumulator showed.
+#[test]
+fn byte_and_or_test_the_byte_itself() {
+    require_tcpdump();
+    let mut pairs = Vec::new();
+    for (idx, val) in [
+        (0, 1),
+        (5, 3),
+        (12, 8),
+        (14, 0x45),
+        (20, 0xf0),
+        (23, 6),
+        (39, 0xff),
+    ] {
+        for op in ['&', '|'] {
+            let ours = format!("byte {idx} {op} {val}");
+            let oracle = format!("link[{idx}] {op} {val} != 0");
+            for (a, b) in [
+                ("", ""),
+                ("ip[0] = 0x45 and ", "ip[0] = 0x45 and "),
+                ("1 = 1 and ", "1 = 1 and "),
+                ("ether[0] = 2 and ", "ether[0] = 2 and "),
+                ("not ", "not "),
+                ("tcp or ", "tcp or "),
+            ] {
+                pairs.push((format!("{a}{ours}"), format!("{b}{oracle}")));
+            }
+        }
+    }
+    pairs.push(("byte 0 | 0".into(), "link[0] | 0 != 0".into()));
+    pairs.push(("byte 1 & 0".into(), "link[1] & 0 != 0".into()));
+    let c = corpus();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (link, path, pkts) in &c.files {
+        let results = par_map(&pairs, &c.dir, |(ours, oracle), scratch| {
+            let truth = tcpdump_keeps(path, scratch, oracle);
+            (
+                ours.clone(),
+                truth,
+                compile(ours, *link, Mode::File, SNAPLEN),
+            )
+        });
+        for (expr, truth, ours) in results {
+            let tag = format!("[{}] {expr:?}", link.name());
+            match (truth, ours) {
+                (Ok(t), Ok(prog)) => {
+                    compared += 1;
+                    let mine = keeps(&prog, pkts);
+                    if t != mine {
+                        failures.push(format!("{tag}: ours differs: {}", diff(&t, &mine)));
+                    }
+                }
+                // `ether[0] = 2` on raw IP: both refuse.
+                (Err(_), Err(_)) => {}
+                (t, o) => failures.push(format!("{tag}: tcpdump {t:?}, ours {:?}", o.err())),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(compared > pairs.len() * 3, "only {compared} comparisons");
+}

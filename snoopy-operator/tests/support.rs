@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::Reporter;
@@ -118,7 +118,20 @@ pub async fn delete_namespace(client: &Client, name: &str) {
     let _ = api.delete(name, &DeleteParams::default()).await;
 }
 
-/// A pod bound to `node` and marked Running, as a kubelet would.
+/// The Node object `name`, created if absent. Without it the controller-manager's PodGC
+/// force-deletes every pod bound to `name` as orphaned, 40-60 s after it was created: a
+/// test that waits that long (a schedule's first tick) would see its target vanish.
+pub async fn ensure_node(client: &Client, name: &str) {
+    let api: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+    match api.create(&PostParams::default(), &node).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => panic!("creating Node {name}: {e}"),
+    }
+}
+
+/// A pod bound to `node` (whose Node object exists) and marked Running, as a kubelet would.
 pub async fn running_pod(
     client: &Client,
     ns: &str,
@@ -127,6 +140,7 @@ pub async fn running_pod(
     node: &str,
     ip: &str,
 ) -> Pod {
+    ensure_node(client, node).await;
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let labels: BTreeMap<&str, &str> = labels.iter().copied().collect();
     let pod: Pod = serde_json::from_value(json!({

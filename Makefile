@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: fuzz setup check-setup bench-kafka kafka-up kafka-down test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup bench-dashboard testbed-up testbed-down demo demo-node test-cluster k8s-build control-plane-up cluster-up cluster-down cluster-selftest images deploy undeploy crdgen bench-operator
+.PHONY: fuzz setup check-setup bench-kafka kafka-up kafka-down test lint unit examples build release bench bench-capture bench-filter bench-flows bench-startup bench-dashboard testbed-up testbed-down demo demo-node test-cluster k8s-build control-plane-up cluster-up cluster-down cluster-selftest images deploy undeploy crdgen bench-operator bench-operator-scale
 
 test: setup lint examples unit fuzz test-cluster
 
@@ -93,6 +93,13 @@ bench-operator: SETUP_PARTS = packages deb-src
 bench-operator: setup
 	testbed/k8s/control-plane.sh up >/dev/null
 	eval "$$(testbed/k8s/control-plane.sh env)" && $(CARGO) bench -p snoopy-operator --bench targets; status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
+
+# At scale: 100 kubelet-less Nodes, 5,000 pods, a SnoopyJob selecting 2,000; churn of 500
+# unrelated pods; operator and apiserver request counts, operator memory.
+bench-operator-scale: SETUP_PARTS = packages deb-src
+bench-operator-scale: setup
+	testbed/k8s/control-plane.sh up >/dev/null
+	eval "$$(testbed/k8s/control-plane.sh env)" && $(CARGO) bench -p snoopy-operator --bench scale; status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
 
 # Packets -> Kafka (tansu on loopback) vs file sink vs tcpdump, same flood, same run.
 bench-kafka: SETUP_PARTS = packages tansu

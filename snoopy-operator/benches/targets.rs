@@ -7,9 +7,7 @@
 //! (a separate process, the real binary) cannot tell the difference.
 //! Run: `cargo bench -p snoopy-operator --bench targets`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -20,8 +18,11 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use snoopy_operator::crd::SnoopyJob;
 
+mod common;
+
+use common::{metric, rss_kib, scrape, start_operator, wait_ready};
+
 const NODE: &str = "snoopy-bench-node";
-const LISTEN: &str = "127.0.0.1:18191";
 
 struct Result {
     targets: usize,
@@ -232,68 +233,4 @@ async fn run(client: &Client, n: usize) -> anyhow::Result<Result> {
         requests,
         rss_mb,
     })
-}
-
-fn start_operator(op: &str, ns: &str) -> anyhow::Result<Child> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_snoopy-operator"))
-        .args([
-            "--namespace",
-            op,
-            "--watch-namespace",
-            ns,
-            "--listen",
-            LISTEN,
-        ])
-        .env("RUST_LOG", "warn")
-        .spawn()?)
-}
-
-async fn wait_ready(child: &mut Child) -> anyhow::Result<()> {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait()? {
-            anyhow::bail!("the operator exited: {status}");
-        }
-        if get("/readyz").is_ok_and(|r| r.starts_with("HTTP/1.1 200")) {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "the operator did not become ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn get(path: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(LISTEN)?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut out = String::new();
-    stream.read_to_string(&mut out)?;
-    Ok(out)
-}
-
-fn scrape() -> anyhow::Result<String> {
-    Ok(get("/metrics")?)
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .ok_or_else(|| anyhow::anyhow!("no VmHWM"))?;
-    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
 }

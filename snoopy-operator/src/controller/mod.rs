@@ -6,6 +6,7 @@
 
 mod apply;
 mod decide;
+pub mod pod_watch;
 pub(crate) mod targets;
 
 use std::collections::HashMap;
@@ -16,7 +17,6 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
@@ -375,23 +375,27 @@ pub async fn check_crds(client: &Client) -> anyhow::Result<()> {
     check::<SnoopyJob>(client).await
 }
 
-/// Runs both controllers until a shutdown signal.
+/// Runs both controllers until a shutdown signal, fed by one metadata-only pod watch.
 pub async fn run(ctx: Arc<Context>) {
-    futures::join!(
-        controller::<Tcpdump>(ctx.clone()),
-        controller::<SnoopyJob>(ctx)
+    let (watch, mut readers) = pod_watch::shared(ctx.client.clone(), 2);
+    let (snoopyjob_pods, tcpdump_pods) = (readers.pop(), readers.pop());
+    let controllers = futures::future::join(
+        controller::<Tcpdump>(ctx.clone(), tcpdump_pods.expect("two readers")),
+        controller::<SnoopyJob>(ctx, snoopyjob_pods.expect("two readers")),
     );
+    // The watch never ends by itself: the controllers' end (a shutdown signal) ends both.
+    futures::future::select(std::pin::pin!(watch), std::pin::pin!(controllers)).await;
 }
 
-/// One controller: the CRs, the Jobs they own (by label) and the pods they select.
-pub async fn controller<K: CaptureResource>(ctx: Arc<Context>) {
+/// One controller: the CRs, the Jobs they own (by label) and the pods they select (from
+/// the shared pod watch).
+pub async fn controller<K: CaptureResource>(ctx: Arc<Context>, pods: pod_watch::PodEvents) {
     let client = ctx.client.clone();
     let crs: Api<K> = match &ctx.settings.watch_namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     };
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &ctx.settings.namespace);
-    let pods: Api<Pod> = Api::all(client);
+    let jobs: Api<Job> = Api::namespaced(client, &ctx.settings.namespace);
     let kind = K::kind(&()).to_string();
     let job_labels = format!(
         "{}={},{}={kind}",
@@ -412,22 +416,18 @@ pub async fn controller<K: CaptureResource>(ctx: Arc<Context>) {
                 .any_semantic(),
             owner_of::<K>,
         )
-        .watches(
-            pods,
-            watcher::Config::default().any_semantic(),
-            move |pod: Pod| {
-                // A Job's own pod (Pending → Running) concerns the CR that owns the Job.
-                if let Some(owner) = job_pod_owner::<K>(&pod) {
-                    return vec![owner];
-                }
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|cr| selects(cr.as_ref(), &pod))
-                    .map(|cr| ObjectRef::from_obj(cr.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+        .watches_stream(pods, move |pod: pod_watch::PodMeta| {
+            // A Job's own pod (Pending → Running) concerns the CR that owns the Job.
+            if let Some(owner) = job_pod_owner::<K>(&pod) {
+                return vec![owner];
+            }
+            store
+                .state()
+                .into_iter()
+                .filter(|cr| selects(cr.as_ref(), &pod))
+                .map(|cr| ObjectRef::from_obj(cr.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .shutdown_on_signal()
         .run(reconcile::<K>, error_policy::<K>, ctx)
         .for_each(|result| async move {
@@ -444,7 +444,7 @@ fn owner_of<K: CaptureResource>(job: Job) -> Option<ObjectRef<K>> {
 }
 
 /// The CR of kind `K` a Job's pod belongs to: managed by this operator, of this kind.
-fn job_pod_owner<K: CaptureResource>(pod: &Pod) -> Option<ObjectRef<K>> {
+fn job_pod_owner<K: CaptureResource>(pod: &impl Resource) -> Option<ObjectRef<K>> {
     let labels = pod.labels();
     let ours = labels.get(naming::MANAGED_BY).map(String::as_str) == Some(naming::MANAGED_BY_VALUE)
         && labels.get(naming::OWNER_KIND).map(String::as_str) == Some(&*K::kind(&()));
@@ -466,7 +466,7 @@ fn owner_ref<K: CaptureResource>(
 /// Selector-based namespaces cannot be checked without the namespace's labels, so those CRs
 /// are reconciled for every pod that matches the pod selector. Reads the spec only (no
 /// validation, no filter compiling): this runs for every CR on every pod event.
-fn selects<K: CaptureResource>(cr: &K, pod: &Pod) -> bool {
+fn selects<K: CaptureResource>(cr: &K, pod: &impl Resource) -> bool {
     let (namespaces, pod_selector) = cr.scope();
     let in_namespace = match &namespaces {
         Namespaces::Named(ns) => pod.namespace().as_deref() == Some(ns.as_str()),
@@ -480,6 +480,7 @@ mod tests {
     use super::*;
     use crate::job::build;
     use crate::job::fixtures::{owner, poc_plan, target};
+    use k8s_openapi::api::core::v1::Pod;
 
     /// The filter is compiled once per generation: the same generation is answered from the
     /// cache, a new one is planned again, and a forgotten CR starts over.

@@ -1,0 +1,357 @@
+//! Benchmark at cluster scale: 100 Nodes and 5,000 pods, of which a SnoopyJob selects 2,000
+//! spread over the nodes. Prints how long the Jobs take to exist, the API requests the
+//! operator made (and the apiserver's own count for the same span), the operator's memory,
+//! and what 500 unrelated pods, created and deleted while the SnoopyJob runs, cost it.
+//!
+//! Needs the testbed apiserver (`testbed/k8s/control-plane.sh up`, `KUBECONFIG`). The Nodes
+//! have no kubelet behind them: pods are bound with `nodeName` and marked Running, as a
+//! kubelet would; the operator (the real binary, a separate process) cannot tell.
+//! Run: `make bench-operator-scale` (or `cargo bench -p snoopy-operator --bench scale`).
+//! `SNOOPY_SCALE_PODS`, `SNOOPY_SCALE_NODES` and `SNOOPY_SCALE_SELECTED` shrink it.
+
+mod common;
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use snoopy_operator::crd::SnoopyJob;
+
+use common::{cpu_seconds, metric, rss_kib, rss_now_kib, scrape, start_operator, wait_ready};
+
+/// How many pods the bench creates at once.
+const CONCURRENCY: usize = 32;
+/// Unrelated pods created and deleted while the SnoopyJob runs.
+const CHURN: usize = 500;
+/// The operator's requests counter.
+const REQUESTS: &str = "snoopy_operator_api_requests_total";
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        eprintln!(
+            "KUBECONFIG is not set: run testbed/k8s/control-plane.sh up; eval $(testbed/k8s/control-plane.sh env)"
+        );
+        return ExitCode::FAILURE;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match rt.block_on(bench()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The cluster the bench builds.
+struct Shape {
+    nodes: usize,
+    pods: usize,
+    selected: usize,
+}
+
+impl Shape {
+    fn node(i: usize) -> String {
+        format!("snoopy-scale-{i:04}")
+    }
+    /// Selected pods are every `pods / selected`-th, so they spread over all nodes.
+    fn is_selected(&self, i: usize) -> bool {
+        let every = (self.pods / self.selected.max(1)).max(1);
+        i.is_multiple_of(every) && i / every < self.selected
+    }
+}
+
+async fn bench() -> anyhow::Result<bool> {
+    let shape = Shape {
+        nodes: setting("SNOOPY_SCALE_NODES", 100),
+        pods: setting("SNOOPY_SCALE_PODS", 5_000),
+        selected: setting("SNOOPY_SCALE_SELECTED", 2_000),
+    };
+    let client = Client::try_default().await?;
+    install_crds(&client).await?;
+    let started = Instant::now();
+    let nodes: Api<Node> = Api::all(client.clone());
+    for i in 0..shape.nodes {
+        let node = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": Shape::node(i), "labels": {"snoopy-bench": "scale"}}});
+        nodes
+            .patch(
+                &Shape::node(i),
+                &PatchParams::apply("snoopy-bench").force(),
+                &Patch::Apply(&node),
+            )
+            .await?;
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis()
+        % 1_000_000;
+    let (ns, op) = (format!("scale-{stamp}"), format!("scale-op-{stamp}"));
+    create_namespaces(&client, &[&ns, &op]).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    create_pods(&pods, &shape, "pod", 0..shape.pods).await?;
+    println!(
+        "cluster: {} Nodes, {} pods ({} selected) in {:.1} s",
+        shape.nodes,
+        shape.pods,
+        shape.selected,
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut operator = start_operator(&op, &ns)?;
+    wait_ready(&mut operator).await?;
+    let pid = operator.id();
+    let before = Counts::now(&client).await?;
+    let sjs: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let sj: SnoopyJob = serde_json::from_value(json!({
+        "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
+        "metadata": {"name": "scale", "namespace": ns},
+        "spec": {"targetNamespace": ns, "podSelector": {"matchLabels": {"app": "web"}},
+                 "tool": {"capture": {"packetCount": 10}}},
+    }))?;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &op);
+    let start = Instant::now();
+    sjs.create(&PostParams::default(), &sj).await?;
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        let have = jobs
+            .list_metadata(&ListParams::default())
+            .await?
+            .items
+            .len();
+        if have >= shape.selected {
+            break;
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(300),
+            "only {have} of {} Jobs after 300 s",
+            shape.selected
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await; // the status settles
+    let after = Counts::now(&client).await?;
+    let rss_mb = rss_kib(pid)? as f64 / 1024.0;
+
+    // Churn: unrelated pods (other labels) come and go while the SnoopyJob runs.
+    let quiet = Counts::now(&client).await?;
+    let (cpu0, rss0) = (cpu_seconds(pid)?, rss_now_kib(pid)?);
+    create_pods(&pods, &shape, "churn", 0..CHURN).await?;
+    pods.delete_collection(&grace_0(), &ListParams::default().labels("app=churn"))
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let churned = Counts::now(&client).await?;
+    let (cpu1, rss1) = (cpu_seconds(pid)?, rss_now_kib(pid)?);
+
+    let requests = after.operator - before.operator;
+    println!(
+        "\n{:>10} {:>8} {:>12} {:>14} {:>16} {:>20} {:>10}",
+        "mode",
+        "Jobs",
+        "all Jobs (s)",
+        "API requests",
+        "requests/target",
+        "apiserver requests",
+        "RSS (MB)"
+    );
+    println!(
+        "{:>10} {:>8} {:>12.2} {:>14} {:>16.2} {:>20} {:>10.1}",
+        "per pod",
+        shape.selected,
+        seconds,
+        requests,
+        requests / shape.selected as f64,
+        format!(
+            "{} ({} ours)",
+            after.apiserver - before.apiserver,
+            polls + 2
+        ),
+        rss_mb
+    );
+    let churn_requests = churned.operator - quiet.operator;
+    let churn_rss_mb = (rss1 as f64 - rss0 as f64) / 1024.0;
+    println!(
+        "churn: {CHURN} unrelated pods created and deleted: operator API requests +{churn_requests}, \
+         RSS {churn_rss_mb:+.1} MB, CPU {:.2} s",
+        cpu1 - cpu0
+    );
+    let ok = churn_requests == 0.0 && churn_rss_mb.abs() <= 5.0;
+    println!("churn costs no API request and under 5 MB: {ok}");
+
+    cleanup(&client, &sjs, &op, &ns, operator, &shape).await?;
+    Ok(ok)
+}
+
+/// The operator's request count and the apiserver's (every client's, from its /metrics).
+struct Counts {
+    operator: f64,
+    apiserver: f64,
+}
+
+impl Counts {
+    async fn now(client: &Client) -> anyhow::Result<Self> {
+        Ok(Self {
+            operator: metric(&scrape()?, REQUESTS),
+            apiserver: apiserver_requests(client).await?,
+        })
+    }
+}
+
+/// The sum of `apiserver_request_total` over all its series.
+async fn apiserver_requests(client: &Client) -> anyhow::Result<f64> {
+    let text = client
+        .request_text(http::Request::get("/metrics").body(Vec::new())?)
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in snoopy_operator::crd::all() {
+        crds.patch(
+            &crd.name_any(),
+            &PatchParams::apply("snoopy-bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // established
+    Ok(())
+}
+
+async fn create_namespaces(client: &Client, names: &[&str]) -> anyhow::Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for name in names {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+            )
+            .await?;
+    }
+    // Pods are admitted only once the namespace's default ServiceAccount has its token.
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+        Api::namespaced(client.clone(), names[0]);
+    let waited = Instant::now();
+    while sas
+        .get_opt("default")
+        .await?
+        .and_then(|sa| sa.secrets)
+        .is_none_or(|s| s.is_empty())
+    {
+        anyhow::ensure!(
+            waited.elapsed() < Duration::from_secs(30),
+            "no token for the default ServiceAccount"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Creates pods `prefix-I` for I in `range`, bound round-robin to the Nodes and Running;
+/// `pod` pods are labelled `app=web` when selected and `app=other` otherwise, `churn` pods
+/// `app=churn`.
+async fn create_pods(
+    pods: &Api<Pod>,
+    shape: &Shape,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    futures::stream::iter(range)
+        .map(|i| async move {
+            let name = format!("{prefix}-{i}");
+            let app = match prefix {
+                "pod" if shape.is_selected(i) => "web",
+                "pod" => "other",
+                other => other,
+            };
+            let pod: Pod = serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": {"app": app}},
+                "spec": {"nodeName": Shape::node(i % shape.nodes),
+                         "containers": [{"name": "app", "image": "localhost/snoopy/busybox:1"}]},
+            }))?;
+            pods.create(&PostParams::default(), &pod).await?;
+            let ip = format!(
+                "10.{}.{}.{}",
+                100 + i / 62_500,
+                (i / 250) % 250,
+                1 + i % 250
+            );
+            let status = json!({"status": {"phase": "Running", "podIP": ip}});
+            pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await?;
+            anyhow::Ok(())
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+fn grace_0() -> DeleteParams {
+    DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    }
+}
+
+/// Stops the operator and removes what the bench made. Pods on kubelet-less Nodes are
+/// deleted with grace 0 (no kubelet would confirm a graceful end); the SnoopyJob's finalizer
+/// is dropped, as the stopped operator cannot run it.
+async fn cleanup(
+    client: &Client,
+    sjs: &Api<SnoopyJob>,
+    op: &str,
+    ns: &str,
+    mut operator: std::process::Child,
+    shape: &Shape,
+) -> anyhow::Result<()> {
+    operator.kill()?;
+    operator.wait()?;
+    let unfinalize = json!({"metadata": {"finalizers": null}});
+    let _ = sjs
+        .patch("scale", &PatchParams::default(), &Patch::Merge(&unfinalize))
+        .await;
+    let _ = sjs.delete("scale", &DeleteParams::default()).await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), op);
+    let _ = jobs
+        .delete_collection(&DeleteParams::background(), &ListParams::default())
+        .await;
+    for namespace in [ns, op] {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        let _ = pods
+            .delete_collection(&grace_0(), &ListParams::default())
+            .await;
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for namespace in [ns, op] {
+        let _ = namespaces.delete(namespace, &DeleteParams::default()).await;
+    }
+    let nodes: Api<Node> = Api::all(client.clone());
+    for i in 0..shape.nodes {
+        let _ = nodes
+            .delete(&Shape::node(i), &DeleteParams::default())
+            .await;
+    }
+    Ok(())
+}

@@ -7,7 +7,8 @@
 //! have no kubelet behind them: pods are bound with `nodeName` and marked Running, as a
 //! kubelet would; the operator (the real binary, a separate process) cannot tell.
 //! Run: `make bench-operator-scale` (or `cargo bench -p snoopy-operator --bench scale`).
-//! `SNOOPY_SCALE_PODS`, `SNOOPY_SCALE_NODES` and `SNOOPY_SCALE_SELECTED` shrink it.
+//! `SNOOPY_SCALE_PODS`, `SNOOPY_SCALE_NODES` and `SNOOPY_SCALE_SELECTED` shrink it;
+//! `SNOOPY_OPERATOR_BIN` benchmarks another build of the operator (an older commit's).
 
 mod common;
 
@@ -111,18 +112,42 @@ async fn bench() -> anyhow::Result<bool> {
         started.elapsed().as_secs_f64()
     );
 
-    let mut operator = start_operator(&op, &ns)?;
-    wait_ready(&mut operator).await?;
+    // The operator's default cap (500 targets per CR) is the shared-cluster setting; a
+    // cluster that runs 2,000-target captures raises it, as the bench does.
+    let cap = shape.selected.to_string();
+    let mut operator = start_operator(&op, &ns, &["--max-targets", &cap])?;
+    let result = measure(&client, &shape, &ns, &op, &mut operator).await;
+    cleanup(&client, &op, &ns, operator, &shape).await?;
+    result
+}
+
+/// Starts the SnoopyJob, waits for its Jobs, then churns unrelated pods; prints the table.
+async fn measure(
+    client: &Client,
+    shape: &Shape,
+    ns: &str,
+    op: &str,
+    operator: &mut std::process::Child,
+) -> anyhow::Result<bool> {
+    let client = client.clone();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    wait_ready(operator).await?;
     let pid = operator.id();
+    tokio::time::sleep(Duration::from_secs(2)).await; // the pod watch's first list
+    let idle_mb = rss_now_kib(pid)? as f64 / 1024.0;
+    println!(
+        "operator before the SnoopyJob, watching {} pods: RSS {idle_mb:.1} MB",
+        shape.pods
+    );
     let before = Counts::now(&client).await?;
-    let sjs: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let sjs: Api<SnoopyJob> = Api::namespaced(client.clone(), ns);
     let sj: SnoopyJob = serde_json::from_value(json!({
         "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
         "metadata": {"name": "scale", "namespace": ns},
         "spec": {"targetNamespace": ns, "podSelector": {"matchLabels": {"app": "web"}},
                  "tool": {"capture": {"packetCount": 10}}},
     }))?;
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &op);
+    let jobs: Api<Job> = Api::namespaced(client.clone(), op);
     let start = Instant::now();
     sjs.create(&PostParams::default(), &sj).await?;
     let mut polls = 0;
@@ -148,10 +173,15 @@ async fn bench() -> anyhow::Result<bool> {
     let after = Counts::now(&client).await?;
     let rss_mb = rss_kib(pid)? as f64 / 1024.0;
 
-    // Churn: unrelated pods (other labels) come and go while the SnoopyJob runs.
+    // Churn: unrelated pods (other labels) come and go while the SnoopyJob runs. The window
+    // must hold no reconcile of its own: it opens once the Jobs' pods all exist, the
+    // operator has gone quiet, and its periodic requeue (every 30 s while the run is
+    // Pending: no kubelet runs the Jobs) has just passed.
+    let job_pods: Api<Pod> = Api::namespaced(client.clone(), op);
+    settle(&job_pods, shape.selected).await?;
     let quiet = Counts::now(&client).await?;
     let (cpu0, rss0) = (cpu_seconds(pid)?, rss_now_kib(pid)?);
-    create_pods(&pods, &shape, "churn", 0..CHURN).await?;
+    create_pods(&pods, shape, "churn", 0..CHURN).await?;
     pods.delete_collection(&grace_0(), &ListParams::default().labels("app=churn"))
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -193,8 +223,45 @@ async fn bench() -> anyhow::Result<bool> {
     let ok = churn_requests == 0.0 && churn_rss_mb.abs() <= 5.0;
     println!("churn costs no API request and under 5 MB: {ok}");
 
-    cleanup(&client, &sjs, &op, &ns, operator, &shape).await?;
     Ok(ok)
+}
+
+/// Waits until the Jobs' `expected` pods exist, the operator has made no request for 5 s,
+/// and then its next (periodic) reconcile has come and gone.
+async fn settle(job_pods: &Api<Pod>, expected: usize) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let within = |limit: u64, what: &str| {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(limit),
+            "{what} after {limit} s"
+        );
+        Ok(())
+    };
+    while job_pods
+        .list_metadata(&ListParams::default())
+        .await?
+        .items
+        .len()
+        < expected
+    {
+        within(400, "the Jobs' pods are not all there")?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut last = (metric(&scrape()?, REQUESTS), Instant::now());
+    while last.1.elapsed() < Duration::from_secs(5) {
+        within(460, "the operator is not quiet")?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = metric(&scrape()?, REQUESTS);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+    }
+    while metric(&scrape()?, REQUESTS) == last.0 {
+        within(520, "no periodic reconcile")?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(())
 }
 
 /// The operator's request count and the apiserver's (every client's, from its /metrics).
@@ -320,7 +387,6 @@ fn grace_0() -> DeleteParams {
 /// is dropped, as the stopped operator cannot run it.
 async fn cleanup(
     client: &Client,
-    sjs: &Api<SnoopyJob>,
     op: &str,
     ns: &str,
     mut operator: std::process::Child,
@@ -328,6 +394,7 @@ async fn cleanup(
 ) -> anyhow::Result<()> {
     operator.kill()?;
     operator.wait()?;
+    let sjs: Api<SnoopyJob> = Api::namespaced(client.clone(), ns);
     let unfinalize = json!({"metadata": {"finalizers": null}});
     let _ = sjs
         .patch("scale", &PatchParams::default(), &Patch::Merge(&unfinalize))

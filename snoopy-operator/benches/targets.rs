@@ -156,7 +156,7 @@ async fn run(client: &Client, n: usize) -> anyhow::Result<Result> {
         .try_collect::<Vec<()>>()
         .await?;
 
-    let mut operator = start_operator(&op, &ns)?;
+    let mut operator = start_operator(&op, &ns, &[])?;
     wait_ready(&mut operator).await?;
     let before = metric(&scrape()?, "snoopy_operator_api_requests_total");
 

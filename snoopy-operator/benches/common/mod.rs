@@ -13,8 +13,17 @@ use std::time::{Duration, Instant};
 pub const LISTEN: &str = "127.0.0.1:18191";
 
 /// Starts the operator binary: Jobs in `op`, CRs watched in `ns`, quiet logs.
-pub fn start_operator(op: &str, ns: &str) -> anyhow::Result<Child> {
-    Ok(Command::new(env!("CARGO_BIN_EXE_snoopy-operator"))
+pub fn start_operator(op: &str, ns: &str, extra: &[&str]) -> anyhow::Result<Child> {
+    // An operator left over from an interrupted run would answer /readyz and /metrics in
+    // this one's place.
+    anyhow::ensure!(
+        TcpStream::connect(LISTEN).is_err(),
+        "something already listens on {LISTEN}: an operator left over from an earlier run?"
+    );
+    // SNOOPY_OPERATOR_BIN runs another build (an older commit's) through the same bench.
+    let binary = std::env::var_os("SNOOPY_OPERATOR_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_snoopy-operator").into());
+    Ok(Command::new(binary)
         .args([
             "--namespace",
             op,
@@ -23,6 +32,7 @@ pub fn start_operator(op: &str, ns: &str) -> anyhow::Result<Child> {
             "--listen",
             LISTEN,
         ])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .spawn()?)
 }

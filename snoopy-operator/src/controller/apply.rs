@@ -14,7 +14,7 @@ use serde_json::json;
 use tracing::{debug, info};
 
 use super::decide::{self, Observed};
-use super::{CaptureResource, Context, Error, kube_err, targets};
+use super::{CaptureResource, Context, Error, kube_err, paged, targets};
 use crate::crd::CaptureStatus;
 use crate::job::{self, Owner, Target};
 use crate::metrics::{CrLabels, KindLabels};
@@ -39,17 +39,13 @@ async fn owned_jobs(ctx: &Context, owner: &Owner) -> Result<(Vec<Job>, Vec<Pod>)
     let lp = ListParams::default().labels(&selector);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let jobs = jobs
-        .list(&lp)
+    let jobs = paged::list(&jobs, &lp, |j| Some(paged::trim_job(j)))
         .await
-        .map_err(kube_err(format!("list Jobs in {ns}")))?
-        .items;
+        .map_err(kube_err(format!("list Jobs in {ns}")))?;
     // Job pods carry the template's labels; only needed for the counters and Running.
-    let pods = pods
-        .list(&lp)
+    let pods = paged::list(&pods, &lp, |p| Some(paged::trim_job_pod(p)))
         .await
-        .map_err(kube_err(format!("list Job pods in {ns}")))?
-        .items;
+        .map_err(kube_err(format!("list Job pods in {ns}")))?;
     Ok((jobs, pods))
 }
 

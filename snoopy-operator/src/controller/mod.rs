@@ -6,6 +6,7 @@
 
 mod apply;
 mod decide;
+mod paged;
 pub mod pod_watch;
 pub(crate) mod targets;
 

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 
-use super::{Error, kube_err};
+use super::{Error, kube_err, paged};
 use crate::job::Target;
 use crate::plan::{Namespaces, Plan};
 use crate::selector;
@@ -67,11 +67,13 @@ pub(crate) async fn find(client: &Client, plan: &Plan) -> Result<Found, Error> {
     let query = selector::to_query(&plan.pod_selector).unwrap_or_default();
     for ns in namespaces {
         let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-        let pods = api
-            .list(&ListParams::default().labels(&query))
-            .await
-            .map_err(kube_err(format!("list pods in {ns} matching {query:?}")))?;
-        for pod in pods.items {
+        // Target pods are read as they arrive, a page at a time (paged.rs).
+        let pods = paged::list(&api, &ListParams::default().labels(&query), |p| {
+            Some(paged::trim_target_pod(p))
+        })
+        .await
+        .map_err(kube_err(format!("list pods in {ns} matching {query:?}")))?;
+        for pod in pods {
             let phase = pod
                 .status
                 .as_ref()

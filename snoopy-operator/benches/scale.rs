@@ -18,12 +18,15 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
 use serde_json::json;
 use snoopy_operator::crd::SnoopyJob;
 
-use common::{cpu_seconds, metric, rss_kib, rss_now_kib, scrape, start_operator, wait_ready};
+use common::{
+    cpu_seconds, create_namespaces, install_crds, metric, rss_kib, rss_now_kib, scrape,
+    start_operator, wait_ready,
+};
 
 /// How many pods the bench creates at once.
 const CONCURRENCY: usize = 32;
@@ -40,21 +43,7 @@ fn setting(name: &str, default: usize) -> usize {
 }
 
 fn main() -> ExitCode {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!(
-            "KUBECONFIG is not set: run testbed/k8s/control-plane.sh up; eval $(testbed/k8s/control-plane.sh env)"
-        );
-        return ExitCode::FAILURE;
-    }
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match rt.block_on(bench()) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run(bench)
 }
 
 /// The cluster the bench builds.
@@ -289,50 +278,6 @@ async fn apiserver_requests(client: &Client) -> anyhow::Result<f64> {
         .filter(|l| l.starts_with("apiserver_request_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
-}
-
-async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for (_, crd) in snoopy_operator::crd::all() {
-        crds.patch(
-            &crd.name_any(),
-            &PatchParams::apply("snoopy-bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await; // established
-    Ok(())
-}
-
-async fn create_namespaces(client: &Client, names: &[&str]) -> anyhow::Result<()> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for name in names {
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": name}}))?,
-            )
-            .await?;
-    }
-    // Pods are admitted only once the namespace's default ServiceAccount has its token.
-    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
-        Api::namespaced(client.clone(), names[0]);
-    let waited = Instant::now();
-    while sas
-        .get_opt("default")
-        .await?
-        .and_then(|sa| sa.secrets)
-        .is_none_or(|s| s.is_empty())
-    {
-        anyhow::ensure!(
-            waited.elapsed() < Duration::from_secs(30),
-            "no token for the default ServiceAccount"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
 }
 
 /// Creates pods `prefix-I` for I in `range`, bound round-robin to the Nodes and Running;

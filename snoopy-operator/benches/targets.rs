@@ -20,7 +20,9 @@ use snoopy_operator::crd::SnoopyJob;
 
 mod common;
 
-use common::{metric, rss_kib, scrape, start_operator, wait_ready};
+use common::{
+    create_namespaces, install_crds, metric, rss_kib, scrape, start_operator, wait_ready,
+};
 
 const NODE: &str = "snoopy-bench-node";
 
@@ -32,35 +34,12 @@ struct Result {
 }
 
 fn main() -> ExitCode {
-    if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!(
-            "KUBECONFIG is not set: run testbed/k8s/control-plane.sh up; eval $(testbed/k8s/control-plane.sh env)"
-        );
-        return ExitCode::FAILURE;
-    }
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match rt.block_on(bench()) {
-        Ok(ok) if ok => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("bench: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    common::run(bench)
 }
 
 async fn bench() -> anyhow::Result<bool> {
     let client = Client::try_default().await?;
-    let crds: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
-        Api::all(client.clone());
-    for (_, crd) in snoopy_operator::crd::all() {
-        crds.patch(
-            &crd.name_any(),
-            &PatchParams::apply("snoopy-bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-    }
+    install_crds(&client).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     let node: Node = serde_json::from_value(
         json!({"metadata": {"name": NODE, "labels": {"snoopy-bench": "true"}}}),
@@ -74,7 +53,6 @@ async fn bench() -> anyhow::Result<bool> {
             })),
         )
         .await?;
-    tokio::time::sleep(Duration::from_secs(2)).await; // CRDs established
     let mut results = Vec::new();
     for n in [50, 200] {
         results.push(run(&client, n).await?);
@@ -111,30 +89,7 @@ async fn run(client: &Client, n: usize) -> anyhow::Result<Result> {
         % 1_000_000;
     let ns = format!("bench-t-{n}-{stamp}");
     let op = format!("bench-op-{n}-{stamp}");
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    for name in [&ns, &op] {
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": name}}))?,
-            )
-            .await?;
-    }
-    // Pods are admitted only once the namespace's default ServiceAccount has its token.
-    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client.clone(), &ns);
-    let waited = Instant::now();
-    while sas
-        .get_opt("default")
-        .await?
-        .and_then(|sa| sa.secrets)
-        .is_none_or(|s| s.is_empty())
-    {
-        anyhow::ensure!(
-            waited.elapsed() < Duration::from_secs(30),
-            "no token for the default ServiceAccount in {ns}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    create_namespaces(client, &[&ns, &op]).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     futures::stream::iter(0..n)
         .map(|i| {
@@ -213,6 +168,7 @@ async fn run(client: &Client, n: usize) -> anyhow::Result<Result> {
     }
     operator.kill()?;
     operator.wait()?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
     for name in [&ns, &op] {
         let _ = namespaces.delete(name, &DeleteParams::default()).await;
     }

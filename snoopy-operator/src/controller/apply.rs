@@ -39,11 +39,11 @@ async fn owned_jobs(ctx: &Context, owner: &Owner) -> Result<(Vec<Job>, Vec<Pod>)
     let lp = ListParams::default().labels(&selector);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let jobs = paged::list(&jobs, &lp, |j| Some(paged::trim_job(j)))
+    let jobs = paged::list(&jobs, &lp, paged::trim_job)
         .await
         .map_err(kube_err(format!("list Jobs in {ns}")))?;
     // Job pods carry the template's labels; only needed for the counters and Running.
-    let pods = paged::list(&pods, &lp, |p| Some(paged::trim_job_pod(p)))
+    let pods = paged::list(&pods, &lp, paged::trim_job_pod)
         .await
         .map_err(kube_err(format!("list Job pods in {ns}")))?;
     Ok((jobs, pods))

@@ -378,11 +378,10 @@ pub async fn check_crds(client: &Client) -> anyhow::Result<()> {
 
 /// Runs both controllers until a shutdown signal, fed by one metadata-only pod watch.
 pub async fn run(ctx: Arc<Context>) {
-    let (watch, mut readers) = pod_watch::shared(ctx.client.clone(), 2);
-    let (snoopyjob_pods, tcpdump_pods) = (readers.pop(), readers.pop());
+    let (watch, [tcpdump_pods, snoopyjob_pods]) = pod_watch::shared(ctx.client.clone());
     let controllers = futures::future::join(
-        controller::<Tcpdump>(ctx.clone(), tcpdump_pods.expect("two readers")),
-        controller::<SnoopyJob>(ctx, snoopyjob_pods.expect("two readers")),
+        controller::<Tcpdump>(ctx.clone(), tcpdump_pods),
+        controller::<SnoopyJob>(ctx, snoopyjob_pods),
     );
     // The watch never ends by itself: the controllers' end (a shutdown signal) ends both.
     futures::future::select(std::pin::pin!(watch), std::pin::pin!(controllers)).await;

@@ -15,13 +15,8 @@ use serde::de::DeserializeOwned;
 /// Objects per page.
 const PAGE: u32 = 500;
 
-/// Every object `lp` selects, each passed through `keep` as its page arrives (`None` drops
-/// it).
-pub(crate) async fn list<K, T>(
-    api: &Api<K>,
-    lp: &ListParams,
-    mut keep: impl FnMut(K) -> Option<T>,
-) -> kube::Result<Vec<T>>
+/// Every object `lp` selects, each passed through `trim` as its page arrives.
+pub(crate) async fn list<K>(api: &Api<K>, lp: &ListParams, trim: fn(K) -> K) -> kube::Result<Vec<K>>
 where
     K: Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -30,7 +25,7 @@ where
     loop {
         let page = api.list(&lp).await?;
         let next = page.metadata.continue_.clone().filter(|c| !c.is_empty());
-        out.extend(page.items.into_iter().filter_map(&mut keep));
+        out.extend(page.items.into_iter().map(trim));
         match next {
             Some(token) => lp = lp.continue_token(&token),
             None => return Ok(out),

@@ -24,17 +24,21 @@ pub type PodEvents = mpsc::Receiver<Result<PodMeta, watcher::Error>>;
 /// Events a controller may fall behind the watch before the watch waits for it.
 const BUFFER: usize = 1024;
 
-/// The watch, and `readers` streams that each see every event. The watch runs while the
-/// returned future is polled, and ends when every reader is gone.
-pub fn shared(client: Client, readers: usize) -> (impl Future<Output = ()>, Vec<PodEvents>) {
-    let (senders, receivers): (Vec<_>, Vec<_>) =
-        (0..readers).map(|_| mpsc::channel(BUFFER)).unzip();
+/// The watch, and `N` streams that each see every event. The watch runs while the returned
+/// future is polled, and ends when every reader is gone.
+pub fn shared<const N: usize>(client: Client) -> (impl Future<Output = ()>, [PodEvents; N]) {
+    let mut senders = Vec::with_capacity(N);
+    let readers = std::array::from_fn(|_| {
+        let (tx, rx) = mpsc::channel(BUFFER);
+        senders.push(tx);
+        rx
+    });
     // An Api over PartialObjectMeta makes the watcher ask for metadata only.
     let api: Api<PodMeta> = Api::all(client);
     let events = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .touched_objects();
-    (forward(events, senders), receivers)
+    (forward(events, senders), readers)
 }
 
 /// Sends each pod to every reader; a watch error (the watcher retries with backoff) is

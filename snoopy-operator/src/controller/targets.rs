@@ -68,9 +68,11 @@ pub(crate) async fn find(client: &Client, plan: &Plan) -> Result<Found, Error> {
     for ns in namespaces {
         let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
         // Target pods are read as they arrive, a page at a time (paged.rs).
-        let pods = paged::list(&api, &ListParams::default().labels(&query), |p| {
-            Some(paged::trim_target_pod(p))
-        })
+        let pods = paged::list(
+            &api,
+            &ListParams::default().labels(&query),
+            paged::trim_target_pod,
+        )
         .await
         .map_err(kube_err(format!("list pods in {ns} matching {query:?}")))?;
         for pod in pods {

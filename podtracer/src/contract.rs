@@ -5,7 +5,9 @@
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
-use snoopy_job::{CaptureFormat, CaptureRequest, ExecRequest, FlowsRequest, Request, Ring, Target};
+use snoopy_job::{
+    CaptureFormat, CaptureRequest, ExecRequest, FlowsRequest, Pods, Request, Ring, Target,
+};
 
 use crate::cli::{Cli, Command};
 use crate::output::Format;
@@ -66,9 +68,31 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
 }
 
 fn target(t: &TargetArgs) -> Target {
+    let pods = if let Some(selector) = &t.selector {
+        Pods::Selected {
+            namespaces: t.namespace.clone(),
+            selector: selector.clone(),
+            skip_host_network: t.skip_host_network,
+            max_pods: t.max_pods,
+        }
+    } else if let Some(name) = t.one_pod().filter(|n| !n.contains('/')) {
+        Pods::One {
+            namespace: t.namespace().to_owned(),
+            name: name.to_owned(),
+        }
+    } else {
+        Pods::Listed(
+            t.pod
+                .iter()
+                .map(|p| {
+                    let (ns, name) = p.split_once('/').unwrap_or(("", p));
+                    (ns.to_owned(), name.to_owned())
+                })
+                .collect(),
+        )
+    };
     Target {
-        pod: t.pod.clone().unwrap_or_default(),
-        namespace: t.namespace.clone(),
+        pods,
         runtime_endpoint: t.runtime_endpoint.clone().unwrap_or_default(),
     }
 }
@@ -96,11 +120,39 @@ mod tests {
     }
 
     fn any_target() -> impl Strategy<Value = Target> {
-        (names(), names(), "/[a-z/]{1,30}").prop_map(|(pod, ns, sock)| Target {
-            pod,
-            namespace: ns,
-            runtime_endpoint: format!("unix://{sock}"),
-        })
+        (names(), names(), "/[a-z/]{1,30}")
+            .prop_map(|(pod, ns, sock)| Target::pod(&pod, &ns, &format!("unix://{sock}")))
+    }
+
+    /// A per-node Job's pods: a list (snapshot) or a selector (follow).
+    fn any_pods() -> impl Strategy<Value = Pods> {
+        prop_oneof![
+            proptest::collection::vec((names(), names()), 1..5).prop_map(Pods::Listed),
+            (
+                proptest::collection::vec(names(), 1..3),
+                "[a-z]{1,5}(=[a-z0-9]{1,5})?(,[a-z]{1,5} in \\([a-z]{1,3},[a-z]{1,3}\\))?",
+                any::<bool>(),
+                proptest::option::of(1u32..10_000),
+            )
+                .prop_map(|(namespaces, selector, skip_host_network, max_pods)| {
+                    Pods::Selected {
+                        namespaces,
+                        selector,
+                        skip_host_network,
+                        max_pods,
+                    }
+                }),
+        ]
+    }
+
+    fn any_capture_target() -> impl Strategy<Value = Target> {
+        prop_oneof![
+            any_target(),
+            (any_pods(), "/[a-z/]{1,30}").prop_map(|(pods, sock)| Target {
+                pods,
+                runtime_endpoint: format!("unix://{sock}"),
+            }),
+        ]
     }
 
     fn millis() -> impl Strategy<Value = Duration> {
@@ -126,7 +178,7 @@ mod tests {
 
     fn any_capture() -> impl Strategy<Value = Request> {
         (
-            any_target(),
+            any_capture_target(),
             names(),
             proptest::option::of(1u64..),
             proptest::option::of(millis()),

@@ -10,7 +10,8 @@ pub fn connect(endpoint: Option<&str>) -> Result<RuntimeClient> {
     Ok(RuntimeClient::connect_or_detect(endpoint)?)
 }
 
-/// Which pods: one by name, or those a selector matches, in one namespace or all.
+/// Which pods: one by name, several by name, or those a selector matches, in some
+/// namespaces or all.
 #[derive(Debug, Clone)]
 pub enum PodChoice {
     /// `--pod NAME -n NS`.
@@ -20,10 +21,12 @@ pub enum PodChoice {
         /// Pod name.
         name: String,
     },
-    /// `-l SELECTOR [-n NS | -A]`.
+    /// `--pod NS/NAME…`: these pods, those of them that run here.
+    Listed(Vec<(String, String)>),
+    /// `-l SELECTOR [-n NS… | -A]`.
     Selected {
         /// `None` = every namespace.
-        namespace: Option<String>,
+        namespaces: Option<Vec<String>>,
         /// The selector as typed.
         selector: String,
     },
@@ -34,26 +37,54 @@ impl PodChoice {
     pub fn query(&self) -> Result<PodQuery> {
         Ok(match self {
             PodChoice::Named { namespace, name } => PodQuery::named(namespace, name),
+            PodChoice::Listed(pods) => match pods.as_slice() {
+                [(namespace, name)] => PodQuery::named(namespace, name),
+                // The runtime filters by one namespace at most: several are filtered here.
+                _ => PodQuery::all(),
+            },
             PodChoice::Selected {
-                namespace,
+                namespaces,
                 selector,
             } => PodQuery::selected(
-                namespace.clone(),
+                match namespaces.as_deref() {
+                    Some([one]) => Some(one.clone()),
+                    _ => None,
+                },
                 LabelSelector::parse(selector).with_context(|| format!("selector {selector:?}"))?,
             ),
         })
+    }
+
+    /// Whether `pod` is one of the choice's (after the runtime's own filtering).
+    fn keeps(&self, pod: &Pod) -> bool {
+        match self {
+            PodChoice::Named { .. } => true,
+            PodChoice::Listed(pods) => pods
+                .iter()
+                .any(|(ns, name)| *ns == pod.namespace && *name == pod.name),
+            PodChoice::Selected { namespaces, .. } => namespaces
+                .as_ref()
+                .is_none_or(|list| list.contains(&pod.namespace)),
+        }
     }
 
     /// How to name the choice in messages.
     pub fn describe(&self) -> String {
         match self {
             PodChoice::Named { namespace, name } => format!("pod {namespace}/{name}"),
+            PodChoice::Listed(pods) => {
+                let names: Vec<String> = pods.iter().map(|(ns, n)| format!("{ns}/{n}")).collect();
+                format!("pods {}", names.join(", "))
+            }
             PodChoice::Selected {
-                namespace: Some(ns),
+                namespaces: Some(list),
                 selector,
-            } => format!("pods matching {selector:?} in namespace {ns}"),
+            } => format!(
+                "pods matching {selector:?} in namespace {}",
+                list.join(", ")
+            ),
             PodChoice::Selected {
-                namespace: None,
+                namespaces: None,
                 selector,
             } => format!("pods matching {selector:?} in any namespace"),
         }
@@ -65,6 +96,7 @@ pub fn find(client: &RuntimeClient, choice: &PodChoice) -> Result<Vec<Pod>> {
     let mut pods = client
         .list_pods(&choice.query()?)
         .with_context(|| format!("looking up {}", choice.describe()))?;
+    pods.retain(|p| choice.keeps(p));
     pods.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(pods)
 }
@@ -73,7 +105,10 @@ pub fn find(client: &RuntimeClient, choice: &PodChoice) -> Result<Vec<Pod>> {
 pub fn nothing_matched(client: &RuntimeClient, choice: &PodChoice) -> anyhow::Error {
     let namespace = match choice {
         PodChoice::Named { namespace, .. } => Some(namespace.clone()),
-        PodChoice::Selected { namespace, .. } => namespace.clone(),
+        PodChoice::Listed(pods) => pods.first().map(|(ns, _)| ns.clone()),
+        PodChoice::Selected { namespaces, .. } => {
+            namespaces.as_ref().and_then(|l| l.first().cloned())
+        }
     };
     let query = PodQuery {
         namespace: namespace.clone(),

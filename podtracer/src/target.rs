@@ -31,9 +31,10 @@ pub struct TargetArgs {
     #[arg(long, value_name = "PATH")]
     pub netns: Option<PathBuf>,
 
-    /// The pod with this name, found through the node's container runtime (CRI).
+    /// The pod with this name, found through the node's container runtime (CRI). Repeat it,
+    /// or write NS/NAME, to capture several pods at once (one pcapng interface each).
     #[arg(long, value_name = "NAME")]
-    pub pod: Option<String>,
+    pub pod: Vec<String>,
 
     /// Every pod whose labels match (kubectl syntax: a=b,c!=d,e,!f,g in (h,i)); pods that
     /// start matching later are picked up too.
@@ -42,17 +43,27 @@ pub struct TargetArgs {
 
     /// Kubernetes namespace of --pod / -l (as in kubectl; podtracer prints addresses, never
     /// names, so tcpdump's -n is not needed).
+    /// With -l, repeat it for pods of several namespaces.
     #[arg(
         short = 'n',
         long = "namespace",
         value_name = "NS",
         default_value = "default"
     )]
-    pub namespace: String,
+    pub namespace: Vec<String>,
 
     /// With -l: pods of every namespace.
     #[arg(short = 'A', long = "all-namespaces", requires = "selector")]
     pub all_namespaces: bool,
+
+    /// With -l: pods that use the node's network (hostNetwork) are not targets (their
+    /// traffic is the whole node's).
+    #[arg(long, requires = "selector")]
+    pub skip_host_network: bool,
+
+    /// With -l: capture at most this many pods in all, counting those picked up later.
+    #[arg(long, value_name = "N", requires = "selector")]
+    pub max_pods: Option<u32>,
 
     /// With --pod: enter through this container (all containers of a pod share its network).
     #[arg(long, value_name = "NAME", requires = "pod")]
@@ -67,7 +78,23 @@ pub struct TargetArgs {
 impl TargetArgs {
     /// Whether any of `--pid`, `--netns`, `--pod`, `-l` was given.
     pub fn is_given(&self) -> bool {
-        self.pid.is_some() || self.netns.is_some() || self.pod.is_some() || self.selector.is_some()
+        self.pid.is_some()
+            || self.netns.is_some()
+            || !self.pod.is_empty()
+            || self.selector.is_some()
+    }
+
+    /// The (first) `-n` namespace: where `--pod NAME` is looked up.
+    pub fn namespace(&self) -> &str {
+        self.namespace.first().map_or("default", String::as_str)
+    }
+
+    /// The one pod `--pod` names, if it names exactly one.
+    pub fn one_pod(&self) -> Option<&str> {
+        match self.pod.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
     }
 }
 
@@ -99,20 +126,52 @@ pub struct Target {
 pub struct Follower {
     client: RuntimeClient,
     choice: PodChoice,
+    rules: Rules,
     seen: HashSet<String>,
+    /// Pods taken in all (the `--max-pods` budget counts pods that went away too).
+    taken: u32,
+    /// Matching pods left out by `--max-pods`, by UID (each counted once).
+    over_limit: HashSet<String>,
+}
+
+/// What `-l` leaves out besides the selector.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rules {
+    skip_host_network: bool,
+    max_pods: Option<u32>,
+}
+
+impl Rules {
+    /// The pods of `pods` that are targets: not on the node's network when so asked.
+    fn admit(self, pods: Vec<Pod>) -> Vec<Pod> {
+        pods.into_iter()
+            .filter(|p| !(self.skip_host_network && p.host_network))
+            .collect()
+    }
 }
 
 impl Follower {
     /// The pods that match now and were not seen before (as targets), and the UIDs of seen
     /// pods that no longer match or are no longer ready.
     pub fn poll(&mut self) -> Result<(Vec<Target>, Vec<String>)> {
-        let pods = runtime::find(&self.client, &self.choice)?;
+        let pods = self.rules.admit(runtime::find(&self.client, &self.choice)?);
         let current: HashSet<String> = pods.iter().map(|p| p.uid.clone()).collect();
         let gone: Vec<String> = self.seen.difference(&current).cloned().collect();
         let mut fresh = Vec::new();
         for pod in pods.iter().filter(|p| !self.seen.contains(&p.uid)) {
+            if self.rules.max_pods.is_some_and(|max| self.taken >= max) {
+                if self.over_limit.insert(pod.uid.clone()) {
+                    eprintln!(
+                        "podtracer: {} matches but is not captured: --max-pods {} reached",
+                        pod.qualified_name(),
+                        self.taken
+                    );
+                }
+                continue;
+            }
             // A pod that is half set up now is picked up at the next poll.
             if let Ok(target) = pod_target(&self.client, pod, None) {
+                self.taken += 1;
                 fresh.push(target);
             }
         }
@@ -132,22 +191,44 @@ impl Follower {
 pub struct Resolved {
     /// The targets now.
     pub targets: Vec<Target>,
+    /// Several pods were asked for (`-l`, or `--pod NS/NAME`): each is captured on its own,
+    /// with an interface and a report entry of its own, however many there are now.
+    pub many: bool,
     /// Present for `-l`.
     pub follower: Option<Follower>,
 }
 
 impl TargetArgs {
     fn choice(&self) -> Option<PodChoice> {
-        if let Some(name) = &self.pod {
-            return Some(PodChoice::Named {
-                namespace: self.namespace.clone(),
-                name: name.clone(),
+        if let Some(selector) = &self.selector {
+            return Some(PodChoice::Selected {
+                namespaces: (!self.all_namespaces).then(|| self.namespace.clone()),
+                selector: selector.clone(),
             });
         }
-        self.selector.as_ref().map(|selector| PodChoice::Selected {
-            namespace: (!self.all_namespaces).then(|| self.namespace.clone()),
-            selector: selector.clone(),
-        })
+        match self.pod.as_slice() {
+            [] => None,
+            [name] if !name.contains('/') => Some(PodChoice::Named {
+                namespace: self.namespace().to_owned(),
+                name: name.clone(),
+            }),
+            names => Some(PodChoice::Listed(
+                names
+                    .iter()
+                    .map(|n| match n.split_once('/') {
+                        Some((ns, name)) => (ns.to_owned(), name.to_owned()),
+                        None => (self.namespace().to_owned(), n.clone()),
+                    })
+                    .collect(),
+            )),
+        }
+    }
+
+    fn rules(&self) -> Rules {
+        Rules {
+            skip_host_network: self.skip_host_network,
+            max_pods: self.max_pods,
+        }
     }
 
     /// Opens the target namespaces.
@@ -159,6 +240,7 @@ impl TargetArgs {
                     label: format!("pid:{pid}"),
                     pod: None,
                 }],
+                many: false,
                 follower: None,
             });
         }
@@ -169,38 +251,74 @@ impl TargetArgs {
                     label: path.display().to_string(),
                     pod: None,
                 }],
+                many: false,
                 follower: None,
             });
         }
         let choice = self.choice().expect("clap requires one target");
         let client = runtime::connect(self.runtime_endpoint.as_deref())?;
-        let pods = runtime::find(&client, &choice)?;
-        if pods.is_empty() {
+        let rules = self.rules();
+        let mut pods = rules.admit(runtime::find(&client, &choice)?);
+        let following = matches!(choice, PodChoice::Selected { .. });
+        // Several pods are named or selected: those here are the targets (a per-node Job's
+        // list, or a selector that may match nothing yet and pick pods up later).
+        let many = following || matches!(choice, PodChoice::Listed(_));
+        if pods.is_empty() && !following {
             return Err(runtime::nothing_matched(&client, &choice));
         }
-        let targets = pods
-            .iter()
-            .map(|pod| pod_target(&client, pod, self.container.as_deref()))
-            .collect::<Result<Vec<_>>>()?;
-        let follower = matches!(choice, PodChoice::Selected { .. }).then(|| Follower {
+        let mut over_limit = HashSet::new();
+        if let Some(max) = rules.max_pods {
+            for pod in pods.iter().skip(max as usize) {
+                eprintln!(
+                    "podtracer: {} matches but is not captured: --max-pods {max} reached",
+                    pod.qualified_name()
+                );
+                over_limit.insert(pod.uid.clone());
+            }
+            pods.truncate(max as usize);
+        }
+        let mut targets = Vec::new();
+        for pod in &pods {
+            match pod_target(&client, pod, self.container.as_deref()) {
+                Ok(target) => targets.push(target),
+                // One of several pods that is not ready is skipped (a follower picks it up
+                // later); a pod named alone is an error.
+                Err(e) if many => eprintln!("podtracer: {}: {e:#}", pod.qualified_name()),
+                Err(e) => return Err(e),
+            }
+        }
+        let follower = following.then(|| Follower {
             seen: targets
                 .iter()
                 .filter_map(|t| t.pod.as_ref().map(|p| p.uid.clone()))
                 .collect(),
+            taken: u32::try_from(targets.len()).unwrap_or(u32::MAX),
+            over_limit,
+            rules,
             client,
             choice,
         });
-        Ok(Resolved { targets, follower })
+        Ok(Resolved {
+            targets,
+            many,
+            follower,
+        })
     }
 }
 
 impl TargetArgs {
     /// The one target of options that name one (`--pid`, `--netns`, `--pod`).
     pub fn resolve_one(&self) -> Result<Target> {
-        if self.selector.is_some() {
-            bail!("this command takes one target: use --pod, --pid or --netns, not -l");
+        if self.selector.is_some() || self.pod.len() > 1 {
+            bail!(
+                "this command takes one target: use one --pod, --pid or --netns, not -l or several pods"
+            );
         }
-        Ok(self.resolve()?.targets.remove(0))
+        self.resolve()?
+            .targets
+            .into_iter()
+            .next()
+            .context("the pod is not ready on this node")
     }
 
     /// A process of the target whose root file system is the pod's (for its /etc/hosts and
@@ -210,8 +328,10 @@ impl TargetArgs {
         if let Some(pid) = self.pid {
             return Ok(Some(pid));
         }
-        let Some(PodChoice::Named { namespace, name }) = self.choice() else {
-            return Ok(None);
+        let (namespace, name) = match self.choice() {
+            Some(PodChoice::Named { namespace, name }) => (namespace, name),
+            Some(PodChoice::Listed(mut pods)) if pods.len() == 1 => pods.remove(0),
+            _ => return Ok(None),
         };
         let client = runtime::connect(self.runtime_endpoint.as_deref())?;
         let query = snoopy_cri::PodQuery::named(&namespace, &name).with_container_pids();

@@ -403,3 +403,136 @@ fn a_missing_pod_or_runtime_is_a_clear_error() -> Result<()> {
     assert!(err.contains("not-cri.sock"), "{err}");
     Ok(())
 }
+
+/// The uid of each pod of `ns`, as the runtime (and the operator) knows it.
+fn pod_uids(ep: &str, ns: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    let out = podtracer()
+        .args(["pods", "--runtime-endpoint", ep, "-n", ns, "-o", "json"])
+        .output()?;
+    assert!(out.status.success(), "{out:?}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    Ok(listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let field = |k: &str| p[k].as_str().unwrap().to_owned();
+            (field("name"), field("uid"))
+        })
+        .collect())
+}
+
+/// A per-node Job's command line: the pods named NS/NAME (its snapshot), one pcapng
+/// interface each, and each pod's count in the termination report, keyed by its uid —
+/// equal to that pod's packets in the file.
+#[test]
+fn listed_pods_are_captured_together_and_reported_one_by_one() -> Result<()> {
+    let pods = TestPods::new()?;
+    let ns = unique_namespace("listed");
+    let (_, b) = pods.sleeper(&ns, "b", &[])?;
+    pods.pinger(&ns, "a", &[], b)?;
+    // Not listed: never captured, even though it talks to b.
+    pods.pinger(&ns, "c", &[], b)?;
+    let ep = pods.endpoint_arg();
+    let uids = pod_uids(&ep, &ns)?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("node.pcapng");
+    let log = dir.path().join("termination-log");
+    let capture = start_capture(&[
+        "--runtime-endpoint",
+        &ep,
+        "--pod",
+        &format!("{ns}/a"),
+        "--pod",
+        &format!("{ns}/b"),
+        "--pod",
+        &format!("{ns}/not-here"),
+        "-w",
+        file.to_str().unwrap(),
+        "--termination-log",
+        log.to_str().unwrap(),
+        "icmp",
+    ])?;
+    std::thread::sleep(Duration::from_millis(2500));
+    signal(&capture, "TERM")?;
+    let out = wait_with_timeout(capture, Duration::from_secs(15))?;
+    assert!(out.status.success(), "{out:?}");
+    let report: snoopy_job::Report = serde_json::from_str(&std::fs::read_to_string(&log)?)?;
+    let rows = tshark_fields(&file, &["frame.interface_name"])?;
+    assert_eq!(Some(rows.len() as u64), report.captured, "{report:?}");
+    assert_eq!(report.pods.len(), 2, "a and b, not c: {report:?}");
+    for pod in ["a", "b"] {
+        let entry = report
+            .pods
+            .iter()
+            .find(|p| p.is_pod(&uids[pod]))
+            .unwrap_or_else(|| panic!("{pod} ({}) in {report:?}", uids[pod]));
+        let in_file = rows
+            .iter()
+            .filter(|r| r[0] == format!("{ns}/{pod}/eth0"))
+            .count() as u64;
+        assert_eq!(entry.captured, in_file, "{pod}: {report:?}");
+        assert!(entry.captured >= 4, "{pod} saw the pings: {report:?}");
+        assert!(!entry.gone && !entry.failed, "{entry:?}");
+    }
+    assert!(!report.pods.iter().any(|p| p.is_pod(&uids["c"])));
+    Ok(())
+}
+
+/// A per-node Job in follow mode: `-l` over several namespaces, at most `--max-pods` pods.
+#[test]
+fn a_selector_over_namespaces_captures_at_most_max_pods() -> Result<()> {
+    let pods = TestPods::new()?;
+    let (ns1, ns2, ns3) = (
+        unique_namespace("maxa"),
+        unique_namespace("maxb"),
+        unique_namespace("maxc"),
+    );
+    let (_, b) = pods.sleeper(&ns1, "b", &[("mon", "true")])?;
+    pods.pinger(&ns2, "a", &[("mon", "true")], b)?;
+    pods.pinger(&ns3, "c", &[("mon", "true")], b)?;
+    let ep = pods.endpoint_arg();
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("termination-log");
+    let run = |max: &str| -> Result<(snoopy_job::Report, String)> {
+        let capture = podtracer()
+            .args([
+                "capture",
+                "--runtime-endpoint",
+                &ep,
+                "-l",
+                "mon=true",
+                "-n",
+                &ns1,
+                "-n",
+                &ns2,
+                "--max-pods",
+                max,
+                "--duration",
+                "3s",
+                "-w",
+                dir.path().join("f.pcapng").to_str().unwrap(),
+                "--termination-log",
+                log.to_str().unwrap(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let out = wait_with_timeout(capture, Duration::from_secs(15))?;
+        assert!(out.status.success(), "{out:?}");
+        let report = serde_json::from_str(&std::fs::read_to_string(&log)?)?;
+        Ok((report, String::from_utf8_lossy(&out.stderr).into_owned()))
+    };
+    // ns3's pod matches the labels but not the namespaces.
+    let (report, stderr) = run("10")?;
+    assert_eq!(report.pods.len(), 2, "{report:?}\n{stderr}");
+    assert!(!stderr.contains(&format!("{ns3}/c")), "{stderr}");
+    let (report, stderr) = run("1")?;
+    assert_eq!(report.pods.len(), 1, "{report:?}\n{stderr}");
+    assert!(
+        stderr.contains("--max-pods 1 reached"),
+        "the left-out pod is named: {stderr}"
+    );
+    Ok(())
+}

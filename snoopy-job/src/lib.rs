@@ -17,8 +17,8 @@ mod request;
 pub mod throughput;
 pub mod topics;
 
-pub use report::{KafkaReport, Report};
+pub use report::{KafkaReport, PodCount, Report};
 pub use request::{
-    CaptureFormat, CaptureRequest, DEFAULT_SNAPLEN, ExecRequest, FlowsRequest, Request, Ring,
+    CaptureFormat, CaptureRequest, DEFAULT_SNAPLEN, ExecRequest, FlowsRequest, Pods, Request, Ring,
     Target,
 };

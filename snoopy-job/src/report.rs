@@ -29,6 +29,98 @@ pub struct Report {
     /// Files written but not named (the termination message holds 4 KiB in all).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub files_omitted: u32,
+    /// A job serving several pods (a per-node Job): each pod's counts, problems first, as
+    /// many as fit in the termination message ([`Report::with_pods`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<PodCount>,
+    /// Pods whose counts did not fit.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pods_omitted: u32,
+}
+
+/// One pod's counts in a job that served several, written compactly —
+/// `["UID8",captured,dropped]`, with a fourth element for flags — so that a hundred pods fit
+/// in a 4 KiB termination message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "PodCountWire", into = "PodCountWire")]
+pub struct PodCount {
+    /// The pod's UID as 8 hex digits of a hash of it ([`PodCount::key`]): short enough for
+    /// a hundred pods in 4 KiB, and unique among the pods of a node in practice (32 bits;
+    /// UIDs that share a prefix still differ).
+    pub uid: String,
+    /// Packets written for it (flows: packets seen).
+    pub captured: u64,
+    /// Packets the kernel dropped on its socket.
+    pub dropped: u64,
+    /// The pod went away during the job; what it captured until then was written.
+    pub gone: bool,
+    /// It could not be captured at all (its error is in the job's log).
+    pub failed: bool,
+}
+
+impl PodCount {
+    /// The short key of a pod UID: 8 hex digits of its 32-bit FNV-1a hash.
+    pub fn key(uid: &str) -> String {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in uid.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        format!("{h:08x}")
+    }
+
+    /// The counts of the pod with UID `uid`.
+    pub fn new(uid: &str, captured: u64, dropped: u64) -> Self {
+        Self {
+            uid: Self::key(uid),
+            captured,
+            dropped,
+            gone: false,
+            failed: false,
+        }
+    }
+
+    /// Whether this entry is the pod with the full UID `uid`.
+    pub fn is_pod(&self, uid: &str) -> bool {
+        self.uid == Self::key(uid)
+    }
+}
+
+const GONE: u8 = 1;
+const FAILED: u8 = 2;
+
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum PodCountWire {
+    Flagged(String, u64, u64, u8),
+    Plain(String, u64, u64),
+}
+
+impl From<PodCountWire> for PodCount {
+    fn from(wire: PodCountWire) -> Self {
+        let (uid, captured, dropped, flags) = match wire {
+            PodCountWire::Flagged(u, c, d, f) => (u, c, d, f),
+            PodCountWire::Plain(u, c, d) => (u, c, d, 0),
+        };
+        Self {
+            uid,
+            captured,
+            dropped,
+            gone: flags & GONE != 0,
+            failed: flags & FAILED != 0,
+        }
+    }
+}
+
+impl From<PodCount> for PodCountWire {
+    fn from(p: PodCount) -> Self {
+        let flags = u8::from(p.gone) * GONE + u8::from(p.failed) * FAILED;
+        if flags == 0 {
+            Self::Plain(p.uid, p.captured, p.dropped)
+        } else {
+            Self::Flagged(p.uid, p.captured, p.dropped, flags)
+        }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -70,8 +162,32 @@ impl Report {
         self
     }
 
-    /// The report as podtracer writes it (one JSON line; the termination message holds
-    /// 4 KiB, which this never nears).
+    /// The termination message's size: kubelet keeps at most 4096 bytes of it; the report
+    /// stays below this.
+    pub const MESSAGE_BYTES: usize = 4000;
+
+    /// Sets `pods` to as many of `counts` as fit in the termination message next to what
+    /// the report already holds (call it last), problems (failed, gone) first, counting the
+    /// rest in `pods_omitted`.
+    pub fn with_pods(mut self, counts: impl IntoIterator<Item = PodCount>) -> Self {
+        let mut counts: Vec<PodCount> = counts.into_iter().collect();
+        counts.sort_by_key(|c| (!c.failed, !c.gone));
+        // `,"pods":[…],"pods_omitted":NNNNNNNNNN`
+        let mut used = self.to_json().len() + 40;
+        for count in counts {
+            let size = serde_json::to_string(&count).map_or(usize::MAX, |s| s.len() + 1);
+            if used + size <= Self::MESSAGE_BYTES {
+                used += size;
+                self.pods.push(count);
+            } else {
+                self.pods_omitted += 1;
+            }
+        }
+        self
+    }
+
+    /// The report as podtracer writes it (one JSON line; [`Self::with_files`] and
+    /// [`Self::with_pods`] keep it within the 4 KiB termination message).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a report serializes")
     }
@@ -150,6 +266,59 @@ mod tests {
         assert_eq!(
             plain.to_json(),
             r#"{"captured":3,"received":3,"dropped":0}"#
+        );
+    }
+
+    #[test]
+    fn a_hundred_pods_fit_next_to_a_ring_of_files() {
+        let uid = |n: usize| format!("{n:08x}-1111-2222-3333-444455556666");
+        let counts = (0..100).map(|n| {
+            let mut c = PodCount::new(&uid(n), 4_000_000_000 + n as u64, 12_345);
+            c.gone = n == 57;
+            c.failed = n == 99;
+            c
+        });
+        let report = Report {
+            captured: Some(400_000_000_000),
+            received: Some(400_000_000_000),
+            dropped: Some(1_234_500),
+            ..Report::default()
+        }
+        .with_files((0..10).map(|n| format!("node-worker-0042_1733300000.pcapng{n}")))
+        .with_pods(counts);
+        let json = report.to_json();
+        assert!(json.len() <= Report::MESSAGE_BYTES, "{} bytes", json.len());
+        assert_eq!((report.pods.len(), report.pods_omitted), (100, 0));
+        let read = Report::parse(&json);
+        assert_eq!(read, report);
+        // Problems first, then in the order given.
+        assert!(read.pods[0].failed && read.pods[1].gone);
+        assert!(read.pods[1].is_pod(&uid(57)) && !read.pods[1].is_pod(&uid(58)));
+        assert_eq!(read.pods[2].captured, 4_000_000_000);
+        let first = PodCount::key(&uid(0));
+        assert!(
+            json.contains(&format!(r#"["{first}",4000000000,12345]"#)),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn pods_that_do_not_fit_are_counted_problems_kept() {
+        let counts = (0..400).map(|n| {
+            let mut c = PodCount::new(&format!("{n:08x}"), 1, 0);
+            c.gone = n % 100 == 99;
+            c
+        });
+        let report = Report::default()
+            .with_files((0..1000).map(|n| format!("{n:0>40}")))
+            .with_pods(counts);
+        assert!(report.to_json().len() <= Report::MESSAGE_BYTES);
+        assert_eq!(report.pods.len() as u32 + report.pods_omitted, 400);
+        assert!(report.pods_omitted > 0);
+        assert_eq!(
+            report.pods.iter().filter(|p| p.gone).count(),
+            4,
+            "gone first"
         );
     }
 

@@ -8,36 +8,89 @@ use crate::duration;
 /// packet, and what the operator sizes capture files for.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;
 
-/// The pod a job works on, found through the node's container runtime.
+/// The pod(s) a job works on, found through the node's container runtime.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// `--pod`.
-    pub pod: String,
-    /// `--namespace`.
-    pub namespace: String,
+    /// Which pods.
+    pub pods: Pods,
     /// `--runtime-endpoint` (`unix:///…`).
     pub runtime_endpoint: String,
+}
+
+/// Which pods of the node a job works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pods {
+    /// `--pod NAME --namespace NS`: one pod (a per-pod Job).
+    One {
+        /// Kubernetes namespace.
+        namespace: String,
+        /// Pod name.
+        name: String,
+    },
+    /// `--pod NS/NAME` repeated: exactly these pods, those of them on this node (a per-node
+    /// Job's snapshot of its targets).
+    Listed(Vec<(String, String)>),
+    /// `-l SELECTOR -n NS…`: the pods of the node that match now and later (a per-node Job
+    /// in follow mode).
+    Selected {
+        /// Kubernetes namespaces (at least one).
+        namespaces: Vec<String>,
+        /// The label selector in kubectl's syntax.
+        selector: String,
+        /// `--skip-host-network`: pods on the node's network are not targets.
+        skip_host_network: bool,
+        /// `--max-pods`: at most this many pods are captured in all.
+        max_pods: Option<u32>,
+    },
 }
 
 impl Target {
     /// Pod `pod` of namespace `namespace`, through the runtime at `runtime_endpoint`.
     pub fn pod(pod: &str, namespace: &str, runtime_endpoint: &str) -> Self {
         Self {
-            pod: pod.into(),
-            namespace: namespace.into(),
+            pods: Pods::One {
+                namespace: namespace.into(),
+                name: pod.into(),
+            },
             runtime_endpoint: runtime_endpoint.into(),
         }
     }
 
+    /// Whether the job serves several pods (one pcapng interface and one report entry each).
+    pub fn is_many(&self) -> bool {
+        !matches!(self.pods, Pods::One { .. })
+    }
+
     fn push_args(&self, args: &mut Vec<String>) {
-        args.extend([
-            "--pod".into(),
-            self.pod.clone(),
-            "--namespace".into(),
-            self.namespace.clone(),
-            "--runtime-endpoint".into(),
-            self.runtime_endpoint.clone(),
-        ]);
+        match &self.pods {
+            Pods::One { namespace, name } => {
+                args.extend(["--pod".into(), name.clone()]);
+                args.extend(["--namespace".into(), namespace.clone()]);
+            }
+            Pods::Listed(pods) => {
+                for (namespace, name) in pods {
+                    args.extend(["--pod".into(), format!("{namespace}/{name}")]);
+                }
+            }
+            Pods::Selected {
+                namespaces,
+                selector,
+                skip_host_network,
+                max_pods,
+            } => {
+                args.extend(["--selector".into(), selector.clone()]);
+                for namespace in namespaces {
+                    args.extend(["--namespace".into(), namespace.clone()]);
+                }
+                if *skip_host_network {
+                    args.push("--skip-host-network".into());
+                }
+                if let Some(n) = max_pods {
+                    args.extend(["--max-pods".into(), n.to_string()]);
+                }
+            }
+        }
+        args.extend(["--runtime-endpoint".into(), self.runtime_endpoint.clone()]);
     }
 }
 

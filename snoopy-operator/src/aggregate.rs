@@ -133,6 +133,76 @@ pub fn from_job(
     status
 }
 
+/// The entry for `target`, one of the pods a per-node Job serves: the Job's phase and times
+/// (as [`from_job`]), the pod's own counts from the Job's report, and Gone when the pod went
+/// away (the report says so, or the pod no longer exists while the Job runs).
+pub fn from_node_job(
+    job: &Job,
+    pods: &[&Pod],
+    target: &Target,
+    pod_alive: bool,
+    previous: Option<&TargetStatus>,
+) -> TargetStatus {
+    let mut status = from_job(job, pods, pod_alive, previous);
+    status.namespace = target.namespace.clone();
+    status.pod = target.name.clone();
+    status.pod_uid = target.uid.clone();
+    status.node = target.node.clone();
+    // Kafka counts are the Job's, for all its pods: they stay in its report and log.
+    status.kafka_sent = None;
+    status.kafka_dropped = None;
+    status.kafka_failed_attempts = None;
+    let Some(report) = termination_message(pods).map(|m| report::parse(&m)) else {
+        // No report (yet): the Job's totals are not this pod's.
+        if previous.is_none_or(|p| p.packets_captured.is_none()) {
+            status.packets_captured = None;
+            status.packets_dropped = None;
+        }
+        if status.phase == TargetPhase::Gone {
+            gone(&mut status);
+        }
+        return status;
+    };
+    status.packets_captured = None;
+    status.packets_dropped = None;
+    match report.pods.iter().find(|p| p.is_pod(&target.uid)) {
+        Some(count) => {
+            status.packets_captured = Some(count.captured);
+            status.packets_dropped = Some(count.dropped);
+            if count.failed {
+                status.phase = TargetPhase::Failed;
+                status.reason = Some("CaptureFailed".into());
+                status.message = Some(format!(
+                    "podtracer could not capture pod {}/{}; its error is in Job {}'s log",
+                    target.namespace, target.name, status.job
+                ));
+            } else if count.gone {
+                status.phase = TargetPhase::Gone;
+            }
+        }
+        None if status.phase == TargetPhase::Succeeded && report.pods_omitted > 0 => {
+            status.message = Some(format!(
+                "this pod's counts did not fit in the Job's 4 KiB report ({} pods' did not); they are in Job {}'s log",
+                report.pods_omitted, status.job
+            ));
+        }
+        None if status.phase == TargetPhase::Succeeded && pod_alive => {
+            status.phase = TargetPhase::Failed;
+            status.reason = Some("NotCaptured".into());
+            status.message = Some(format!(
+                "Job {} ended without capturing pod {}/{} (it was not ready on node {} while the Job ran)",
+                status.job, target.namespace, target.name, target.node
+            ));
+        }
+        None if status.phase == TargetPhase::Succeeded => status.phase = TargetPhase::Gone,
+        None => {}
+    }
+    if status.phase == TargetPhase::Gone {
+        gone(&mut status);
+    }
+    status
+}
+
 fn gone(status: &mut TargetStatus) {
     status.phase = TargetPhase::Gone;
     status.reason = Some("TargetPodDeleted".into());

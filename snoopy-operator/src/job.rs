@@ -1,4 +1,5 @@
-//! The Job for one target pod: a pure function of the CR, the target and the settings.
+//! The Job for one target pod, or for the target pods of one node: a pure function of the
+//! CR, the target(s) and the settings.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +13,11 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 
-use snoopy_job::{CaptureRequest, ExecRequest, FlowsRequest, Request};
+use serde::{Deserialize, Serialize};
+use snoopy_job::{CaptureRequest, ExecRequest, FlowsRequest, Pods, Request};
 
 use crate::crd::CaptureFormat;
+use crate::crd::TargetMode;
 use crate::naming;
 use crate::plan::{Kafka, Output, Plan, Tool};
 use crate::settings::{EXEC_DROP_CAPABILITIES, Settings};
@@ -56,6 +59,48 @@ pub struct Target {
     pub node: String,
 }
 
+/// A target as a per-node Job's annotation lists it (the node is the Job's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listed {
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// Pod uid.
+    pub uid: String,
+}
+
+/// One Job serving the target pods of one node (`jobsPer: node`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeJob {
+    /// The Job's name ([`naming::node_job_name`]).
+    pub name: String,
+    /// The node.
+    pub node: String,
+    /// The node's earlier Jobs in this run (0 for the first).
+    pub seq: usize,
+    /// The target pods on the node when the Job is created.
+    pub targets: Vec<Target>,
+    /// With `targets: follow`: the namespaces whose matching pods the Job picks up itself.
+    pub follow_namespaces: Option<Vec<String>>,
+}
+
+impl NodeJob {
+    /// The annotation that records the Job's targets.
+    pub fn targets_annotation(&self) -> String {
+        let listed: Vec<Listed> = self
+            .targets
+            .iter()
+            .map(|t| Listed {
+                namespace: t.namespace.clone(),
+                name: t.name.clone(),
+                uid: t.uid.clone(),
+            })
+            .collect();
+        serde_json::to_string(&listed).expect("targets serialize")
+    }
+}
+
 /// The Job's name for this target and run.
 pub fn job_name(owner: &Owner, target: &Target, run: &str) -> String {
     naming::job_name(
@@ -95,17 +140,89 @@ pub fn kafka_run_id(owner: &Owner, run: &str) -> String {
 
 /// The Job that runs `plan`'s tool as `target`, on `target`'s node, in the operator's namespace.
 pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &Settings) -> Job {
-    let labels = labels(owner, target, run);
-    let annotations = BTreeMap::from([
-        (
-            naming::OWNER_ANNOTATION.to_owned(),
-            format!("{}/{}", owner.namespace, owner.name),
-        ),
-        (
-            naming::TARGET_ANNOTATION.to_owned(),
-            format!("{}/{}", target.namespace, target.name),
-        ),
-    ]);
+    let mut labels = labels(owner, run);
+    labels.insert(
+        naming::TARGET_NAMESPACE.to_owned(),
+        target.namespace.clone(),
+    );
+    labels.insert(naming::TARGET_UID.to_owned(), target.uid.clone());
+    if let Some(v) = naming::label_value(&target.name) {
+        labels.insert(naming::TARGET_POD.to_owned(), v);
+    }
+    let mut annotations = annotations(owner);
+    annotations.insert(
+        naming::TARGET_ANNOTATION.to_owned(),
+        format!("{}/{}", target.namespace, target.name),
+    );
+    assemble(
+        owner,
+        Shape {
+            name: job_name(owner, target, run),
+            node: &target.node,
+            labels,
+            annotations,
+            args: podtracer_args(target, run, plan, settings),
+        },
+        run,
+        plan,
+        settings,
+    )
+}
+
+/// The Job that runs `plan`'s capture for every target pod of one node (`jobsPer: node`).
+pub fn build_for_node(
+    owner: &Owner,
+    job: &NodeJob,
+    run: &str,
+    plan: &Plan,
+    settings: &Settings,
+) -> Job {
+    let mut labels = labels(owner, run);
+    labels.insert(naming::JOB_NODE.to_owned(), naming::node_label(&job.node));
+    let mut annotations = annotations(owner);
+    annotations.insert(
+        naming::TARGETS_ANNOTATION.to_owned(),
+        job.targets_annotation(),
+    );
+    assemble(
+        owner,
+        Shape {
+            name: job.name.clone(),
+            node: &job.node,
+            labels,
+            annotations,
+            args: node_request(job, run, plan, settings).to_args(),
+        },
+        run,
+        plan,
+        settings,
+    )
+}
+
+/// What differs between a per-pod and a per-node Job.
+struct Shape<'a> {
+    name: String,
+    node: &'a str,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    args: Vec<String>,
+}
+
+fn annotations(owner: &Owner) -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        naming::OWNER_ANNOTATION.to_owned(),
+        format!("{}/{}", owner.namespace, owner.name),
+    )])
+}
+
+fn assemble(owner: &Owner, shape: Shape<'_>, run: &str, plan: &Plan, settings: &Settings) -> Job {
+    let Shape {
+        name,
+        node,
+        labels,
+        annotations,
+        args,
+    } = shape;
     // No host /proc mount: with hostPID the container's own /proc shows the target's
     // processes, which is where podtracer opens /proc/PID/ns/net.
     let mut mounts = vec![VolumeMount {
@@ -186,7 +303,7 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
         name: CONTAINER.into(),
         image: Some(settings.podtracer_image.clone()),
         image_pull_policy: Some(settings.image_pull_policy.clone()),
-        args: Some(podtracer_args(target, run, plan, settings)),
+        args: Some(args),
         env: (!env.is_empty()).then_some(env),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(&settings.requests)),
@@ -220,7 +337,7 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
     };
     Job {
         metadata: ObjectMeta {
-            name: Some(job_name(owner, target, run)),
+            name: Some(name),
             namespace: Some(settings.namespace.clone()),
             labels: Some(labels.clone()),
             annotations: Some(annotations.clone()),
@@ -240,7 +357,7 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
-                    node_name: Some(target.node.clone()),
+                    node_name: Some(node.to_owned()),
                     host_pid: Some(true),
                     host_network: host_network.then_some(true),
                     dns_policy: host_network.then(|| "ClusterFirstWithHostNet".into()),
@@ -267,6 +384,21 @@ pub fn build(owner: &Owner, target: &Target, run: &str, plan: &Plan, settings: &
 /// The node job for one target: the contract podtracer parses (`snoopy-job`).
 pub fn request(target: &Target, run: &str, plan: &Plan, settings: &Settings) -> Request {
     let pod = snoopy_job::Target::pod(&target.name, &target.namespace, &settings.runtime_endpoint);
+    let mut request = request_with(
+        pod,
+        &format!("{}_{}_{run}", target.namespace, target.name),
+        plan,
+    );
+    if let Request::Exec(e) = &mut request {
+        // Defense in depth: podtracer refuses anything off the admin's list too, and
+        // drops the program to what its entry keeps.
+        e.allow = Some(settings.policy.exec_allowlist.to_string());
+    }
+    request
+}
+
+/// The request for `pod`, its files named `STEM.EXT` in the output directory.
+fn request_with(pod: snoopy_job::Target, stem: &str, plan: &Plan) -> Request {
     let sinks: Vec<String> = plan.kafka.iter().map(sink_url).collect();
     match &plan.tool {
         Tool::Capture(c) => {
@@ -284,10 +416,7 @@ pub fn request(target: &Target, run: &str, plan: &Plan, settings: &Settings) -> 
                 (None, None)
             } else {
                 let ext = format.map_or("pcapng", snoopy_job::CaptureFormat::as_str);
-                let file = format!(
-                    "{OUTPUT_DIR}/{}_{}_{run}.{ext}",
-                    target.namespace, target.name
-                );
+                let file = format!("{OUTPUT_DIR}/{stem}.{ext}");
                 let ring = c.ring.map(|r| snoopy_job::Ring {
                     file_size_mb: r.file_size_mb,
                     file_count: r.file_count,
@@ -319,13 +448,49 @@ pub fn request(target: &Target, run: &str, plan: &Plan, settings: &Settings) -> 
         }),
         Tool::Exec { command, args } => Request::Exec(ExecRequest {
             target: pod,
-            // Defense in depth: podtracer refuses anything off the admin's list too, and
-            // drops the program to what its entry keeps.
-            allow: Some(settings.policy.exec_allowlist.to_string()),
+            allow: None,
             command: command.clone(),
             args: args.clone(),
         }),
     }
+}
+
+/// The node job for the target pods of one node: a capture of them all, one pcapng
+/// interface and one report entry per pod (the plan allows `jobsPer: node` for captures
+/// only).
+pub fn node_request(job: &NodeJob, run: &str, plan: &Plan, settings: &Settings) -> Request {
+    let pods = match &job.follow_namespaces {
+        Some(namespaces) if plan.mode == TargetMode::Follow => Pods::Selected {
+            namespaces: namespaces.clone(),
+            selector: crate::selector::to_query(&plan.pod_selector).unwrap_or_default(),
+            skip_host_network: !plan.host_network,
+            max_pods: u32::try_from(settings.bounds.max_targets).ok(),
+        },
+        _ => Pods::Listed(
+            job.targets
+                .iter()
+                .map(|t| (t.namespace.clone(), t.name.clone()))
+                .collect(),
+        ),
+    };
+    let stem = if job.seq == 0 {
+        format!("node-{}_{run}", job.node)
+    } else {
+        format!("node-{}_{run}_{}", job.node, job.seq)
+    };
+    let mut request = request_with(
+        snoopy_job::Target {
+            pods,
+            runtime_endpoint: settings.runtime_endpoint.clone(),
+        },
+        &stem,
+        plan,
+    );
+    if let Request::Capture(c) = &mut request {
+        // One process serves many pods: what one pod sends must not stop the others.
+        c.count = None;
+    }
+    request
 }
 
 /// The `podtracer` command line for one target.
@@ -444,7 +609,7 @@ fn kafka_volumes(k: &Kafka) -> (Vec<Volume>, Vec<VolumeMount>) {
     (volumes, mounts)
 }
 
-fn labels(owner: &Owner, target: &Target, run: &str) -> BTreeMap<String, String> {
+fn labels(owner: &Owner, run: &str) -> BTreeMap<String, String> {
     let mut labels = BTreeMap::from([
         (
             naming::MANAGED_BY.to_owned(),
@@ -453,18 +618,10 @@ fn labels(owner: &Owner, target: &Target, run: &str) -> BTreeMap<String, String>
         (naming::OWNER_UID.to_owned(), owner.uid.clone()),
         (naming::OWNER_KIND.to_owned(), owner.kind.clone()),
         (naming::OWNER_NAMESPACE.to_owned(), owner.namespace.clone()),
-        (
-            naming::TARGET_NAMESPACE.to_owned(),
-            target.namespace.clone(),
-        ),
-        (naming::TARGET_UID.to_owned(), target.uid.clone()),
         (naming::RUN.to_owned(), run.to_owned()),
     ]);
     if let Some(v) = naming::label_value(&owner.name) {
         labels.insert(naming::OWNER_NAME.to_owned(), v);
-    }
-    if let Some(v) = naming::label_value(&target.name) {
-        labels.insert(naming::TARGET_POD.to_owned(), v);
     }
     labels
 }

@@ -118,6 +118,10 @@ struct RunArgs {
     /// At most this many entries in a CR's status.targets (counts cover all).
     #[arg(long, env = "SNOOPY_MAX_STATUS_TARGETS", default_value_t = Limits::default().max_status_targets)]
     max_status_targets: usize,
+    /// Capture CRs without jobsPer get one Job per node when a run starts with this many
+    /// targets on one node (at least 1; 1 makes every such capture per node).
+    #[arg(long, env = "SNOOPY_NODE_JOB_THRESHOLD", default_value_t = Limits::default().node_job_threshold)]
+    node_job_threshold: usize,
     /// activeDeadlineSeconds of exec and flows Jobs whose CR sets none.
     #[arg(long, env = "SNOOPY_DEFAULT_DEADLINE_SECONDS", default_value_t = Limits::default().default_deadline_seconds)]
     default_deadline_seconds: i64,
@@ -146,9 +150,10 @@ impl RunArgs {
         };
         anyhow::ensure!(
             self.max_targets > 0
+                && self.node_job_threshold > 0
                 && self.default_deadline_seconds > 0
                 && self.default_ttl_seconds >= 0,
-            "SNOOPY_MAX_TARGETS and SNOOPY_DEFAULT_DEADLINE_SECONDS must be at least 1, SNOOPY_DEFAULT_TTL_SECONDS at least 0"
+            "SNOOPY_MAX_TARGETS, SNOOPY_NODE_JOB_THRESHOLD and SNOOPY_DEFAULT_DEADLINE_SECONDS must be at least 1, SNOOPY_DEFAULT_TTL_SECONDS at least 0"
         );
         anyhow::ensure!(
             self.max_capture_bytes >= plan::MIN_CAPTURE_BYTES,
@@ -174,6 +179,7 @@ impl RunArgs {
             Limits {
                 max_targets: self.max_targets,
                 max_status_targets: self.max_status_targets,
+                node_job_threshold: self.node_job_threshold,
                 default_deadline_seconds: self.default_deadline_seconds,
                 default_ttl_seconds: self.default_ttl_seconds,
                 max_capture_bytes: self.max_capture_bytes,

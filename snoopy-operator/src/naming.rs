@@ -34,6 +34,12 @@ pub const TARGET_ANNOTATION: &str = "snoopy.fennecproject.io/target";
 pub const FINALIZER: &str = "snoopy.fennecproject.io/jobs";
 /// The run of an unscheduled CR.
 pub const RUN_ONCE: &str = "once";
+/// Label of a per-node Job: the node it serves ([`node_label`]: its name when that is a
+/// valid label value, else a hash; the Job's pod spec has the name itself).
+pub const JOB_NODE: &str = "snoopy.fennecproject.io/node";
+/// Annotation of a per-node Job: the target pods it was created for, as JSON
+/// (`[{"namespace":…,"name":…,"uid":…}]`).
+pub const TARGETS_ANNOTATION: &str = "snoopy.fennecproject.io/targets";
 
 /// Kubernetes' limit for a label value, and for names used as label values (`job-name`).
 pub const MAX_LABEL: usize = 63;
@@ -54,6 +60,29 @@ pub fn job_name(prefix: &str, pod_name: &str, owner_uid: &str, pod_uid: &str, ru
     } else {
         format!("{prefix}-{pod}-{hash}")
     }
+}
+
+/// The Job name for one node in one run of one CR: `PREFIX-node-NODE-HASH`, at most 63
+/// characters. `seq` counts the node's earlier Jobs in the run (a follow-mode run starts
+/// another when matching pods appear after the node's Job ended).
+pub fn node_job_name(prefix: &str, node: &str, owner_uid: &str, run: &str, seq: usize) -> String {
+    let seq = seq.to_string();
+    let hash = short_hash(&[owner_uid, node, run, &seq]);
+    let prefix: String = sanitize(prefix).chars().take(20).collect();
+    let room = MAX_LABEL - HASH_LEN - 2 - prefix.len() - "-node".len();
+    let mut node = sanitize(node);
+    node.truncate(room);
+    let node = node.trim_end_matches('-');
+    if node.is_empty() {
+        format!("{prefix}-node-{hash}")
+    } else {
+        format!("{prefix}-node-{node}-{hash}")
+    }
+}
+
+/// The [`JOB_NODE`] label value for `node`.
+pub fn node_label(node: &str) -> String {
+    label_value(node).unwrap_or_else(|| format!("h-{}", short_hash(&[node])))
 }
 
 /// `value` if it is a valid label value, else `None` (it then goes only into an annotation).
@@ -129,6 +158,29 @@ mod tests {
         );
         // The separator matters: ("ab", "c") is not ("a", "bc").
         assert_ne!(short_hash(&["ab", "c"]), short_hash(&["a", "bc"]));
+    }
+
+    #[test]
+    fn node_job_names_fit_and_differ_by_node_run_and_sequence() {
+        let a = node_job_name("snoopy", "worker-7.example", "uid-cr", RUN_ONCE, 0);
+        assert!(a.starts_with("snoopy-node-worker-7-example-"), "{a}");
+        assert_eq!(
+            a,
+            node_job_name("snoopy", "worker-7.example", "uid-cr", RUN_ONCE, 0)
+        );
+        for other in [
+            node_job_name("snoopy", "worker-8.example", "uid-cr", RUN_ONCE, 0),
+            node_job_name("snoopy", "worker-7.example", "uid-cr", "1733300000", 0),
+            node_job_name("snoopy", "worker-7.example", "uid-cr", RUN_ONCE, 1),
+            node_job_name("snoopy", "worker-7.example", "uid-cr2", RUN_ONCE, 0),
+        ] {
+            assert_ne!(a, other);
+        }
+        let long = node_job_name("snoopy", &"n".repeat(253), "u", RUN_ONCE, 0);
+        assert!(long.len() <= MAX_LABEL, "{long}");
+        assert_eq!(node_label("worker-7"), "worker-7");
+        let hashed = node_label(&"n".repeat(100));
+        assert!(label_value(&hashed).is_some(), "{hashed}");
     }
 
     #[test]

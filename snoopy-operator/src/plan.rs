@@ -258,6 +258,19 @@ pub struct Plan {
     /// Whether hostNetwork pods may be targets (their traffic is the node's): only when the
     /// webhook found that the author may `create pods/exec` in every namespace.
     pub host_network: bool,
+    /// One Job per pod, per node, or chosen when a run starts.
+    pub jobs_per: JobsPer,
+}
+
+/// How a run's Jobs are cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobsPer {
+    /// One per target pod (the Tcpdump CR's, and every tool but capture).
+    Pod,
+    /// One per node with targets.
+    Node,
+    /// Per node once a node holds the operator's threshold of targets, else per pod.
+    Auto,
 }
 
 /// Why a CR cannot run; becomes the `Degraded` condition.
@@ -308,6 +321,7 @@ impl Plan {
             ttl_seconds_after_finished: Some(settings.bounds.default_ttl_seconds),
             suspend: false,
             host_network: cr.authorization.allows_host_network(),
+            jobs_per: JobsPer::Pod,
         })
     }
 
@@ -378,6 +392,21 @@ impl Plan {
         let kafka = kafka_spec
             .map(|k| kafka(k, &tool, cr, policy))
             .transpose()?;
+        let jobs_per = match (spec.jobs_per, &tool) {
+            (Some(crate::crd::JobsPer::Pod), _) => JobsPer::Pod,
+            (Some(crate::crd::JobsPer::Node), Tool::Capture(_)) => JobsPer::Node,
+            (Some(crate::crd::JobsPer::Node), other) => {
+                return Err(invalid(
+                    "InvalidSpec",
+                    format!(
+                        "jobsPer: node serves several pods from one process, which only capture does; {} runs one Job per pod (remove jobsPer or set it to pod)",
+                        other.name()
+                    ),
+                ));
+            }
+            (None, Tool::Capture(_)) => JobsPer::Auto,
+            (None, _) => JobsPer::Pod,
+        };
         let default_deadline = matches!(tool, Tool::Exec { .. } | Tool::Flows { .. })
             .then_some(settings.bounds.default_deadline_seconds);
         let schedule = spec
@@ -401,6 +430,7 @@ impl Plan {
                 .or(Some(settings.bounds.default_ttl_seconds)),
             suspend: spec.suspend.unwrap_or(false),
             host_network: cr.authorization.allows_host_network(),
+            jobs_per,
         })
     }
 }
@@ -960,6 +990,7 @@ mod tests {
             tool,
             schedule: None,
             targets: None,
+            jobs_per: None,
             output: None,
             active_deadline_seconds: None,
             ttl_seconds_after_finished: None,

@@ -69,6 +69,9 @@ pub struct Limits {
     pub max_targets: usize,
     /// At most this many entries in `status.targets` (the counts cover all). Default 100.
     pub max_status_targets: usize,
+    /// A capture CR without `jobsPer` gets one Job per node when a run starts with at
+    /// least this many targets on one node. Default 4.
+    pub node_job_threshold: usize,
     /// `activeDeadlineSeconds` of exec and flows Jobs whose CR sets none (they need not end
     /// by themselves). Default 3600.
     pub default_deadline_seconds: i64,
@@ -120,6 +123,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_targets: 500,
+            node_job_threshold: 4,
             max_status_targets: 100,
             default_deadline_seconds: 3600,
             default_ttl_seconds: 86_400,

@@ -217,7 +217,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         .with_rotation(&args.rotate)?;
     let kafka = args.sinks.kafka(DEFAULT_PACKETS_TOPIC)?;
     let resolved = args.target.resolve()?;
-    let many = resolved.follower.is_some();
+    let many = resolved.many;
     let default_key = resolved
         .targets
         .first()

@@ -23,7 +23,7 @@ use crate::target::{Target, TargetArgs};
 /// `NS/POD`; with `--pid`/`--netns`/`-r` nothing names the addresses.
 fn pod_names(target: &TargetArgs) -> PodNames {
     let mut names = PodNames::new();
-    if target.pod.is_none() {
+    if target.pod.is_empty() {
         return names;
     }
     let pods = crate::runtime::connect(target.runtime_endpoint.as_deref())
@@ -164,6 +164,7 @@ pub fn run(args: FlowsArgs) -> Result<ExitCode> {
                 totals: &totals,
                 kafka: &reports,
                 files: &[],
+                pods: &[],
             }
             .write(args.termination_log.as_deref());
         }

@@ -103,7 +103,7 @@ pub fn run(args: PodsArgs) -> Result<ExitCode> {
     let client = runtime::connect(args.runtime_endpoint.as_deref())?;
     let mut query = match &args.selector {
         Some(selector) => PodChoice::Selected {
-            namespace: args.namespace.clone(),
+            namespaces: args.namespace.clone().map(|ns| vec![ns]),
             selector: selector.clone(),
         }
         .query()?,

@@ -156,7 +156,7 @@ pub fn run(args: ThroughputArgs) -> Result<ExitCode> {
             .target
             .selector
             .clone()
-            .or_else(|| args.target.pod.clone())
+            .or_else(|| args.target.one_pod().map(str::to_owned))
             .unwrap_or_else(|| "throughput".into()),
     )?;
     let mut out = std::io::BufWriter::new(std::io::stdout());
@@ -223,11 +223,12 @@ fn plan(args: &ThroughputArgs) -> Result<Plan> {
     let server = TargetArgs {
         pid: args.to_pid,
         netns: args.to_netns.clone(),
-        pod: args.to_pod.clone(),
-        namespace: args
-            .to_namespace
-            .clone()
-            .unwrap_or_else(|| args.target.namespace.clone()),
+        pod: args.to_pod.iter().cloned().collect(),
+        namespace: vec![
+            args.to_namespace
+                .clone()
+                .unwrap_or_else(|| args.target.namespace().to_owned()),
+        ],
         runtime_endpoint: args.target.runtime_endpoint.clone(),
         ..TargetArgs::default()
     };

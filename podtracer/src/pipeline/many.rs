@@ -46,6 +46,9 @@ struct Slot {
     stop: StopHandle,
     sink_interface: Option<u32>,
     written: u64,
+    /// The runtime stopped reporting it as a ready, matching pod (deleted, most likely)
+    /// before its interface went.
+    vanished: bool,
     outcome: Option<PodOutcome>,
     thread: Option<JoinHandle<()>>,
 }
@@ -59,6 +62,7 @@ pub(super) fn run(pipeline: Pipeline, resolved: Resolved) -> Result<ExitCode> {
     let Resolved {
         targets,
         mut follower,
+        ..
     } = resolved;
     let (tx, rx) = sync_channel(CHANNEL_DEPTH);
     let mut slots: Vec<Slot> = Vec::new();
@@ -156,6 +160,7 @@ pub(super) fn run(pipeline: Pipeline, resolved: Resolved) -> Result<ExitCode> {
     }
     let mut received = 0;
     let mut dropped = 0;
+    let mut pods = Vec::new();
     for slot in &slots {
         let (r, d) = slot
             .outcome
@@ -163,6 +168,9 @@ pub(super) fn run(pipeline: Pipeline, resolved: Resolved) -> Result<ExitCode> {
             .map_or((0, 0), |o| (o.received, o.dropped));
         received += r;
         dropped += d;
+        if let Some(uid) = &slot.uid {
+            pods.push(pod_count(uid, slot, d));
+        }
         if !pipeline.quiet {
             eprintln!(
                 "podtracer: {}: {} packets captured, {r} received by filter, {d} dropped by kernel",
@@ -177,17 +185,31 @@ pub(super) fn run(pipeline: Pipeline, resolved: Resolved) -> Result<ExitCode> {
         dropped,
         target_gone: false,
     };
-    pipeline.close(&totals, &deliveries);
+    pipeline.close(&totals, &pods, &deliveries);
     if !pipeline.quiet {
         totals.print();
     }
-    if slots
-        .iter()
-        .all(|s| s.outcome.as_ref().is_some_and(|o| o.error.is_some()))
+    // A selector that never matched here is not an error (a per-node Job in follow mode
+    // waits for pods that may not come); pods that all failed are.
+    if !slots.is_empty()
+        && slots
+            .iter()
+            .all(|s| s.outcome.as_ref().is_some_and(|o| o.error.is_some()))
     {
         anyhow::bail!("no pod could be captured");
     }
     crate::exit::status(outcome.and(flushed.map_err(anyhow::Error::from)))
+}
+
+/// A pod's line in the termination report: what was written for it, and whether it went
+/// away or could not be captured.
+fn pod_count(uid: &str, slot: &Slot, dropped: u64) -> snoopy_job::PodCount {
+    let mut count = snoopy_job::PodCount::new(uid, slot.written, dropped);
+    if let Some(outcome) = &slot.outcome {
+        count.gone = slot.vanished || outcome.reason == Some(EndReason::InterfaceGone);
+        count.failed = outcome.error.is_some();
+    }
+    count
 }
 
 enum Received {
@@ -225,9 +247,10 @@ fn follow(
         Ok((fresh, gone)) => {
             for uid in gone {
                 for slot in slots
-                    .iter()
+                    .iter_mut()
                     .filter(|s| s.uid.as_deref() == Some(uid.as_str()))
                 {
+                    slot.vanished = slot.outcome.is_none();
                     slot.stop.stop();
                 }
             }
@@ -295,6 +318,7 @@ fn spawn(slot: usize, target: Target, settings: &CaptureSettings, tx: SyncSender
         stop,
         sink_interface: None,
         written: 0,
+        vanished: false,
         outcome: None,
         thread: Some(thread),
     }

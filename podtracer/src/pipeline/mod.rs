@@ -52,11 +52,11 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// Captures in the targets until the count, the stop handle, or the targets going away
-    /// ends it; writes the report and prints the closing statistics (unless quiet). With a
-    /// follower (`-l`), every pod is captured on its own thread and pods that start
+    /// ends it; writes the report and prints the closing statistics (unless quiet). With several
+    /// pods (`-l`, `--pod NS/NAME…`), every pod is captured on its own thread and pods that start
     /// matching later are added.
     pub fn run(self, resolved: Resolved) -> Result<ExitCode> {
-        if resolved.follower.is_some() {
+        if resolved.many {
             return many::run(self, resolved);
         }
         let target = resolved.targets.into_iter().next().expect("one target");
@@ -65,7 +65,12 @@ impl Pipeline {
 
     /// The end of every capture, once no more packets are written: the Kafka sinks deliver
     /// what they hold (within the sink timeout), then the report is written.
-    fn close(&self, totals: &Totals, deliveries: &[(String, DeliveryHandle)]) {
+    fn close(
+        &self,
+        totals: &Totals,
+        pods: &[snoopy_job::PodCount],
+        deliveries: &[(String, DeliveryHandle)],
+    ) {
         let kafka = crate::sinks::finish_all(deliveries, self.sink_timeout, self.quiet);
         let files = self
             .output
@@ -76,6 +81,7 @@ impl Pipeline {
             totals,
             kafka: &kafka,
             files: &files,
+            pods,
         }
         .write(self.termination_log.as_deref());
     }

@@ -63,7 +63,7 @@ pub(super) fn run(pipeline: Pipeline, target: Target) -> Result<ExitCode> {
         // The packet that found the last -G -W file full was read but not written.
         totals.captured = captured.load(Ordering::Relaxed);
     }
-    pipeline.close(&totals, &deliveries);
+    pipeline.close(&totals, &[], &deliveries);
     if !pipeline.quiet {
         if totals.target_gone {
             eprintln!(

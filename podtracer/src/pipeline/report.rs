@@ -18,6 +18,8 @@ pub struct Ending<'a> {
     /// The files written (`-w`, each rotated file, `--sink file://`); the report names them
     /// without their folders.
     pub files: &'a [PathBuf],
+    /// Each pod's counts, when the run served several (`capture -l`, `--pod NS/NAME…`).
+    pub pods: &'a [snoopy_job::PodCount],
 }
 
 impl Ending<'_> {
@@ -44,6 +46,7 @@ impl Ending<'_> {
                 .filter_map(|f| f.file_name())
                 .map(|n| n.to_string_lossy().into_owned()),
         )
+        .with_pods(self.pods.iter().cloned())
     }
 
     /// Writes the report to `path` (`--termination-log`; nothing without it). A failure to
@@ -89,6 +92,7 @@ mod tests {
             totals: &totals,
             kafka: &kafka,
             files: &files,
+            pods: &[],
         }
         .report();
         assert_eq!(
@@ -117,6 +121,7 @@ mod tests {
             totals: &Totals::default(),
             kafka: &[],
             files: &[],
+            pods: &[],
         }
         .report();
         assert_eq!(report.kafka, None);

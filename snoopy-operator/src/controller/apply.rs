@@ -16,10 +16,9 @@ use tracing::{debug, info};
 use super::decide::{self, Observed};
 use super::{CaptureResource, Context, Error, kube_err, paged, targets};
 use crate::crd::CaptureStatus;
-use crate::job::{self, Owner, Target};
+use crate::job::{self, Owner};
 use crate::metrics::{CrLabels, KindLabels};
 use crate::naming;
-use crate::plan::Plan;
 
 /// How many Jobs are created at once (the API server handles these in parallel).
 const CREATE_CONCURRENCY: usize = 48;
@@ -153,8 +152,25 @@ pub(super) async fn apply<K: CaptureResource>(cr: Arc<K>, ctx: &Context) -> Resu
         publish(ctx, cr.as_ref(), type_, &note.reason, note.message.clone()).await;
     }
     write_status(ctx, cr.as_ref(), &previous, decision.status).await?;
-    if let (Ok(plan), Some((run, to_create))) = (&plan, &decision.create) {
-        let created = create_jobs(ctx, &owner, plan, run, to_create).await?;
+    if let Ok(plan) = &plan {
+        let mut to_create: Vec<(Job, String)> = Vec::new();
+        if let Some((run, targets)) = &decision.create {
+            to_create.extend(targets.iter().map(|(t, name)| {
+                (
+                    job::build(&owner, t, run, plan, &ctx.settings),
+                    name.clone(),
+                )
+            }));
+        }
+        if let Some((run, node_jobs)) = &decision.node_jobs {
+            to_create.extend(node_jobs.iter().map(|nj| {
+                (
+                    job::build_for_node(&owner, nj, run, plan, &ctx.settings),
+                    nj.name.clone(),
+                )
+            }));
+        }
+        let created = create_jobs(ctx, &owner, to_create.iter().cloned()).await?;
         if created > 0 {
             ctx.metrics
                 .jobs_created
@@ -202,21 +218,11 @@ async fn delete_jobs(ctx: &Context, names: &[String]) -> Result<(), Error> {
 async fn create_jobs(
     ctx: &Context,
     owner: &Owner,
-    plan: &Plan,
-    run: &str,
-    targets: &[(Target, String)],
+    jobs: impl Iterator<Item = (Job, String)>,
 ) -> Result<u64, Error> {
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
-    let work: Vec<(Job, String, String, String)> = targets
-        .iter()
-        .map(|(t, name)| {
-            (
-                job::build(owner, t, run, plan, &ctx.settings),
-                name.clone(),
-                owner.uid.clone(),
-                ctx.settings.namespace.clone(),
-            )
-        })
+    let work: Vec<(Job, String, String, String)> = jobs
+        .map(|(job, name)| (job, name, owner.uid.clone(), ctx.settings.namespace.clone()))
         .collect();
     let results: Vec<bool> = futures::stream::iter(work)
         .map(|(job, name, uid, ns)| {

@@ -12,12 +12,13 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
+use super::per_node::{self, RunState};
 use super::targets::{self, Found};
 use crate::aggregate;
 use crate::crd::{
     CaptureStatus, Condition, ConditionStatus, Phase, TargetMode, TargetPhase, TargetStatus,
 };
-use crate::job::{self, Owner, Target};
+use crate::job::{self, NodeJob, Owner, Target};
 use crate::naming;
 use crate::plan::{Invalid, Plan};
 use crate::settings::Settings;
@@ -59,6 +60,8 @@ pub(crate) struct Decision {
     pub delete: Vec<String>,
     /// The run Jobs are created for, and the targets without a Job yet (with their Job names).
     pub create: Option<(String, Vec<(Target, String)>)>,
+    /// The run per-node Jobs are created for, and those Jobs (`jobsPer: node`).
+    pub node_jobs: Option<(String, Vec<NodeJob>)>,
     /// The status to write (skipped when equal to the previous one).
     pub status: CaptureStatus,
     /// Events, in order.
@@ -101,6 +104,7 @@ pub(crate) fn invalid(o: &Observed<'_>, invalid: &Invalid) -> Decision {
     Decision {
         delete: Vec::new(),
         create: None,
+        node_jobs: None,
         status,
         notes,
         requeue: None,
@@ -187,6 +191,12 @@ pub(crate) fn decide(
             .iter()
             .filter(|j| j.labels().get(naming::RUN) == Some(run))
         {
+            if per_node::is_node_job(j) {
+                for t in per_node::listed(j) {
+                    current.entry(t.uid.clone()).or_insert(t);
+                }
+                continue;
+            }
             let s = aggregate::from_job(j, &[], true, None);
             current.entry(s.pod_uid.clone()).or_insert(Target {
                 namespace: s.namespace,
@@ -210,6 +220,36 @@ pub(crate) fn decide(
         }
     }
 
+    // One Job per node for this run? Then which Job serves which target, and what to create.
+    let run_jobs: Vec<&Job> = jobs
+        .iter()
+        .filter(|j| run.is_some() && j.labels().get(naming::RUN) == run.as_ref())
+        .collect();
+    let node_mode = run.is_some() && per_node::chosen(plan, settings, &run_jobs, current.values());
+    let assignment = match &run {
+        Some(run) if node_mode => {
+            let node_jobs: Vec<(&Job, bool)> = run_jobs
+                .iter()
+                .filter(|j| per_node::is_node_job(j))
+                .map(|j| (*j, !per_node::finished(j)))
+                .collect();
+            per_node::assign(
+                &RunState {
+                    owner: o.owner,
+                    run,
+                    jobs: &node_jobs,
+                    current: &current,
+                    alive: &found.alive,
+                    previous: &previous.targets,
+                    namespaces: &found.namespaces,
+                },
+                plan,
+                plan.suspend,
+            )
+        }
+        _ => per_node::Assignment::default(),
+    };
+
     // Status entries: every kept Job, plus current targets without a Job.
     let jobs_by_name: HashMap<String, &Job> = jobs.iter().map(|j| (j.name_any(), j)).collect();
     let mut pods_by_job: HashMap<String, Vec<&Pod>> = HashMap::new();
@@ -223,6 +263,11 @@ pub(crate) fn decide(
         .iter()
         .map(|t| (t.job.as_str(), t))
         .collect();
+    let prev_by_target: HashMap<(&str, &str), &TargetStatus> = previous
+        .targets
+        .iter()
+        .map(|t| ((t.job.as_str(), t.pod_uid.as_str()), t))
+        .collect();
     let mut entries: Vec<TargetStatus> = Vec::new();
     for j in jobs.iter().filter(|j| {
         j.labels()
@@ -230,6 +275,38 @@ pub(crate) fn decide(
             .is_some_and(|r| keep.contains(r))
     }) {
         let name = j.name_any();
+        if per_node::is_node_job(j) {
+            let pods = pods_by_job.get(&name).cloned().unwrap_or_default();
+            let served = if node_mode && j.labels().get(naming::RUN) == run.as_ref() {
+                assignment.served.get(&name).cloned().unwrap_or_default()
+            } else {
+                // An earlier run's Job: what it listed, and what it picked up (recorded).
+                let mut served = per_node::listed(j);
+                for p in previous.targets.iter().filter(|p| p.job == name) {
+                    if !served.iter().any(|t| t.uid == p.pod_uid) {
+                        served.push(Target {
+                            namespace: p.namespace.clone(),
+                            name: p.pod.clone(),
+                            uid: p.pod_uid.clone(),
+                            node: p.node.clone(),
+                        });
+                    }
+                }
+                served
+            };
+            for t in &served {
+                entries.push(aggregate::from_node_job(
+                    j,
+                    &pods,
+                    t,
+                    found.alive.contains(&t.uid),
+                    prev_by_target
+                        .get(&(name.as_str(), t.uid.as_str()))
+                        .copied(),
+                ));
+            }
+            continue;
+        }
         let uid = j
             .labels()
             .get(naming::TARGET_UID)
@@ -244,7 +321,37 @@ pub(crate) fn decide(
         ));
     }
     let mut to_create: Vec<(Target, String)> = Vec::new();
-    if let Some(run) = &run {
+    if let Some(run) = run.as_ref().filter(|_| node_mode) {
+        let planned: HashMap<&str, &str> = assignment
+            .create
+            .iter()
+            .flat_map(|nj| {
+                nj.targets
+                    .iter()
+                    .map(|t| (t.uid.as_str(), nj.name.as_str()))
+            })
+            .collect();
+        let served: std::collections::HashSet<&str> = assignment
+            .served
+            .values()
+            .flatten()
+            .map(|t| t.uid.as_str())
+            .collect();
+        for t in current
+            .values()
+            .filter(|t| !served.contains(t.uid.as_str()))
+        {
+            let job_name = planned.get(t.uid.as_str()).copied().unwrap_or_default();
+            let mut entry = aggregate::without_job(t, run, job_name, found.alive.contains(&t.uid));
+            if let Some(prev) = prev_by_target.get(&(job_name, t.uid.as_str()))
+                && prev.phase.is_final()
+            {
+                entry = (*prev).clone();
+            }
+            entries.push(entry);
+        }
+    }
+    if let Some(run) = run.as_ref().filter(|_| !node_mode) {
         for t in current.values() {
             let name = job::job_name(o.owner, t, run);
             if jobs_by_name.contains_key(&name) {
@@ -397,7 +504,17 @@ pub(crate) fn decide(
             (
                 ConditionStatus::True,
                 "JobsCreated",
-                format!("{} targets, one Job each", entries.len()),
+                if node_mode {
+                    let nodes: std::collections::BTreeSet<&str> =
+                        entries.iter().map(|e| e.node.as_str()).collect();
+                    format!(
+                        "{} targets on {} nodes, one Job per node",
+                        entries.len(),
+                        nodes.len()
+                    )
+                } else {
+                    format!("{} targets, one Job each", entries.len())
+                },
             ),
             ok_degraded(),
         )
@@ -460,8 +577,12 @@ pub(crate) fn decide(
     Decision {
         delete,
         create: run
+            .clone()
             .filter(|_| !to_create.is_empty())
             .map(|r| (r, to_create)),
+        node_jobs: run
+            .filter(|_| !assignment.create.is_empty())
+            .map(|r| (r, assignment.create)),
         status,
         notes,
         requeue: Some(after),
@@ -511,6 +632,7 @@ mod tests {
     use super::*;
     use crate::job::fixtures::{owner, poc_plan};
     use crate::schedule::Schedule;
+    use std::collections::BTreeMap;
 
     fn at(text: &str) -> Timestamp {
         text.parse().unwrap()
@@ -541,6 +663,7 @@ mod tests {
     struct Case<'a> {
         previous: CaptureStatus,
         jobs: Vec<Job>,
+        job_pods: Vec<Pod>,
         found: Found,
         plan: Plan,
         settings: Settings,
@@ -556,7 +679,7 @@ mod tests {
                 generation: Some(1),
                 previous: &self.previous,
                 jobs: &self.jobs,
-                job_pods: &[],
+                job_pods: &self.job_pods,
                 now: at(self.now),
             };
             decide(&observed, &self.plan, &self.found, &self.settings)
@@ -567,6 +690,7 @@ mod tests {
         Case {
             previous: CaptureStatus::default(),
             jobs: Vec::new(),
+            job_pods: Vec::new(),
             found,
             plan: poc_plan(),
             settings: Settings::default(),
@@ -590,6 +714,223 @@ mod tests {
     }
 
     /// A new CR: one Job per running target, each target Pending, the run `once`.
+    fn on(node: &str, name: &str, uid: &str) -> Target {
+        Target {
+            node: node.into(),
+            ..pod(name, uid)
+        }
+    }
+
+    /// The node Jobs a decision creates: node → its targets' names.
+    fn node_jobs(d: &Decision) -> BTreeMap<String, Vec<String>> {
+        d.node_jobs
+            .iter()
+            .flat_map(|(_, jobs)| jobs.iter())
+            .map(|nj| {
+                (
+                    nj.node.clone(),
+                    nj.targets.iter().map(|t| t.name.clone()).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// The Jobs a decision creates, as the API server would then hold them (with a status
+    /// saying whether they still run).
+    fn node_jobs_built(c: &Case<'_>, d: &Decision, running: bool) -> Vec<Job> {
+        let (run, jobs) = d.node_jobs.as_ref().expect("node Jobs to create");
+        jobs.iter()
+            .map(|nj| {
+                let mut job = job::build_for_node(&owner(), nj, run, &c.plan, &c.settings);
+                job.status = Some(k8s_openapi::api::batch::v1::JobStatus {
+                    active: running.then_some(1),
+                    succeeded: (!running).then_some(1),
+                    ..Default::default()
+                });
+                job
+            })
+            .collect()
+    }
+
+    /// The pod of a finished Job, its termination message `report`.
+    fn finished_pod(job: &Job, report: &snoopy_job::Report) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": format!("{}-x", job.name_any()),
+                         "labels": {"job-name": job.name_any()}},
+            "status": {"phase": "Succeeded", "containerStatuses": [{
+                "name": "podtracer", "image": "", "imageID": "", "ready": false,
+                "restartCount": 0,
+                "state": {"terminated": {"exitCode": 0, "message": report.to_json(),
+                                          "finishedAt": "2026-12-03T12:00:20Z"}}}]},
+        }))
+        .unwrap()
+    }
+
+    /// `jobsPer` unset: captures go per node once a node holds the threshold of targets
+    /// (4), grouped by node; below it, one Job per pod as before.
+    #[test]
+    fn auto_groups_targets_by_node_from_the_threshold_on() {
+        let mut pods: Vec<Target> = (0..4)
+            .map(|n| on("node-a", &format!("a{n}"), &format!("ua{n}")))
+            .collect();
+        pods.push(on("node-b", "b0", "ub0"));
+        let mut c = case(found(&pods));
+        c.plan.jobs_per = crate::plan::JobsPer::Auto;
+        let d = c.decide();
+        assert!(d.create.is_none(), "{d:?}");
+        assert_eq!(
+            node_jobs(&d),
+            BTreeMap::from([
+                (
+                    "node-a".to_owned(),
+                    vec!["a0".into(), "a1".into(), "a2".into(), "a3".into()]
+                ),
+                ("node-b".to_owned(), vec!["b0".to_owned()]),
+            ])
+        );
+        assert_eq!(d.status.target_count, 5);
+        assert!(
+            d.status
+                .targets
+                .iter()
+                .all(|t| t.phase == TargetPhase::Pending)
+        );
+        let names: BTreeSet<&str> = d.status.targets.iter().map(|t| t.job.as_str()).collect();
+        assert_eq!(names.len(), 2, "each target names its node's Job");
+        assert!(condition(&d, "Ready").message.contains("one Job per node"));
+
+        // Three on the busiest node: below the threshold, one Job per pod.
+        let mut c = case(found(&pods[1..]));
+        c.plan.jobs_per = crate::plan::JobsPer::Auto;
+        let d = c.decide();
+        assert!(d.node_jobs.is_none());
+        assert_eq!(created(&d).len(), 4);
+        // The admin's threshold; and `jobsPer: pod` wins over any count.
+        c.settings.bounds.node_job_threshold = 3;
+        assert!(c.decide().node_jobs.is_some());
+        c.plan.jobs_per = crate::plan::JobsPer::Pod;
+        assert!(c.decide().node_jobs.is_none());
+    }
+
+    /// A run keeps its cut: once its node Jobs exist, nothing is created again, and the
+    /// targets the Jobs list stay theirs (a snapshot takes no pod that starts matching).
+    #[test]
+    fn a_snapshot_run_keeps_its_node_jobs_and_takes_no_new_pod() {
+        let pods = [on("node-a", "a0", "ua0"), on("node-a", "a1", "ua1")];
+        let mut c = case(found(&pods));
+        c.plan.jobs_per = crate::plan::JobsPer::Node;
+        let first = c.decide();
+        c.jobs = node_jobs_built(&c, &first, true);
+        c.previous = first.status;
+        let mut more = pods.to_vec();
+        more.push(on("node-b", "b0", "ub0"));
+        c.found = found(&more);
+        // Auto would now count differently: the run's Jobs decide.
+        c.plan.jobs_per = crate::plan::JobsPer::Auto;
+        let d = c.decide();
+        assert!(d.create.is_none() && d.node_jobs.is_none(), "{d:?}");
+        assert_eq!(d.status.target_count, 2);
+    }
+
+    /// `follow`: a pod that starts matching on a node whose Job runs is that Job's (it picks
+    /// pods up itself); a pod on a new node gets that node's Job; a pod on a node whose Job
+    /// has ended gets the node's next Job. A node that goes away takes its pods with it:
+    /// their targets end Gone.
+    #[test]
+    fn follow_assigns_new_pods_to_their_nodes_running_job() {
+        let mut c = case(found(&[on("node-a", "a0", "ua0")]));
+        c.plan.jobs_per = crate::plan::JobsPer::Node;
+        c.plan.mode = TargetMode::Follow;
+        let first = c.decide();
+        let a_job = first.node_jobs.as_ref().unwrap().1[0].name.clone();
+        c.jobs = node_jobs_built(&c, &first, true);
+        c.previous = first.status;
+
+        c.found = found(&[
+            on("node-a", "a0", "ua0"),
+            on("node-a", "a1", "ua1"),
+            on("node-b", "b0", "ub0"),
+        ]);
+        let d = c.decide();
+        assert_eq!(
+            node_jobs(&d),
+            BTreeMap::from([("node-b".to_owned(), vec!["b0".to_owned()])])
+        );
+        let a1 = d.status.targets.iter().find(|t| t.pod == "a1").unwrap();
+        assert_eq!(a1.job, a_job, "picked up by node-a's running Job");
+        c.jobs.extend(node_jobs_built(&c, &d, true));
+        c.previous = d.status;
+
+        // node-a's Job ends; a2 appears there; node-b goes away with b0.
+        c.jobs[0].status = Some(k8s_openapi::api::batch::v1::JobStatus {
+            succeeded: Some(1),
+            ..Default::default()
+        });
+        c.found = found(&[
+            on("node-a", "a0", "ua0"),
+            on("node-a", "a1", "ua1"),
+            on("node-a", "a2", "ua2"),
+        ]);
+        let d = c.decide();
+        let created = &d.node_jobs.as_ref().unwrap().1;
+        assert_eq!(created.len(), 1);
+        assert_eq!((created[0].node.as_str(), created[0].seq), ("node-a", 1));
+        assert_ne!(created[0].name, a_job);
+        assert_eq!(created[0].targets.len(), 1);
+        let b0 = d.status.targets.iter().find(|t| t.pod == "b0").unwrap();
+        assert_eq!(b0.phase, TargetPhase::Gone, "{b0:?}");
+        // a1, picked up by the ended Job, stays that Job's.
+        let a1 = d.status.targets.iter().find(|t| t.pod == "a1").unwrap();
+        assert_eq!(a1.job, a_job);
+    }
+
+    /// Each target of a finished node Job gets its own count from the Job's report; a pod
+    /// that went away mid-run is Gone with what it captured; a pod the report lacks while
+    /// it still runs was not captured, and says so.
+    #[test]
+    fn a_node_jobs_report_gives_each_target_its_count() {
+        let pods = [
+            on("node-a", "a0", "ua0"),
+            on("node-a", "a1", "ua1"),
+            on("node-a", "a2", "ua2"),
+        ];
+        let mut c = case(found(&pods));
+        c.plan.jobs_per = crate::plan::JobsPer::Node;
+        let first = c.decide();
+        c.jobs = node_jobs_built(&c, &first, false);
+        c.previous = first.status;
+        let mut gone = snoopy_job::PodCount::new("ua1", 7, 0);
+        gone.gone = true;
+        let report = snoopy_job::Report {
+            captured: Some(19),
+            received: Some(19),
+            dropped: Some(1),
+            ..Default::default()
+        }
+        .with_pods([snoopy_job::PodCount::new("ua0", 12, 1), gone]);
+        c.job_pods = vec![finished_pod(&c.jobs[0], &report)];
+        c.found = found(&[pods[0].clone(), pods[2].clone()]);
+        let d = c.decide();
+        let t = |name: &str| d.status.targets.iter().find(|t| t.pod == name).unwrap();
+        assert_eq!(t("a0").phase, TargetPhase::Succeeded);
+        assert_eq!(
+            (t("a0").packets_captured, t("a0").packets_dropped),
+            (Some(12), Some(1))
+        );
+        assert_eq!(t("a1").phase, TargetPhase::Gone);
+        assert_eq!(t("a1").packets_captured, Some(7));
+        assert!(
+            t("a1")
+                .message
+                .as_deref()
+                .unwrap()
+                .contains("the 7 packets")
+        );
+        assert_eq!(t("a2").phase, TargetPhase::Failed);
+        assert_eq!(t("a2").reason.as_deref(), Some("NotCaptured"));
+        assert_eq!((d.status.succeeded, d.status.failed), (1, 2));
+    }
+
     #[test]
     fn a_new_cr_creates_one_job_per_target() {
         let d = case(found(&[pod("a", "ua"), pod("b", "ub")])).decide();

@@ -7,6 +7,7 @@
 mod apply;
 mod decide;
 mod paged;
+mod per_node;
 pub mod pod_watch;
 pub(crate) mod targets;
 

@@ -18,6 +18,8 @@ pub(crate) struct Found {
     pub running: BTreeSet<Target>,
     /// uids of every selected pod that still exists (to tell a vanished target).
     pub alive: HashSet<String>,
+    /// The namespaces searched.
+    pub namespaces: Vec<String>,
     /// Namespaces that were asked for by name and do not exist.
     pub missing_namespace: Option<String>,
     /// Running hostNetwork pods that match but may not be targets (the plan does not
@@ -65,6 +67,7 @@ pub(crate) async fn find(client: &Client, plan: &Plan) -> Result<Found, Error> {
         Some(list.items.iter().map(ResourceExt::name_any).collect())
     };
     let query = selector::to_query(&plan.pod_selector).unwrap_or_default();
+    found.namespaces = namespaces.clone();
     for ns in namespaces {
         let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
         // Target pods are read as they arrive, a page at a time (paged.rs).

@@ -12,9 +12,9 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use snoopyjob::{
-    CaptureFormat, CaptureTool, ExecTool, FlowsTool, HostPathOutput, KafkaOutput, KafkaSasl,
-    KafkaTls, OutputSpec, PvcOutput, SaslMechanism, SnoopyJob, SnoopyJobSpec, TargetMode, ToolSpec,
-    VolumeOutput,
+    CaptureFormat, CaptureTool, ExecTool, FlowsTool, HostPathOutput, JobsPer, KafkaOutput,
+    KafkaSasl, KafkaTls, OutputSpec, PvcOutput, SaslMechanism, SnoopyJob, SnoopyJobSpec,
+    TargetMode, ToolSpec, VolumeOutput,
 };
 pub use status::{CaptureStatus, Condition, ConditionStatus, Phase, TargetPhase, TargetStatus};
 pub use tcpdump::{Tcpdump, TcpdumpSpec};

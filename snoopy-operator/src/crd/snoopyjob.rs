@@ -70,6 +70,14 @@ pub struct SnoopyJobSpec {
     /// matching later get their own Job too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<TargetMode>,
+    /// `pod`: one Job per target pod. `node`: one Job per node, serving every target pod on
+    /// it from one process (captures only: one pcapng with an interface per pod, each
+    /// pod's counts in `status.targets`; with `targets: follow` the node's Job picks up
+    /// pods that start matching on its node itself). Default: `node` for captures once a
+    /// node holds the operator's threshold of targets (4 unless the admin sets
+    /// `SNOOPY_NODE_JOB_THRESHOLD`) when a run starts, else `pod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_per: Option<JobsPer>,
     /// Where results go: the Job logs (default), a volume, and/or a Kafka topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputSpec>,
@@ -193,6 +201,16 @@ pub enum TargetMode {
     Snapshot,
     /// Also pods that start matching later.
     Follow,
+}
+
+/// How many Jobs a run creates.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobsPer {
+    /// One Job per target pod.
+    Pod,
+    /// One Job per node with target pods.
+    Node,
 }
 
 /// Where a Job's results go.

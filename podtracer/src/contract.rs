@@ -28,6 +28,7 @@ pub fn parse(args: &[String]) -> Result<Request, String> {
             target: target(&a.target),
             interface: a.interface.unwrap_or_default(),
             count: a.count,
+            count_per_pod: a.count_per_pod,
             duration: a.duration,
             snaplen: given("snaplen").then_some(a.snaplen),
             format: a.format.map(|f| match f {
@@ -224,6 +225,7 @@ mod tests {
                         None => (None, None),
                     };
                     Request::Capture(CaptureRequest {
+                        count_per_pod: count.filter(|_| target.is_many()),
                         target,
                         interface: iface,
                         count,

@@ -476,6 +476,36 @@ fn listed_pods_are_captured_together_and_reported_one_by_one() -> Result<()> {
         assert!(!entry.gone && !entry.failed, "{entry:?}");
     }
     assert!(!report.pods.iter().any(|p| p.is_pod(&uids["c"])));
+
+    // A packet count per pod (the CR's packetCount): each pod's capture ends at its own
+    // count, and the run ends by itself when all have.
+    let out = podtracer()
+        .args([
+            "capture",
+            "--runtime-endpoint",
+            &ep,
+            "--pod",
+            &format!("{ns}/a"),
+            "--pod",
+            &format!("{ns}/b"),
+            "--count-per-pod",
+            "3",
+            "-w",
+            file.to_str().unwrap(),
+            "--termination-log",
+            log.to_str().unwrap(),
+            "icmp",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let out = wait_with_timeout(out, Duration::from_secs(15))?;
+    assert!(out.status.success(), "{out:?}");
+    let report: snoopy_job::Report = serde_json::from_str(&std::fs::read_to_string(&log)?)?;
+    assert_eq!(report.captured, Some(6), "{report:?}");
+    assert!(report.pods.iter().all(|p| p.captured == 3), "{report:?}");
+    assert_eq!(tshark_fields(&file, &["frame.number"])?.len(), 6);
     Ok(())
 }
 

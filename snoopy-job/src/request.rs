@@ -139,6 +139,9 @@ pub struct CaptureRequest {
     pub interface: String,
     /// `-c`: stop after this many packets.
     pub count: Option<u64>,
+    /// `--count-per-pod`: with several pods, end each one's capture after this many of its
+    /// packets.
+    pub count_per_pod: Option<u64>,
     /// `--duration`: stop after this long (millisecond resolution).
     pub duration: Option<Duration>,
     /// `-s`: bytes kept of each packet.
@@ -166,6 +169,7 @@ impl CaptureRequest {
             target,
             interface: interface.into(),
             count: None,
+            count_per_pod: None,
             duration: None,
             snaplen: None,
             format: None,
@@ -242,6 +246,9 @@ impl Request {
                 flag(&mut args, "-i", c.interface.clone());
                 if let Some(n) = c.count {
                     flag(&mut args, "-c", n.to_string());
+                }
+                if let Some(n) = c.count_per_pod {
+                    flag(&mut args, "--count-per-pod", n.to_string());
                 }
                 if let Some(d) = c.duration {
                     flag(&mut args, "--duration", duration::format(d));

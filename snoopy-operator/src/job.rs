@@ -487,8 +487,8 @@ pub fn node_request(job: &NodeJob, run: &str, plan: &Plan, settings: &Settings) 
         plan,
     );
     if let Request::Capture(c) = &mut request {
-        // One process serves many pods: what one pod sends must not stop the others.
-        c.count = None;
+        // One process serves many pods: the count is each pod's, as with a Job per pod.
+        c.count_per_pod = c.count.take();
     }
     request
 }

@@ -1,6 +1,7 @@
 //! The reconciler against a real kube-apiserver + controller-manager (no kubelet: the tests
 //! mark pods Running and finish Job pods the way a kubelet and podtracer would).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
@@ -753,4 +754,145 @@ async fn exec_is_refused_off_the_allowlist() {
         operator,
     )
     .await;
+}
+
+/// `jobsPer` left to the operator, 100 target pods on one node and 2 on another: one Job
+/// per node (not 102), each listing its node's pods; node-a's Job names all 100 pods on
+/// podtracer's command line. When the Jobs end, each pod's count comes from its node Job's
+/// report — 100 entries in one 4 KiB termination message — into `status.targets`, bounded
+/// to the admin's 100 entries with the problems (a pod that went away) first.
+#[tokio::test]
+async fn one_job_per_node_reports_each_of_a_hundred_pods() {
+    let (client, ns, op) = setup("pernode").await;
+    let monitored = [("networkMonitor", "true")];
+    let mut uids = BTreeMap::new();
+    for n in 0..100 {
+        let name = format!("a-{n:03}");
+        let ip = format!("10.213.78.{}", n + 10);
+        let pod = running_pod(&client, &ns, &name, &monitored, "node-a", &ip).await;
+        uids.insert(name, pod.uid().unwrap());
+    }
+    for (name, ip) in [("b-0", "10.213.79.10"), ("b-1", "10.213.79.11")] {
+        let pod = running_pod(&client, &ns, name, &monitored, "node-b", ip).await;
+        uids.insert(name.to_owned(), pod.uid().unwrap());
+    }
+    let operator = Operator::start(&client, &op, &ns);
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let uid = api
+        .create(&PostParams::default(), &snoopyjob("pn", &ns, json!({})))
+        .await
+        .unwrap()
+        .uid()
+        .unwrap();
+    let jobs = wait_for(T, "two node Jobs", || {
+        let (client, op, uid) = (client.clone(), op.clone(), uid.clone());
+        async move {
+            let jobs = jobs_of(&client, &op, &uid).await;
+            (jobs.len() == 2).then_some(jobs)
+        }
+    })
+    .await;
+    // No more Jobs come: one per node, whatever the number of pods.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(jobs_of(&client, &op, &uid).await.len(), 2);
+    let by_node = |node: &str| {
+        jobs.iter()
+            .find(|j| {
+                j.spec
+                    .as_ref()
+                    .unwrap()
+                    .template
+                    .spec
+                    .as_ref()
+                    .unwrap()
+                    .node_name
+                    .as_deref()
+                    == Some(node)
+            })
+            .unwrap_or_else(|| panic!("a Job on {node}"))
+            .clone()
+    };
+    let (job_a, job_b) = (by_node("node-a"), by_node("node-b"));
+    let args = job_a
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .args
+        .clone()
+        .unwrap();
+    let named: Vec<&String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--pod")
+        .map(|w| &w[1])
+        .collect();
+    assert_eq!(named.len(), 100, "{args:?}");
+    assert!(named.contains(&&format!("{ns}/a-042")), "{named:?}");
+    assert!(
+        args.windows(2).any(|w| w == ["--count-per-pod", "10"]) && !args.contains(&"-c".into()),
+        "packetCount is each pod's, not shared by 100: {args:?}"
+    );
+    assert_eq!(
+        job_a.labels().get(naming::JOB_NODE).map(String::as_str),
+        Some("node-a")
+    );
+
+    // node-a's Job: every pod counted, a-007 gone mid-run. node-b's: both counted.
+    let count = |name: &str, n: u64| snoopy_job::PodCount::new(&uids[name], n, 0);
+    let mut counts: Vec<snoopy_job::PodCount> = (0..100)
+        .map(|n| count(&format!("a-{n:03}"), 1_000_000 + n))
+        .collect();
+    counts[7].gone = true;
+    let report_a = snoopy_job::Report {
+        captured: Some(counts.iter().map(|c| c.captured).sum()),
+        received: Some(0),
+        dropped: Some(0),
+        ..Default::default()
+    }
+    .with_files((0..10).map(|n| format!("node-node-a_once.pcapng{n}")))
+    .with_pods(counts);
+    assert_eq!(report_a.pods.len(), 100, "all fit");
+    let report_b = snoopy_job::Report::default().with_pods([count("b-0", 5), count("b-1", 6)]);
+    finish_job_pods(&client, &op, &job_a.name_any(), true, &report_a.to_json()).await;
+    finish_job_pods(&client, &op, &job_b.name_any(), true, &report_b.to_json()).await;
+    let status = wait_for(T, "every target final", || {
+        let api = api.clone();
+        async move {
+            status_of(&api, "pn")
+                .await
+                .filter(|s| s.succeeded + s.failed == 102)
+        }
+    })
+    .await;
+    assert_eq!(
+        (status.target_count, status.succeeded, status.failed),
+        (102, 101, 1),
+        "{:?}",
+        status.conditions
+    );
+    assert_eq!((status.targets.len(), status.targets_omitted), (100, 2));
+    let gone = status.targets.iter().find(|t| t.pod == "a-007").unwrap();
+    assert_eq!(
+        (gone.phase, gone.packets_captured),
+        (TargetPhase::Gone, Some(1_000_007))
+    );
+    for t in status.targets.iter().filter(|t| t.pod != "a-007") {
+        let want = match t.pod.as_str() {
+            "b-0" => 5,
+            "b-1" => 6,
+            a => 1_000_000 + a[2..].parse::<u64>().unwrap(),
+        };
+        assert_eq!(
+            (t.phase, t.packets_captured),
+            (TargetPhase::Succeeded, Some(want)),
+            "{t:?}"
+        );
+        let job = if t.node == "node-a" { &job_a } else { &job_b };
+        assert_eq!(t.job, job.name_any());
+    }
+    teardown::<SnoopyJob>(&client, &ns, &op, &["pn"], operator).await;
 }

@@ -45,6 +45,11 @@ pub struct CaptureArgs {
     #[arg(short = 'c', long = "count", value_name = "COUNT")]
     pub count: Option<u64>,
 
+    /// With several pods: end each pod's capture after COUNT packets of its own (the run
+    /// ends when every pod's has, or by -c, --duration or a signal).
+    #[arg(long, value_name = "COUNT")]
+    pub count_per_pod: Option<u64>,
+
     /// Exit after this long (e.g. 30, 30s, 500ms, 5m, 1h).
     #[arg(long, value_name = "DURATION", value_parser = snoopy_job::duration::parse)]
     pub duration: Option<Duration>,
@@ -274,6 +279,7 @@ pub fn run(args: CaptureArgs) -> Result<ExitCode> {
         output,
         look,
         count: args.count,
+        count_per_pod: args.count_per_pod,
         packet_buffered: args.packet_buffered,
         quiet: args.quiet,
         sink_timeout: args.sinks.sink_timeout,

@@ -74,6 +74,7 @@ pub(super) fn run(pipeline: Pipeline, resolved: Resolved) -> Result<ExitCode> {
         deliveries,
     } = output.open(pipeline.look)?;
     let limit = pipeline.count.unwrap_or(u64::MAX);
+    let per_pod = pipeline.count_per_pod.unwrap_or(u64::MAX);
     let mut written = 0u64;
     // -G -W wrote its last file.
     let mut full = false;
@@ -96,8 +97,8 @@ pub(super) fn run(pipeline: Pipeline, resolved: Resolved) -> Result<ExitCode> {
             }
             match receive(&rx) {
                 Received::Message(Message::Packet { slot, packet }) => {
-                    if written >= limit || full {
-                        continue; // over the count: the other pods' stragglers are dropped
+                    if written >= limit || full || slots[slot].written >= per_pod {
+                        continue; // over the count: stragglers are dropped
                     }
                     if let Some(id) = slots[slot].sink_interface {
                         sink.write_packet(id, &packet.as_packet())?;
@@ -112,6 +113,9 @@ pub(super) fn run(pipeline: Pipeline, resolved: Resolved) -> Result<ExitCode> {
                         }
                         written += 1;
                         slots[slot].written += 1;
+                        if slots[slot].written >= per_pod {
+                            slots[slot].stop.stop();
+                        }
                         if pipeline.packet_buffered {
                             sink.flush()?;
                         }

@@ -38,6 +38,9 @@ pub struct Pipeline {
     pub look: TextLook,
     /// Stop after this many packets written (`-c`); `None`: no limit.
     pub count: Option<u64>,
+    /// With several pods: each pod's capture ends after this many of its packets
+    /// (`--count-per-pod`).
+    pub count_per_pod: Option<u64>,
     /// Flush the output after every packet (`-U`).
     pub packet_buffered: bool,
     /// No "listening on" line, live counter or closing statistics on stderr (`-q`).

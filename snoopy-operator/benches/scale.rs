@@ -1,7 +1,8 @@
 //! Benchmark at cluster scale: 100 Nodes and 5,000 pods, of which a SnoopyJob selects 2,000
-//! spread over the nodes. Prints how long the Jobs take to exist, the API requests the
-//! operator made (and the apiserver's own count for the same span), the operator's memory,
-//! and what 500 unrelated pods, created and deleted while the SnoopyJob runs, cost it.
+//! spread over the nodes — once with one Job per node (`jobsPer: node`), once with one per
+//! pod. Prints how long the Jobs take to exist, the API requests the operator made (and the
+//! apiserver's own count for the same span), the operator's memory, and what 500 unrelated
+//! pods, created and deleted while the SnoopyJob runs, cost it.
 //!
 //! Needs the testbed apiserver (`testbed/k8s/control-plane.sh up`, `KUBECONFIG`). The Nodes
 //! have no kubelet behind them: pods are bound with `nodeName` and marked Running, as a
@@ -102,24 +103,90 @@ async fn bench() -> anyhow::Result<bool> {
     );
 
     // The operator's default cap (500 targets per CR) is the shared-cluster setting; a
-    // cluster that runs 2,000-target captures raises it, as the bench does.
+    // cluster that runs 2,000-target captures raises it, as the bench does. Each mode gets
+    // an operator of its own, so that each peak RSS is that mode's.
     let cap = shape.selected.to_string();
     let mut operator = start_operator(&op, &ns, &["--max-targets", &cap])?;
-    let result = measure(&client, &shape, &ns, &op, &mut operator).await;
+    let per_node = run_mode(&client, &shape, &ns, &op, &mut operator, Mode::Node).await;
+    stop_between_modes(&client, &op, &ns, operator).await?;
+    let per_node = per_node?;
+    let mut operator = start_operator(&op, &ns, &["--max-targets", &cap])?;
+    let result = per_pod_and_churn(&client, &shape, &ns, &op, &mut operator, per_node).await;
     cleanup(&client, &op, &ns, operator, &shape).await?;
     result
 }
 
-/// Starts the SnoopyJob, waits for its Jobs, then churns unrelated pods; prints the table.
-async fn measure(
+/// How the bench's SnoopyJob cuts its Jobs.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Node,
+    Pod,
+}
+
+impl Mode {
+    fn cr_name(self) -> &'static str {
+        match self {
+            Mode::Node => "scale-node",
+            Mode::Pod => "scale",
+        }
+    }
+    fn jobs(self, shape: &Shape) -> usize {
+        match self {
+            Mode::Node => shape.nodes.min(shape.selected),
+            Mode::Pod => shape.selected,
+        }
+    }
+}
+
+/// One mode's row of the table.
+struct Row {
+    mode: &'static str,
+    jobs: usize,
+    seconds: f64,
+    requests: f64,
+    apiserver: f64,
+    ours: usize,
+    rss_mb: f64,
+}
+
+impl Row {
+    fn print_header() {
+        println!(
+            "\n{:>10} {:>8} {:>12} {:>14} {:>16} {:>14} {:>20} {:>10}",
+            "mode",
+            "Jobs",
+            "all Jobs (s)",
+            "API requests",
+            "requests/target",
+            "requests/Job",
+            "apiserver requests",
+            "RSS (MB)"
+        );
+    }
+    fn print(&self, targets: usize) {
+        println!(
+            "{:>10} {:>8} {:>12.2} {:>14} {:>16.2} {:>14.2} {:>20} {:>10.1}",
+            self.mode,
+            self.jobs,
+            self.seconds,
+            self.requests,
+            self.requests / targets as f64,
+            self.requests / self.jobs as f64,
+            format!("{} ({} ours)", self.apiserver, self.ours),
+            self.rss_mb
+        );
+    }
+}
+
+/// Creates the mode's SnoopyJob and waits for all its Jobs; the row of the table.
+async fn run_mode(
     client: &Client,
     shape: &Shape,
     ns: &str,
     op: &str,
     operator: &mut std::process::Child,
-) -> anyhow::Result<bool> {
-    let client = client.clone();
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    mode: Mode,
+) -> anyhow::Result<Row> {
     wait_ready(operator).await?;
     let pid = operator.id();
     tokio::time::sleep(Duration::from_secs(2)).await; // the pod watch's first list
@@ -128,15 +195,17 @@ async fn measure(
         "operator before the SnoopyJob, watching {} pods: RSS {idle_mb:.1} MB",
         shape.pods
     );
-    let before = Counts::now(&client).await?;
+    let before = Counts::now(client).await?;
     let sjs: Api<SnoopyJob> = Api::namespaced(client.clone(), ns);
+    let jobs_per = if mode == Mode::Node { "node" } else { "pod" };
     let sj: SnoopyJob = serde_json::from_value(json!({
         "apiVersion": "snoopy.fennecproject.io/v1alpha1", "kind": "SnoopyJob",
-        "metadata": {"name": "scale", "namespace": ns},
+        "metadata": {"name": mode.cr_name(), "namespace": ns},
         "spec": {"targetNamespace": ns, "podSelector": {"matchLabels": {"app": "web"}},
-                 "tool": {"capture": {"packetCount": 10}}},
+                 "jobsPer": jobs_per, "tool": {"capture": {"packetCount": 10}}},
     }))?;
     let jobs: Api<Job> = Api::namespaced(client.clone(), op);
+    let expected = mode.jobs(shape);
     let start = Instant::now();
     sjs.create(&PostParams::default(), &sj).await?;
     let mut polls = 0;
@@ -147,20 +216,93 @@ async fn measure(
             .await?
             .items
             .len();
-        if have >= shape.selected {
+        if have >= expected {
             break;
         }
         anyhow::ensure!(
             start.elapsed() < Duration::from_secs(300),
-            "only {have} of {} Jobs after 300 s",
-            shape.selected
+            "only {have} of {expected} Jobs after 300 s"
         );
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let seconds = start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await; // the status settles
-    let after = Counts::now(&client).await?;
-    let rss_mb = rss_kib(pid)? as f64 / 1024.0;
+    let after = Counts::now(client).await?;
+    Ok(Row {
+        mode: if mode == Mode::Node {
+            "per node"
+        } else {
+            "per pod"
+        },
+        jobs: expected,
+        seconds,
+        requests: after.operator - before.operator,
+        apiserver: after.apiserver - before.apiserver,
+        ours: polls + 2,
+        rss_mb: rss_kib(pid)? as f64 / 1024.0,
+    })
+}
+
+/// Stops the per-node mode's operator and removes its SnoopyJob, Jobs and their pods, so the
+/// per-pod mode starts from the same cluster.
+async fn stop_between_modes(
+    client: &Client,
+    op: &str,
+    ns: &str,
+    mut operator: std::process::Child,
+) -> anyhow::Result<()> {
+    operator.kill()?;
+    operator.wait()?;
+    let sjs: Api<SnoopyJob> = Api::namespaced(client.clone(), ns);
+    let unfinalize = json!({"metadata": {"finalizers": null}});
+    let name = Mode::Node.cr_name();
+    let _ = sjs
+        .patch(name, &PatchParams::default(), &Patch::Merge(&unfinalize))
+        .await;
+    let _ = sjs.delete(name, &DeleteParams::default()).await;
+    let jobs: Api<Job> = Api::namespaced(client.clone(), op);
+    jobs.delete_collection(&DeleteParams::background(), &ListParams::default())
+        .await?;
+    let job_pods: Api<Pod> = Api::namespaced(client.clone(), op);
+    let start = Instant::now();
+    loop {
+        let _ = job_pods
+            .delete_collection(&grace_0(), &ListParams::default())
+            .await;
+        let left = jobs
+            .list_metadata(&ListParams::default())
+            .await?
+            .items
+            .len()
+            + job_pods
+                .list_metadata(&ListParams::default())
+                .await?
+                .items
+                .len();
+        if left == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(120),
+            "{left} Jobs and pods of the per-node run still there after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The per-pod mode, then the churn; prints the table and the verdicts.
+async fn per_pod_and_churn(
+    client: &Client,
+    shape: &Shape,
+    ns: &str,
+    op: &str,
+    operator: &mut std::process::Child,
+    per_node: Row,
+) -> anyhow::Result<bool> {
+    let client = client.clone();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let per_pod = run_mode(&client, shape, ns, op, operator, Mode::Pod).await?;
+    let pid = operator.id();
 
     // Churn: unrelated pods (other labels) come and go while the SnoopyJob runs. The window
     // must hold no reconcile of its own: it opens once the Jobs' pods all exist, the
@@ -177,31 +319,9 @@ async fn measure(
     let churned = Counts::now(&client).await?;
     let (cpu1, rss1) = (cpu_seconds(pid)?, rss_now_kib(pid)?);
 
-    let requests = after.operator - before.operator;
-    println!(
-        "\n{:>10} {:>8} {:>12} {:>14} {:>16} {:>20} {:>10}",
-        "mode",
-        "Jobs",
-        "all Jobs (s)",
-        "API requests",
-        "requests/target",
-        "apiserver requests",
-        "RSS (MB)"
-    );
-    println!(
-        "{:>10} {:>8} {:>12.2} {:>14} {:>16.2} {:>20} {:>10.1}",
-        "per pod",
-        shape.selected,
-        seconds,
-        requests,
-        requests / shape.selected as f64,
-        format!(
-            "{} ({} ours)",
-            after.apiserver - before.apiserver,
-            polls + 2
-        ),
-        rss_mb
-    );
+    Row::print_header();
+    per_node.print(shape.selected);
+    per_pod.print(shape.selected);
     let churn_requests = churned.operator - quiet.operator;
     let churn_rss_mb = (rss1 as f64 - rss0 as f64) / 1024.0;
     println!(
@@ -209,10 +329,17 @@ async fn measure(
          RSS {churn_rss_mb:+.1} MB, CPU {:.2} s",
         cpu1 - cpu0
     );
-    let ok = churn_requests == 0.0 && churn_rss_mb.abs() <= 5.0;
-    println!("churn costs no API request and under 5 MB: {ok}");
-
-    Ok(ok)
+    let churn_ok = churn_requests == 0.0 && churn_rss_mb.abs() <= 5.0;
+    println!("churn costs no API request and under 5 MB: {churn_ok}");
+    // O(nodes): a create per Job, and a bounded number of list and status requests.
+    let node_ok = per_node.seconds <= 3.0
+        && per_node.rss_mb <= 64.0
+        && per_node.requests <= 2.0 * per_node.jobs as f64 + 20.0;
+    println!(
+        "per node: all {} Jobs within 3 s, RSS within 64 MB, at most 2 requests per Job and 20 more: {node_ok}",
+        per_node.jobs
+    );
+    Ok(churn_ok && node_ok)
 }
 
 /// Waits until the Jobs' `expected` pods exist, the operator has made no request for 5 s,
@@ -341,10 +468,16 @@ async fn cleanup(
     operator.wait()?;
     let sjs: Api<SnoopyJob> = Api::namespaced(client.clone(), ns);
     let unfinalize = json!({"metadata": {"finalizers": null}});
-    let _ = sjs
-        .patch("scale", &PatchParams::default(), &Patch::Merge(&unfinalize))
-        .await;
-    let _ = sjs.delete("scale", &DeleteParams::default()).await;
+    for mode in [Mode::Node, Mode::Pod] {
+        let _ = sjs
+            .patch(
+                mode.cr_name(),
+                &PatchParams::default(),
+                &Patch::Merge(&unfinalize),
+            )
+            .await;
+        let _ = sjs.delete(mode.cr_name(), &DeleteParams::default()).await;
+    }
     let jobs: Api<Job> = Api::namespaced(client.clone(), op);
     let _ = jobs
         .delete_collection(&DeleteParams::background(), &ListParams::default())

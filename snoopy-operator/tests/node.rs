@@ -669,6 +669,174 @@ async fn follow_picks_up_a_scaled_up_pod_and_a_deleted_target_ends_gone() {
     let _ = std::fs::remove_dir_all(dir.parent().unwrap());
 }
 
+/// `jobsPer: node` on a real node: one Job captures both pinging pods into one pcapng with
+/// an interface per pod; a third pod scaled up during the run is picked up by that same Job
+/// (no second Job); a target deleted mid-run ends Gone with what it captured while the
+/// others run to the end; each target's count in the status equals its interface's
+/// packets in the file.
+#[tokio::test]
+async fn one_job_per_node_captures_every_pod_and_follows_them() {
+    let client = client().await;
+    deploy_operator(&client).await;
+    let node = ready_node(&client).await;
+    let ns = namespace(&client, "e2e-pernode").await;
+    let peer = busybox_pod(&client, &ns, "peer", &[], &["sleep", "3600"]).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "pinger"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "pinger"}},
+            "template": {
+                "metadata": {"labels": {"app": "pinger"}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "main", "image": "localhost/snoopy/busybox:1",
+                        "imagePullPolicy": "Never", "command": ["ping", "-i", "0.2", peer]}],
+                },
+            },
+        },
+    }))
+    .unwrap();
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let running_pingers = || {
+        let pods = pods.clone();
+        async move {
+            let list = pods
+                .list(&ListParams::default().labels("app=pinger"))
+                .await
+                .ok()?;
+            let names: Vec<String> = list
+                .items
+                .iter()
+                .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .map(ResourceExt::name_any)
+                .collect();
+            Some(names)
+        }
+    };
+    wait_for(T, "two pingers running", || async {
+        running_pingers().await.filter(|n| n.len() == 2)
+    })
+    .await;
+    let dir = output_dir(&ns, "pernode");
+    let api: Api<SnoopyJob> = Api::namespaced(client.clone(), &ns);
+    let uid = create_snoopyjob(
+        &api,
+        &ns,
+        "pernode",
+        json!({
+            "targetNamespace": ns,
+            "podSelector": {"matchLabels": {"app": "pinger"}},
+            "targets": "follow",
+            "jobsPer": "node",
+            "tool": {"capture": {"interface": "eth0", "filter": "icmp", "duration": "25s",
+                                 "format": "pcapng"}},
+            "output": {"volume": {"hostPath": {}}},
+            "activeDeadlineSeconds": 120,
+        }),
+    )
+    .await;
+
+    // The node's Job captures a pod once its log says it listens in that pod.
+    let listening = |pod: String| {
+        let (api, client) = (api.clone(), client.clone());
+        async move {
+            wait_for(T, &format!("the node Job listening in {pod}"), || {
+                let (api, client, pod) = (api.clone(), client.clone(), pod.clone());
+                async move {
+                    let status = status_of(&api, "pernode").await?;
+                    let t = status.targets.iter().find(|t| t.pod == pod)?;
+                    let log = try_job_log(&client, &t.job).await?;
+                    log.contains(&format!("in {}/{pod},", t.namespace))
+                        .then(|| t.job.clone())
+                }
+            })
+            .await
+        }
+    };
+    let first_two = running_pingers().await.unwrap();
+    let job = listening(first_two[0].clone()).await;
+    assert_eq!(
+        listening(first_two[1].clone()).await,
+        job,
+        "one Job for the node"
+    );
+    deployments
+        .patch(
+            "pinger",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}})),
+        )
+        .await
+        .unwrap();
+    let third = wait_for(T, "a third pinger running", || async {
+        running_pingers()
+            .await?
+            .into_iter()
+            .find(|n| !first_two.contains(n))
+    })
+    .await;
+    assert_eq!(
+        listening(third.clone()).await,
+        job,
+        "the running Job picked the new pod up"
+    );
+    // Let the first pod's capture see some pings, then delete it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deleted = first_two[0].clone();
+    pods.delete(&deleted, &DeleteParams::default())
+        .await
+        .unwrap();
+
+    let status = wait_for(T, "every target final", || async {
+        let status = status_of(&api, "pernode").await?;
+        (status.targets.len() >= 3 && status.targets.iter().all(|t| t.phase.is_final()))
+            .then_some(status)
+    })
+    .await;
+    let jobs = jobs_of(&client, OPERATOR_NS, &uid).await;
+    assert_eq!(
+        jobs.len(),
+        1,
+        "one Job for the node, whatever came and went"
+    );
+    let gone = target(&status, &deleted).unwrap();
+    assert_eq!(gone.phase, TargetPhase::Gone, "{gone:?}");
+    assert!(
+        gone.packets_captured.unwrap_or(0) >= 5,
+        "pings before the pod went: {gone:?}"
+    );
+    for name in [&first_two[1], &third] {
+        let t = target(&status, name).unwrap();
+        assert_eq!(t.phase, TargetPhase::Succeeded, "unaffected: {t:?}");
+    }
+    let file = dir.join(format!("node-{node}_once.pcapng0"));
+    assert!(file.exists(), "{} missing", file.display());
+    let rows = tshark_rows(&file, &["frame.interface_name"]);
+    for t in &status.targets {
+        let in_file = rows
+            .iter()
+            .filter(|r| **r == format!("{ns}/{}/eth0", t.pod))
+            .count() as u64;
+        assert_eq!(
+            Some(in_file),
+            t.packets_captured,
+            "{}: every counted packet is in the node's file",
+            t.pod
+        );
+    }
+
+    delete_and_check_nothing_left(&client, &api, "pernode", &uid).await;
+    delete_namespace(&client, &ns).await;
+    let _ = std::fs::remove_dir_all(dir.parent().unwrap());
+}
+
 /// `flows` as Jobs: each target's log holds JSON flow records — the ICMP conversation a → b,
 /// with both ends named `NS/POD` through the runtime — and a closing summary; the status
 /// has each Job's packet count (its termination message).

@@ -566,3 +566,63 @@ fn a_selector_over_namespaces_captures_at_most_max_pods() -> Result<()> {
     );
     Ok(())
 }
+
+/// `flows` over several pods (a per-node Job's flows): each pod meters its own side, so the
+/// pings a → b are one ICMP flow seen from a and one seen from b, both ends named; each
+/// pod's packet count is in the termination report.
+#[test]
+fn flows_of_listed_pods_are_metered_each_on_its_own_side() -> Result<()> {
+    let pods = TestPods::new()?;
+    let ns = unique_namespace("flowsmany");
+    let (_, b) = pods.sleeper(&ns, "b", &[])?;
+    let (_, a) = pods.pinger(&ns, "a", &[], b)?;
+    let ep = pods.endpoint_arg();
+    let uids = pod_uids(&ep, &ns)?;
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("termination-log");
+    let out = podtracer()
+        .args([
+            "flows",
+            "--runtime-endpoint",
+            &ep,
+            "--pod",
+            &format!("{ns}/a"),
+            "--pod",
+            &format!("{ns}/b"),
+            "--duration",
+            "3s",
+            "--interval",
+            "1s",
+            "-o",
+            "json",
+            "--termination-log",
+            log.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .output()?;
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let pings: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v["type"] == "flow" && v["protocol"] == "icmp")
+        .filter(|v| v["initiator"]["ip"] == a.to_string() && v["responder"]["ip"] == b.to_string())
+        .collect();
+    assert_eq!(pings.len(), 2, "one from each side: {pings:#?}");
+    for p in &pings {
+        assert_eq!(p["initiator"]["name"], format!("{ns}/a"), "{p}");
+        assert_eq!(p["responder"]["name"], format!("{ns}/b"), "{p}");
+        assert!(p["fwd"]["packets"].as_u64().unwrap() >= 5, "{p}");
+    }
+    assert!(lines.iter().any(|v| v["type"] == "snapshot"), "{lines:?}");
+    assert!(lines.last().is_some_and(|v| v["type"] == "summary"));
+    let report: snoopy_job::Report = serde_json::from_str(&std::fs::read_to_string(&log)?)?;
+    assert_eq!(report.pods.len(), 2, "{report:?}");
+    for pod in ["a", "b"] {
+        let entry = report.pods.iter().find(|p| p.is_pod(&uids[pod])).unwrap();
+        assert!(entry.captured >= 10, "{pod}: {report:?}");
+    }
+    Ok(())
+}

@@ -455,9 +455,9 @@ fn request_with(pod: snoopy_job::Target, stem: &str, plan: &Plan) -> Request {
     }
 }
 
-/// The node job for the target pods of one node: a capture of them all, one pcapng
-/// interface and one report entry per pod (the plan allows `jobsPer: node` for captures
-/// only).
+/// The node job for the target pods of one node: a capture of them all (one pcapng
+/// interface per pod) or their flows, one report entry per pod (the plan allows `jobsPer:
+/// node` for capture and flows only).
 pub fn node_request(job: &NodeJob, run: &str, plan: &Plan, settings: &Settings) -> Request {
     let pods = match &job.follow_namespaces {
         Some(namespaces) if plan.mode == TargetMode::Follow => Pods::Selected {
@@ -1120,6 +1120,96 @@ mod tests {
         assert!(
             job.metadata.annotations.unwrap()[naming::TARGET_ANNOTATION]
                 .ends_with(&"p".repeat(200))
+        );
+    }
+
+    /// A node's Job: the pods named NS/NAME (snapshot) or the selector over the namespaces
+    /// (follow, hostNetwork pods skipped unless allowed, the target cap), the count each
+    /// pod's, one file per node, and the Job labelled with its node and annotated with its
+    /// targets.
+    #[test]
+    fn a_node_job_captures_its_nodes_targets() {
+        let settings = Settings::default();
+        let mut plan = crate::job::fixtures::poc_plan();
+        let a = target();
+        let b = Target {
+            name: "cnf-example-pod-2".into(),
+            uid: "pod-uid-2".into(),
+            ..target()
+        };
+        let mut node_job = NodeJob {
+            name: "snoopy-node-node-a-x".into(),
+            node: "node-a".into(),
+            seq: 0,
+            targets: vec![a.clone(), b.clone()],
+            follow_namespaces: None,
+        };
+        let args = node_request(&node_job, "once", &plan, &settings).to_args();
+        let pods: Vec<&str> = args
+            .windows(2)
+            .filter(|w| w[0] == "--pod")
+            .map(|w| w[1].as_str())
+            .collect();
+        assert_eq!(
+            pods,
+            ["cnf-telco/cnf-example-pod-1", "cnf-telco/cnf-example-pod-2"]
+        );
+        assert!(
+            args.windows(2).any(|w| w == ["--count-per-pod", "50"]),
+            "{args:?}"
+        );
+        assert!(!args.contains(&"-c".to_owned()), "{args:?}");
+
+        plan.mode = TargetMode::Follow;
+        plan.host_network = true;
+        node_job.follow_namespaces = Some(vec!["cnf-telco".into()]);
+        let args = node_request(&node_job, "once", &plan, &settings).to_args();
+        assert!(
+            !args.contains(&"--skip-host-network".to_owned()),
+            "{args:?}"
+        );
+        plan.host_network = false;
+        let args = node_request(&node_job, "once", &plan, &settings).to_args();
+        let has = |flag: &str, value: &str| args.windows(2).any(|w| w == [flag, value]);
+        assert!(has("--selector", "networkMonitor=true"), "{args:?}");
+        assert!(has("--namespace", "cnf-telco"), "{args:?}");
+        assert!(has("--max-pods", "500"), "{args:?}");
+        assert!(args.contains(&"--skip-host-network".to_owned()), "{args:?}");
+        assert!(!args.contains(&"--pod".to_owned()), "{args:?}");
+
+        plan.output = Output::HostPath("/var/lib/snoopy/cnf-telco/t".into());
+        node_job.seq = 2;
+        let job = build_for_node(&fixtures::owner(), &node_job, "once", &plan, &settings);
+        let spec = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let args = spec.containers[0].args.clone().unwrap();
+        assert!(
+            args.windows(2)
+                .any(|w| w[0] == "-w" && w[1].starts_with("/output/node-node-a_once_2.")),
+            "{args:?}"
+        );
+        assert_eq!(spec.node_name.as_deref(), Some("node-a"));
+        let labels = job.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[naming::JOB_NODE], "node-a");
+        assert!(!labels.contains_key(naming::TARGET_UID));
+        let listed: Vec<Listed> = serde_json::from_str(
+            &job.metadata.annotations.as_ref().unwrap()[naming::TARGETS_ANNOTATION],
+        )
+        .unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1].uid, "pod-uid-2");
+
+        // Flows: the same pods, each metered on its own side by one `podtracer flows`.
+        plan.tool = Tool::Flows {
+            duration: Some(std::time::Duration::from_secs(30)),
+            interval: None,
+        };
+        plan.mode = TargetMode::Snapshot;
+        let args = node_request(&node_job, "once", &plan, &settings).to_args();
+        assert_eq!(args[0], "flows");
+        assert!(
+            args.windows(2)
+                .any(|w| w == ["--pod", "cnf-telco/cnf-example-pod-2"]),
+            "{args:?}"
         );
     }
 }

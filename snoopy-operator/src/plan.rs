@@ -265,7 +265,7 @@ pub struct Plan {
 /// How a run's Jobs are cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobsPer {
-    /// One per target pod (the Tcpdump CR's, and every tool but capture).
+    /// One per target pod (the Tcpdump CR's, and exec's).
     Pod,
     /// One per node with targets.
     Node,
@@ -394,17 +394,19 @@ impl Plan {
             .transpose()?;
         let jobs_per = match (spec.jobs_per, &tool) {
             (Some(crate::crd::JobsPer::Pod), _) => JobsPer::Pod,
-            (Some(crate::crd::JobsPer::Node), Tool::Capture(_)) => JobsPer::Node,
+            (Some(crate::crd::JobsPer::Node), Tool::Capture(_) | Tool::Flows { .. }) => {
+                JobsPer::Node
+            }
             (Some(crate::crd::JobsPer::Node), other) => {
                 return Err(invalid(
                     "InvalidSpec",
                     format!(
-                        "jobsPer: node serves several pods from one process, which only capture does; {} runs one Job per pod (remove jobsPer or set it to pod)",
+                        "jobsPer: node serves several pods from one process, which capture and flows do; {} runs one Job per pod (remove jobsPer or set it to pod)",
                         other.name()
                     ),
                 ));
             }
-            (None, Tool::Capture(_)) => JobsPer::Auto,
+            (None, Tool::Capture(_) | Tool::Flows { .. }) => JobsPer::Auto,
             (None, _) => JobsPer::Pod,
         };
         let default_deadline = matches!(tool, Tool::Exec { .. } | Tool::Flows { .. })
@@ -1199,6 +1201,32 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(planned(&snoopy(exec)).unwrap().tool.name(), "exec");
+    }
+
+    /// `jobsPer`: node for the tools that serve several pods from one process, refused for
+    /// exec; unset, capture and flows choose when a run starts; the Tcpdump CR stays per pod.
+    #[test]
+    fn jobs_per_node_is_for_capture_and_flows() {
+        let mut spec = snoopy(capture(None));
+        assert_eq!(planned(&spec).unwrap().jobs_per, JobsPer::Auto);
+        spec.jobs_per = Some(crate::crd::JobsPer::Node);
+        assert_eq!(planned(&spec).unwrap().jobs_per, JobsPer::Node);
+        spec.jobs_per = Some(crate::crd::JobsPer::Pod);
+        assert_eq!(planned(&spec).unwrap().jobs_per, JobsPer::Pod);
+        let mut flows = snoopy(ToolSpec {
+            flows: Some(Default::default()),
+            ..Default::default()
+        });
+        assert_eq!(planned(&flows).unwrap().jobs_per, JobsPer::Auto);
+        flows.jobs_per = Some(crate::crd::JobsPer::Node);
+        assert_eq!(planned(&flows).unwrap().jobs_per, JobsPer::Node);
+        let mut exec = exec("iperf3");
+        assert_eq!(planned(&exec).unwrap().jobs_per, JobsPer::Pod);
+        exec.jobs_per = Some(crate::crd::JobsPer::Node);
+        let refused = planned(&exec).unwrap_err();
+        assert_eq!(refused.reason, "InvalidSpec");
+        assert!(refused.message.contains("jobsPer: node"), "{refused}");
+        assert_eq!(planned(&tcpdump_of("shop")).unwrap().jobs_per, JobsPer::Pod);
     }
 
     fn with_kafka(tool: ToolSpec, kafka: serde_json::Value) -> SnoopyJobSpec {

@@ -13,17 +13,18 @@ use snoopy_capture::afpacket::{CaptureBuilder, Event};
 use snoopy_capture::flow::{self, FlowConfig, FlowTable, PodNames};
 use snoopy_capture::source::FileSource;
 
+mod many;
 mod view;
 
 use self::view::View;
 use crate::pipeline::{Ending, Totals};
 use crate::target::{Target, TargetArgs};
 
-/// With pods named through the runtime (`--pod`), every pod IP on this node is shown as
+/// With pods named through the runtime (`--pod`, `-l`), every pod IP on this node is shown as
 /// `NS/POD`; with `--pid`/`--netns`/`-r` nothing names the addresses.
 fn pod_names(target: &TargetArgs) -> PodNames {
     let mut names = PodNames::new();
-    if target.pod.is_empty() {
+    if target.pod.is_empty() && target.selector.is_none() {
         return names;
     }
     let pods = crate::runtime::connect(target.runtime_endpoint.as_deref())
@@ -121,6 +122,8 @@ enum Input<'a> {
     File(&'a PathBuf),
     /// A live capture in the target's network namespace.
     Live(Target),
+    /// Live captures in several pods' namespaces (`-l`, `--pod NS/NAME…`).
+    Pods(Box<crate::target::Resolved>),
 }
 
 /// Runs `flows` to its end and prints the result.
@@ -141,11 +144,20 @@ pub fn run(args: FlowsArgs) -> Result<ExitCode> {
     // (NS/POD, pid:N, a netns path) or the file read.
     let input = match &args.read {
         Some(path) => Input::File(path),
-        None => Input::Live(args.target.resolve_one()?),
+        None => {
+            let mut resolved = args.target.resolve()?;
+            if resolved.many {
+                Input::Pods(Box::new(resolved))
+            } else {
+                Input::Live(resolved.targets.remove(0))
+            }
+        }
     };
     let key = match &input {
         Input::File(path) => path.display().to_string(),
         Input::Live(target) => target.label.clone(),
+        // Each record is keyed by the pod that saw it; snapshots by the node.
+        Input::Pods(_) => crate::sinks::node_name(),
     };
     let sinks = crate::sinks::RecordSinks::open(
         &args.sinks,
@@ -155,16 +167,17 @@ pub fn run(args: FlowsArgs) -> Result<ExitCode> {
     let mut view = View::new(format, args.sort, args.top, names, sinks);
     let result = match input {
         Input::File(path) => offline(path, config, args.count, &mut view).map(|()| None),
-        Input::Live(target) => live(&args, target, config, &mut view).map(Some),
+        Input::Live(target) => live(&args, target, config, &mut view).map(|t| Some((t, vec![]))),
+        Input::Pods(resolved) => many::run(&args, *resolved, config, &mut view).map(Some),
     };
-    let result = result.and_then(|totals| {
+    let result = result.and_then(|ended| {
         let reports = view.sinks.finish(false)?;
-        if let Some(totals) = totals {
+        if let Some((totals, pods)) = ended {
             Ending {
                 totals: &totals,
                 kafka: &reports,
                 files: &[],
-                pods: &[],
+                pods: &pods,
             }
             .write(args.termination_log.as_deref());
         }
@@ -200,7 +213,7 @@ fn offline(path: &PathBuf, config: FlowConfig, count: Option<u64>, view: &mut Vi
     }
     view.flush_records()?;
     let label = path.display().to_string();
-    view.summary(&table, &label, None, table.now())
+    view.summary(table.stats(), &label, None, table.now())
 }
 
 /// A source that ends after `left` packets (`-c` on files).
@@ -282,7 +295,13 @@ fn live(args: &FlowsArgs, target: Target, config: FlowConfig, view: &mut View) -
         if now >= next_refresh {
             next_refresh = now + args.interval;
             view.flush_records()?;
-            view.snapshot(&table, &label, started.elapsed(), wall_clock())?;
+            view.snapshot(
+                table.snapshot(),
+                table.stats(),
+                &label,
+                started.elapsed(),
+                wall_clock(),
+            )?;
         }
     }
     table.finish();
@@ -291,7 +310,7 @@ fn live(args: &FlowsArgs, target: Target, config: FlowConfig, view: &mut View) -
     }
     view.flush_records()?;
     let totals = Totals::of(&mut capture)?;
-    view.summary(&table, &label, Some(started.elapsed()), wall_clock())?;
+    view.summary(table.stats(), &label, Some(started.elapsed()), wall_clock())?;
     if totals.target_gone {
         eprintln!("podtracer: {label} went away (pod deleted?); flows ended");
     }

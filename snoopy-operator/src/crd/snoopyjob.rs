@@ -71,10 +71,11 @@ pub struct SnoopyJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<TargetMode>,
     /// `pod`: one Job per target pod. `node`: one Job per node, serving every target pod on
-    /// it from one process (captures only: one pcapng with an interface per pod, each
-    /// pod's counts in `status.targets`; with `targets: follow` the node's Job picks up
-    /// pods that start matching on its node itself). Default: `node` for captures once a
-    /// node holds the operator's threshold of targets (4 unless the admin sets
+    /// it from one process (capture: one pcapng with an interface per pod; flows: each
+    /// pod's flows metered on its own side; each pod's counts in `status.targets`; with
+    /// `targets: follow` the node's Job picks up pods that start matching on its node
+    /// itself; not for exec). Default: `node` for capture and flows once a node holds the
+    /// operator's threshold of targets (4 unless the admin sets
     /// `SNOOPY_NODE_JOB_THRESHOLD`) when a run starts, else `pod`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs_per: Option<JobsPer>,

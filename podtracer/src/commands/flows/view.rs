@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 use snoopy_capture::flow::{
-    Aggregates, DestinationSummary, FlowRecord, FlowTable, PairSummary, PodNames, TableStats,
+    Aggregates, DestinationSummary, FlowRecord, PairSummary, PodNames, TableStats,
 };
 
 use super::{FlowsOutput, SortBy};
@@ -67,9 +67,18 @@ impl View {
         }
     }
 
-    pub(super) fn finished(&mut self, mut record: FlowRecord) {
+    pub(super) fn finished(&mut self, record: FlowRecord) {
+        self.finished_as(None, record);
+    }
+
+    /// A finished record seen by pod `key` (Kafka's message key), or by the target.
+    pub(super) fn finished_as(&mut self, key: Option<&str>, mut record: FlowRecord) {
         self.aggregates.add(&mut record);
-        if let Err(e) = self.sinks.send("flow", &record) {
+        let sent = match key {
+            Some(key) => self.sinks.send_as(key, "flow", &record),
+            None => self.sinks.send("flow", &record),
+        };
+        if let Err(e) = sent {
             // A file sink that cannot be written is reported, not fatal to the capture.
             eprintln!("podtracer: {e:#}");
         }
@@ -108,15 +117,17 @@ impl View {
         rows
     }
 
+    /// A periodic snapshot: the finished aggregates plus the `open` flows, with the
+    /// table's (or tables') `stats`.
     pub(super) fn snapshot(
         &mut self,
-        table: &FlowTable,
+        open: Vec<FlowRecord>,
+        stats: TableStats,
         label: &str,
         elapsed: Duration,
         now: Duration,
     ) -> Result<()> {
         // Open flows count in what is shown, not in the finished aggregates.
-        let open = table.snapshot();
         let mut shown = self.aggregates.clone();
         let mut open_named = open;
         for r in &mut open_named {
@@ -129,7 +140,7 @@ impl View {
             let snapshot = Snapshot {
                 kind: "snapshot",
                 time_ns: nanos(now),
-                table: table.stats(),
+                table: stats,
                 destinations: &destinations,
                 pod_pairs: &pairs,
             };
@@ -141,7 +152,7 @@ impl View {
         if !json && self.terminal {
             // Clear the screen and home the cursor, like top.
             self.out.write_all(b"\x1b[2J\x1b[H")?;
-            let text = self.render(&shown, &open_named, table.stats(), label, Some(elapsed));
+            let text = self.render(&shown, &open_named, stats, label, Some(elapsed));
             self.out.write_all(text.as_bytes())?;
             self.out.flush()?;
         }
@@ -150,7 +161,7 @@ impl View {
 
     pub(super) fn summary(
         &mut self,
-        table: &FlowTable,
+        stats: TableStats,
         label: &str,
         elapsed: Option<Duration>,
         now: Duration,
@@ -160,7 +171,7 @@ impl View {
         let summary = Snapshot {
             kind: "summary",
             time_ns: nanos(now),
-            table: table.stats(),
+            table: stats,
             destinations: &destinations,
             pod_pairs: &pairs,
         };
@@ -171,7 +182,7 @@ impl View {
                 if self.terminal {
                     self.out.write_all(b"\x1b[2J\x1b[H")?;
                 }
-                let text = self.render(&self.aggregates, &[], table.stats(), label, elapsed);
+                let text = self.render(&self.aggregates, &[], stats, label, elapsed);
                 self.out.write_all(text.as_bytes())?;
                 self.out.flush()?;
                 Ok(())

@@ -83,6 +83,9 @@ pub struct NodeJob {
     pub targets: Vec<Target>,
     /// With `targets: follow`: the namespaces whose matching pods the Job picks up itself.
     pub follow_namespaces: Option<Vec<String>>,
+    /// With `targets: follow`: how many pods the Job may serve in all (its targets and the
+    /// CR's target budget left when it is created: the admin's cap holds per CR).
+    pub max_pods: u32,
 }
 
 impl NodeJob {
@@ -464,7 +467,7 @@ pub fn node_request(job: &NodeJob, run: &str, plan: &Plan, settings: &Settings) 
             namespaces: namespaces.clone(),
             selector: crate::selector::to_query(&plan.pod_selector).unwrap_or_default(),
             skip_host_network: !plan.host_network,
-            max_pods: u32::try_from(settings.bounds.max_targets).ok(),
+            max_pods: Some(job.max_pods),
         },
         _ => Pods::Listed(
             job.targets
@@ -1143,6 +1146,7 @@ mod tests {
             seq: 0,
             targets: vec![a.clone(), b.clone()],
             follow_namespaces: None,
+            max_pods: 500,
         };
         let args = node_request(&node_job, "once", &plan, &settings).to_args();
         let pods: Vec<&str> = args

@@ -242,6 +242,7 @@ pub(crate) fn decide(
                     alive: &found.alive,
                     previous: &previous.targets,
                     namespaces: &found.namespaces,
+                    max_targets: settings.bounds.max_targets,
                 },
                 plan,
                 plan.suspend,
@@ -874,6 +875,8 @@ mod tests {
         let d = c.decide();
         let created = &d.node_jobs.as_ref().unwrap().1;
         assert_eq!(created.len(), 1);
+        // The cap (500) less the run's 4 targets, plus the Job's own one.
+        assert_eq!(created[0].max_pods, 497);
         assert_eq!((created[0].node.as_str(), created[0].seq), ("node-a", 1));
         assert_ne!(created[0].name, a_job);
         assert_eq!(created[0].targets.len(), 1);

@@ -116,6 +116,8 @@ pub(crate) struct RunState<'a> {
     pub previous: &'a [TargetStatus],
     /// The namespaces searched (follow-mode Jobs pick up pods there).
     pub namespaces: &'a [String],
+    /// The admin's cap on targets per CR and run.
+    pub max_targets: usize,
 }
 
 /// Assigns the run's targets to per-node Jobs: those a Job lists or was assigned before;
@@ -164,6 +166,9 @@ pub(crate) fn assign(state: &RunState<'_>, plan: &Plan, suspend: bool) -> Assign
         Namespaces::Named(ns) => vec![ns.clone()],
         Namespaces::Selector(_) => state.namespaces.to_vec(),
     });
+    // Follow-mode Jobs pick pods up without the operator: each may take its own targets and
+    // what is left of the CR's budget when it is created.
+    let budget = state.max_targets.saturating_sub(state.current.len());
     let create = unserved
         .into_iter()
         .map(|(node, targets)| {
@@ -182,6 +187,7 @@ pub(crate) fn assign(state: &RunState<'_>, plan: &Plan, suspend: bool) -> Assign
                 ),
                 node,
                 seq,
+                max_pods: u32::try_from(targets.len() + budget).unwrap_or(u32::MAX),
                 targets,
                 follow_namespaces: follow_namespaces.clone(),
             }

@@ -187,6 +187,16 @@ pub fn build_for_node(
         naming::TARGETS_ANNOTATION.to_owned(),
         job.targets_annotation(),
     );
+    if let Some(namespaces) = job
+        .follow_namespaces
+        .as_ref()
+        .filter(|_| plan.mode == TargetMode::Follow)
+    {
+        annotations.insert(
+            naming::FOLLOW_NAMESPACES_ANNOTATION.to_owned(),
+            namespaces.join(","),
+        );
+    }
     assemble(
         owner,
         Shape {

@@ -40,6 +40,9 @@ pub const JOB_NODE: &str = "snoopy.fennecproject.io/node";
 /// Annotation of a per-node Job: the target pods it was created for, as JSON
 /// (`[{"namespace":…,"name":…,"uid":…}]`).
 pub const TARGETS_ANNOTATION: &str = "snoopy.fennecproject.io/targets";
+/// Annotation of a per-node Job in follow mode: the namespaces it picks pods up in,
+/// comma-separated.
+pub const FOLLOW_NAMESPACES_ANNOTATION: &str = "snoopy.fennecproject.io/follow-namespaces";
 
 /// Kubernetes' limit for a label value, and for names used as label values (`job-name`).
 pub const MAX_LABEL: usize = 63;

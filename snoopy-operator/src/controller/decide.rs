@@ -887,6 +887,27 @@ mod tests {
         assert_eq!(a1.job, a_job);
     }
 
+    /// A follow-mode node Job picks pods up only in the namespaces it was given: a pod of a
+    /// namespace selected later (a namespaceSelector) gets another Job on that node.
+    #[test]
+    fn follow_newcomers_of_another_namespace_get_their_own_job() {
+        let mut c = case(found(&[on("node-a", "a0", "ua0")]));
+        c.plan.jobs_per = crate::plan::JobsPer::Node;
+        c.plan.mode = TargetMode::Follow;
+        let first = c.decide();
+        c.jobs = node_jobs_built(&c, &first, true);
+        c.previous = first.status;
+        let late = Target {
+            namespace: "late-ns".into(),
+            ..on("node-a", "l0", "ul0")
+        };
+        c.found = found(&[on("node-a", "a0", "ua0"), late]);
+        let d = c.decide();
+        let created = &d.node_jobs.as_ref().expect("a Job for late-ns").1;
+        assert_eq!((created[0].node.as_str(), created[0].seq), ("node-a", 1));
+        assert_eq!(created[0].targets[0].namespace, "late-ns");
+    }
+
     /// Each target of a finished node Job gets its own count from the Job's report; a pod
     /// that went away mid-run is Gone with what it captured; a pod the report lacks while
     /// it still runs was not captured, and says so.

@@ -45,6 +45,14 @@ pub(crate) fn finished(job: &Job) -> bool {
             .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
 }
 
+/// Whether a follow-mode node Job picks up pods of `namespace` (the namespaces it was
+/// given; a namespace selected later is not among them).
+fn follows_in(job: &Job, namespace: &str) -> bool {
+    job.annotations()
+        .get(naming::FOLLOW_NAMESPACES_ANNOTATION)
+        .is_some_and(|list| list.split(',').any(|ns| ns == namespace))
+}
+
 /// The targets a per-node Job was created for (its annotation).
 pub(crate) fn listed(job: &Job) -> Vec<Target> {
     let node = node_of(job);
@@ -153,7 +161,7 @@ pub(crate) fn assign(state: &RunState<'_>, plan: &Plan, suspend: bool) -> Assign
         let active = state
             .jobs
             .iter()
-            .find(|(j, active)| *active && node_of(j) == t.node);
+            .find(|(j, active)| *active && node_of(j) == t.node && follows_in(j, &t.namespace));
         match active {
             Some((job, _)) if follow => served.add(&job.name_any(), t),
             _ if state.alive.contains(&t.uid) && !suspend => {

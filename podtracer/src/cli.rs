@@ -6,6 +6,7 @@ use crate::commands::capture::CaptureArgs;
 use crate::commands::collect::CollectArgs;
 use crate::commands::exec::ExecArgs;
 use crate::commands::flows::FlowsArgs;
+use crate::commands::monitor::MonitorArgs;
 use crate::commands::pods::PodsArgs;
 use crate::commands::probe::ProbeArgs;
 use crate::commands::read::ReadArgs;
@@ -42,6 +43,11 @@ pub enum Command {
         after_help = "Examples:\n  podtracer flows --pid 4242\n  podtracer flows --netns /var/run/netns/web --duration 30s -o json\n  podtracer flows -r trace.pcapng --sort bytes"
     )]
     Flows(FlowsArgs),
+    /// Every TCP connection of network namespaces, with the process behind it (eBPF).
+    #[command(
+        after_help = "Events: connect, established, refused, unanswered, accept, close (with payload bytes), reset, retransmit, listen; each with the namespace, pid, comm, uid, cgroup id and addresses. Only the given namespaces are reported (the filter runs in the kernel). SIGINT/SIGTERM stop it and print the count of events and of lost ones.\nNeeds root and a kernel with BTF (/sys/kernel/btf/vmlinux).\n\nExamples:\n  podtracer monitor --pid 4242\n  podtracer monitor --netns /var/run/netns/blue --netns /var/run/netns/red -o json\n  podtracer monitor --pid 4242 --duration 1m | jq 'select(.kind == \"refused\")'"
+    )]
+    Monitor(MonitorArgs),
     /// Try connections from inside a pod: TCP connect, HTTP GET, DNS lookups.
     #[command(
         after_help = "Names are resolved as the pod resolves them (its /etc/hosts and /etc/resolv.conf).\nExit status: 0 if every check succeeded at least once, 1 otherwise.\n\nExamples:\n  podtracer probe --pid 4242 --tcp db.shop:5432 --count 10 --interval 200ms\n  podtracer probe --pid 4242 --http http://web.shop/healthz --dns kubernetes.default -o json"

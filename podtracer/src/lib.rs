@@ -3,7 +3,8 @@
 //! The node CLI of Snoopy, as a library under a thin binary (`src/main.rs` parses the
 //! command line and calls one of [`commands`]). It enters a pod's network namespace (by PID,
 //! namespace path, or pod name and labels through the container runtime) and either
-//! captures there natively (`capture`), follows its connections (`flows`), tries
+//! captures there natively (`capture`), follows its connections (`flows`), watches every TCP
+//! connection with the process behind it through eBPF (`monitor`), tries
 //! connections from inside it (`probe`), measures bandwidth and latency between pods
 //! (`throughput`), or runs any host tool there (`exec`).
 //!

@@ -31,6 +31,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Exec(args) => commands::exec::run(args),
         Command::Read(args) => commands::read::run(args),
         Command::Flows(args) => commands::flows::run(args),
+        Command::Monitor(args) => commands::monitor::run(args),
         Command::Probe(args) => commands::probe::run(args),
         Command::Pods(args) => commands::pods::run(args),
         Command::Collect(args) => commands::collect::run(args),

@@ -7,6 +7,7 @@ mod filter;
 mod flows;
 mod kafka;
 mod lines;
+mod monitor;
 mod names;
 mod pod_lines;
 mod pod_view;

@@ -81,7 +81,7 @@ fn member_offset(btf: &Btf, name: &str, fields: &[&str]) -> Result<u32, Error> {
             };
         }
     }
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         return Err(missing());
     }
     Ok(bits / 8)

@@ -15,7 +15,7 @@ fn of(events: &[Event], kind: EventKind, pid: u32) -> Vec<&Event> {
         .collect()
 }
 
-fn one<'a>(events: &'a [Event], kind: EventKind, pid: u32) -> &'a Event {
+fn one(events: &[Event], kind: EventKind, pid: u32) -> &Event {
     let found = of(events, kind, pid);
     assert_eq!(found.len(), 1, "one {kind:?} of pid {pid} in {events:#?}");
     found[0]

@@ -6,6 +6,7 @@ pub mod capture;
 pub mod collect;
 pub mod exec;
 pub mod flows;
+pub mod monitor;
 pub mod pods;
 pub mod probe;
 pub mod read;

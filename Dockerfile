@@ -10,11 +10,18 @@
 # builds the same two images from local binaries with umoci, testbed/images/build-snoopy.sh.
 
 # ---- build: one cargo build for both binaries ----------------------------------------------
-FROM rust:1-bookworm AS build
-# protoc: the CRI client's gRPC stubs are generated at build time.
+# Rust 1.95: its LLVM (22) is the one bpf-linker is built against below, and aya 0.14's pins
+# need no newer compiler.
+FROM rust:1.95-bookworm AS build
+# protoc: the CRI client's gRPC stubs are generated at build time. llvm-22-dev (bookworm-security)
+# and bpf-linker: snoopy-ebpf links its kernel programs with it; rust-src: `core` for the BPF
+# target. The same tools testbed/setup.sh installs (parts security, packages, ebpf).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends protobuf-compiler \
+    && apt-get install -y --no-install-recommends protobuf-compiler llvm-22-dev \
     && rm -rf /var/lib/apt/lists/*
+RUN rustup component add rust-src \
+    && PATH=/usr/lib/llvm-22/bin:$PATH LLVM_PREFIX=/usr/lib/llvm-22 \
+       cargo install bpf-linker --locked --version 0.13.0 --no-default-features --features llvm-22
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

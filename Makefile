@@ -7,9 +7,11 @@ CARGO ?= cargo
 
 test: setup lint examples unit fuzz test-cluster
 
-# What every entry point runs first (testbed/setup.sh: Debian packages, the deb-src stanza for
-# Kubernetes' source, rustfmt/clippy/cargo-nextest, the tansu broker): idempotent, one line per
-# part, root only when something must be installed. SETUP_PARTS narrows it per entry point.
+# What every entry point runs first (testbed/setup.sh: the bookworm-security suite, Debian
+# packages, the deb-src stanza for Kubernetes' source, rustfmt/clippy/cargo-nextest, rust-src and
+# bpf-linker for snoopy-ebpf's kernel programs, the tansu broker): idempotent, one line per part,
+# root only when something must be installed. SETUP_PARTS narrows it per entry point (`ebpf`
+# wherever podtracer is built: it links snoopy-ebpf's programs).
 setup:
 	testbed/setup.sh $(SETUP_PARTS)
 
@@ -89,20 +91,20 @@ crdgen:
 	$(CARGO) run -q -p snoopy-operator -- crdgen --out snoopy-operator/config/crd
 
 # 50/200-target operator benchmark against the real apiserver.
-bench-operator: SETUP_PARTS = packages deb-src
+bench-operator: SETUP_PARTS = security packages deb-src
 bench-operator: setup
 	testbed/k8s/control-plane.sh up >/dev/null
 	eval "$$(testbed/k8s/control-plane.sh env)" && $(CARGO) bench -p snoopy-operator --bench targets; status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
 
 # At scale: 100 kubelet-less Nodes, 5,000 pods, a SnoopyJob selecting 2,000; churn of 500
 # unrelated pods; operator and apiserver request counts, operator memory.
-bench-operator-scale: SETUP_PARTS = packages deb-src
+bench-operator-scale: SETUP_PARTS = security packages deb-src
 bench-operator-scale: setup
 	testbed/k8s/control-plane.sh up >/dev/null
 	eval "$$(testbed/k8s/control-plane.sh env)" && $(CARGO) bench -p snoopy-operator --bench scale; status=$$?; testbed/k8s/control-plane.sh down >/dev/null; exit $$status
 
 # Packets -> Kafka (tansu on loopback) vs file sink vs tcpdump, same flood, same run.
-bench-kafka: SETUP_PARTS = packages tansu
+bench-kafka: SETUP_PARTS = security packages ebpf tansu
 bench-kafka: setup release
 	testbed/kafka.sh up >/dev/null
 	python3 bench/kafka.py; status=$$?; testbed/kafka.sh down >/dev/null; exit $$status
@@ -130,19 +132,19 @@ release:
 	$(CARGO) build --release -p podtracer
 
 # The demo: the proof of concept on a real single-node Kubernetes (testbed/demo-cluster.sh).
-demo: SETUP_PARTS = packages deb-src
+demo: SETUP_PARTS = security packages deb-src ebpf
 demo: setup
 	testbed/demo-cluster.sh
 
 # Without Kubernetes: two pods on a private containerd, captured by label (testbed/demo-node.sh).
-demo-node: SETUP_PARTS = packages
+demo-node: SETUP_PARTS = security packages ebpf
 demo-node: setup
 	testbed/demo-node.sh
 
 # Capture benchmark: podtracer vs tcpdump on a 64-byte UDP flood through a veth pair.
 bench: bench-capture bench-startup bench-flows bench-filter bench-dashboard
 
-bench-capture bench-startup bench-flows bench-filter: SETUP_PARTS = packages
+bench-capture bench-startup bench-flows bench-filter: SETUP_PARTS = security packages ebpf
 bench-capture: setup release
 	python3 bench/capture.py --podtracer target/release/podtracer
 
@@ -159,7 +161,7 @@ bench-flows: setup release
 # Dashboard benchmark: flow records ingested per second on one core (target 200,000), memory
 # per 1,000 pod pairs with an hour of windows, and page render time for 1,000 hosts and
 # 10,000 edges in headless Chromium (target 1 s).
-bench-dashboard: SETUP_PARTS = packages
+bench-dashboard: SETUP_PARTS = security packages
 bench-dashboard: setup
 	$(CARGO) bench -p snoopy-dashboard --bench dashboard
 

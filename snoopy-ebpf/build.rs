@@ -29,7 +29,11 @@ fn main() {
         root_dir: root,
         ..Default::default()
     };
-    if let Err(err) = aya_build::build_ebpf([package], aya_build::Toolchain::Custom("stable")) {
+    // The toolchain building us (rustup sets RUSTUP_TOOLCHAIN for cargo's children), so the
+    // programs are compiled by the same rustc, whose LLVM bpf-linker must match.
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_else(|_| "stable".into());
+    println!("cargo:rerun-if-env-changed=RUSTUP_TOOLCHAIN");
+    if let Err(err) = aya_build::build_ebpf([package], aya_build::Toolchain::Custom(&toolchain)) {
         panic!(
             "building the eBPF programs (snoopy-ebpf/ebpf) failed: {err:#}\n\
              They need `rustup component add rust-src` and bpf-linker 0.13.0 built against LLVM 22 \

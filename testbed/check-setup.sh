@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proves that testbed/setup.sh installs everything on a machine with no history: builds a clean
 # Debian 12 root with debootstrap (minbase: the essential packages and apt, nothing else, no
-# deb-src lines), runs `setup.sh --system` inside it (chroot), then checks that every deb:
+# deb-src lines, no bookworm-security suite), runs `setup.sh --system` inside it (chroot), then checks that every deb:
 # program of testbed/programs.txt exists there. The list itself is checked against the code by
 # `testbed/programs.py check` (make lint), so a new program call cannot slip past both.
 #
@@ -19,8 +19,8 @@ SOURCES=/etc/apt/sources.list.d/debian.sources
 
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot, mounts): sudo make check-setup"
-command -v debootstrap >/dev/null || testbed/setup.sh packages
-command -v debootstrap >/dev/null || die "debootstrap is missing after testbed/setup.sh packages"
+command -v debootstrap >/dev/null || testbed/setup.sh security packages
+command -v debootstrap >/dev/null || die "debootstrap is missing after testbed/setup.sh security packages"
 [ -f "$SOURCES" ] || die "$SOURCES not found: the chroot uses the same mirror as this machine"
 
 # The mirror (no host name is written here: it is read from this machine's apt sources).
@@ -65,9 +65,14 @@ debootstrap --variant=minbase --cache-dir="$archives" bookworm "$ROOT" "$mirror"
         die "debootstrap failed (log: $ROOT.debootstrap.log)"
     }
 
-# Same apt sources as this machine (deb lines only: the root has no deb-src until setup.sh adds it).
+# Same apt sources as this machine (deb lines only: the root has no deb-src until setup.sh adds
+# it), less any bookworm-security stanza: a machine set up from debootstrap lacks that suite, and
+# setup.sh must add it itself (Debian's LLVM 22 for bpf-linker is only there).
 rm -f "$ROOT/etc/apt/sources.list"
-cp "$SOURCES" "$ROOT/etc/apt/sources.list.d/debian.sources"
+awk 'BEGIN { RS = ""; ORS = "\n\n" } !/(^|\n)Suites:[^\n]*[ \t]bookworm-security([ \t\n]|$)/' "$SOURCES" \
+    >"$ROOT/etc/apt/sources.list.d/debian.sources"
+! grep -q bookworm-security "$ROOT/etc/apt/sources.list.d/debian.sources" ||
+    die "could not leave bookworm-security out of the fresh root's sources"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 # The root's apt keeps its downloads in the shared archive dir too.
 mkdir -p "$ROOT/var/cache/apt/archives"
@@ -84,6 +89,7 @@ mount --bind "$archives" "$ROOT/var/cache/apt/archives"
 mounted+=("$ROOT/var/cache/apt/archives")
 
 [ ! -e "$ROOT/etc/apt/sources.list.d/snoopy-deb-src.sources" ] || die "the fresh root already has a deb-src file"
+[ ! -e "$ROOT/etc/apt/sources.list.d/snoopy-security.sources" ] || die "the fresh root already has a security file"
 log "running testbed/setup.sh --system in the fresh root"
 chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root /bin/bash /work/testbed/setup.sh --system ||
     die "testbed/setup.sh --system failed in a fresh Debian 12 root (its output is above)"

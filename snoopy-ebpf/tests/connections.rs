@@ -79,6 +79,10 @@ fn an_accepted_connection_is_connect_established_accept_and_close_with_bytes() -
     let server_close = one(&events, EventKind::Close, server_pid);
     assert_eq!(server_close.netns, b_ns);
     assert_eq!(
+        (server_close.local, server_close.remote),
+        (accept.local, accept.remote)
+    );
+    assert_eq!(
         (server_close.bytes_sent, server_close.bytes_received),
         (Some(7), Some(5))
     );
@@ -107,8 +111,14 @@ fn a_closed_port_is_refused_with_the_connecting_process() -> Result<()> {
     let refused = one(&events, EventKind::Refused, client_pid);
     assert_eq!(refused.netns, inodes[0]);
     assert_eq!(refused.remote, "198.18.0.2:9".parse()?);
+    assert_ne!(
+        refused.local.port(),
+        0,
+        "the source port, though released by then"
+    );
+    let connect = one(&events, EventKind::Connect, client_pid);
+    assert_eq!(connect.local, refused.local);
     assert_eq!(refused.process.as_ref().unwrap().comm, "python3");
-    one(&events, EventKind::Connect, client_pid);
     assert!(
         of(&events, EventKind::Established, client_pid).is_empty(),
         "{events:#?}"
@@ -151,4 +161,77 @@ fn namespaces_not_in_the_map_report_nothing() -> Result<()> {
 
 fn server_on_loopback(end: &snoopy_testkit::End) -> Result<snoopy_testkit::ChildGuard> {
     server(end, "127.0.0.1", 8081, "ok")
+}
+
+#[test]
+fn a_dropped_syn_is_retransmitted_then_unanswered() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    pair.b.nft("table inet snoopy_drop {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport 7777 drop\n  }\n}\n")?;
+    let (mut monitor, inodes) = monitor(&[&pair.a])?;
+    // Gives up after 1.5 s: the first SYN retransmission comes at 1 s.
+    let giving_up = pair.a.spawn(&[
+        "python3",
+        "-c",
+        "import socket\ntry:\n  socket.create_connection(('198.18.0.2',7777),timeout=1.5)\n  raise SystemExit('connected')\nexcept TimeoutError:\n  pass",
+    ])?;
+    let pid = giving_up.pid();
+    finish(giving_up, "the client of a dropped port")?;
+    let events = collect(&mut monitor, Duration::from_secs(10), |events| {
+        !of(events, EventKind::Unanswered, pid).is_empty()
+    })?;
+    let connect = one(&events, EventKind::Connect, pid);
+    assert_eq!(connect.remote, "198.18.0.2:7777".parse()?);
+    assert_ne!(connect.local.port(), 0);
+    let retransmits = of(&events, EventKind::Retransmit, pid);
+    assert!(
+        !retransmits.is_empty(),
+        "the SYN was retransmitted: {events:#?}"
+    );
+    assert!(retransmits.iter().all(|r| r.local == connect.local));
+    let unanswered = one(&events, EventKind::Unanswered, pid);
+    assert_eq!(
+        (unanswered.netns, unanswered.local),
+        (inodes[0], connect.local)
+    );
+    assert!(of(&events, EventKind::Refused, pid).is_empty());
+    assert!(
+        unanswered.time_ns >= connect.time_ns + 1_000_000_000,
+        "connect is stamped at connect()"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_reset_from_the_server_is_a_reset_then_a_close() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    let (mut monitor, _) = monitor(&[&pair.a])?;
+    // SO_LINGER {on, 0}: close() sends a RST instead of a FIN.
+    let mut resetting = pair.b.spawn(&[
+        "python3",
+        "-c",
+        "import socket,struct\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',8080))\ns.listen(1)\nprint('ready',flush=True)\nc,_=s.accept()\nc.recv(100)\nc.setsockopt(socket.SOL_SOCKET,socket.SO_LINGER,struct.pack('ii',1,0))\nc.close()",
+    ])?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(resetting.child().stdout.take().expect("piped")),
+        &mut line,
+    )?;
+    assert_eq!(line.trim(), "ready");
+    let reset_client = pair.a.spawn(&[
+        "python3",
+        "-c",
+        "import socket,time\nc=socket.create_connection(('198.18.0.2',8080),timeout=3)\nc.sendall(b'hi')\ntry:\n  c.recv(100)\nexcept ConnectionResetError:\n  pass\ntime.sleep(0.2)\nc.close()",
+    ])?;
+    let pid = reset_client.pid();
+    finish(reset_client, "the client that is reset")?;
+    finish(resetting, "the resetting server")?;
+    let events = collect(&mut monitor, Duration::from_secs(10), |events| {
+        !of(events, EventKind::Close, pid).is_empty()
+    })?;
+    let reset = one(&events, EventKind::Reset, pid);
+    assert_eq!(reset.remote, "198.18.0.2:8080".parse()?);
+    let close = one(&events, EventKind::Close, pid);
+    assert_eq!(close.local, reset.local);
+    assert_eq!(close.bytes_sent, Some(2));
+    Ok(())
 }

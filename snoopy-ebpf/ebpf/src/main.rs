@@ -245,7 +245,10 @@ fn flush_connect(sk: *const u8, netns: u32, owner: &mut Option<SockOwner>) {
         && o.flags & OWNER_CONNECT_PENDING != 0
     {
         o.flags &= !OWNER_CONNECT_PENDING;
-        o.sport = read(sk, offset(&OFFSETS.num)).unwrap_or(0);
+        let port: u16 = read(sk, offset(&OFFSETS.num)).unwrap_or(0);
+        if port != 0 {
+            o.sport = port;
+        }
         emit_at(kind::CONNECT, sk, netns, Some(o), false, o.since_ns);
         remember(sk, o);
     }
@@ -283,8 +286,9 @@ pub fn snoopy_set_state(ctx: BtfTracePointContext) -> u32 {
     } else if old == TCP_SYN_RECV && new == TCP_ESTABLISHED {
         // An inbound connection, ready for accept(): its process is the listener's.
         // SAFETY: a lookup in this program's map; the value is copied out at once.
-        let owner = unsafe { LISTENERS.get(&listener_key(sk, netns)) }.copied();
-        if let Some(owner) = &owner {
+        let mut owner = unsafe { LISTENERS.get(&listener_key(sk, netns)) }.copied();
+        if let Some(owner) = &mut owner {
+            owner.sport = read(sk, offset(&OFFSETS.num)).unwrap_or(0);
             remember(sk, owner);
         }
         emit(kind::ACCEPT, sk, netns, owner.as_ref(), false);
@@ -322,6 +326,11 @@ pub fn snoopy_receive_reset(ctx: BtfTracePointContext) -> u32 {
         // The close that follows reports it as REFUSED.
         let mut owner = owner_of(sk).unwrap_or_default();
         owner.flags |= OWNER_RESET_SEEN;
+        // The port is released by the close that follows: keep it for REFUSED.
+        let port: u16 = read(sk, offset(&OFFSETS.num)).unwrap_or(0);
+        if port != 0 {
+            owner.sport = port;
+        }
         remember(sk, &owner);
     } else {
         emit(kind::RESET, sk, netns, owner_of(sk).as_ref(), false);

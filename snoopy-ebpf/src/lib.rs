@@ -18,6 +18,21 @@
 //!   ([`Monitor::watch`]), reads [`Event`]s from the ring buffer and counts the lost ones;
 //! - [`event`]: the typed events (serde), decoded from the kernel's records.
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use snoopy_ebpf::{Monitor, netns_inode};
+//!
+//! let mut monitor = Monitor::load()?; // offsets from BTF, load, attach
+//! monitor.watch(netns_inode("/proc/4242/ns/net".as_ref())?)?;
+//! loop {
+//!     monitor.poll(Duration::from_millis(100), |event| println!("{event:?}"))?;
+//!     if monitor.lost()? > 0 {
+//!         eprintln!("the reader fell behind");
+//!     }
+//! }
+//! # Ok::<(), snoopy_ebpf::Error>(())
+//! ```
+//!
 //! Needs a kernel with BTF (`CONFIG_DEBUG_INFO_BTF`, Linux ≥ 5.5 for tp_btf), and root (or
 //! CAP_BPF + CAP_PERFMON + CAP_SYS_ADMIN).
 

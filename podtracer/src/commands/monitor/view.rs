@@ -88,7 +88,8 @@ fn row(event: &Event, label: Option<&String>) -> [String; 8] {
 }
 
 fn write_row<W: Write>(out: &mut W, cells: &[String; 8]) -> Result<()> {
-    const WIDTHS: [usize; 7] = [15, 11, 20, 7, 15, 45, 45];
+    // IPv4 addresses fit; longer cells (IPv6, long namespace paths) push the row on.
+    const WIDTHS: [usize; 7] = [15, 11, 22, 7, 15, 21, 21];
     let mut line = String::new();
     for (cell, width) in cells.iter().zip(WIDTHS) {
         line.push_str(&format!("{cell:<width$} "));

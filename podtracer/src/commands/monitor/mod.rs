@@ -128,12 +128,18 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
     let deadline = args.duration.map(|d| Instant::now() + d);
     let mut seen = 0u64;
     let mut failure = None;
-    while !stop.is_stopped()
-        && deadline.is_none_or(|d| Instant::now() < d)
-        && args.count.is_none_or(|c| seen < c)
-    {
+    let mut last_round = false;
+    loop {
+        let ending = stop.is_stopped() || deadline.is_some_and(|d| Instant::now() >= d);
+        // One more round without waiting once stopped: what the kernel queued before the
+        // signal is still printed (and counted).
+        let wait = if ending {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(100)
+        };
         let mut written = Ok(());
-        monitor.poll(Duration::from_millis(100), |event| {
+        monitor.poll(wait, |event| {
             if written.is_ok() && args.count.is_none_or(|c| seen < c) {
                 seen += 1;
                 written = view.event(&event);
@@ -143,6 +149,10 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
             failure = Some(e);
             break;
         }
+        if last_round || args.count.is_some_and(|c| seen >= c) {
+            break;
+        }
+        last_round = ending;
     }
     let lost = monitor.lost()?;
     drop(view);

@@ -66,7 +66,7 @@ fn monitor_reports_the_connections_of_the_watched_namespaces_as_json_lines() -> 
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
-    let summary = format!("{} events, 0 lost", events.len());
+    let summary = format!("{} events, 0 lost, ", events.len());
     assert!(rest.contains(&summary), "'{summary}' in {rest}");
 
     let kinds_of_client: Vec<&str> = events

@@ -54,6 +54,17 @@ pub enum Error {
         #[source]
         source: aya::maps::MapError,
     },
+    /// Reading a program's statistics failed.
+    #[error(
+        "reading the statistics of the eBPF program {program} (bpf BPF_OBJ_GET_INFO_BY_FD) failed: {source}"
+    )]
+    Info {
+        /// The program's name.
+        program: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The object lacks a map or program this crate expects (a build mismatch).
     #[error(
         "the eBPF object has no {0}: snoopy-ebpf was built from mismatched sources; rebuild it"

@@ -40,6 +40,7 @@ pub mod error;
 pub mod event;
 mod monitor;
 pub mod offsets;
+mod sys;
 
 pub use error::Error;
 pub use event::{Event, EventKind, Process};

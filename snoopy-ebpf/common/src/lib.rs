@@ -16,8 +16,10 @@ pub const MAX_TARGETS: u32 = 4096;
 pub const MAX_SOCKETS: u32 = 65536;
 /// Most listening sockets whose process is remembered at once (the `LISTENERS` LRU map).
 pub const MAX_LISTENERS: u32 = 8192;
+/// Slots of the `LOST` per-CPU array: one per program, summed by the loader.
+pub const LOST_SLOTS: u32 = 3;
 /// Size of the event ring buffer in bytes (a power of two multiple of the page size); at 104
-/// bytes an event, about 10,000 events fit before the reader must catch up.
+/// bytes an event (+ 8 of ring header), 9,362 events fit before the reader must catch up.
 pub const RING_BYTES: u32 = 1 << 20;
 
 /// What happened to a connection ([`RawEvent::kind`]).

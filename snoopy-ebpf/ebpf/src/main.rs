@@ -28,8 +28,8 @@ use aya_ebpf::macros::{btf_tracepoint, map};
 use aya_ebpf::maps::{HashMap, LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::BtfTracePointContext;
 use snoopy_ebpf_common::{
-    MAX_LISTENERS, MAX_SOCKETS, MAX_TARGETS, OWNER_CONNECT_PENDING, OWNER_KNOWN, OWNER_RESET_SEEN,
-    Offsets, RING_BYTES, RawEvent, SockOwner, kind,
+    LOST_SLOTS, MAX_LISTENERS, MAX_SOCKETS, MAX_TARGETS, OWNER_CONNECT_PENDING, OWNER_KNOWN,
+    OWNER_RESET_SEEN, Offsets, RING_BYTES, RawEvent, SockOwner, kind,
 };
 
 /// Network namespace inodes to report (value unused).
@@ -48,9 +48,14 @@ static LISTENERS: LruHashMap<u64, SockOwner> = LruHashMap::with_max_entries(MAX_
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(RING_BYTES, 0);
 
-/// Events dropped because the ring buffer was full (one slot, per CPU).
+/// Events dropped because the ring buffer was full: per CPU, one slot per program.
 #[map]
-static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_SLOTS, 0);
+
+/// The programs' slots in LOST.
+const SET_STATE: u32 = 0;
+const RECEIVE_RESET: u32 = 1;
+const RETRANSMIT: u32 = 2;
 
 /// Filled by the loader from the kernel's BTF.
 #[unsafe(no_mangle)]
@@ -151,22 +156,33 @@ fn forget(sk: *const u8) {
     let _ = SOCKETS.remove(&(sk as u64));
 }
 
-fn count_lost() {
-    if let Some(slot) = LOST.get_ptr_mut(0) {
-        // SAFETY: a per-CPU slot: no other program touches it concurrently on this CPU.
+fn count_lost(program: u32) {
+    if let Some(slot) = LOST.get_ptr_mut(program) {
+        // SAFETY: `slot` is this CPU's u64 for this program, valid while it runs. The
+        // raw-tracepoint runner does not nest a program within itself on one CPU (recent
+        // kernels count such runs as misses) and each program has its own slot, so this
+        // read-modify-write is not interleaved (Rust's core has no 64-bit atomics on BPF).
         unsafe { *slot += 1 };
     }
 }
 
 /// Builds the event for `sk` and puts it in the ring buffer (or counts it lost).
 #[inline(always)]
-fn emit(event_kind: u8, sk: *const u8, netns: u32, owner: Option<&SockOwner>, with_bytes: bool) {
-    emit_at(event_kind, sk, netns, owner, with_bytes, 0);
+fn emit(
+    program: u32,
+    event_kind: u8,
+    sk: *const u8,
+    netns: u32,
+    owner: Option<&SockOwner>,
+    with_bytes: bool,
+) {
+    emit_at(program, event_kind, sk, netns, owner, with_bytes, 0);
 }
 
 /// [`emit`] with a time stamp of the past (`at_ns`, or now when 0).
 #[inline(always)]
 fn emit_at(
+    program: u32,
     event_kind: u8,
     sk: *const u8,
     netns: u32,
@@ -175,7 +191,7 @@ fn emit_at(
     at_ns: u64,
 ) {
     let Some(mut entry) = EVENTS.reserve::<RawEvent>(0) else {
-        count_lost();
+        count_lost(program);
         return;
     };
     let at_ns = if at_ns != 0 {
@@ -240,7 +256,7 @@ fn emit_at(
 
 /// Sends the CONNECT a socket owes (its source port is known by now), at connect time.
 #[inline(always)]
-fn flush_connect(sk: *const u8, netns: u32, owner: &mut Option<SockOwner>) {
+fn flush_connect(program: u32, sk: *const u8, netns: u32, owner: &mut Option<SockOwner>) {
     if let Some(o) = owner
         && o.flags & OWNER_CONNECT_PENDING != 0
     {
@@ -249,7 +265,15 @@ fn flush_connect(sk: *const u8, netns: u32, owner: &mut Option<SockOwner>) {
         if port != 0 {
             o.sport = port;
         }
-        emit_at(kind::CONNECT, sk, netns, Some(o), false, o.since_ns);
+        emit_at(
+            program,
+            kind::CONNECT,
+            sk,
+            netns,
+            Some(o),
+            false,
+            o.since_ns,
+        );
         remember(sk, o);
     }
 }
@@ -278,11 +302,18 @@ pub fn snoopy_set_state(ctx: BtfTracePointContext) -> u32 {
         // listen(), in the caller's context.
         let owner = current_owner();
         let _ = LISTENERS.insert(&listener_key(sk, netns), &owner, 0);
-        emit(kind::LISTEN, sk, netns, Some(&owner), false);
+        emit(SET_STATE, kind::LISTEN, sk, netns, Some(&owner), false);
     } else if old == TCP_SYN_SENT && new == TCP_ESTABLISHED {
         let mut owner = owner_of(sk);
-        flush_connect(sk, netns, &mut owner);
-        emit(kind::ESTABLISHED, sk, netns, owner.as_ref(), false);
+        flush_connect(SET_STATE, sk, netns, &mut owner);
+        emit(
+            SET_STATE,
+            kind::ESTABLISHED,
+            sk,
+            netns,
+            owner.as_ref(),
+            false,
+        );
     } else if old == TCP_SYN_RECV && new == TCP_ESTABLISHED {
         // An inbound connection, ready for accept(): its process is the listener's.
         // SAFETY: a lookup in this program's map; the value is copied out at once.
@@ -291,23 +322,30 @@ pub fn snoopy_set_state(ctx: BtfTracePointContext) -> u32 {
             owner.sport = read(sk, offset(&OFFSETS.num)).unwrap_or(0);
             remember(sk, owner);
         }
-        emit(kind::ACCEPT, sk, netns, owner.as_ref(), false);
+        emit(SET_STATE, kind::ACCEPT, sk, netns, owner.as_ref(), false);
     } else if old == TCP_SYN_SENT && new == TCP_CLOSE {
         let mut owner = owner_of(sk);
-        flush_connect(sk, netns, &mut owner);
+        flush_connect(SET_STATE, sk, netns, &mut owner);
         let refused = owner.is_some_and(|o| o.flags & OWNER_RESET_SEEN != 0);
         let event_kind = if refused {
             kind::REFUSED
         } else {
             kind::UNANSWERED
         };
-        emit(event_kind, sk, netns, owner.as_ref(), false);
+        emit(SET_STATE, event_kind, sk, netns, owner.as_ref(), false);
         forget(sk);
     } else if new == TCP_CLOSE {
         if old == TCP_LISTEN {
             let _ = LISTENERS.remove(&listener_key(sk, netns));
         } else if old != TCP_SYN_RECV && old != TCP_NEW_SYN_RECV {
-            emit(kind::CLOSE, sk, netns, owner_of(sk).as_ref(), true);
+            emit(
+                SET_STATE,
+                kind::CLOSE,
+                sk,
+                netns,
+                owner_of(sk).as_ref(),
+                true,
+            );
         }
         forget(sk);
     }
@@ -333,7 +371,14 @@ pub fn snoopy_receive_reset(ctx: BtfTracePointContext) -> u32 {
         }
         remember(sk, &owner);
     } else {
-        emit(kind::RESET, sk, netns, owner_of(sk).as_ref(), false);
+        emit(
+            RECEIVE_RESET,
+            kind::RESET,
+            sk,
+            netns,
+            owner_of(sk).as_ref(),
+            false,
+        );
     }
     0
 }
@@ -344,8 +389,15 @@ pub fn snoopy_retransmit(ctx: BtfTracePointContext) -> u32 {
     let sk: *const u8 = ctx.arg(0);
     if let Some(netns) = watched(sk) {
         let mut owner = owner_of(sk);
-        flush_connect(sk, netns, &mut owner);
-        emit(kind::RETRANSMIT, sk, netns, owner.as_ref(), false);
+        flush_connect(RETRANSMIT, sk, netns, &mut owner);
+        emit(
+            RETRANSMIT,
+            kind::RETRANSMIT,
+            sk,
+            netns,
+            owner.as_ref(),
+            false,
+        );
     }
     0
 }

@@ -155,9 +155,12 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode> {
         last_round = ending;
     }
     let lost = monitor.lost()?;
+    let missed = monitor.missed_runs()?;
     drop(view);
     let _ = std::io::stdout().flush();
-    eprintln!("{seen} events, {lost} lost");
+    // Missed runs: the kernel skipped a program nested in itself on a CPU; each may have been
+    // an event (of any namespace), so they are an upper bound, reported apart.
+    eprintln!("{seen} events, {lost} lost, {missed} missed runs");
     match failure {
         Some(e) if crate::exit::is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Some(e) => Err(e),

@@ -25,6 +25,7 @@ lint:
 	python3 testbed/programs.py check
 	shellcheck -x testbed/*.sh testbed/*/*.sh .ci/run
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path snoopy-ebpf/ebpf/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 

@@ -19,7 +19,12 @@ fn main() {
         panic!("{err}");
     }
     // SAFETY: a build script is single-threaded here; nothing reads the environment concurrently.
-    unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "1") };
+    // CARGO_TERM_QUIET: aya-build relays every stderr line of the inner cargo as a warning;
+    // only its errors are worth that.
+    unsafe {
+        std::env::set_var("RUSTC_BOOTSTRAP", "1");
+        std::env::set_var("CARGO_TERM_QUIET", "true");
+    }
     // aya-build runs `cargo build --package …` in the current directory: the programs' own
     // workspace (it is excluded from the repository's).
     std::env::set_current_dir(&programs).expect("entering snoopy-ebpf/ebpf");

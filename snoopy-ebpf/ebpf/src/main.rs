@@ -117,7 +117,7 @@ fn watched(sk: *const u8) -> Option<u32> {
     let net: *const u8 = read(sk, offset(&OFFSETS.net))?;
     let inum: u32 = read(net, offset(&OFFSETS.net_inum))?;
     // SAFETY: a lookup in a map this program owns; the value is only tested for presence.
-    unsafe { TARGETS.get(&inum) }?;
+    unsafe { TARGETS.get(inum) }?;
     Some(inum)
 }
 
@@ -144,16 +144,16 @@ fn current_owner() -> SockOwner {
 #[inline(always)]
 fn owner_of(sk: *const u8) -> Option<SockOwner> {
     // SAFETY: a lookup in this program's map; the value is copied out at once.
-    unsafe { SOCKETS.get(&(sk as u64)) }.copied()
+    unsafe { SOCKETS.get(sk as u64) }.copied()
 }
 
 fn remember(sk: *const u8, owner: &SockOwner) {
     // A full LRU map evicts its oldest entry: insertion does not fail for lack of room.
-    let _ = SOCKETS.insert(&(sk as u64), owner, 0);
+    let _ = SOCKETS.insert(sk as u64, owner, 0);
 }
 
 fn forget(sk: *const u8) {
-    let _ = SOCKETS.remove(&(sk as u64));
+    let _ = SOCKETS.remove(sk as u64);
 }
 
 fn count_lost(program: u32) {
@@ -301,7 +301,7 @@ pub fn snoopy_set_state(ctx: BtfTracePointContext) -> u32 {
     } else if new == TCP_LISTEN {
         // listen(), in the caller's context.
         let owner = current_owner();
-        let _ = LISTENERS.insert(&listener_key(sk, netns), &owner, 0);
+        let _ = LISTENERS.insert(listener_key(sk, netns), owner, 0);
         emit(SET_STATE, kind::LISTEN, sk, netns, Some(&owner), false);
     } else if old == TCP_SYN_SENT && new == TCP_ESTABLISHED {
         let mut owner = owner_of(sk);
@@ -317,7 +317,7 @@ pub fn snoopy_set_state(ctx: BtfTracePointContext) -> u32 {
     } else if old == TCP_SYN_RECV && new == TCP_ESTABLISHED {
         // An inbound connection, ready for accept(): its process is the listener's.
         // SAFETY: a lookup in this program's map; the value is copied out at once.
-        let mut owner = unsafe { LISTENERS.get(&listener_key(sk, netns)) }.copied();
+        let mut owner = unsafe { LISTENERS.get(listener_key(sk, netns)) }.copied();
         if let Some(owner) = &mut owner {
             owner.sport = read(sk, offset(&OFFSETS.num)).unwrap_or(0);
             remember(sk, owner);
@@ -336,7 +336,7 @@ pub fn snoopy_set_state(ctx: BtfTracePointContext) -> u32 {
         forget(sk);
     } else if new == TCP_CLOSE {
         if old == TCP_LISTEN {
-            let _ = LISTENERS.remove(&listener_key(sk, netns));
+            let _ = LISTENERS.remove(listener_key(sk, netns));
         } else if old != TCP_SYN_RECV && old != TCP_NEW_SYN_RECV {
             emit(
                 SET_STATE,

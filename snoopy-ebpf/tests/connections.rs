@@ -275,7 +275,7 @@ fn a_full_ring_buffer_counts_every_event_it_drops() -> Result<()> {
             ready_tx.send(())?;
             let mut seen = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                seen += oracle.poll(Duration::from_millis(20), |_| {})? as u64;
+                seen += oracle.poll(Duration::from_millis(5), |_| {})? as u64;
             }
             seen += oracle.poll(Duration::ZERO, |_| {})? as u64;
             Ok((seen, oracle.lost()?, oracle.missed_runs()?))

@@ -328,3 +328,38 @@ fn a_full_ring_buffer_counts_every_event_it_drops() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn ipv6_connections_carry_their_addresses() -> Result<()> {
+    let pair = NetnsPair::new()?;
+    let (mut monitor, _) = monitor(&[&pair.a])?;
+    let mut serving = pair.b.spawn(&[
+        "python3",
+        "-c",
+        "import socket\ns=socket.socket(socket.AF_INET6)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('::',8080))\ns.listen(1)\nprint('ready',flush=True)\nc,_=s.accept()\nc.recv(100)\nc.sendall(b'six')\nc.recv(100)\nc.close()",
+    ])?;
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serving.child().stdout.take().expect("piped")),
+        &mut line,
+    )?;
+    assert_eq!(line.trim(), "ready");
+    let connecting = pair.a.spawn(&[
+        "python3",
+        "-c",
+        "import socket\nc=socket.create_connection(('fd53:6e6f::2',8080),timeout=3)\nc.sendall(b'v6!')\nc.recv(100)\nc.close()",
+    ])?;
+    let pid = connecting.pid();
+    finish(connecting, "the IPv6 client")?;
+    finish(serving, "the IPv6 server")?;
+    let events = collect(&mut monitor, Duration::from_secs(10), |events| {
+        !of(events, EventKind::Close, pid).is_empty()
+    })?;
+    let connect = one(&events, EventKind::Connect, pid);
+    assert_eq!(connect.remote, "[fd53:6e6f::2]:8080".parse()?);
+    assert_eq!(connect.local.ip().to_string(), "fd53:6e6f::1");
+    let close = one(&events, EventKind::Close, pid);
+    assert_eq!((close.local, close.remote), (connect.local, connect.remote));
+    assert_eq!((close.bytes_sent, close.bytes_received), (Some(3), Some(3)));
+    Ok(())
+}

@@ -58,10 +58,10 @@ impl Shape {
     fn node(i: usize) -> String {
         format!("snoopy-scale-{i:04}")
     }
-    /// Selected pods are every `pods / selected`-th, so they spread over all nodes.
+    /// The first `selected` pods: pod I is on node I mod `nodes`, so they spread evenly over
+    /// all nodes (20 per node at the full size).
     fn is_selected(&self, i: usize) -> bool {
-        let every = (self.pods / self.selected.max(1)).max(1);
-        i.is_multiple_of(every) && i / every < self.selected
+        i < self.selected
     }
 }
 
@@ -132,7 +132,11 @@ impl Mode {
     }
     fn jobs(self, shape: &Shape) -> usize {
         match self {
-            Mode::Node => shape.nodes.min(shape.selected),
+            Mode::Node => (0..shape.pods)
+                .filter(|&i| shape.is_selected(i))
+                .map(|i| i % shape.nodes)
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
             Mode::Pod => shape.selected,
         }
     }

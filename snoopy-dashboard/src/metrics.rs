@@ -216,8 +216,13 @@ pub fn render(store: &Store) -> String {
     for (key, p) in store.probes() {
         let base = probe_labels(key);
         let ok = with_refs(&base, ("result", "success"));
-        sample(&mut out, "snoopy_probe_attempts_total", &ok, p.successes);
-        for (reason, n) in &p.failures {
+        sample(
+            &mut out,
+            "snoopy_probe_attempts_total",
+            &ok,
+            p.lifetime.successes,
+        );
+        for (reason, n) in &p.lifetime.failures {
             let l = with_refs(&base, ("result", reason));
             sample(&mut out, "snoopy_probe_attempts_total", &l, n);
         }
@@ -229,7 +234,7 @@ pub fn render(store: &Store) -> String {
         "Latency of successful probe attempts (TCP connect, HTTP first byte, DNS answer), seconds.",
     );
     for (key, p) in store.probes() {
-        if p.latency.count() == 0 {
+        if p.lifetime.latency.count() == 0 {
             continue;
         }
         let l = with_refs(&probe_labels(key), ("result", "success"));
@@ -237,8 +242,8 @@ pub fn render(store: &Store) -> String {
             &mut out,
             "snoopy_probe_duration_seconds",
             &l,
-            &p.latency,
-            p.latency_sum_ns,
+            &p.lifetime.latency,
+            p.lifetime.latency_sum_ns,
         );
     }
 
@@ -291,13 +296,14 @@ pub fn render(store: &Store) -> String {
         &mut out,
         "snoopy_dashboard_evicted_total",
         "counter",
-        "Keys dropped to stay within the limits.",
+        "Keys (and, for memory, time windows) dropped to stay within the limits.",
     );
     for (what, n) in [
         ("conversation", stats.evicted_conversations),
         ("probe", stats.evicted_probes),
         ("run", stats.evicted_runs),
         ("throughput_pair", stats.evicted_throughput),
+        ("window", stats.evicted_windows),
     ] {
         sample(
             &mut out,
@@ -306,6 +312,24 @@ pub fn render(store: &Store) -> String {
             n,
         );
     }
+    header(
+        &mut out,
+        "snoopy_dashboard_memory_bytes",
+        "gauge",
+        "Bytes the conversation and probe aggregates hold (estimated), and the most they may (limit).",
+    );
+    sample(
+        &mut out,
+        "snoopy_dashboard_memory_bytes",
+        &[("of", "aggregates")],
+        stats.memory_bytes,
+    );
+    sample(
+        &mut out,
+        "snoopy_dashboard_memory_bytes",
+        &[("of", "limit")],
+        stats.max_memory_bytes,
+    );
     header(
         &mut out,
         "snoopy_dashboard_input_errors_total",

@@ -52,19 +52,20 @@ impl Shared {
         self.update(|store, received| {
             for m in messages {
                 let origin = kafka_origin(m.key.as_deref(), &m.headers);
+                // When it was sent: a probe report's time, a capture message's first packet.
+                let at = m
+                    .timestamp
+                    .timestamp_nanos_opt()
+                    .map_or(received, |ns| u64::try_from(ns).unwrap_or(0));
                 if m.value.starts_with(&PCAPNG_MAGIC) {
                     let packets = m
                         .headers
                         .get("packets")
                         .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
                         .unwrap_or(0);
-                    let at = m
-                        .timestamp
-                        .timestamp_nanos_opt()
-                        .map_or(received, |ns| u64::try_from(ns).unwrap_or(0));
                     store.add_packets(&origin, packets, at);
                 } else {
-                    store.ingest(&m.value, &origin, received);
+                    store.ingest(&m.value, &origin, at);
                 }
             }
         });

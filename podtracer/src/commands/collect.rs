@@ -64,6 +64,7 @@ pub fn run(args: CollectArgs) -> Result<ExitCode> {
         key: args.key.clone(),
         since,
         follow: args.follow,
+        share: None,
     };
     let stop = crate::signals::stop_on_signals()?.flag();
     let mut collector = Collector::new(&args);

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::key::Protocol;
 use super::record::FlowRecord;
@@ -54,14 +54,55 @@ const SUB_BITS: u32 = 7;
 ///
 /// The buckets in use are a sorted vector: a histogram with a handful of samples (one per
 /// time window in the dashboard, thousands of them) costs a few dozen bytes, not a tree node.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// It serializes as its buckets, so that histograms made in different processes (the
+/// dashboard's replicas) merge exactly; deserializing checks that the buckets are sorted
+/// and add up to the count.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawHistogram")]
 pub struct Histogram {
     /// (bucket, samples), sorted by bucket.
     buckets: Vec<(u32, u64)>,
     count: u64,
 }
 
+/// A histogram as it arrives, before its buckets are checked.
+#[derive(Deserialize)]
+struct RawHistogram {
+    buckets: Vec<(u32, u64)>,
+    count: u64,
+}
+
+impl TryFrom<RawHistogram> for Histogram {
+    type Error = String;
+
+    fn try_from(raw: RawHistogram) -> Result<Self, String> {
+        if !raw.buckets.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Err("histogram buckets are not in increasing order".into());
+        }
+        let sum = raw
+            .buckets
+            .iter()
+            .try_fold(0u64, |acc, &(_, n)| acc.checked_add(n));
+        if sum != Some(raw.count) {
+            return Err(format!(
+                "histogram buckets hold {sum:?} samples, its count says {}",
+                raw.count
+            ));
+        }
+        Ok(Histogram {
+            buckets: raw.buckets,
+            count: raw.count,
+        })
+    }
+}
+
 impl Histogram {
+    /// Bytes its buckets take on the heap (capacity, not length: what the allocator holds).
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<(u32, u64)>()
+    }
+
     fn bucket(ns: u64) -> u32 {
         if ns < (1 << SUB_BITS) {
             return ns as u32;
@@ -169,7 +210,7 @@ pub struct Percentiles {
 }
 
 /// Why attempts failed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failures {
     /// TCP: RST answering the SYN.
     pub refused: u64,
@@ -182,7 +223,7 @@ pub struct Failures {
 }
 
 /// Counters of one aggregate (a destination or a pod pair).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     /// Flow records counted.
     pub flows: u64,
@@ -471,6 +512,22 @@ impl Aggregates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_histogram_crosses_a_process_boundary_exactly_and_bad_ones_are_refused() {
+        let mut h = Histogram::default();
+        for us in [3, 250, 250, 9000] {
+            h.record(Duration::from_micros(us));
+        }
+        let text = serde_json::to_string(&h).unwrap();
+        let back: Histogram = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, h);
+        assert_eq!(back.summary(), h.summary());
+        let unsorted = r#"{"buckets":[[900,1],[800,1]],"count":2}"#;
+        assert!(serde_json::from_str::<Histogram>(unsorted).is_err());
+        let miscounted = r#"{"buckets":[[800,1]],"count":5}"#;
+        assert!(serde_json::from_str::<Histogram>(miscounted).is_err());
+    }
 
     #[test]
     fn histogram_buckets_round_trip_within_precision() {

@@ -43,6 +43,26 @@ pub struct ConsumeOptions {
     /// Keep reading new messages until `stop` is set, instead of ending at the end the
     /// brokers reported when reading started.
     pub follow: bool,
+    /// Only the partitions of this share (one reader of several splitting the topic).
+    pub share: Option<Share>,
+}
+
+/// One reader's part of a topic that `of` readers split among themselves: partition `p`
+/// is read by reader `p % of`. Keys map to one partition each ([`super::partition_of`]),
+/// so all the messages of a key reach one reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// This reader, `0..of`.
+    pub index: u32,
+    /// The readers.
+    pub of: u32,
+}
+
+impl Share {
+    /// Whether this reader reads `partition`.
+    pub fn owns(&self, partition: i32) -> bool {
+        u32::try_from(partition).is_ok_and(|p| p % self.of.max(1) == self.index)
+    }
 }
 
 /// Reads the topic, calling `each` with every batch of messages (in offset order within a
@@ -58,6 +78,9 @@ pub fn consume<E>(
     runtime.block_on(async {
         let (client, partitions) = client::connect(settings).await?;
         let mut readers = Vec::new();
+        let partitions = partitions
+            .into_iter()
+            .filter(|p| options.share.is_none_or(|s| s.owns(*p)));
         for partition in partitions {
             let pc = client
                 .partition_client(
@@ -153,4 +176,24 @@ async fn offset(pc: &PartitionClient, at: OffsetAt) -> Result<i64, KafkaError> {
         context: format!("asking the offsets of {}/{}", pc.topic(), pc.partition()),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Share;
+
+    #[test]
+    fn every_partition_has_exactly_one_reader() {
+        for of in 1..5u32 {
+            for partition in 0..12 {
+                let readers = (0..of)
+                    .filter(|&index| Share { index, of }.owns(partition))
+                    .count();
+                assert_eq!(readers, 1, "partition {partition} of {of} readers");
+            }
+        }
+        let first = Share { index: 0, of: 2 };
+        assert!(first.owns(0) && !first.owns(1) && first.owns(2));
+        assert!(!first.owns(-1));
+    }
 }

@@ -52,11 +52,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use super::{DEFAULT_FLOWS_TOPIC, DEFAULT_PACKETS_TOPIC, DEFAULT_PROBES_TOPIC};
-pub use consume::{ConsumeOptions, Message, consume};
+pub use consume::{ConsumeOptions, Message, Share, consume};
 
 pub mod merge;
 pub use packets::{BatchLimits, CaptureIdentity, KafkaPacketSink};
-pub use producer::{DeliveryHandle, DeliveryReport};
+pub use producer::{DeliveryHandle, DeliveryReport, partition_of};
 pub use records::KafkaRecordSink;
 pub use settings::{
     ENV_CLIENT_ID, ENV_CONFIG, ENV_SASL_MECHANISM, ENV_SASL_PASSWORD, ENV_SASL_PASSWORD_FILE,

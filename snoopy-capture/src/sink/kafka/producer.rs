@@ -235,8 +235,9 @@ impl Producer {
 }
 
 /// The partition a key goes to: FNV-1a of the key, so a key always maps to one partition
-/// (and its messages stay in order) for a given partition count.
-pub(crate) fn partition_of(key: &str, partitions: usize) -> usize {
+/// (and its messages stay in order) for a given partition count. Consumers that split a
+/// topic's partitions among themselves ([`super::Share`]) rely on it: one key, one reader.
+pub fn partition_of(key: &str, partitions: usize) -> usize {
     let mut hash: u32 = 0x811c_9dc5;
     for b in key.bytes() {
         hash ^= u32::from(b);

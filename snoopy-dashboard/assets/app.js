@@ -79,7 +79,7 @@ function render() {
   renderProbes(v.probes);
   renderThroughput(v.throughput);
   renderRuns(v.runs);
-  renderStats(v.stats);
+  renderStats(v.stats, v.missing || []);
   fillList("#namespaces", v.namespaces);
   fillList("#nodes", v.nodes);
   // For the benchmark: when the first view was on screen (ms since navigation), and how long
@@ -302,8 +302,12 @@ function renderRuns(runs) {
   }));
 }
 
-function renderStats(s) {
+function mib(bytes) { return (bytes / 1048576).toFixed(1) + " MiB"; }
+
+function renderStats(s, missing) {
   const f = $("#stats");
+  f.dataset.missing = missing.length;
+  f.dataset.evictedWindows = s.evicted_windows;
   f.dataset.flows = s.flows;
   f.dataset.probes = s.probes;
   f.dataset.malformed = s.malformed;
@@ -313,8 +317,11 @@ function renderStats(s) {
     `${s.flows} flow records`, `${s.probes} probe reports`, `${s.throughput} throughput tests`, `${s.packet_messages} packet messages`, `${s.malformed} malformed`,
     `${s.unknown_type} of unknown type`, `${s.input_errors} input errors`,
     `${s.evicted_conversations + s.evicted_probes + s.evicted_runs + s.evicted_throughput} evicted`,
+    `memory ${mib(s.memory_bytes)} of ${mib(s.max_memory_bytes)}`,
   ];
+  if (s.evicted_windows > 0) parts.push(`${s.evicted_windows} windows dropped for memory (complete since ${time(s.shortened_before_ns)})`);
   f.replaceChildren(el("span", {}, parts.join(" · ")));
+  for (const m of missing) f.append(el("span", { class: "problem missing" }, " · missing: " + m));
   if (s.last_problem) f.append(el("span", { class: "problem" }, " · last problem: " + s.last_problem));
 }
 

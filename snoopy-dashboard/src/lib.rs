@@ -10,7 +10,8 @@
 //!
 //! The library is the dashboard without its command line: [`store::Store`] aggregates,
 //! [`view`] computes what a filter shows, [`metrics::render`] the Prometheus text,
-//! [`web::router`] the HTTP routes, [`sources`] the inputs.
+//! [`web::router`] the HTTP routes, [`sources`] the inputs, [`replicas`] several
+//! dashboards splitting the Kafka partitions and serving one page.
 //!
 //! ```
 //! use snoopy_dashboard::input::Origin;
@@ -30,6 +31,7 @@
 pub mod download;
 pub mod input;
 pub mod metrics;
+pub mod replicas;
 pub mod shared;
 pub mod sources;
 pub mod store;

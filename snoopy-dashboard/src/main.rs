@@ -13,6 +13,7 @@ use snoopy_capture::sink::kafka::{
     url_names_topic, url_with_topic,
 };
 use snoopy_dashboard::input::Origin;
+use snoopy_dashboard::replicas::Replicas;
 use snoopy_dashboard::shared::Shared;
 use snoopy_dashboard::sources::{self, LinesInput};
 use snoopy_dashboard::store::Limits;
@@ -77,6 +78,47 @@ struct Cli {
     /// The node that file and stdin records come from.
     #[arg(long, value_name = "NODE")]
     node: Option<String>,
+
+    /// Bytes of aggregates kept at most (conversations and probe checks, estimated); past
+    /// it the oldest time windows go first. Suffixes Ki, Mi, Gi.
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, default_value = "256Mi")]
+    max_memory: usize,
+
+    /// Every replica's URL, in ordinal order, this one's included (space-separated in the
+    /// variable): each replica reads the Kafka partitions P with P % N = its ordinal, and the
+    /// page of any replica shows them all.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SNOOPY_DASHBOARD_REPLICAS",
+        value_delimiter = ' '
+    )]
+    replicas: Vec<String>,
+
+    /// This replica's ordinal among --replicas (default: the number the host name ends in,
+    /// as a StatefulSet's pods are named).
+    #[arg(long, value_name = "N", env = "SNOOPY_DASHBOARD_ORDINAL")]
+    ordinal: Option<u32>,
+}
+
+/// `N`, `NKi`, `NMi` or `NGi` bytes.
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "Ki" => 10,
+        "Mi" => 20,
+        "Gi" => 30,
+        other => return Err(format!("unknown unit {other:?}: use Ki, Mi or Gi")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of bytes"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text} is too large"))
 }
 
 fn main() -> ExitCode {
@@ -129,6 +171,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         cli.window > Duration::ZERO && cli.retention >= cli.window,
         "--window must be more than 0 and --retention at least one window"
     );
+    let replicas = Replicas::new(cli.replicas.clone(), cli.ordinal)?;
+    let share = replicas.share();
     let mut kafka = Vec::new();
     // An empty variable (the deployment's ConfigMap before it names brokers) is no input.
     for url in cli.kafka.iter().filter(|u| !u.trim().is_empty()) {
@@ -145,9 +189,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             retention: cli.retention,
             max_conversations: cli.max_conversations.max(1),
             max_probes: cli.max_probes.max(1),
+            max_bytes: cli.max_memory,
             ..Limits::default()
         })
-        .with_packet_topics(packet_topics),
+        .with_packet_topics(packet_topics)
+        .with_replicas(replicas),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -169,7 +215,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             sources::spawn_lines(LinesInput::parse(input), origin.clone(), shared.clone());
         }
         for settings in kafka {
-            sources::spawn_kafka(settings, shared.clone());
+            sources::spawn_kafka(settings, share, shared.clone());
+        }
+        shared.replicas().follow_others(shared.clone());
+        if let Some(share) = share {
+            eprintln!(
+                "snoopy-dashboard: replica {} of {}: partitions P with P % {} = {}",
+                share.index, share.of, share.of, share.index
+            );
         }
         axum::serve(listener, snoopy_dashboard::web::router(shared))
             .with_graceful_shutdown(stopped())

@@ -1,4 +1,5 @@
-//! The store behind a lock, and the signal that it changed (what live pages wait on).
+//! The store behind a lock, the signals that it (or another replica's) changed (what live
+//! pages wait on), and the replicas this dashboard is one of.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -7,15 +8,20 @@ use snoopy_capture::sink::kafka::{KafkaSettings, Message};
 use tokio::sync::watch;
 
 use crate::input::{Origin, kafka_origin};
+use crate::replicas::Replicas;
 use crate::store::{Limits, Store};
 
 /// The store shared by the inputs and the web server.
 #[derive(Debug)]
 pub struct Shared {
     store: Mutex<Store>,
+    /// This store's version, when it changes.
     changed: watch::Sender<u64>,
+    /// Changes of this store or another replica's: a counter, when either changes.
+    any_changed: watch::Sender<u64>,
     /// The packets topics followed: where a capture run's packets are read back from.
     packet_topics: Vec<KafkaSettings>,
+    replicas: Replicas,
 }
 
 /// Nanoseconds since the Unix epoch, now.
@@ -31,8 +37,26 @@ impl Shared {
         Shared {
             store: Mutex::new(Store::new(limits)),
             changed: watch::Sender::new(0),
+            any_changed: watch::Sender::new(0),
             packet_topics: Vec::new(),
+            replicas: Replicas::alone(),
         }
+    }
+
+    /// The same, as one of these replicas.
+    pub fn with_replicas(mut self, replicas: Replicas) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// The replicas this dashboard is one of.
+    pub fn replicas(&self) -> &Replicas {
+        &self.replicas
+    }
+
+    /// Another replica changed: wakes the live pages.
+    pub fn peer_changed(&self) {
+        self.any_changed.send_modify(|n| *n += 1);
     }
 
     /// The same, reading capture runs' packets back from these topics.
@@ -100,10 +124,16 @@ impl Shared {
             store.version()
         };
         self.changed.send_replace(version);
+        self.any_changed.send_modify(|n| *n += 1);
     }
 
-    /// A receiver that wakes when the store changes.
+    /// A receiver that wakes when this store changes (its version).
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// A receiver that wakes when this store or another replica's changes (a counter).
+    pub fn subscribe_any(&self) -> watch::Receiver<u64> {
+        self.any_changed.subscribe()
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use snoopy_capture::sink::kafka::{ConsumeOptions, KafkaSettings, consume};
+use snoopy_capture::sink::kafka::{ConsumeOptions, KafkaSettings, Share, consume};
 
 use crate::input::Origin;
 use crate::shared::Shared;
@@ -92,14 +92,16 @@ const RECONNECT: Duration = Duration::from_secs(2);
 
 /// Follows a Kafka topic on a new thread, forever: when the broker goes away the error is
 /// counted and shown, and the topic is read again from where it was left (messages already
-/// counted are skipped by offset, so nothing counts twice).
-pub fn spawn_kafka(settings: KafkaSettings, shared: Arc<Shared>) {
+/// counted are skipped by offset, so nothing counts twice). With `share`, only that share
+/// of the partitions (one replica's).
+pub fn spawn_kafka(settings: KafkaSettings, share: Option<Share>, shared: Arc<Shared>) {
     std::thread::spawn(move || {
         let stop = Arc::new(AtomicBool::new(false));
         let mut next: HashMap<i32, i64> = HashMap::new();
         let name = format!("kafka://{}/{}", settings.brokers.join(","), settings.topic);
         let options = ConsumeOptions {
             follow: true,
+            share,
             ..ConsumeOptions::default()
         };
         loop {

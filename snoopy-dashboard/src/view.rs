@@ -44,17 +44,46 @@ pub struct Filter {
     )]
     pub node: Option<String>,
     /// Only the last this many seconds (of data time).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub since: Option<u64>,
     /// The time `since` counts back from, ns since the epoch: by default the store's newest
     /// record; replicas are given the newest of them all, so they cut at the same time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub now_ns: Option<u64>,
 }
 
 fn non_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let s = Option::<String>::deserialize(d)?;
     Ok(s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
+}
+
+/// A number, or a string of one: a query string's numbers are strings, and the filter
+/// flattened into another query (`/api/pair`) reaches serde as strings only.
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Wire {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Wire>::deserialize(d)? {
+        None => Ok(None),
+        Some(Wire::Number(n)) => Ok(Some(n)),
+        Some(Wire::Text(t)) if t.trim().is_empty() => Ok(None),
+        Some(Wire::Text(t)) => t
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{t:?} is not a whole number"))),
+    }
 }
 
 impl Filter {

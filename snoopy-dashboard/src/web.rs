@@ -1,5 +1,8 @@
 //! The web server: the page (HTML, JS and CSS embedded in the binary), its JSON API, live
-//! updates as server-sent events, and `/metrics`.
+//! updates as server-sent events, and `/metrics`. The page's API answers for all replicas
+//! (see [`crate::replicas`]); `/api/partial`, `/api/pair-partial`, `/api/now` and
+//! `/api/events?scope=local` are what replicas ask each other, and `/metrics` is this
+//! replica's alone (Prometheus scrapes each and sums).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use futures::Stream;
 use serde::Deserialize;
 
 use crate::shared::Shared;
-use crate::view::{self, Filter, PairDetail, View};
+use crate::view::{self, Filter, PairDetail, PairPartial, Partial, View};
 
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/app.js");
@@ -44,6 +47,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/view", get(view_handler))
         .route("/api/pair", get(pair_handler))
+        .route("/api/partial", get(partial_handler))
+        .route("/api/pair-partial", get(pair_partial_handler))
+        .route("/api/now", get(now_handler))
         .route("/api/events", get(events_handler))
         .route("/api/pcapng", get(pcapng_handler))
         .route("/metrics", get(metrics_handler))
@@ -55,7 +61,20 @@ async fn view_handler(
     State(shared): State<Arc<Shared>>,
     Query(filter): Query<Filter>,
 ) -> Json<View> {
-    Json(view::view(&shared.lock(), &filter))
+    Json(shared.replicas().view(&shared, filter).await)
+}
+
+/// This replica's part of a view (what another replica asks for).
+async fn partial_handler(
+    State(shared): State<Arc<Shared>>,
+    Query(filter): Query<Filter>,
+) -> Json<Partial> {
+    Json(view::partial(&shared.lock(), &filter))
+}
+
+/// This replica's newest record time, ns.
+async fn now_handler(State(shared): State<Arc<Shared>>) -> Json<u64> {
+    Json(shared.lock().now_ns())
 }
 
 /// `/api/pair`: the filter plus the pair.
@@ -71,7 +90,20 @@ async fn pair_handler(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<PairQuery>,
 ) -> Json<PairDetail> {
-    Json(view::pair(
+    let replicas = shared.replicas();
+    Json(
+        replicas
+            .pair(&shared, q.filter, &q.source, &q.destination)
+            .await,
+    )
+}
+
+/// This replica's part of a pair's detail.
+async fn pair_partial_handler(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<PairQuery>,
+) -> Json<PairPartial> {
+    Json(view::pair_partial(
         &shared.lock(),
         &q.filter,
         &q.source,
@@ -147,11 +179,25 @@ async fn metrics_handler(State(shared): State<Arc<Shared>>) -> impl IntoResponse
     )
 }
 
-/// `update` events carrying the store's version: the page fetches its view again.
+/// `/api/events?scope=local`: only this replica's changes (what replicas follow of each
+/// other; following each other's full streams would echo forever).
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+/// `update` events carrying a change counter (the store's version, for `scope=local`): the
+/// page fetches its view again.
 async fn events_handler(
     State(shared): State<Arc<Shared>>,
+    Query(q): Query<EventsQuery>,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = shared.subscribe();
+    let rx = if q.scope.as_deref() == Some("local") {
+        shared.subscribe()
+    } else {
+        shared.subscribe_any()
+    };
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.changed().await.ok()?;
         // Let a burst settle into one update.

@@ -8,6 +8,7 @@
 
 mod browser;
 mod kafka;
+mod replicas;
 mod throughput;
 mod traffic;
 mod webdriver;

@@ -116,11 +116,16 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    /// `snoopy-dashboard ARGS --listen 127.0.0.1:0`, once it serves.
+    /// `snoopy-dashboard ARGS --listen 127.0.0.1:0` (unless ARGS say where), once it serves.
     pub fn start(args: &[&str]) -> Result<Self> {
+        let listen: &[&str] = if args.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_snoopy-dashboard"))
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(listen)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -154,6 +159,12 @@ impl Dashboard {
                 .body_mut()
                 .read_json()?,
         )
+    }
+
+    /// Stops it (by its PID), as a replica that goes away.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Whether the process is still running.

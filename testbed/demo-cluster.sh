@@ -6,7 +6,9 @@
 # in cnf-telco labelled networkMonitor=true, pinging each other — never an outside address),
 # deploys the operator from its manifests, shows the CRD, applies the Tcpdump sample, shows the
 # Jobs (one per pod) and their pods, prints the captured ICMP lines from the Job logs and the
-# CR's status, and tears everything down.
+# CR's status; then starts the testbed's Kafka broker, runs a flows SnoopyJob onto it and a
+# `podtracer probe` from one pod to the other, waits until the deployed snoopy-dashboard shows
+# the two pods' pairs and the probe, prints its URL, and tears everything down.
 #
 # KEEP=1 leaves the cluster running. A cluster that was already up is reused and left up.
 # The first run builds Kubernetes from Debian's source (~25 min, cached by testbed/k8s/build.sh).
@@ -28,8 +30,9 @@ cleanup() {
   if [ "${KEEP:-0}" = 1 ] || [ "$was_up" = 1 ]; then
     step "leaving the cluster up (eval \"\$(testbed/k8s/control-plane.sh env)\"; make cluster-down)"
   else
-    step "tearing down (testbed/k8s/control-plane.sh down)"
+    step "tearing down (testbed/k8s/control-plane.sh down, testbed/kafka.sh down)"
     testbed/k8s/control-plane.sh down >/dev/null 2>&1 || true
+    testbed/kafka.sh down >/dev/null 2>&1 || true
   fi
   exit "$status"
 }
@@ -116,6 +119,70 @@ show kubectl get tcpdump -n cnf-telco
 kubectl get tcpdump -n cnf-telco tcpdump-sample \
   -o jsonpath='{range .status.targets[*]}{.pod}{"\t"}{.node}{"\t"}{.phase}{"\t"}{.packetsCaptured} captured, {.packetsDropped} dropped{"\n"}{end}'
 
+tcpdump_phase=$phase
+
+step "the dashboard: flows Jobs and a probe through Kafka (testbed/kafka.sh: 127.0.0.1:19092)"
+testbed/kafka.sh up >/dev/null
+# The testbed overlay's ConfigMap names this broker (dashboard_kafka_patch.yaml); the dashboard
+# started before the broker and reads again every 2 s, so it needs no restart.
+show kubectl rollout status -n snoopy-operator deployment/snoopy-dashboard --timeout=120s
+kubectl delete -f snoopy-operator/config/samples/snoopy_v1alpha1_snoopyjob_flows_kafka.yaml --ignore-not-found >/dev/null
+show kubectl apply -f snoopy-operator/config/samples/snoopy_v1alpha1_snoopyjob_flows_kafka.yaml
+# The probe goes while the flows Jobs watch, so its connections show as flows too: from the
+# first pod to the second's TCP 7777 (each sample pod answers there), through the node's CRI.
+for _ in $(seq 1 120); do
+  running=$(kubectl get pods -n snoopy-operator -l app.kubernetes.io/managed-by=snoopy-operator \
+    --field-selector status.phase=Running -o name 2>/dev/null | wc -l)
+  [ "$running" -ge 2 ] && break
+  sleep 0.5
+done
+sleep 2
+mapfile -t pods < <(kubectl get pods -n cnf-telco -l networkMonitor=true -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
+peer_ip=$(kubectl get pod -n cnf-telco "${pods[1]}" -o jsonpath='{.status.podIP}')
+eval "$(testbed/containerd.sh env)"
+show target/release/podtracer probe --pod "${pods[0]}" -n cnf-telco --tcp "$peer_ip:7777" \
+  --count 5 --interval 200ms --sink kafka://127.0.0.1:19092
+flows_phase=""
+for _ in $(seq 1 240); do
+  flows_phase=$(kubectl get snoopyjob -n cnf-telco flows-to-kafka -o jsonpath='{.status.phase}' 2>/dev/null || true)
+  case "$flows_phase" in Succeeded | Failed) break ;; esac
+  sleep 0.5
+done
+show kubectl get snoopyjob -n cnf-telco flows-to-kafka
+
+# The dashboard listens on the node's loopback (no kube-proxy here; testbed overlay).
+dashboard=http://127.0.0.1:18480
+# What the page shows, from its JSON: pairs of cnf-telco pods and the probe (python3: no jq here).
+summary='
+import json, sys
+v = json.load(sys.stdin)
+pairs = [p for p in v["pairs"] if p["source"].startswith("cnf-telco/")]
+if len(pairs) < 2 or not v["probes"]:
+    sys.exit(1)
+print("\033[1mpod pairs on the dashboard\033[0m (source -> destination: attempts, success rate)")
+for p in v["pairs"]:
+    print("  %s -> %s: %s attempts, %s success" % (p["source"], p["destination"], p["attempts"], p["success_rate"]))
+print("\033[1mprobes\033[0m")
+for p in v["probes"]:
+    print("  %s %s %s: %s/%s ok" % (p["source"], p["check"], p["target"], p["successes"], p["attempts"]))
+'
+shown=0
+for _ in $(seq 1 60); do
+  view=$(curl -sf "$dashboard/api/view?namespace=cnf-telco" || true)
+  if [ -n "$view" ] && printf '%s' "$view" | python3 -c "$summary"; then
+    shown=1
+    break
+  fi
+  sleep 1
+done
+[ "$shown" = 1 ] || printf 'the dashboard did not show the pods within 60 s: %s\n' "${view:-no answer}"
+printf '\n\033[1mthe dashboard: %s/?namespace=cnf-telco\033[0m' "$dashboard"
+if [ "${KEEP:-0}" = 1 ] || [ "$was_up" = 1 ]; then
+  printf ' (open it in a browser on this machine)\n'
+else
+  printf ' (KEEP=1 keeps it up to browse; it goes with the teardown now)\n'
+fi
+
 end=$(date +%s.%N)
-step "done: the Tcpdump ended ${phase:-without a phase} in $(printf '%.1f' "$(echo "$end - $started" | bc)") s (before teardown)"
-[ "$phase" = Succeeded ]
+step "done: the Tcpdump ended ${tcpdump_phase:-without a phase}, the flows SnoopyJob ${flows_phase:-without a phase}, in $(printf '%.1f' "$(echo "$end - $started" | bc)") s (before teardown)"
+[ "$tcpdump_phase" = Succeeded ] && [ "$flows_phase" = Succeeded ] && [ "$shown" = 1 ]

@@ -2,7 +2,11 @@
 //!
 //! - ingest: flow records (JSON, as podtracer writes them) counted per second on one core,
 //!   against the target of 200,000/s;
-//! - memory: resident bytes per 1,000 pod pairs, each with an hour of 10 s windows;
+//! - memory: bytes held per 1,000 pod pairs, each with an hour of 10 s windows;
+//! - worst case at 20,000 conversations (the default key cap), an hour of windows each: held
+//!   without a memory limit (one record per window), and under the default `--max-memory`
+//!   with several round trips per window (the peak held, the process's peak resident set,
+//!   and how much history the limit left);
 //! - page: a headless Chromium loading the page for 1,000 hosts and 10,000 pairs (edges),
 //!   from navigation to the first complete render, against the target of 1 s.
 //!
@@ -58,10 +62,19 @@ const BASE_NS: u64 = 1_796_000_000_000_000_000;
 
 /// One flow record of pair `(a, b)` at `t_ns`, in podtracer's schema.
 fn record(a: usize, b: usize, t_ns: u64, ok: bool) -> String {
-    let handshake = if ok {
-        r#"{"syn_to_synack_ns":400000,"synack_to_ack_ns":100000,"rtt_ns":500000}"#
-    } else {
-        "null"
+    record_rtt(a, b, t_ns, ok.then_some(500_000))
+}
+
+/// The same with its handshake round trip (`None`: refused).
+fn record_rtt(a: usize, b: usize, t_ns: u64, rtt_ns: Option<u64>) -> String {
+    let ok = rtt_ns.is_some();
+    let handshake = match rtt_ns {
+        Some(rtt) => format!(
+            r#"{{"syn_to_synack_ns":{},"synack_to_ack_ns":{},"rtt_ns":{rtt}}}"#,
+            rtt - rtt / 5,
+            rtt / 5
+        ),
+        None => "null".to_string(),
     };
     let outcome = if ok { "closed" } else { "refused" };
     let end = t_ns + 5_000_000;
@@ -139,6 +152,86 @@ fn memory_per_thousand_pairs() {
     );
 }
 
+/// The process's peak resident set so far (VmHWM), bytes.
+fn peak_resident() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<usize>().ok()
+        })
+        .map_or(0, |kib| kib << 10)
+}
+
+const MIB: f64 = (1 << 20) as f64;
+
+/// 20,000 conversations (the default key cap), each with a record in every 10 s window of an
+/// hour, `per_window` records a window with as many different round trips (each its own
+/// histogram bucket), into a store with `limits`: (peak bytes held, peak estimate, store).
+fn twenty_thousand(limits: Limits, per_window: u64) -> (usize, usize, Store) {
+    let chosen = pairs(4_000, 20_000);
+    let before = IN_USE.load(Ordering::Relaxed);
+    let mut store = Store::new(limits);
+    let origin = Origin::default();
+    let (mut peak, mut peak_estimate) = (0, 0);
+    for w in 0..360u64 {
+        for k in 0..per_window {
+            for (i, (a, b)) in chosen.iter().enumerate() {
+                let t = BASE_NS + w * 10_000_000_000 + k * 1_000_000_000 + i as u64;
+                // Round trips 100 µs apart: a bucket each (buckets are 0.8 % wide).
+                let rtt = 200_000 + (k + 3 * (i as u64 % 7)) * 100_000;
+                let line = record_rtt(*a, *b, t, Some(rtt));
+                store.ingest(line.as_bytes(), &origin, 0);
+            }
+            peak = peak.max(IN_USE.load(Ordering::Relaxed).saturating_sub(before));
+            peak_estimate = peak_estimate.max(store.memory_bytes());
+        }
+    }
+    (peak, peak_estimate, store)
+}
+
+fn memory_at_twenty_thousand() {
+    // First under the default limit (so the peak resident set read after it is this run's).
+    let limits = Limits::default();
+    let max = limits.max_bytes;
+    let resident_before = peak_resident();
+    let started = Instant::now();
+    let (peak, estimate, store) = twenty_thousand(limits, 4);
+    let stats = store.stats();
+    let kept_s = stats
+        .shortened_before_ns
+        .map_or(3600.0, |cut| (store.now_ns().saturating_sub(cut)) as f64 / 1e9);
+    println!(
+        "memory, 20000 conversations x 1 h, 4 round trips per 10 s window, --max-memory {:.0} MiB (default): peak held {:.1} MiB (estimate {:.1} MiB), peak resident {:.1} MiB (+{:.1}), {} windows dropped, last {:.0} s of history kept, {} conversations kept ({:.0} s)",
+        max as f64 / MIB,
+        peak as f64 / MIB,
+        estimate as f64 / MIB,
+        peak_resident() as f64 / MIB,
+        peak_resident().saturating_sub(resident_before) as f64 / MIB,
+        stats.evicted_windows,
+        kept_s,
+        store.conversations().count(),
+        started.elapsed().as_secs_f64(),
+    );
+    assert!(estimate <= max, "the estimate stays within the limit");
+    drop(store);
+    // Then without a limit: what the worst case would hold with one record per window.
+    let unlimited = Limits {
+        max_bytes: usize::MAX,
+        ..Limits::default()
+    };
+    let started = Instant::now();
+    let (peak, estimate, store) = twenty_thousand(unlimited, 1);
+    println!(
+        "memory, 20000 conversations x 1 h, 1 record per 10 s window, no limit: held {:.1} MiB (estimate {:.1} MiB: {:+.1} %), {} conversations ({:.0} s)",
+        peak as f64 / MIB,
+        estimate as f64 / MIB,
+        (estimate as f64 / peak as f64 - 1.0) * 100.0,
+        store.conversations().count(),
+        started.elapsed().as_secs_f64(),
+    );
+}
+
 fn page_render() -> anyhow::Result<()> {
     let shared = Arc::new(Shared::new(Limits::default()));
     let chosen = pairs(1_000, 10_000);
@@ -180,6 +273,7 @@ fn page_render() -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
+    memory_at_twenty_thousand();
     memory_per_thousand_pairs();
     ingest_rate();
     page_render()

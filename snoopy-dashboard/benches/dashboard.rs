@@ -198,9 +198,9 @@ fn memory_at_twenty_thousand() {
     let started = Instant::now();
     let (peak, estimate, store) = twenty_thousand(limits, 4);
     let stats = store.stats();
-    let kept_s = stats
-        .shortened_before_ns
-        .map_or(3600.0, |cut| (store.now_ns().saturating_sub(cut)) as f64 / 1e9);
+    let kept_s = stats.shortened_before_ns.map_or(3600.0, |cut| {
+        (store.now_ns().saturating_sub(cut)) as f64 / 1e9
+    });
     println!(
         "memory, 20000 conversations x 1 h, 4 round trips per 10 s window, --max-memory {:.0} MiB (default): peak held {:.1} MiB (estimate {:.1} MiB), peak resident {:.1} MiB (+{:.1}), {} windows dropped, last {:.0} s of history kept, {} conversations kept ({:.0} s)",
         max as f64 / MIB,

@@ -24,14 +24,18 @@ started=$(date +%s.%N)
 
 was_up=0
 if testbed/k8s/node.sh status >/dev/null 2>&1; then was_up=1; fi
+# The broker is stopped at the end only if this demo started it.
+kafka_started=0
 
 cleanup() {
   local status=$?
   if [ "${KEEP:-0}" = 1 ] || [ "$was_up" = 1 ]; then
     step "leaving the cluster up (eval \"\$(testbed/k8s/control-plane.sh env)\"; make cluster-down)"
   else
-    step "tearing down (testbed/k8s/control-plane.sh down, testbed/kafka.sh down)"
+    step "tearing down (testbed/k8s/control-plane.sh down)"
     testbed/k8s/control-plane.sh down >/dev/null 2>&1 || true
+  fi
+  if [ "$kafka_started" = 1 ] && [ "${KEEP:-0}" != 1 ]; then
     testbed/kafka.sh down >/dev/null 2>&1 || true
   fi
   exit "$status"
@@ -122,6 +126,7 @@ kubectl get tcpdump -n cnf-telco tcpdump-sample \
 tcpdump_phase=$phase
 
 step "the dashboard: flows Jobs and a probe through Kafka (testbed/kafka.sh: 127.0.0.1:19092)"
+if ! testbed/kafka.sh status >/dev/null 2>&1; then kafka_started=1; fi
 testbed/kafka.sh up >/dev/null
 # The testbed overlay's ConfigMap names this broker (dashboard_kafka_patch.yaml); the dashboard
 # started before the broker and reads again every 2 s, so it needs no restart.

@@ -290,3 +290,74 @@ fn the_dashboard_runs_unprivileged_and_is_deployed_by_default() {
         .collect();
     assert!(bases.contains(&"../dashboard"), "{bases:?}");
 }
+
+/// The two-replica dashboard (`config/dashboard-replicas`, in place of the default single
+/// Deployment): a StatefulSet whose pod is the Deployment's but for the replicas' addresses —
+/// one per replica, in ordinal order, each the StatefulSet's DNS name under the headless
+/// Service.
+#[test]
+fn the_replicated_dashboard_is_the_deployments_pod_with_its_peers() {
+    let read = |file: &str| -> Vec<serde_yaml::Value> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(file);
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_yaml::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect()
+    };
+    let single = read("dashboard/dashboard.yaml");
+    let replicated = read("dashboard-replicas/statefulset.yaml");
+    let kinds: Vec<&str> = replicated
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["StatefulSet", "Service"]);
+    let (sts, peers) = (&replicated[0], &replicated[1]);
+    assert_eq!(peers["spec"]["clusterIP"].as_str(), Some("None"));
+    let peers_name = peers["metadata"]["name"].as_str().unwrap();
+    assert_eq!(sts["spec"]["serviceName"].as_str(), Some(peers_name));
+    let count = sts["spec"]["replicas"].as_u64().unwrap();
+    assert!(count >= 2);
+
+    let mut pod = sts["spec"]["template"].clone();
+    let env = pod["spec"]["containers"][0]["env"]
+        .as_sequence_mut()
+        .unwrap();
+    let at = env
+        .iter()
+        .position(|e| e["name"] == "SNOOPY_DASHBOARD_REPLICAS")
+        .expect("the replicas' addresses");
+    let urls: Vec<String> = env.remove(at)["value"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let name = sts["metadata"]["name"].as_str().unwrap();
+    let ns = sts["metadata"]["namespace"].as_str().unwrap();
+    let want: Vec<String> = (0..count)
+        .map(|n| format!("http://{name}-{n}.{peers_name}.{ns}.svc:8080"))
+        .collect();
+    assert_eq!(urls, want);
+    let deployment = single.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        pod, deployment["spec"]["template"],
+        "the StatefulSet's pod drifted from the Deployment's"
+    );
+    // It uses the default deployment's ConfigMap (the brokers) and Service.
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let configmap = single.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    assert!(
+        env.as_sequence()
+            .unwrap()
+            .iter()
+            .any(|e| e["valueFrom"]["configMapKeyRef"]["name"] == configmap["metadata"]["name"])
+    );
+    let kustomization = config("dashboard-replicas/kustomization.yaml");
+    assert_eq!(
+        kustomization["resources"][0].as_str(),
+        Some("statefulset.yaml")
+    );
+}
